@@ -1,0 +1,232 @@
+//! Disk images and QEMU for Pagekeeper kernels.
+//!
+//! This crate is the one place that knows how a kernel ELF becomes a bootable
+//! disk image (the `bootloader` crate, UEFI or BIOS) and which flags QEMU gets.
+//! The `pagekeeper-boot` binary (`make run`, `make gdb`) and the host
+//! integration tests (`tests/`) both go through [`run`].
+//!
+//! A kernel reports its result by writing to the `isa-debug-exit` port; QEMU
+//! then exits with `(value << 1) | 1`. [`QemuExit`] is the decoded form.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Values a kernel writes to the debug-exit port; keep in sync with
+/// `kernel/src/arch/qemu.rs`.
+pub const EXIT_SUCCESS: i32 = 0x10;
+pub const EXIT_FAILURE: i32 = 0x11;
+
+/// The I/O port of QEMU's `isa-debug-exit` device.
+const DEBUG_EXIT_PORT: &str = "0xf4";
+
+/// Where Debian's `ovmf` package puts the UEFI firmware.
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    Uefi,
+    Bios,
+}
+
+impl Firmware {
+    fn image_suffix(self) -> &'static str {
+        match self {
+            Firmware::Uefi => "uefi.img",
+            Firmware::Bios => "bios.img",
+        }
+    }
+}
+
+/// Everything that varies between QEMU runs.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub kernel: PathBuf,
+    pub firmware: Firmware,
+    pub memory_mib: u32,
+    /// Kill QEMU after this long; `None` runs until the guest exits.
+    pub timeout: Option<Duration>,
+    /// Extra raw disk images, attached in order after the boot disk.
+    pub disks: Vec<PathBuf>,
+    /// Stop at the first instruction and wait for gdb on localhost:1234.
+    pub gdb: bool,
+    /// Tie the guest clock to executed instructions (repeatable cost counts,
+    /// much slower boot): for benchmarks only.
+    pub icount: bool,
+    /// Copy the serial console to our stdout as it arrives.
+    pub echo: bool,
+}
+
+impl RunConfig {
+    pub fn new(kernel: impl Into<PathBuf>) -> Self {
+        RunConfig {
+            kernel: kernel.into(),
+            firmware: Firmware::Uefi,
+            memory_mib: 128,
+            timeout: Some(Duration::from_secs(300)),
+            disks: Vec::new(),
+            gdb: false,
+            icount: false,
+            echo: false,
+        }
+    }
+}
+
+/// How a QEMU run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QemuExit {
+    /// The kernel wrote [`EXIT_SUCCESS`] to the debug-exit port.
+    Success,
+    /// The kernel wrote [`EXIT_FAILURE`] (panic, failed test).
+    Failure,
+    /// The kernel wrote some other value, or QEMU exited on its own (a triple
+    /// fault with `-no-reboot` exits with status 0).
+    Other(Option<i32>),
+    /// The run was killed after the configured timeout.
+    Timeout,
+}
+
+impl QemuExit {
+    fn from_status(status: ExitStatus) -> Self {
+        match status.code() {
+            Some(code) if code == (EXIT_SUCCESS << 1) | 1 => QemuExit::Success,
+            Some(code) if code == (EXIT_FAILURE << 1) | 1 => QemuExit::Failure,
+            code => QemuExit::Other(code),
+        }
+    }
+}
+
+impl fmt::Display for QemuExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QemuExit::Success => write!(f, "kernel reported success"),
+            QemuExit::Failure => write!(f, "kernel reported failure"),
+            QemuExit::Other(Some(c)) => write!(f, "QEMU exited with status {c}"),
+            QemuExit::Other(None) => write!(f, "QEMU was killed by a signal"),
+            QemuExit::Timeout => write!(f, "timed out"),
+        }
+    }
+}
+
+/// The result of a run: how it ended and everything the serial console said.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub exit: QemuExit,
+    pub serial: String,
+    pub elapsed: Duration,
+}
+
+/// Builds (or rebuilds, when the kernel is newer) the disk image for `kernel`,
+/// next to it, and returns its path.
+pub fn disk_image(kernel: &Path, firmware: Firmware) -> io::Result<PathBuf> {
+    let image = kernel.with_extension(firmware.image_suffix());
+    if is_newer(&image, kernel) {
+        return Ok(image);
+    }
+    let result = match firmware {
+        Firmware::Uefi => bootloader::UefiBoot::new(kernel).create_disk_image(&image),
+        Firmware::Bios => bootloader::BiosBoot::new(kernel).create_disk_image(&image),
+    };
+    result.map_err(|e| io::Error::other(format!("disk image for {}: {e:#}", kernel.display())))?;
+    Ok(image)
+}
+
+fn is_newer(a: &Path, b: &Path) -> bool {
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    matches!((modified(a), modified(b)), (Some(ma), Some(mb)) if ma >= mb)
+}
+
+/// The QEMU command line for `config`, booting `image`.
+pub fn qemu_command(config: &RunConfig, image: &Path) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    // KVM does not work on these machines (nested virtualisation fails), so
+    // always use the TCG software emulator.
+    cmd.args(["-accel", "tcg", "-cpu", "qemu64", "-no-reboot"]);
+    cmd.args(["-m", &format!("{}M", config.memory_mib)]);
+    cmd.args(["-serial", "stdio", "-display", "none"]);
+    cmd.args(["-device", &format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT},iosize=0x04")]);
+    if config.firmware == Firmware::Uefi {
+        cmd.args(["-bios", OVMF_CODE]);
+    }
+    cmd.arg("-drive").arg(format!("format=raw,file={}", image.display()));
+    for disk in &config.disks {
+        cmd.arg("-drive").arg(format!("format=raw,if=ide,file={}", disk.display()));
+    }
+    if config.icount {
+        cmd.args(["-icount", "shift=0,sleep=off"]);
+    }
+    if config.gdb {
+        cmd.args(["-s", "-S"]);
+    }
+    cmd
+}
+
+/// Builds the image, boots it, waits for the guest to exit or the timeout,
+/// and returns the serial output and how it ended.
+pub fn run(config: &RunConfig) -> io::Result<RunOutcome> {
+    let image = disk_image(&config.kernel, config.firmware)?;
+    let mut cmd = qemu_command(config, &image);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| io::Error::other(format!("starting QEMU: {e}")))?;
+    let serial = collect(child.stdout.take().expect("piped stdout"), config.echo);
+    let stderr = collect(child.stderr.take().expect("piped stderr"), false);
+    let exit = wait(&mut child, config.timeout)?;
+    let mut serial = serial.recv().unwrap_or_default();
+    let stderr = stderr.recv().unwrap_or_default();
+    if !stderr.trim().is_empty() {
+        serial.push_str("\n[qemu stderr]\n");
+        serial.push_str(&stderr);
+    }
+    Ok(RunOutcome { exit, serial, elapsed: start.elapsed() })
+}
+
+/// Reads a pipe to its end on a thread; the string arrives on the channel.
+fn collect(mut pipe: impl Read + Send + 'static, echo: bool) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if echo {
+                let mut out = io::stdout().lock();
+                let _ = out.write_all(&buf[..n]);
+                let _ = out.flush();
+            }
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
+    });
+    rx
+}
+
+fn wait(child: &mut Child, timeout: Option<Duration>) -> io::Result<QemuExit> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(QemuExit::from_status(status));
+        }
+        if timeout.is_some_and(|t| start.elapsed() > t) {
+            child.kill()?;
+            child.wait()?;
+            return Ok(QemuExit::Timeout);
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs QEMU with the console attached to this terminal (for `make run` and
+/// `make gdb`): the guest's serial port is our stdin/stdout.
+pub fn run_interactive(config: &RunConfig) -> io::Result<QemuExit> {
+    let image = disk_image(&config.kernel, config.firmware)?;
+    let mut cmd = qemu_command(config, &image);
+    let mut child = cmd.spawn().map_err(|e| io::Error::other(format!("starting QEMU: {e}")))?;
+    wait(&mut child, config.timeout)
+}

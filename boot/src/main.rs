@@ -1,0 +1,77 @@
+//! `pagekeeper-boot`: make a disk image from a kernel ELF and boot it in QEMU
+//! with the serial console on this terminal. `make run` and `make gdb` call it.
+
+use pagekeeper_boot::{run_interactive, Firmware, QemuExit, RunConfig};
+use std::process::ExitCode;
+use std::time::Duration;
+
+const USAGE: &str = "\
+usage: pagekeeper-boot [options] KERNEL_ELF
+  --bios            boot with the legacy BIOS loader (default: UEFI)
+  --memory MIB      guest memory in MiB (default 128)
+  --timeout SECS    kill QEMU after SECS seconds (default: never)
+  --disk FILE       attach FILE as an extra raw disk (repeatable)
+  --gdb             wait for gdb on localhost:1234 before the first instruction
+  --icount          tie the guest clock to executed instructions (benchmarks)
+  --image-only      build the disk image, print its path, do not boot";
+
+fn main() -> ExitCode {
+    match parse(std::env::args().skip(1)) {
+        Ok((config, image_only)) => boot(&config, image_only),
+        Err(message) => {
+            eprintln!("pagekeeper-boot: {message}\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<(RunConfig, bool), String> {
+    let mut config = RunConfig::new("");
+    config.timeout = None;
+    let mut kernel = None;
+    let mut image_only = false;
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--bios" => config.firmware = Firmware::Bios,
+            "--memory" => config.memory_mib = number(&value("--memory")?)?,
+            "--timeout" => config.timeout = Some(Duration::from_secs(number(&value("--timeout")?)?)),
+            "--disk" => config.disks.push(value("--disk")?.into()),
+            "--gdb" => config.gdb = true,
+            "--icount" => config.icount = true,
+            "--image-only" => image_only = true,
+            "-h" | "--help" => return Err("help".into()),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
+            path if kernel.is_none() => kernel = Some(path.to_string()),
+            extra => return Err(format!("unexpected argument {extra}")),
+        }
+    }
+    config.kernel = kernel.ok_or("no kernel ELF given")?.into();
+    Ok((config, image_only))
+}
+
+fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.parse().map_err(|_| format!("not a number: {text}"))
+}
+
+fn boot(config: &RunConfig, image_only: bool) -> ExitCode {
+    if image_only {
+        return match pagekeeper_boot::disk_image(&config.kernel, config.firmware) {
+            Ok(path) => {
+                println!("{}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        };
+    }
+    match run_interactive(config) {
+        Ok(QemuExit::Success) => ExitCode::SUCCESS,
+        Ok(exit) => fail(&exit.to_string()),
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("pagekeeper-boot: {message}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,63 @@
+//! Architecture glue: the only code in Pagekeeper that touches x86_64
+//! hardware state (descriptor tables, interrupt controller, I/O ports, control
+//! registers). Everything above it is written against the functions here.
+
+pub mod gdt;
+pub mod idt;
+pub mod pic;
+pub mod qemu;
+pub mod serial;
+pub mod timer;
+pub mod trap;
+
+/// Brings up the CPU tables and the timer, then enables interrupts.
+pub fn init() {
+    gdt::init();
+    idt::init();
+    pic::init();
+    timer::init();
+    x86_64::instructions::interrupts::enable();
+}
+
+/// Parks the CPU for good; interrupts still run.
+pub fn halt_forever() -> ! {
+    loop {
+        x86_64::instructions::hlt();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trap::BREAKPOINTS;
+    use super::{gdt, timer};
+    use core::sync::atomic::Ordering;
+
+    #[test_case]
+    fn breakpoint_is_reported_and_execution_continues() {
+        let before = BREAKPOINTS.load(Ordering::Relaxed);
+        x86_64::instructions::interrupts::int3();
+        assert_eq!(BREAKPOINTS.load(Ordering::Relaxed), before + 1);
+    }
+
+    #[test_case]
+    fn timer_ticks_advance() {
+        let start = timer::ticks();
+        while timer::ticks() < start + 3 {
+            x86_64::instructions::hlt();
+        }
+        assert!(timer::uptime_ms() >= 30);
+    }
+
+    #[test_case]
+    fn kernel_runs_on_its_own_gdt_and_tss() {
+        use x86_64::instructions::segmentation::{Segment, CS};
+        let selectors = gdt::selectors();
+        assert_eq!(CS::get_reg(), selectors.kernel_code);
+        assert_eq!(x86_64::instructions::tables::sgdt().limit as usize, 7 * 8 - 1);
+    }
+
+    #[test_case]
+    fn interrupts_are_enabled_after_init() {
+        assert!(x86_64::instructions::interrupts::are_enabled());
+    }
+}

@@ -1,0 +1,301 @@
+//! Trap entry: one asm stub per vector saves every general-purpose register
+//! into a [`TrapFrame`] on the stack and calls [`dispatch`], which decides what
+//! the trap means. On return the stub restores the (possibly modified) frame
+//! and `iretq`s, so a handler can redirect execution by editing the frame.
+//!
+//! ```text
+//!  high  ss, rsp, rflags, cs, rip   pushed by the CPU
+//!        error code                 by the CPU, or 0 by the stub
+//!        vector                     by the stub
+//!        rax .. r15                 by trap_common
+//!  low   <- rsp passed to dispatch as &mut TrapFrame
+//! ```
+
+use super::{pic, timer};
+use core::arch::global_asm;
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+use x86_64::registers::control::{Cr2, Cr3};
+use x86_64::structures::idt::PageFaultErrorCode;
+
+/// The saved state of the interrupted context, in stack order (lowest address
+/// first). Field order must match `trap_common` below.
+#[derive(Clone, Debug, Default)]
+#[repr(C)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
+
+impl TrapFrame {
+    /// Ring of the interrupted code (0 kernel, 3 user).
+    pub fn privilege_level(&self) -> u64 {
+        self.cs & 3
+    }
+}
+
+/// Vector numbers with a meaning to the kernel.
+pub struct Vector;
+
+impl Vector {
+    pub const DIVIDE_ERROR: u8 = 0;
+    pub const BREAKPOINT: u8 = 3;
+    pub const INVALID_OPCODE: u8 = 6;
+    pub const DOUBLE_FAULT: u8 = 8;
+    pub const GENERAL_PROTECTION: u8 = 13;
+    pub const PAGE_FAULT: u8 = 14;
+    pub const TIMER: u8 = pic::IRQ_BASE + pic::TIMER_IRQ;
+}
+
+/// Number of vectors with a stub: the 32 CPU exceptions and the 16 PIC IRQs.
+pub const STUB_COUNT: usize = 48;
+
+// The stubs. Vectors 8, 10-14, 17, 21, 29 and 30 get an error code from the
+// CPU; for the others the stub pushes 0 so every frame has the same layout.
+// On entry the CPU has aligned RSP to 16 before pushing its 5 words; with
+// error code, vector and 15 registers the frame is 22 words, so RSP is still
+// 16-aligned at the `call`, as the System V ABI requires.
+global_asm!(
+    r#"
+    .section .text.trap, "ax"
+    .irp v, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+    pk_trap_stub_\v:
+        push 0
+        push \v
+        jmp pk_trap_common
+    .endr
+    .irp v, 8,10,11,12,13,14,17,21,29,30
+    pk_trap_stub_\v:
+        push \v
+        jmp pk_trap_common
+    .endr
+
+    pk_trap_common:
+        push rax
+        push rbx
+        push rcx
+        push rdx
+        push rsi
+        push rdi
+        push rbp
+        push r8
+        push r9
+        push r10
+        push r11
+        push r12
+        push r13
+        push r14
+        push r15
+        mov rdi, rsp
+        cld
+        call {dispatch}
+        pop r15
+        pop r14
+        pop r13
+        pop r12
+        pop r11
+        pop r10
+        pop r9
+        pop r8
+        pop rbp
+        pop rdi
+        pop rsi
+        pop rdx
+        pop rcx
+        pop rbx
+        pop rax
+        add rsp, 16
+        iretq
+
+    .section .data.rel.ro.trap, "aw"
+    .balign 8
+    .global pk_trap_stubs
+    pk_trap_stubs:
+    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+        .quad pk_trap_stub_\v
+    .endr
+    "#,
+    dispatch = sym dispatch,
+);
+
+extern "C" {
+    static pk_trap_stubs: [u64; STUB_COUNT];
+}
+
+/// Entry addresses of the stubs, indexed by vector.
+pub fn stubs() -> &'static [u64; STUB_COUNT] {
+    // SAFETY: pk_trap_stubs is the read-only table defined in the asm above,
+    // STUB_COUNT entries long.
+    unsafe { &*core::ptr::addr_of!(pk_trap_stubs) }
+}
+
+/// What a page-fault handler concluded; the dispatcher acts on it.
+pub type PageFaultHandler = fn(&mut TrapFrame, u64) -> FaultOutcome;
+
+#[derive(Debug)]
+pub enum FaultOutcome {
+    /// The mapping was fixed; retry the instruction.
+    Resolved,
+    /// A genuine access error, with the reason for the report.
+    Violation(&'static str),
+}
+
+/// Breakpoints taken so far (`int3` resumes after the report).
+pub static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+
+static PAGE_FAULT_HANDLER: spin::Once<PageFaultHandler> = spin::Once::new();
+
+/// Installs the memory manager's page-fault handler (once).
+pub fn set_page_fault_handler(handler: PageFaultHandler) {
+    PAGE_FAULT_HANDLER.call_once(|| handler);
+}
+
+extern "C" fn dispatch(frame: &mut TrapFrame) {
+    let vector = frame.vector as u8;
+    match vector {
+        Vector::BREAKPOINT => {
+            BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
+            crate::info!("breakpoint, continuing\n{}", Report::new(frame, "int3"));
+        }
+        Vector::PAGE_FAULT => page_fault(frame),
+        Vector::TIMER => {
+            if pic::end_of_interrupt(pic::TIMER_IRQ) {
+                timer::on_tick(frame);
+            }
+        }
+        v if v >= pic::IRQ_BASE => {
+            pic::end_of_interrupt(v - pic::IRQ_BASE);
+        }
+        v => panic!("unhandled exception\n{}", Report::new(frame, exception_name(v))),
+    }
+}
+
+fn page_fault(frame: &mut TrapFrame) {
+    let address = Cr2::read_raw();
+    let outcome = match PAGE_FAULT_HANDLER.get() {
+        Some(handler) => handler(frame, address),
+        None => FaultOutcome::Violation("no page-fault handler installed"),
+    };
+    if let FaultOutcome::Violation(reason) = outcome {
+        panic!("page fault: {reason}\n{}", Report::new(frame, "page fault"));
+    }
+}
+
+pub fn exception_name(vector: u8) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "divide error",
+        "debug",
+        "non-maskable interrupt",
+        "breakpoint",
+        "overflow",
+        "bound range exceeded",
+        "invalid opcode",
+        "device not available",
+        "double fault",
+        "coprocessor segment overrun",
+        "invalid TSS",
+        "segment not present",
+        "stack-segment fault",
+        "general protection fault",
+        "page fault",
+        "reserved",
+        "x87 floating-point error",
+        "alignment check",
+        "machine check",
+        "SIMD floating-point error",
+        "virtualization exception",
+        "control protection exception",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "hypervisor injection",
+        "VMM communication",
+        "security exception",
+        "reserved",
+    ];
+    NAMES.get(vector as usize).copied().unwrap_or("interrupt")
+}
+
+/// A register report for a trap, printed by handlers and in panics.
+pub struct Report<'a> {
+    frame: &'a TrapFrame,
+    what: &'a str,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(frame: &'a TrapFrame, what: &'a str) -> Self {
+        Report { frame, what }
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.frame;
+        writeln!(f, "--- {} (vector {}) in ring {} ---", self.what, r.vector, r.privilege_level())?;
+        if r.vector == u64::from(Vector::PAGE_FAULT) {
+            let code = PageFaultErrorCode::from_bits_truncate(r.error_code);
+            writeln!(f, "address {:#018x}  error {:#x} [{}]", Cr2::read_raw(), r.error_code, PageFaultCause(code))?;
+        } else {
+            writeln!(f, "error code {:#x}", r.error_code)?;
+        }
+        writeln!(f, "RIP {:#018x}  CS  {:#06x}  RFLAGS {:#010x}", r.rip, r.cs, r.rflags)?;
+        writeln!(f, "RSP {:#018x}  SS  {:#06x}  CR3    {:#x}", r.rsp, r.ss, Cr3::read_raw().0.start_address())?;
+        writeln!(f, "RAX {:#018x}  RBX {:#018x}  RCX {:#018x}", r.rax, r.rbx, r.rcx)?;
+        writeln!(f, "RDX {:#018x}  RSI {:#018x}  RDI {:#018x}", r.rdx, r.rsi, r.rdi)?;
+        writeln!(f, "RBP {:#018x}  R8  {:#018x}  R9  {:#018x}", r.rbp, r.r8, r.r9)?;
+        writeln!(f, "R10 {:#018x}  R11 {:#018x}  R12 {:#018x}", r.r10, r.r11, r.r12)?;
+        write!(f, "R13 {:#018x}  R14 {:#018x}  R15 {:#018x}", r.r13, r.r14, r.r15)
+    }
+}
+
+/// The page-fault error code in words: "write, user, protection violation".
+pub struct PageFaultCause(pub PageFaultErrorCode);
+
+impl fmt::Display for PageFaultCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        let access = if c.contains(PageFaultErrorCode::INSTRUCTION_FETCH) {
+            "instruction fetch"
+        } else if c.contains(PageFaultErrorCode::CAUSED_BY_WRITE) {
+            "write"
+        } else {
+            "read"
+        };
+        let mode = if c.contains(PageFaultErrorCode::USER_MODE) { "user" } else { "kernel" };
+        let kind = if c.contains(PageFaultErrorCode::PROTECTION_VIOLATION) {
+            "protection violation"
+        } else {
+            "page not present"
+        };
+        write!(f, "{access}, {mode} mode, {kind}")?;
+        if c.contains(PageFaultErrorCode::MALFORMED_TABLE) {
+            write!(f, ", reserved bit set in a page table")?;
+        }
+        Ok(())
+    }
+}

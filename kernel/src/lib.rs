@@ -1,0 +1,63 @@
+//! Pagekeeper kernel library: everything the kernel binary, the in-kernel test
+//! suite and the test kernels in `tests/` share.
+#![no_std]
+#![cfg_attr(test, no_main)]
+#![feature(custom_test_frameworks)]
+#![test_runner(crate::testing::test_runner)]
+#![reexport_test_harness_main = "test_main"]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod log;
+pub mod memory;
+pub mod testing;
+
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::BootInfo;
+use core::panic::PanicInfo;
+
+/// Bootloader settings every Pagekeeper kernel image uses.
+pub const BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.mappings.physical_memory = Some(Mapping::Dynamic);
+    config.kernel_stack_size = 256 * 1024;
+    config
+};
+
+/// Brings the kernel up: CPU tables, interrupts, timer, memory. Call once,
+/// first thing, from the entry point.
+pub fn init(boot_info: &'static mut BootInfo) {
+    arch::init();
+    memory::heap::init();
+    let boot = memory::init(boot_info);
+    info!("CPU tables, interrupts and {} Hz timer up", arch::timer::TICK_HZ);
+    info!("physical memory mapped at {:#x}", boot.physical_memory_offset.as_u64());
+    let (_, heap_size) = memory::heap::usage();
+    info!("kernel heap: {} KiB", heap_size / 1024);
+}
+
+/// Every Pagekeeper kernel's panic handler: a panic inside a guarded test
+/// fails that test; anywhere else it is fatal and QEMU exits with failure.
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    x86_64::instructions::interrupts::disable();
+    // SAFETY: single CPU, interrupts off, and whatever held the console lock is
+    // below us on this stack and will not resume before we are done.
+    unsafe { arch::serial::break_lock() };
+    testing::on_panic(info);
+    println!("\nKERNEL PANIC: {info}");
+    arch::qemu::exit(arch::qemu::ExitCode::Failure)
+}
+
+#[cfg(test)]
+bootloader_api::entry_point!(test_kernel_main, config = &BOOTLOADER_CONFIG);
+
+#[cfg(test)]
+fn test_kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    init(boot_info);
+    test_main();
+    unreachable!("the test runner exits QEMU")
+}

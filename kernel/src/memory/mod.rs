@@ -1,0 +1,91 @@
+//! The kernel's view of memory: what the bootloader handed over and the
+//! kernel heap.
+
+pub mod heap;
+
+use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
+use bootloader_api::BootInfo;
+use mm::memory_map::{MemoryMapSummary, Region, RegionKind};
+use spin::Once;
+use x86_64::VirtAddr;
+
+/// What the memory manager needs from the boot information.
+pub struct BootMemory {
+    /// All of physical memory is mapped at this virtual offset.
+    pub physical_memory_offset: VirtAddr,
+    pub regions: &'static [MemoryRegion],
+    /// The kernel ELF image's physical range.
+    pub kernel_image: core::ops::Range<u64>,
+}
+
+static BOOT_MEMORY: Once<BootMemory> = Once::new();
+
+/// Takes what the memory manager needs from `boot_info` (once).
+pub fn init(boot_info: &'static BootInfo) -> &'static BootMemory {
+    BOOT_MEMORY.call_once(|| BootMemory {
+        physical_memory_offset: VirtAddr::new(
+            boot_info
+                .physical_memory_offset
+                .into_option()
+                .expect("bootloader config asks for a physical-memory mapping"),
+        ),
+        regions: &boot_info.memory_regions,
+        kernel_image: boot_info.kernel_addr..boot_info.kernel_addr + boot_info.kernel_len,
+    })
+}
+
+pub fn boot_memory() -> &'static BootMemory {
+    BOOT_MEMORY.get().expect("memory::init has run")
+}
+
+/// The bootloader's region kinds in the memory manager's terms. UEFI type
+/// 9/10 and E820 type 3/4 are ACPI reclaimable / NVS.
+pub fn region_kind(kind: MemoryRegionKind) -> RegionKind {
+    match kind {
+        MemoryRegionKind::Usable => RegionKind::Usable,
+        MemoryRegionKind::Bootloader => RegionKind::Bootloader,
+        MemoryRegionKind::UnknownUefi(9 | 10) | MemoryRegionKind::UnknownBios(3 | 4) => RegionKind::Acpi,
+        _ => RegionKind::Reserved,
+    }
+}
+
+pub fn memory_map_summary(boot: &BootMemory) -> MemoryMapSummary {
+    let regions = boot.regions.iter().map(|r| Region { start: r.start, end: r.end, kind: region_kind(r.kind) });
+    MemoryMapSummary::new(regions, boot.kernel_image.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::{boxed::Box, vec::Vec};
+
+    #[test_case]
+    fn memory_map_has_usable_memory_and_the_kernel() {
+        let summary = memory_map_summary(boot_memory());
+        assert!(summary.usable > 16 * 1024 * 1024, "usable: {}", summary.usable);
+        assert!(summary.kernel > 0);
+        assert!(summary.regions > 0);
+    }
+
+    #[test_case]
+    fn physical_memory_offset_maps_usable_memory() {
+        let boot = boot_memory();
+        let region = boot.regions.iter().find(|r| r.kind == bootloader_api::info::MemoryRegionKind::Usable);
+        let region = region.expect("a usable region");
+        let virt = boot.physical_memory_offset + region.start;
+        // SAFETY: the bootloader maps all physical memory at the offset, and a
+        // usable region belongs to nobody yet; we only read it.
+        let _ = unsafe { core::ptr::read_volatile(virt.as_ptr::<u64>()) };
+    }
+
+    #[test_case]
+    fn heap_allocates_and_frees() {
+        let (used_before, _) = heap::usage();
+        let boxed = Box::new([7u8; 1000]);
+        let v: Vec<u64> = (0..10_000).collect();
+        assert_eq!(boxed[999], 7);
+        assert_eq!(v.iter().sum::<u64>(), 49_995_000);
+        drop((boxed, v));
+        assert_eq!(heap::usage().0, used_before);
+    }
+}

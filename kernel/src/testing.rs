@@ -1,0 +1,231 @@
+//! The in-kernel test framework.
+//!
+//! Tests are plain functions registered with `#[test_case]` (Rust's
+//! `custom_test_frameworks`) or passed to [`run_tests_with`] by a test kernel.
+//! Each runs inside a *guard*: before the call the runner saves its
+//! callee-saved registers and stack pointer ([`JumpBuf`]); if the test panics,
+//! the panic handler jumps back there, and if it runs past its deadline the
+//! timer interrupt edits its return frame to land there. Either way the test is
+//! reported as failed and the next one runs, so one bad test cannot hide the
+//! results of the others.
+//!
+//! Output follows libtest, so the host can read it like `cargo test`:
+//!
+//! ```text
+//! running 3 tests
+//! test pagekeeper::arch::tests::breakpoint_continues ... ok
+//! test ... FAILED
+//!     panicked at kernel/src/x.rs:10:5: assertion failed
+//!
+//! test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.52s
+//! ```
+//!
+//! Limits, by construction: a failed test's stack frames are abandoned, not
+//! unwound, so what it owned is leaked and a lock it held stays held (the
+//! console lock is broken by the panic path). A test that hangs with
+//! interrupts disabled cannot be interrupted; the host's QEMU timeout catches it.
+
+use crate::arch::{gdt, qemu, timer, trap::TrapFrame};
+use crate::println;
+use core::arch::global_asm;
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// A test the runner can execute.
+pub trait Testable {
+    fn name(&self) -> &'static str;
+    fn run(&self);
+}
+
+impl<T: Fn()> Testable for T {
+    fn name(&self) -> &'static str {
+        core::any::type_name::<T>()
+    }
+
+    fn run(&self) {
+        self()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RunnerConfig {
+    /// A test still running after this long is stopped and fails.
+    pub timeout_ms: u64,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig { timeout_ms: 60_000 }
+    }
+}
+
+/// Callee-saved registers and stack pointer of the runner, as saved by
+/// `pk_guarded_call` (field order is the asm's offsets).
+#[derive(Default)]
+#[repr(C)]
+struct JumpBuf {
+    rbx: u64,
+    rbp: u64,
+    r12: u64,
+    r13: u64,
+    r14: u64,
+    r15: u64,
+    rsp: u64,
+}
+
+global_asm!(
+    r#"
+    .section .text.testing, "ax"
+    // u64 pk_guarded_call(JumpBuf *buf, void (*f)(void *), void *arg)
+    // Returns 0 when f returns, 1 when pk_jump_back(buf) is taken.
+    .global pk_guarded_call
+    pk_guarded_call:
+        mov [rdi + 0], rbx
+        mov [rdi + 8], rbp
+        mov [rdi + 16], r12
+        mov [rdi + 24], r13
+        mov [rdi + 32], r14
+        mov [rdi + 40], r15
+        mov [rdi + 48], rsp
+        sub rsp, 8
+        mov rdi, rdx
+        call rsi
+        add rsp, 8
+        xor eax, eax
+        ret
+
+    // noreturn pk_jump_back(const JumpBuf *buf): resumes the runner as if
+    // pk_guarded_call had returned 1.
+    .global pk_jump_back
+    pk_jump_back:
+        mov rbx, [rdi + 0]
+        mov rbp, [rdi + 8]
+        mov r12, [rdi + 16]
+        mov r13, [rdi + 24]
+        mov r14, [rdi + 32]
+        mov r15, [rdi + 40]
+        mov rsp, [rdi + 48]
+        mov eax, 1
+        ret
+    "#
+);
+
+extern "C" {
+    fn pk_guarded_call(buf: *mut JumpBuf, f: extern "C" fn(*mut u8), arg: *mut u8) -> u64;
+    fn pk_jump_back(buf: *const JumpBuf) -> !;
+}
+
+/// The runner's saved context; written by `pk_guarded_call`, read by the
+/// panic path and the watchdog. Only touched through raw pointers.
+static mut JUMP: JumpBuf = JumpBuf { rbx: 0, rbp: 0, r12: 0, r13: 0, r14: 0, r15: 0, rsp: 0 };
+/// A guarded test is running: JUMP is valid to jump back to.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+static DEADLINE_TICK: AtomicU64 = AtomicU64::new(u64::MAX);
+static TIMED_OUT: AtomicBool = AtomicBool::new(false);
+
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Passed,
+    Panicked,
+    TimedOut,
+}
+
+extern "C" fn call_test(arg: *mut u8) {
+    // SAFETY: `arg` is the `&&dyn Testable` that `run_guarded` passed, alive
+    // for the whole call.
+    let test = unsafe { &*(arg as *const &dyn Testable) };
+    test.run();
+}
+
+fn run_guarded(test: &dyn Testable, timeout_ms: u64) -> Verdict {
+    let timeout_ticks = timeout_ms.div_ceil(1000 / timer::TICK_HZ);
+    TIMED_OUT.store(false, Ordering::SeqCst);
+    DEADLINE_TICK.store(timer::ticks() + timeout_ticks, Ordering::SeqCst);
+    RUNNING.store(true, Ordering::SeqCst);
+    let mut test_ref = test;
+    // SAFETY: JUMP is only used by this runner (one test at a time); the
+    // callee is a plain extern "C" fn taking the pointer we pass.
+    let jumped = unsafe {
+        pk_guarded_call(
+            core::ptr::addr_of_mut!(JUMP),
+            call_test,
+            &mut test_ref as *mut &dyn Testable as *mut u8,
+        )
+    };
+    RUNNING.store(false, Ordering::SeqCst);
+    // A panic inside an interrupt handler jumps back with interrupts off.
+    x86_64::instructions::interrupts::enable();
+    match (jumped, TIMED_OUT.load(Ordering::SeqCst)) {
+        (0, _) => Verdict::Passed,
+        (_, true) => Verdict::TimedOut,
+        _ => Verdict::Panicked,
+    }
+}
+
+/// Timer hook: stops a test that has run past its deadline by making the
+/// interrupt return into `pk_jump_back` instead of into the test.
+fn watchdog(frame: &mut TrapFrame) {
+    if !RUNNING.load(Ordering::SeqCst) || timer::ticks() < DEADLINE_TICK.load(Ordering::SeqCst) {
+        return;
+    }
+    RUNNING.store(false, Ordering::SeqCst);
+    TIMED_OUT.store(true, Ordering::SeqCst);
+    let selectors = gdt::selectors();
+    let jump = core::ptr::addr_of!(JUMP);
+    frame.rip = pk_jump_back as *const () as u64;
+    frame.rdi = jump as u64;
+    // SAFETY: JUMP.rsp was written by pk_guarded_call before RUNNING was set.
+    frame.rsp = unsafe { (*jump).rsp };
+    frame.cs = u64::from(selectors.kernel_code.0);
+    frame.ss = u64::from(selectors.kernel_data.0);
+}
+
+/// Called by the kernel's panic handler first. When a guarded test is running
+/// it reports the panic as that test's failure and resumes the runner (never
+/// returns); otherwise it returns and the panic is fatal.
+pub fn on_panic(info: &PanicInfo) {
+    if !RUNNING.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    println!("FAILED");
+    println!("    {info}");
+    // SAFETY: RUNNING was set, so JUMP holds the context of the runner, whose
+    // stack frame is still live below the panicking test's frames.
+    unsafe { pk_jump_back(core::ptr::addr_of!(JUMP)) }
+}
+
+/// Entry point for `#[test_case]` suites (`#![test_runner]`).
+pub fn test_runner(tests: &[&dyn Testable]) {
+    run_tests_with(tests, RunnerConfig::default())
+}
+
+/// Runs `tests`, prints a libtest-style report and exits QEMU with success
+/// exactly when every test passed.
+pub fn run_tests_with(tests: &[&dyn Testable], config: RunnerConfig) -> ! {
+    timer::set_tick_hook(watchdog);
+    let start = timer::uptime_ms();
+    println!("\nrunning {} tests", tests.len());
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for test in tests {
+        crate::print!("test {} ... ", test.name());
+        match run_guarded(*test, config.timeout_ms) {
+            Verdict::Passed => {
+                passed += 1;
+                println!("ok");
+            }
+            Verdict::Panicked => failed += 1,
+            Verdict::TimedOut => {
+                failed += 1;
+                println!("FAILED\n    timed out after {} ms", config.timeout_ms);
+            }
+        }
+    }
+    let elapsed = timer::uptime_ms() - start;
+    let verdict = if failed == 0 { "ok" } else { "FAILED" };
+    println!(
+        "\ntest result: {verdict}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out; finished in {}.{:02}s",
+        elapsed / 1000,
+        elapsed % 1000 / 10
+    );
+    qemu::exit(if failed == 0 { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })
+}

@@ -1,0 +1,46 @@
+//! A test kernel whose tests misbehave on purpose, to test the runner itself:
+//! a panicking test and a hung one must each be reported as FAILED, the tests
+//! after them must still run, and the run must exit with failure.
+//! The host side (tests/tests/qemu.rs) checks the exact report.
+#![no_std]
+#![no_main]
+
+use bootloader_api::{entry_point, BootInfo};
+use pagekeeper::testing::{run_tests_with, RunnerConfig, Testable};
+use pagekeeper::BOOTLOADER_CONFIG;
+
+entry_point!(main, config = &BOOTLOADER_CONFIG);
+
+fn passes_first() {}
+
+fn panics_with_a_message() {
+    panic!("deliberate failure 42");
+}
+
+fn hangs_forever() {
+    loop {
+        x86_64::instructions::hlt();
+    }
+}
+
+fn faults_on_an_unmapped_address() {
+    // SAFETY: not safe at all: the point is the page fault, which the panic
+    // path turns into this test's failure.
+    unsafe { core::ptr::read_volatile(0x0000_5555_dead_0000 as *const u64) };
+}
+
+fn passes_after_the_failures() {
+    assert_eq!(2 + 2, 4);
+}
+
+fn main(boot_info: &'static mut BootInfo) -> ! {
+    pagekeeper::init(boot_info);
+    let tests: &[&dyn Testable] = &[
+        &passes_first,
+        &panics_with_a_message,
+        &hangs_forever,
+        &faults_on_an_unmapped_address,
+        &passes_after_the_failures,
+    ];
+    run_tests_with(tests, RunnerConfig { timeout_ms: 2_000 })
+}

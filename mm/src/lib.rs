@@ -1,0 +1,10 @@
+//! Pagekeeper's memory-management algorithms.
+//!
+//! Everything here is plain `no_std` Rust with no hardware access, so the
+//! host can unit-test, property-test and benchmark it with `cargo test`; the
+//! kernel crate (`kernel/`) is the thin layer that feeds it real memory maps,
+//! page tables and frames.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod memory_map;
