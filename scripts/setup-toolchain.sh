@@ -5,6 +5,10 @@
 set -euo pipefail
 
 PKGS=(rustc-web cargo-web rust-web-src rust-web-llvm lld-16 qemu-system-x86 ovmf)
+# `setup-toolchain.sh --lint` also installs the formatter and linter (make lint).
+if [ "${1:-}" = "--lint" ]; then
+    PKGS+=(rustfmt-web rust-web-clippy)
+fi
 SYSROOT_BIN=/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin
 
 log() { echo "[setup] $*" >&2; }

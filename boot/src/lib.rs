@@ -12,7 +12,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,9 @@ pub struct RunConfig {
     pub icount: bool,
     /// Copy the serial console to our stdout as it arrives.
     pub echo: bool,
+    /// Stop QEMU this long after the serial output first contains the
+    /// marker, for kernels that stay up instead of exiting ([`QemuExit::Stopped`]).
+    pub stop_after: Option<(String, Duration)>,
 }
 
 impl RunConfig {
@@ -72,6 +75,7 @@ impl RunConfig {
             gdb: false,
             icount: false,
             echo: false,
+            stop_after: None,
         }
     }
 }
@@ -88,6 +92,8 @@ pub enum QemuExit {
     Other(Option<i32>),
     /// The run was killed after the configured timeout.
     Timeout,
+    /// Still running when stopped on purpose (`RunConfig::stop_after`).
+    Stopped,
 }
 
 impl QemuExit {
@@ -108,6 +114,7 @@ impl fmt::Display for QemuExit {
             QemuExit::Other(Some(c)) => write!(f, "QEMU exited with status {c}"),
             QemuExit::Other(None) => write!(f, "QEMU was killed by a signal"),
             QemuExit::Timeout => write!(f, "timed out"),
+            QemuExit::Stopped => write!(f, "still running when stopped"),
         }
     }
 }
@@ -127,9 +134,17 @@ pub fn disk_image(kernel: &Path, firmware: Firmware) -> io::Result<PathBuf> {
     if is_newer(&image, kernel) {
         return Ok(image);
     }
+    // The bootloader logs every step at Trace by default; keep its warnings.
+    let mut config = bootloader::BootConfig::default();
+    config.log_level = bootloader_boot_config::LevelFilter::Warn;
+    config.frame_buffer_logging = false;
     let result = match firmware {
-        Firmware::Uefi => bootloader::UefiBoot::new(kernel).create_disk_image(&image),
-        Firmware::Bios => bootloader::BiosBoot::new(kernel).create_disk_image(&image),
+        Firmware::Uefi => {
+            bootloader::UefiBoot::new(kernel).set_boot_config(&config).create_disk_image(&image)
+        }
+        Firmware::Bios => {
+            bootloader::BiosBoot::new(kernel).set_boot_config(&config).create_disk_image(&image)
+        }
     };
     result.map_err(|e| io::Error::other(format!("disk image for {}: {e:#}", kernel.display())))?;
     Ok(image)
@@ -173,11 +188,16 @@ pub fn run(config: &RunConfig) -> io::Result<RunOutcome> {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| io::Error::other(format!("starting QEMU: {e}")))?;
-    let serial = collect(child.stdout.take().expect("piped stdout"), config.echo);
-    let stderr = collect(child.stderr.take().expect("piped stderr"), false);
-    let exit = wait(&mut child, config.timeout)?;
-    let mut serial = serial.recv().unwrap_or_default();
-    let stderr = stderr.recv().unwrap_or_default();
+    let serial = Arc::new(Mutex::new(Vec::new()));
+    let serial_done = collect(child.stdout.take().expect("piped stdout"), config.echo, serial.clone());
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let stderr_done = collect(child.stderr.take().expect("piped stderr"), false, stderr.clone());
+    let stop =
+        config.stop_after.as_ref().map(|(marker, delay)| StopRule { marker, delay: *delay, serial: &serial });
+    let exit = wait(&mut child, config.timeout, stop)?;
+    let _ = (serial_done.recv(), stderr_done.recv());
+    let mut serial = text(&serial);
+    let stderr = text(&stderr);
     if !stderr.trim().is_empty() {
         serial.push_str("\n[qemu stderr]\n");
         serial.push_str(&stderr);
@@ -185,11 +205,19 @@ pub fn run(config: &RunConfig) -> io::Result<RunOutcome> {
     Ok(RunOutcome { exit, serial, elapsed: start.elapsed() })
 }
 
-/// Reads a pipe to its end on a thread; the string arrives on the channel.
-fn collect(mut pipe: impl Read + Send + 'static, echo: bool) -> mpsc::Receiver<String> {
+fn text(bytes: &Mutex<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&bytes.lock().expect("reader thread panicked")).into_owned()
+}
+
+/// Reads a pipe to its end on a thread, appending to `bytes`; the channel
+/// says when the pipe is closed.
+fn collect(
+    mut pipe: impl Read + Send + 'static,
+    echo: bool,
+    bytes: Arc<Mutex<Vec<u8>>>,
+) -> mpsc::Receiver<()> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        let mut bytes = Vec::new();
         let mut buf = [0u8; 4096];
         while let Ok(n) = pipe.read(&mut buf) {
             if n == 0 {
@@ -200,26 +228,45 @@ fn collect(mut pipe: impl Read + Send + 'static, echo: bool) -> mpsc::Receiver<S
                 let _ = out.write_all(&buf[..n]);
                 let _ = out.flush();
             }
-            bytes.extend_from_slice(&buf[..n]);
+            bytes.lock().expect("lock").extend_from_slice(&buf[..n]);
         }
-        let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
+        let _ = tx.send(());
     });
     rx
 }
 
-fn wait(child: &mut Child, timeout: Option<Duration>) -> io::Result<QemuExit> {
+struct StopRule<'a> {
+    marker: &'a str,
+    delay: Duration,
+    serial: &'a Mutex<Vec<u8>>,
+}
+
+fn wait(child: &mut Child, timeout: Option<Duration>, stop: Option<StopRule>) -> io::Result<QemuExit> {
     let start = Instant::now();
+    let mut marker_seen: Option<Instant> = None;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(QemuExit::from_status(status));
         }
+        if let Some(rule) = &stop {
+            if marker_seen.is_none() && text(rule.serial).contains(rule.marker) {
+                marker_seen = Some(Instant::now());
+            }
+            if marker_seen.is_some_and(|seen| seen.elapsed() > rule.delay) {
+                return kill(child, QemuExit::Stopped);
+            }
+        }
         if timeout.is_some_and(|t| start.elapsed() > t) {
-            child.kill()?;
-            child.wait()?;
-            return Ok(QemuExit::Timeout);
+            return kill(child, QemuExit::Timeout);
         }
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn kill(child: &mut Child, exit: QemuExit) -> io::Result<QemuExit> {
+    child.kill()?;
+    child.wait()?;
+    Ok(exit)
 }
 
 /// Runs QEMU with the console attached to this terminal (for `make run` and
@@ -228,5 +275,5 @@ pub fn run_interactive(config: &RunConfig) -> io::Result<QemuExit> {
     let image = disk_image(&config.kernel, config.firmware)?;
     let mut cmd = qemu_command(config, &image);
     let mut child = cmd.spawn().map_err(|e| io::Error::other(format!("starting QEMU: {e}")))?;
-    wait(&mut child, config.timeout)
+    wait(&mut child, config.timeout, None)
 }

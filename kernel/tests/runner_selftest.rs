@@ -30,7 +30,8 @@ fn faults_on_an_unmapped_address() {
 }
 
 fn passes_after_the_failures() {
-    assert_eq!(2 + 2, 4);
+    let two = core::hint::black_box(2);
+    assert_eq!(two + two, 4);
 }
 
 fn main(boot_info: &'static mut BootInfo) -> ! {

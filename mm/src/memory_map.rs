@@ -127,14 +127,16 @@ mod tests {
 
     #[test]
     fn kernel_spanning_two_regions_is_counted_once() {
-        let map = [region(0, 4 * MIB, RegionKind::Bootloader), region(4 * MIB, 8 * MIB, RegionKind::Bootloader)];
+        let map =
+            [region(0, 4 * MIB, RegionKind::Bootloader), region(4 * MIB, 8 * MIB, RegionKind::Bootloader)];
         let s = MemoryMapSummary::new(map, 3 * MIB..6 * MIB);
         assert_eq!((s.kernel, s.bootloader), (3 * MIB, 5 * MIB));
     }
 
     #[test]
     fn empty_and_inverted_regions_count_nothing() {
-        let s = MemoryMapSummary::new([region(5, 5, RegionKind::Usable), region(9, 3, RegionKind::Usable)], 0..0);
+        let s =
+            MemoryMapSummary::new([region(5, 5, RegionKind::Usable), region(9, 3, RegionKind::Usable)], 0..0);
         assert_eq!(s.total(), 0);
         assert_eq!(s.regions, 2);
     }

@@ -35,10 +35,8 @@ fn stack_top(stack: *const IstStack) -> VirtAddr {
 static TSS: Lazy<TaskStateSegment> = Lazy::new(|| {
     let mut tss = TaskStateSegment::new();
     // Only addresses are taken here; the CPU is the one writer of these stacks.
-    tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] =
-        stack_top(core::ptr::addr_of!(DOUBLE_FAULT_STACK));
-    tss.interrupt_stack_table[PAGE_FAULT_IST as usize] =
-        stack_top(core::ptr::addr_of!(PAGE_FAULT_STACK));
+    tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = stack_top(core::ptr::addr_of!(DOUBLE_FAULT_STACK));
+    tss.interrupt_stack_table[PAGE_FAULT_IST as usize] = stack_top(core::ptr::addr_of!(PAGE_FAULT_STACK));
     tss
 });
 

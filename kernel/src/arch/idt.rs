@@ -51,7 +51,7 @@ struct Idt([Gate; 256]);
 static IDT: Lazy<Idt> = Lazy::new(|| {
     let mut idt = Idt([Gate::default(); 256]);
     for (vector, stub) in trap::stubs().iter().enumerate() {
-        idt.0[vector] = Gate::new(*stub as u64, ist_for(vector as u8));
+        idt.0[vector] = Gate::new(*stub, ist_for(vector as u8));
     }
     idt
 });

@@ -259,12 +259,24 @@ impl fmt::Display for Report<'_> {
         writeln!(f, "--- {} (vector {}) in ring {} ---", self.what, r.vector, r.privilege_level())?;
         if r.vector == u64::from(Vector::PAGE_FAULT) {
             let code = PageFaultErrorCode::from_bits_truncate(r.error_code);
-            writeln!(f, "address {:#018x}  error {:#x} [{}]", Cr2::read_raw(), r.error_code, PageFaultCause(code))?;
+            writeln!(
+                f,
+                "address {:#018x}  error {:#x} [{}]",
+                Cr2::read_raw(),
+                r.error_code,
+                PageFaultCause(code)
+            )?;
         } else {
             writeln!(f, "error code {:#x}", r.error_code)?;
         }
         writeln!(f, "RIP {:#018x}  CS  {:#06x}  RFLAGS {:#010x}", r.rip, r.cs, r.rflags)?;
-        writeln!(f, "RSP {:#018x}  SS  {:#06x}  CR3    {:#x}", r.rsp, r.ss, Cr3::read_raw().0.start_address())?;
+        writeln!(
+            f,
+            "RSP {:#018x}  SS  {:#06x}  CR3    {:#x}",
+            r.rsp,
+            r.ss,
+            Cr3::read_raw().0.start_address()
+        )?;
         writeln!(f, "RAX {:#018x}  RBX {:#018x}  RCX {:#018x}", r.rax, r.rbx, r.rcx)?;
         writeln!(f, "RDX {:#018x}  RSI {:#018x}  RDI {:#018x}", r.rdx, r.rsi, r.rdi)?;
         writeln!(f, "RBP {:#018x}  R8  {:#018x}  R9  {:#018x}", r.rbp, r.r8, r.r9)?;

@@ -50,7 +50,8 @@ pub fn region_kind(kind: MemoryRegionKind) -> RegionKind {
 }
 
 pub fn memory_map_summary(boot: &BootMemory) -> MemoryMapSummary {
-    let regions = boot.regions.iter().map(|r| Region { start: r.start, end: r.end, kind: region_kind(r.kind) });
+    let regions =
+        boot.regions.iter().map(|r| Region { start: r.start, end: r.end, kind: region_kind(r.kind) });
     MemoryMapSummary::new(regions, boot.kernel_image.clone())
 }
 

@@ -1,0 +1,60 @@
+# Pagekeeper: `make run` boots the demo kernel, `make test` runs every test.
+# Both first run scripts/setup-toolchain.sh, which installs what a fresh
+# machine lacks (Debian's Rust 1.96 with library source, lld, QEMU, OVMF)
+# and does nothing when all is in place.
+
+SHELL := /bin/bash
+# Debian's toolchain under /usr, not the rustup proxies (docs/toolchain.md);
+# RUSTC_BOOTSTRAP unlocks -Zbuild-std and #![feature] on this stable compiler.
+export PATH := /usr/bin:$(PATH)
+export RUSTC_BOOTSTRAP := 1
+
+BOOT ?= uefi
+MEMORY ?= 128
+KERNEL_ELF := target/kernel/x86_64-unknown-none/debug/pagekeeper
+BOOT_TOOL := target/debug/pagekeeper-boot
+BOOT_FLAGS := $(if $(filter bios,$(BOOT)),--bios) --memory $(MEMORY)
+# The bootloader loads the (position-independent) kernel at this offset.
+KERNEL_LOAD_OFFSET := 0x8000000000
+
+.PHONY: all setup kernel boot-tool run gdb test lint fmt clean
+
+all: kernel boot-tool
+
+setup:
+	@scripts/setup-toolchain.sh
+
+kernel: setup
+	cd kernel && cargo build
+
+boot-tool: setup
+	cargo build -p pagekeeper-boot
+
+## make run [BOOT=bios] [MEMORY=MiB]: boot the demo kernel, console here (Ctrl-C quits).
+run: kernel boot-tool
+	$(BOOT_TOOL) $(BOOT_FLAGS) $(KERNEL_ELF)
+
+## make gdb: like run, but QEMU waits for gdb; attach with `gdb -x target/gdbinit`.
+gdb: kernel boot-tool
+	@printf 'symbol-file -o $(KERNEL_LOAD_OFFSET) $(KERNEL_ELF)\ntarget remote localhost:1234\n' > target/gdbinit
+	@echo "QEMU is waiting: in another terminal run  gdb -x target/gdbinit"
+	$(BOOT_TOOL) --gdb $(BOOT_FLAGS) $(KERNEL_ELF)
+
+## make test: host unit/property tests and every QEMU boot, one summary at the end.
+test: setup
+	@scripts/test.sh
+
+## make lint: rustfmt and clippy (warnings are errors) on both workspaces.
+lint:
+	@scripts/setup-toolchain.sh --lint
+	cargo fmt --all --check
+	cd kernel && cargo fmt --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cd kernel && cargo clippy --bins --tests -- -D warnings
+
+fmt:
+	cargo fmt --all
+	cd kernel && cargo fmt
+
+clean:
+	cargo clean

@@ -1,0 +1,82 @@
+//! Boots Pagekeeper kernels in QEMU and judges them by serial output and exit
+//! code. Each test is one boot; the in-kernel suite groups many tests per boot.
+
+use pagekeeper_boot::{Firmware, QemuExit};
+use pagekeeper_tests::{boot, config, expect_suite_passed, parse_summary, test_lines, Kernel, Summary};
+use std::time::Duration;
+
+#[test]
+fn in_kernel_suite_passes_under_uefi() {
+    let outcome = boot(&config(Kernel::Suite));
+    expect_suite_passed("qemu-suite-uefi", &outcome);
+    // The breakpoint test must have printed the report and then continued.
+    assert!(outcome.serial.contains("breakpoint, continuing\n--- int3 (vector 3) in ring 0 ---"));
+    let breakpoint = test_lines(&outcome.serial)
+        .into_iter()
+        .find(|(name, _)| name.ends_with("breakpoint_is_reported_and_execution_continues"))
+        .expect("the breakpoint test ran");
+    assert!(breakpoint.1.ends_with("ok") || outcome.serial.contains("RIP"), "{breakpoint:?}");
+}
+
+#[test]
+fn in_kernel_suite_passes_under_bios() {
+    let mut config = config(Kernel::Suite);
+    config.firmware = Firmware::Bios;
+    expect_suite_passed("qemu-suite-bios", &boot(&config));
+}
+
+#[test]
+fn runner_reports_panics_hangs_and_faults_and_goes_on() {
+    let outcome = boot(&config(Kernel::Named("runner_selftest")));
+    let console = &outcome.serial;
+    assert_eq!(outcome.exit, QemuExit::Failure, "{console}");
+    assert_eq!(parse_summary(console), Some(Summary { passed: 2, failed: 3 }), "{console}");
+    let results: Vec<(&str, &str)> = test_lines(console)
+        .into_iter()
+        .map(|(name, result)| (name.trim_start_matches("runner_selftest::"), result))
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            ("passes_first", "ok"),
+            ("panics_with_a_message", "FAILED"),
+            ("hangs_forever", "FAILED"),
+            ("faults_on_an_unmapped_address", "FAILED"),
+            ("passes_after_the_failures", "ok"),
+        ],
+        "{console}"
+    );
+    assert!(console.contains("deliberate failure 42"), "{console}");
+    assert!(console.contains("timed out after 2000 ms"), "{console}");
+    assert!(console.contains("address 0x00005555dead0000"), "{console}");
+}
+
+#[test]
+fn kernel_page_fault_prints_report_and_fails() {
+    let outcome = boot(&config(Kernel::Named("page_fault_report")));
+    let console = &outcome.serial;
+    assert_eq!(outcome.exit, QemuExit::Failure, "{console}");
+    assert!(!console.contains("the fault did not happen"), "{console}");
+    for expected in [
+        "KERNEL PANIC",
+        "--- page fault (vector 14) in ring 0 ---",
+        "address 0x00005555dead0000",
+        "[read, kernel mode, page not present]",
+        "RIP 0x",
+        "R15 0x",
+    ] {
+        assert!(console.contains(expected), "missing {expected:?} in:\n{console}");
+    }
+}
+
+#[test]
+fn demo_kernel_prints_memory_map_and_stays_up() {
+    let mut config = config(Kernel::Demo);
+    config.stop_after = Some(("kernel up".into(), Duration::from_secs(3)));
+    let outcome = boot(&config);
+    let console = &outcome.serial;
+    assert_eq!(outcome.exit, QemuExit::Stopped, "{console}");
+    for expected in ["memory map:", "usable", "bootloader", "kernel", "ACPI", "reserved", "kernel up"] {
+        assert!(console.contains(expected), "missing {expected:?} in:\n{console}");
+    }
+}
