@@ -14,8 +14,9 @@ MEMORY ?= 128
 KERNEL_ELF := target/kernel/x86_64-unknown-none/debug/pagekeeper
 BOOT_TOOL := target/debug/pagekeeper-boot
 BOOT_FLAGS := $(if $(filter bios,$(BOOT)),--bios) --memory $(MEMORY)
-# The bootloader loads the (position-independent) kernel at this offset.
-KERNEL_LOAD_OFFSET := 0x8000000000
+# The bootloader loads the (position-independent) kernel here (the first
+# upper-half slot; the boot log prints it as "kernel image at").
+KERNEL_LOAD_OFFSET := 0xffff800000000000
 
 .PHONY: all setup kernel boot-tool run gdb test lint fmt clean
 

@@ -19,10 +19,17 @@ use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::BootInfo;
 use core::panic::PanicInfo;
 
+/// Start of the kernel half of every address space (PML4 slots 256..512).
+pub const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
+
 /// Bootloader settings every Pagekeeper kernel image uses.
 pub const BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut config = BootloaderConfig::new_default();
     config.mappings.physical_memory = Some(Mapping::Dynamic);
+    // Everything the bootloader places (kernel image, stack, boot info, the
+    // physical-memory window) goes in the upper half: the lower half is for
+    // processes. The first free slot is taken, so addresses are repeatable.
+    config.mappings.dynamic_range_start = Some(KERNEL_HALF_START);
     config.kernel_stack_size = 256 * 1024;
     config
 };
@@ -34,6 +41,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     memory::heap::init();
     let boot = memory::init(boot_info);
     info!("CPU tables, interrupts and {} Hz timer up", arch::timer::TICK_HZ);
+    info!("kernel image at {:#x}", boot.kernel_image_offset);
     info!("physical memory mapped at {:#x}", boot.physical_memory_offset.as_u64());
     let (_, heap_size) = memory::heap::usage();
     info!("kernel heap: {} KiB", heap_size / 1024);

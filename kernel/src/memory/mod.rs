@@ -16,6 +16,8 @@ pub struct BootMemory {
     pub regions: &'static [MemoryRegion],
     /// The kernel ELF image's physical range.
     pub kernel_image: core::ops::Range<u64>,
+    /// Where the (position-independent) kernel was loaded.
+    pub kernel_image_offset: u64,
 }
 
 static BOOT_MEMORY: Once<BootMemory> = Once::new();
@@ -31,6 +33,7 @@ pub fn init(boot_info: &'static BootInfo) -> &'static BootMemory {
         ),
         regions: &boot_info.memory_regions,
         kernel_image: boot_info.kernel_addr..boot_info.kernel_addr + boot_info.kernel_len,
+        kernel_image_offset: boot_info.kernel_image_offset,
     })
 }
 
