@@ -7,4 +7,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod addr;
+pub mod bitmap;
+pub mod frame;
 pub mod memory_map;

@@ -1,0 +1,65 @@
+//! Physical frame numbers. A newtype, so frame numbers, byte addresses and
+//! counts cannot be mixed up.
+
+use core::fmt;
+
+/// Bytes in a base page / frame.
+pub const FRAME_SIZE: u64 = 4096;
+const FRAME_SHIFT: u32 = 12;
+
+/// A physical frame number: physical address / 4096.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pfn(pub u64);
+
+impl Pfn {
+    /// The frame that contains physical address `addr`.
+    pub const fn containing(addr: u64) -> Pfn {
+        Pfn(addr >> FRAME_SHIFT)
+    }
+
+    /// The first frame that starts at or after `addr`.
+    pub const fn first_at_or_after(addr: u64) -> Pfn {
+        Pfn(addr.div_ceil(FRAME_SIZE))
+    }
+
+    /// The frame's physical start address.
+    pub const fn addr(self) -> u64 {
+        self.0 << FRAME_SHIFT
+    }
+
+    pub const fn add(self, frames: u64) -> Pfn {
+        Pfn(self.0 + frames)
+    }
+
+    /// True when the frame starts a naturally aligned block of 2^order frames.
+    pub const fn is_aligned(self, order: u8) -> bool {
+        self.0 & ((1 << order) - 1) == 0
+    }
+}
+
+impl fmt::Debug for Pfn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pfn({:#x})", self.0)
+    }
+}
+
+/// Printed as the frame's physical address: `frame 0x1234000`.
+impl fmt::Display for Pfn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "frame {:#x}", self.addr())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_round_the_right_way() {
+        assert_eq!(Pfn::containing(0x1fff), Pfn(1));
+        assert_eq!(Pfn::first_at_or_after(0x1001), Pfn(2));
+        assert_eq!(Pfn::first_at_or_after(0x1000), Pfn(1));
+        assert_eq!(Pfn(3).addr(), 0x3000);
+        assert!(Pfn(512).is_aligned(9) && !Pfn(513).is_aligned(1) && Pfn(7).is_aligned(0));
+    }
+}

@@ -1,0 +1,295 @@
+extern crate std;
+
+use super::*;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::vec;
+use std::vec::Vec;
+
+/// An allocator over `span` with `free` ranges added, storage on the heap.
+struct Fixture {
+    storage: Vec<u64>,
+    span: Range<Pfn>,
+    free: Vec<Range<Pfn>>,
+}
+
+impl Fixture {
+    fn new(span: Range<u64>, free: &[Range<u64>]) -> Self {
+        let span = Pfn(span.start)..Pfn(span.end);
+        let storage = vec![0xdead_beef; FrameAllocator::metadata_words(span.clone())];
+        Fixture { storage, span, free: free.iter().map(|r| Pfn(r.start)..Pfn(r.end)).collect() }
+    }
+
+    fn allocator(&mut self) -> FrameAllocator<'_> {
+        let mut a = FrameAllocator::new(self.span.clone(), &mut self.storage).expect("new");
+        for r in &self.free {
+            a.add_free(r.clone()).expect("add_free");
+        }
+        a.verify().expect("fresh allocator is consistent");
+        a
+    }
+}
+
+fn raw(start: u64, order: u8, owner: Owner) -> FrameBlock {
+    FrameBlock::from_raw(Pfn(start), order, owner)
+}
+
+#[test]
+fn carves_ranges_into_maximal_aligned_blocks() {
+    let blocks: Vec<_> = aligned_blocks(3..17).collect();
+    assert_eq!(blocks, vec![(3, 0), (4, 2), (8, 3), (16, 0)]);
+    let huge: Vec<_> = aligned_blocks(0..(3 << MAX_ORDER)).collect();
+    assert_eq!(huge.len(), 3);
+    assert!(huge.iter().all(|&(_, o)| o == MAX_ORDER));
+}
+
+#[test]
+fn fresh_allocator_counts_every_usable_frame() {
+    let mut f = Fixture::new(0x100..0x1000, &[0x100..0x180, 0x200..0x1000]);
+    let a = f.allocator();
+    assert_eq!(a.stats().total, 0x80 + 0xe00);
+    assert_eq!(a.stats().free, a.stats().total);
+    assert_eq!(a.stats().used(), 0);
+}
+
+#[test]
+fn allocates_lowest_address_of_smallest_order_first() {
+    let mut f = Fixture::new(0..64, &[0..64]);
+    let mut a = f.allocator();
+    let b0 = a.allocate(0, Owner::Kernel).unwrap();
+    assert_eq!(b0.start(), Pfn(0));
+    let b1 = a.allocate(0, Owner::Kernel).unwrap();
+    assert_eq!(b1.start(), Pfn(1));
+    let b2 = a.allocate(2, Owner::Kernel).unwrap();
+    assert_eq!(b2.start(), Pfn(4));
+    a.verify().unwrap();
+    for b in [b0, b1, b2] {
+        a.free(b).unwrap();
+    }
+    a.verify().unwrap();
+    assert_eq!(a.stats().free_blocks[6], 1, "everything merged back into one block");
+}
+
+#[test]
+fn runs_are_naturally_aligned() {
+    let mut f = Fixture::new(5..3000, &[5..3000]);
+    let mut a = f.allocator();
+    for order in [9u8, 3, 0, 7, 1] {
+        let b = a.allocate(order, Owner::Process).unwrap();
+        assert!(b.start().is_aligned(order), "{b:?}");
+        assert!(b.start().0 >= 5 && b.start().0 + b.frames() <= 3000);
+        std::mem::forget(b);
+    }
+    a.verify().unwrap();
+}
+
+#[test]
+fn exhaustion_returns_out_of_frames_and_frees_restore_everything() {
+    let mut f = Fixture::new(0..100, &[0..37, 40..100]);
+    let mut a = f.allocator();
+    let initial = a.stats().clone();
+    let mut held = Vec::new();
+    while let Ok(b) = a.allocate(0, Owner::Kernel) {
+        held.push(b);
+    }
+    assert_eq!(held.len() as u64, initial.total);
+    assert_eq!(a.allocate(0, Owner::Kernel), Err(AllocError::OutOfFrames { order: 0 }));
+    assert_eq!(a.stats().used_by(Owner::Kernel), initial.total);
+    for b in held {
+        a.free(b).unwrap();
+    }
+    assert_eq!(a.stats(), &initial);
+    a.verify().unwrap();
+}
+
+#[test]
+fn large_order_fails_when_memory_is_fragmented() {
+    let mut f = Fixture::new(0..8, &[0..8]);
+    let mut a = f.allocator();
+    let blocks: Vec<_> = (0..8).map(|_| a.allocate(0, Owner::Kernel).unwrap()).collect();
+    let mut it = blocks.into_iter();
+    // Free every other frame: 4 frames free, but no two contiguous.
+    let mut kept = Vec::new();
+    while let (Some(free), Some(keep)) = (it.next(), it.next()) {
+        a.free(free).unwrap();
+        kept.push(keep);
+    }
+    assert_eq!(a.stats().free, 4);
+    assert_eq!(a.allocate(1, Owner::Kernel), Err(AllocError::OutOfFrames { order: 1 }));
+    assert_eq!(a.allocate(MAX_ORDER + 1, Owner::Kernel), Err(AllocError::OrderTooLarge { order: MAX_ORDER + 1 }));
+    std::mem::forget(kept);
+}
+
+#[test]
+fn bad_frees_are_refused_and_change_nothing() {
+    let mut f = Fixture::new(0..64, &[0..32, 40..64]);
+    let mut a = f.allocator();
+    let pair = a.allocate(1, Owner::Process).unwrap();
+    let start = pair.start().0;
+    let single = a.allocate(0, Owner::Kernel).unwrap();
+    let single_pfn = single.start().0;
+    a.free(single).unwrap();
+    let before = a.stats().clone();
+
+    let cases = [
+        (raw(64, 0, Owner::Kernel), FreeError::NotManaged(Pfn(64))),
+        (raw(35, 0, Owner::Kernel), FreeError::Reserved(Pfn(35))),
+        (raw(single_pfn, 0, Owner::Kernel), FreeError::DoubleFree(Pfn(single_pfn))),
+        (raw(50, 0, Owner::Kernel), FreeError::NeverAllocated(Pfn(50))),
+        (
+            raw(start + 1, 0, Owner::Process),
+            FreeError::InsideAllocation { pfn: Pfn(start + 1), head: Pfn(start), order: 1 },
+        ),
+        (raw(start, 0, Owner::Process), FreeError::WrongOrder { pfn: Pfn(start), allocated: 1, given: 0 }),
+        (
+            raw(start, 1, Owner::KernelHeap),
+            FreeError::WrongOwner { pfn: Pfn(start), owner: Some(Owner::Process), given: Owner::KernelHeap },
+        ),
+    ];
+    for (block, expected) in cases {
+        let echo = FrameBlock::from_raw(block.start, block.order, block.owner);
+        let failure = a.free(block).expect_err("must be refused");
+        assert_eq!(failure.error, expected);
+        assert_eq!(failure.block, echo, "the block is handed back");
+        assert_eq!(a.stats(), &before);
+        a.verify().unwrap();
+    }
+    a.free(pair).unwrap();
+}
+
+#[test]
+fn add_allocated_accounts_by_owner_and_can_be_freed() {
+    let span = Pfn(0)..Pfn(16);
+    let mut storage = vec![0; FrameAllocator::metadata_words(span.clone())];
+    let mut a = FrameAllocator::new(span, &mut storage).unwrap();
+    a.add_allocated(Pfn(0)..Pfn(4), Owner::AllocatorMetadata).unwrap();
+    a.add_free(Pfn(4)..Pfn(16)).unwrap();
+    assert_eq!(a.stats().used_by(Owner::AllocatorMetadata), 4);
+    assert_eq!(a.stats().total, 16);
+    assert_eq!(a.add_free(Pfn(3)..Pfn(5)), Err(InitError::AlreadyAdded(Pfn(3))));
+    assert_eq!(a.add_free(Pfn(15)..Pfn(17)), Err(InitError::OutsideSpan { range: Pfn(15)..Pfn(17) }));
+    a.free(raw(0, 2, Owner::AllocatorMetadata)).unwrap();
+    assert_eq!(a.stats().free_blocks[4], 1);
+    a.verify().unwrap();
+}
+
+#[test]
+fn init_errors() {
+    let mut small = vec![0; 3];
+    assert!(matches!(
+        FrameAllocator::new(Pfn(0)..Pfn(1000), &mut small),
+        Err(InitError::StorageTooSmall { given: 3, .. })
+    ));
+    assert!(matches!(FrameAllocator::new(Pfn(5)..Pfn(5), &mut small), Err(InitError::EmptySpan)));
+}
+
+#[test]
+fn metadata_is_about_two_and_a_quarter_bytes_per_frame() {
+    let frames = 1u64 << 20; // 4 GiB
+    let bytes = FrameAllocator::metadata_words(Pfn(0)..Pfn(frames)) as u64 * 8;
+    assert!(bytes < frames * 23 / 10, "{bytes} bytes for {frames} frames");
+}
+
+#[test]
+fn block_containing_finds_the_head() {
+    let mut f = Fixture::new(0..64, &[0..64]);
+    let mut a = f.allocator();
+    let b = a.allocate(3, Owner::Kernel).unwrap();
+    assert_eq!(a.block_containing(Pfn(5)), Some((Pfn(0), 3, Kind::AllocatedHead)));
+    assert_eq!(a.block_containing(Pfn(8)), Some((Pfn(8), 3, Kind::FreeHead)));
+    assert_eq!(a.block_containing(Pfn(40)), Some((Pfn(32), 5, Kind::FreeHead)));
+    assert_eq!(a.block_containing(Pfn(64)), None);
+    a.free(b).unwrap();
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Allocate { order: u8, owner: usize },
+    Free { which: usize },
+    BogusFree { pfn: u64, order: u8 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..6, 0..Owner::COUNT).prop_map(|(order, owner)| Op::Allocate { order, owner }),
+        3 => any::<usize>().prop_map(|which| Op::Free { which }),
+        1 => (0u64..1200, 0u8..4).prop_map(|(pfn, order)| Op::BogusFree { pfn, order }),
+    ]
+}
+
+/// Usable ranges with holes, inside a span that does not start at 0.
+fn memory_map() -> impl Strategy<Value = (Range<u64>, Vec<Range<u64>>)> {
+    prop::collection::vec((0u64..40, 1u64..200), 1..6).prop_map(|gaps_and_lens| {
+        let base = 17;
+        let mut at = base;
+        let mut ranges = Vec::new();
+        for (gap, len) in gaps_and_lens {
+            at += gap;
+            ranges.push(at..at + len);
+            at += len;
+        }
+        (base..at + 3, ranges)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Random alloc/free/bogus-free sequences against a model: no frame is
+    /// ever handed out twice, every block is inside usable memory and
+    /// aligned, bad frees change nothing, and freeing everything restores the
+    /// initial state exactly.
+    #[test]
+    fn never_hands_out_a_frame_twice((span, usable) in memory_map(), ops in prop::collection::vec(op(), 1..300)) {
+        let mut f = Fixture::new(span, &usable);
+        let mut a = f.allocator();
+        let initial = a.stats().clone();
+        let mut held: Vec<FrameBlock> = Vec::new();
+        let mut owner_of: BTreeMap<u64, Owner> = BTreeMap::new(); // frame → owner, the model
+        for op in ops {
+            match op {
+                Op::Allocate { order, owner } => {
+                    let owner = Owner::ALL[owner];
+                    match a.allocate(order, owner) {
+                        Ok(b) => {
+                            prop_assert!(b.start().is_aligned(order));
+                            for p in b.start().0..b.start().0 + b.frames() {
+                                prop_assert!(usable.iter().any(|r| r.contains(&p)), "frame {p} not usable");
+                                prop_assert!(owner_of.insert(p, owner).is_none(), "frame {p} handed out twice");
+                            }
+                            held.push(b);
+                        }
+                        Err(AllocError::OutOfFrames { .. }) => {
+                            // Only legal when no free aligned run of that size exists.
+                            prop_assert!(a.stats().free_blocks[order as usize..].iter().all(|&n| n == 0));
+                        }
+                        Err(e) => prop_assert!(false, "unexpected {e:?}"),
+                    }
+                }
+                Op::Free { which } if !held.is_empty() => {
+                    let b = held.swap_remove(which % held.len());
+                    for p in b.start().0..b.start().0 + b.frames() {
+                        owner_of.remove(&p);
+                    }
+                    a.free(b).unwrap();
+                }
+                Op::Free { .. } => {}
+                Op::BogusFree { pfn, order } => {
+                    let genuine = held.iter().any(|b| b.start().0 == pfn && b.order() == order && b.owner() == Owner::Kernel);
+                    if !genuine {
+                        let before = a.stats().clone();
+                        prop_assert!(a.free(raw(pfn, order, Owner::Kernel)).is_err());
+                        prop_assert_eq!(a.stats(), &before);
+                    }
+                }
+            }
+            prop_assert_eq!(a.stats().used(), owner_of.len() as u64);
+        }
+        a.verify().map_err(|v| TestCaseError::fail(std::format!("{v:?}")))?;
+        for b in held {
+            a.free(b).unwrap();
+        }
+        prop_assert_eq!(a.stats(), &initial);
+        a.verify().map_err(|v| TestCaseError::fail(std::format!("{v:?}")))?;
+    }
+}
