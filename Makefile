@@ -18,7 +18,7 @@ BOOT_FLAGS := $(if $(filter bios,$(BOOT)),--bios) --memory $(MEMORY)
 # upper-half slot; the boot log prints it as "kernel image at").
 KERNEL_LOAD_OFFSET := 0xffff800000000000
 
-.PHONY: all setup kernel boot-tool run gdb test lint fmt clean
+.PHONY: all setup kernel boot-tool run gdb test bench lint fmt clean
 
 all: kernel boot-tool
 
@@ -44,6 +44,10 @@ gdb: kernel boot-tool
 ## make test: host unit/property tests and every QEMU boot, one summary at the end.
 test: setup
 	@scripts/test.sh
+
+## make bench: host benchmarks (optimised); each prints ratios measured in the same run.
+bench: setup
+	cargo bench -p pagekeeper-mm --bench frame_alloc
 
 ## make lint: rustfmt and clippy (warnings are errors) on both workspaces.
 lint:
