@@ -38,13 +38,14 @@ pub const BOOTLOADER_CONFIG: BootloaderConfig = {
 /// first thing, from the entry point.
 pub fn init(boot_info: &'static mut BootInfo) {
     arch::init();
-    memory::heap::init();
     let boot = memory::init(boot_info);
     info!("CPU tables, interrupts and {} Hz timer up", arch::timer::TICK_HZ);
     info!("kernel image at {:#x}", boot.kernel_image_offset);
     info!("physical memory mapped at {:#x}", boot.physical_memory_offset.as_u64());
+    let frames = memory::frames::stats();
+    info!("frame allocator: {} of {} usable frames free", frames.free, frames.total);
     let (_, heap_size) = memory::heap::usage();
-    info!("kernel heap: {} KiB", heap_size / 1024);
+    info!("kernel heap: {} KiB, grows on demand", heap_size / 1024);
 }
 
 /// Every Pagekeeper kernel's panic handler: a panic inside a guarded test

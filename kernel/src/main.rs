@@ -11,6 +11,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     println!("\nPagekeeper {}", env!("CARGO_PKG_VERSION"));
     pagekeeper::init(boot_info);
     println!("{}", memory::memory_map_summary(memory::boot_memory()));
+    println!("{}", memory::frames::stats());
     info!("kernel up; close QEMU to stop (Ctrl-C)");
     arch::halt_forever()
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 /// About 4.6 GiB of usable memory in four regions with holes, like a real map.
 fn memory_map() -> Vec<Region> {
     let gib = 1u64 << 30;
+    let mib = 1u64 << 20;
     let r = |start: u64, end: u64, kind| Region { start, end, kind };
     vec![
         r(0, 0x1000, RegionKind::Reserved),
@@ -20,9 +21,9 @@ fn memory_map() -> Vec<Region> {
         r(0x9f000, 0x100000, RegionKind::Reserved),
         r(0x100000, 3 * gib, RegionKind::Usable),
         r(3 * gib, 4 * gib, RegionKind::Reserved),
-        r(4 * gib, 5 * gib + 0x1234_000, RegionKind::Usable),
-        r(5 * gib + 0x1234_000, 5 * gib + 0x2000_000, RegionKind::Acpi),
-        r(5 * gib + 0x2000_000, 5 * gib + 0x2400_0000 + 0x2000_000, RegionKind::Usable),
+        r(4 * gib, 5 * gib + 18 * mib, RegionKind::Usable),
+        r(5 * gib + 18 * mib, 5 * gib + 32 * mib, RegionKind::Acpi),
+        r(5 * gib + 32 * mib, 5 * gib + 608 * mib, RegionKind::Usable),
     ]
 }
 
@@ -97,7 +98,8 @@ fn pagekeeper_cost(map: &[Region], out: usize, pattern: Pattern) -> f64 {
     for r in usable(map) {
         frames.add_free(Pfn::first_at_or_after(r.start)..Pfn::containing(r.end)).expect("add");
     }
-    let mut held: Vec<FrameBlock> = (0..out).map(|_| frames.allocate(0, Owner::Process).expect("fits")).collect();
+    let mut held: Vec<FrameBlock> =
+        (0..out).map(|_| frames.allocate(0, Owner::Process).expect("fits")).collect();
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let per_pair = time_per_op(Duration::from_millis(300), || {
         let new = frames.allocate(0, Owner::Process).expect("a frame");
@@ -148,7 +150,10 @@ fn main() {
         pairs.push(pk);
         churns.push(churn);
     }
-    println!("pagekeeper pair cost, slowest/fastest across 1K..1M out: {:.2}x (target: within 2x)", spread(&pairs));
+    println!(
+        "pagekeeper pair cost, slowest/fastest across 1K..1M out: {:.2}x (target: within 2x)",
+        spread(&pairs)
+    );
     println!(
         "random churn, slowest/fastest: {:.2}x (same bounded work per call; the rise is cache misses \
          on ~2.3 bytes of metadata per frame spread over the whole span)",

@@ -15,7 +15,23 @@ fn in_kernel_suite_passes_under_uefi() {
         .into_iter()
         .find(|(name, _)| name.ends_with("breakpoint_is_reported_and_execution_continues"))
         .expect("the breakpoint test ran");
-    assert!(breakpoint.1.ends_with("ok") || outcome.serial.contains("RIP"), "{breakpoint:?}");
+    assert!(!breakpoint.1.contains("FAILED"), "{breakpoint:?}");
+}
+
+/// The frame allocator's exhaustion tests (every frame, every 2 MiB run)
+/// and the heap growth test on a small and a large machine.
+#[test]
+fn in_kernel_suite_passes_with_64_mib() {
+    let mut config = config(Kernel::Suite);
+    config.memory_mib = 64;
+    expect_suite_passed("qemu-suite-64mib", &boot(&config));
+}
+
+#[test]
+fn in_kernel_suite_passes_with_1_gib() {
+    let mut config = config(Kernel::Suite);
+    config.memory_mib = 1024;
+    expect_suite_passed("qemu-suite-1gib", &boot(&config));
 }
 
 #[test]
@@ -76,7 +92,20 @@ fn demo_kernel_prints_memory_map_and_stays_up() {
     let outcome = boot(&config);
     let console = &outcome.serial;
     assert_eq!(outcome.exit, QemuExit::Stopped, "{console}");
-    for expected in ["memory map:", "usable", "bootloader", "kernel", "ACPI", "reserved", "kernel up"] {
+    for expected in [
+        "memory map:",
+        "usable",
+        "bootloader",
+        "kernel",
+        "ACPI",
+        "reserved",
+        "meminfo:",
+        "allocator metadata",
+        "kernel heap",
+        "page tables",
+        "free blocks by order:",
+        "kernel up",
+    ] {
         assert!(console.contains(expected), "missing {expected:?} in:\n{console}");
     }
 }

@@ -12,11 +12,26 @@ pub mod trap;
 
 /// Brings up the CPU tables and the timer, then enables interrupts.
 pub fn init() {
+    enable_protection();
     gdt::init();
     idt::init();
     pic::init();
     timer::init();
     x86_64::instructions::interrupts::enable();
+}
+
+/// Turns on what the memory manager relies on, whatever the firmware left:
+/// NX (so no-execute mappings are honoured, not a reserved-bit fault) and
+/// CR0.WP (so the kernel too faults on writes to read-only pages).
+fn enable_protection() {
+    use x86_64::registers::control::{Cr0, Cr0Flags};
+    use x86_64::registers::model_specific::{Efer, EferFlags};
+    // SAFETY: both bits only add checks; every mapping the bootloader made is
+    // valid under them (it sets NX and read-only bits expecting them on).
+    unsafe {
+        Efer::update(|flags| flags.insert(EferFlags::NO_EXECUTE_ENABLE));
+        Cr0::update(|flags| flags.insert(Cr0Flags::WRITE_PROTECT));
+    }
 }
 
 /// Parks the CPU for good; interrupts still run.

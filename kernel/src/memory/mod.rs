@@ -1,7 +1,9 @@
 //! The kernel's view of memory: what the bootloader handed over and the
 //! kernel heap.
 
+pub mod frames;
 pub mod heap;
+pub mod kernel_pages;
 
 use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
 use bootloader_api::BootInfo;
@@ -22,8 +24,16 @@ pub struct BootMemory {
 
 static BOOT_MEMORY: Once<BootMemory> = Once::new();
 
-/// Takes what the memory manager needs from `boot_info` (once).
+/// Takes what the memory manager needs from `boot_info`, builds the frame
+/// allocator and maps the kernel heap (once, at boot).
 pub fn init(boot_info: &'static BootInfo) -> &'static BootMemory {
+    let boot = read_boot_info(boot_info);
+    frames::init(boot);
+    heap::init();
+    boot
+}
+
+fn read_boot_info(boot_info: &'static BootInfo) -> &'static BootMemory {
     BOOT_MEMORY.call_once(|| BootMemory {
         physical_memory_offset: VirtAddr::new(
             boot_info
@@ -35,6 +45,11 @@ pub fn init(boot_info: &'static BootInfo) -> &'static BootMemory {
         kernel_image: boot_info.kernel_addr..boot_info.kernel_addr + boot_info.kernel_len,
         kernel_image_offset: boot_info.kernel_image_offset,
     })
+}
+
+/// Where physical frame `pfn` is visible in the physical-memory window.
+pub fn phys_to_virt(pfn: mm::addr::Pfn) -> VirtAddr {
+    boot_memory().physical_memory_offset + pfn.addr()
 }
 
 pub fn boot_memory() -> &'static BootMemory {

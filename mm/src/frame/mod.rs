@@ -94,8 +94,12 @@ impl FrameBlock {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AllocError {
     /// No free block of this order or larger.
-    OutOfFrames { order: u8 },
-    OrderTooLarge { order: u8 },
+    OutOfFrames {
+        order: u8,
+    },
+    OrderTooLarge {
+        order: u8,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,9 +113,21 @@ pub enum FreeError {
     /// The frame is free and has never been handed out.
     NeverAllocated(Pfn),
     /// The frame is inside an allocated block that starts elsewhere.
-    InsideAllocation { pfn: Pfn, head: Pfn, order: u8 },
-    WrongOrder { pfn: Pfn, allocated: u8, given: u8 },
-    WrongOwner { pfn: Pfn, owner: Option<Owner>, given: Owner },
+    InsideAllocation {
+        pfn: Pfn,
+        head: Pfn,
+        order: u8,
+    },
+    WrongOrder {
+        pfn: Pfn,
+        allocated: u8,
+        given: u8,
+    },
+    WrongOwner {
+        pfn: Pfn,
+        owner: Option<Owner>,
+        given: Owner,
+    },
 }
 
 /// A refused free: the error, and the block handed back unchanged.
@@ -123,9 +139,14 @@ pub struct FreeFailure {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InitError {
-    StorageTooSmall { needed: usize, given: usize },
+    StorageTooSmall {
+        needed: usize,
+        given: usize,
+    },
     EmptySpan,
-    OutsideSpan { range: Range<Pfn> },
+    OutsideSpan {
+        range: Range<Pfn>,
+    },
     /// A frame was already added (the ranges overlap).
     AlreadyAdded(Pfn),
 }
@@ -177,7 +198,8 @@ impl<'m> FrameAllocator<'m> {
             return 0;
         }
         let states = ((end - base) as usize).div_ceil(STATES_PER_WORD);
-        let bitmaps: usize = (0..=MAX_ORDER).map(|k| HierBitmap::words_needed(bitmap_bits(base, end, k))).sum();
+        let bitmaps: usize =
+            (0..=MAX_ORDER).map(|k| HierBitmap::words_needed(bitmap_bits(base, end, k))).sum();
         states + bitmaps
     }
 
@@ -470,7 +492,9 @@ impl fmt::Display for AllocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AllocError::OutOfFrames { order } => write!(f, "out of physical memory (order {order})"),
-            AllocError::OrderTooLarge { order } => write!(f, "order {order} is above the maximum {MAX_ORDER}"),
+            AllocError::OrderTooLarge { order } => {
+                write!(f, "order {order} is above the maximum {MAX_ORDER}")
+            }
         }
     }
 }

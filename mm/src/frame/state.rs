@@ -94,8 +94,10 @@ mod tests {
         for order in 0..=super::super::MAX_ORDER {
             for owner in Owner::ALL {
                 let s = FrameState::UNAVAILABLE.interior().allocated_head(order, owner);
-                assert_eq!((s.kind(), s.order(), s.owner(), s.was_ever_allocated()),
-                    (Kind::AllocatedHead, order, Some(owner), true));
+                assert_eq!(
+                    (s.kind(), s.order(), s.owner(), s.was_ever_allocated()),
+                    (Kind::AllocatedHead, order, Some(owner), true)
+                );
                 let f = s.free_head(order);
                 assert_eq!((f.kind(), f.order(), f.was_ever_allocated()), (Kind::FreeHead, order, true));
                 assert_eq!(f.interior().kind(), Kind::Interior);

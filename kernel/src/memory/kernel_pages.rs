@@ -1,0 +1,88 @@
+//! Mapping pages into the kernel half, for kernel-owned regions such as the
+//! heap. Page-table frames come from the frame allocator as
+//! `Owner::PageTable`.
+
+use super::{frames, phys_to_virt};
+use mm::addr::Pfn;
+use mm::frame::{FrameBlock, Owner};
+use spin::Mutex;
+use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::mapper::MapToError;
+use x86_64::structures::paging::{
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+/// Serialises changes to the kernel's page tables.
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// Hands page-table frames from the frame allocator to the `x86_64` mapper.
+struct PageTableFrames;
+
+// SAFETY: every frame returned was just allocated (so unused) and zeroed by
+// the mapper before use, as FrameAllocator requires.
+unsafe impl FrameAllocator<Size4KiB> for PageTableFrames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame> {
+        let block = frames::allocate(0, Owner::PageTable).ok()?;
+        let (pfn, _, _) = block.into_raw(); // now owned by the page table
+        Some(PhysFrame::containing_address(PhysAddr::new(pfn.addr())))
+    }
+}
+
+/// The active level-4 table as a mapper.
+///
+/// # Safety
+/// The caller must hold `LOCK`, and only one such mapper may exist at a time.
+unsafe fn active_mapper() -> OffsetPageTable<'static> {
+    let (level_4, _) = Cr3::read();
+    let table = phys_to_virt(Pfn::containing(level_4.start_address().as_u64()));
+    // SAFETY: CR3 points at a valid level-4 table, mapped at the physical
+    // offset; exclusivity is the caller's contract.
+    unsafe {
+        OffsetPageTable::new(
+            &mut *table.as_mut_ptr::<PageTable>(),
+            super::boot_memory().physical_memory_offset,
+        )
+    }
+}
+
+#[derive(Debug)]
+pub enum MapError {
+    OutOfFrames,
+    AlreadyMapped(VirtAddr),
+}
+
+/// Maps one frame (an order-0 block) read-write, no-execute, at `page`. On
+/// failure the frame is handed back unmapped.
+pub fn map_kernel_page(page: VirtAddr, frame: FrameBlock) -> Result<(), (MapError, FrameBlock)> {
+    debug_assert_eq!(frame.order(), 0);
+    let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
+    let page = Page::<Size4KiB>::containing_address(page);
+    let phys = PhysFrame::containing_address(PhysAddr::new(frame.start().addr()));
+    let _guard = LOCK.lock();
+    // SAFETY: LOCK is held.
+    let mut mapper = unsafe { active_mapper() };
+    // SAFETY: the frame is ours (from `frame`) and the page lies in a
+    // kernel-owned range that nothing else maps.
+    match unsafe { mapper.map_to(page, phys, flags, &mut PageTableFrames) } {
+        Ok(flush) => {
+            flush.flush();
+            let _ = frame.into_raw(); // owned by the mapping now
+            Ok(())
+        }
+        Err(MapToError::PageAlreadyMapped(_)) => Err((MapError::AlreadyMapped(page.start_address()), frame)),
+        Err(_) => Err((MapError::OutOfFrames, frame)),
+    }
+}
+
+/// The first unused level-4 slot in the kernel half, searching down from the
+/// top, as the start address of its 512 GiB.
+pub fn free_kernel_slot() -> VirtAddr {
+    let _guard = LOCK.lock();
+    // SAFETY: LOCK is held.
+    let mapper = unsafe { active_mapper() };
+    let table = mapper.level_4_table();
+    let slot = (256..511).rev().find(|&i| table[i].is_unused()).expect("a free kernel level-4 slot");
+    // Sign-extend bit 47: slots 256.. are the canonical upper half.
+    VirtAddr::new_truncate(((slot as u64) << 39) | 0xffff_0000_0000_0000)
+}
