@@ -63,3 +63,38 @@ mod tests {
         assert!(Pfn(512).is_aligned(9) && !Pfn(513).is_aligned(1) && Pfn(7).is_aligned(0));
     }
 }
+
+/// A virtual address in the user half (or a candidate for one: constructors
+/// do not check; [`crate::vm`] validates ranges and says why one is refused).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VirtAddr(pub u64);
+
+/// Bytes in a page (same as a frame).
+pub const PAGE_SIZE: u64 = FRAME_SIZE;
+
+impl VirtAddr {
+    pub const fn is_page_aligned(self) -> bool {
+        self.0 % PAGE_SIZE == 0
+    }
+
+    pub const fn page_down(self) -> VirtAddr {
+        VirtAddr(self.0 & !(PAGE_SIZE - 1))
+    }
+
+    /// The page-table index of this address at `level` (1 = PT .. 4 = PML4).
+    pub const fn table_index(self, level: u32) -> usize {
+        ((self.0 >> (12 + 9 * (level - 1))) & 0x1ff) as usize
+    }
+}
+
+impl fmt::Debug for VirtAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VirtAddr({:#x})", self.0)
+    }
+}
+
+impl fmt::Display for VirtAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}

@@ -7,7 +7,11 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 pub mod addr;
 pub mod bitmap;
 pub mod frame;
 pub mod memory_map;
+pub mod pte;
+pub mod vm;

@@ -1,0 +1,26 @@
+//! What the virtual memory manager needs from the machine. The kernel
+//! implements it with real page tables, frames and `invlpg`
+//! (`kernel/src/vm/platform.rs`); the host tests with a fake that models a
+//! TLB (`tests.rs`), so the VMM's logic runs and is checked on the host.
+
+use crate::addr::{Pfn, VirtAddr};
+
+pub trait Platform {
+    /// Entry `index` (0..512) of the page table in frame `table`.
+    fn read_entry(&self, table: Pfn, index: usize) -> u64;
+    fn write_entry(&mut self, table: Pfn, index: usize, value: u64);
+    /// A new top-level table whose kernel half (entries 256..512) is the
+    /// kernel's and whose user half is empty.
+    fn alloc_root(&mut self) -> Option<Pfn>;
+    /// A zeroed frame for a page table.
+    fn alloc_table(&mut self) -> Option<Pfn>;
+    /// Frees a page table (or the root) frame.
+    fn free_table(&mut self, table: Pfn);
+    /// A zeroed frame for process memory.
+    fn alloc_page(&mut self) -> Option<Pfn>;
+    /// Frees a process memory frame. The VMM calls it only after the page's
+    /// entry is gone and [`Platform::flush`] has run for its address.
+    fn free_page(&mut self, frame: Pfn);
+    /// Drops any cached translation of the page at `va` (x86: `invlpg`).
+    fn flush(&mut self, va: VirtAddr);
+}

@@ -1,0 +1,446 @@
+extern crate std;
+
+use super::*;
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::vec::Vec;
+
+const GIB: u64 = 1 << 30;
+const KERNEL_ROOT_ENTRY: u64 = 0xdead_b007;
+
+/// A machine in miniature: page tables in a map, frames from a counter, and a
+/// TLB that caches translations when pages are touched and forgets them only
+/// on flush, as hardware does. Freeing a frame a TLB entry still points at
+/// panics: that is the bug the flush discipline exists to prevent.
+#[derive(Default)]
+struct FakeMachine {
+    tables: HashMap<Pfn, [u64; 512]>,
+    pages: BTreeSet<Pfn>,
+    /// Contents of data pages: one word per page is enough to see zeroing.
+    contents: HashMap<Pfn, u64>,
+    next_frame: u64,
+    /// Frames left before allocation fails.
+    frames_left: Option<u64>,
+    /// Cached translations: page → (frame, writable).
+    tlb: HashMap<u64, (Pfn, bool)>,
+    flushes: u64,
+}
+
+impl FakeMachine {
+    fn take_frame(&mut self) -> Option<Pfn> {
+        if let Some(left) = &mut self.frames_left {
+            *left = left.checked_sub(1)?;
+        }
+        self.next_frame += 1;
+        Some(Pfn(0x1000 + self.next_frame))
+    }
+
+    fn frames_in_use(&self) -> usize {
+        self.tables.len() + self.pages.len()
+    }
+}
+
+impl Platform for FakeMachine {
+    fn read_entry(&self, table: Pfn, index: usize) -> u64 {
+        self.tables[&table][index]
+    }
+
+    fn write_entry(&mut self, table: Pfn, index: usize, value: u64) {
+        self.tables.get_mut(&table).expect("write to a live table")[index] = value;
+    }
+
+    fn alloc_root(&mut self) -> Option<Pfn> {
+        let root = self.alloc_table()?;
+        self.tables.get_mut(&root).unwrap()[300] = KERNEL_ROOT_ENTRY;
+        Some(root)
+    }
+
+    fn alloc_table(&mut self) -> Option<Pfn> {
+        let pfn = self.take_frame()?;
+        self.tables.insert(pfn, [0; 512]);
+        Some(pfn)
+    }
+
+    fn free_table(&mut self, table: Pfn) {
+        assert!(self.tables.remove(&table).is_some(), "free of unknown table {table:?}");
+    }
+
+    fn alloc_page(&mut self) -> Option<Pfn> {
+        let pfn = self.take_frame()?;
+        self.pages.insert(pfn);
+        self.contents.insert(pfn, 0);
+        Some(pfn)
+    }
+
+    fn free_page(&mut self, frame: Pfn) {
+        assert!(
+            std::thread::panicking() || !self.tlb.values().any(|&(f, _)| f == frame),
+            "{frame:?} freed while a TLB entry still maps it (missing flush)"
+        );
+        assert!(self.pages.remove(&frame), "double free of {frame:?}");
+        self.contents.remove(&frame);
+    }
+
+    fn flush(&mut self, va: VirtAddr) {
+        self.tlb.remove(&va.0);
+        self.flushes += 1;
+    }
+}
+
+type Space = AddressSpace<FakeMachine>;
+
+/// Switches the space away (its TLB entries go) and destroys it; every frame
+/// it held must be back.
+fn done(mut s: Space) {
+    s.platform_mut().tlb.clear();
+    s.teardown();
+    assert_eq!(s.platform().frames_in_use(), 0, "frames left after destroy");
+}
+
+fn space() -> Space {
+    AddressSpace::new(FakeMachine::default(), u64::MAX).unwrap()
+}
+
+/// What the MMU does on an access: use the TLB or walk the tables; on a miss
+/// ask the VMM (the page-fault handler), then retry once.
+fn touch(space: &mut Space, addr: u64, write: bool) -> Result<Pfn, FaultOutcome> {
+    let page = addr & !(PAGE_SIZE - 1);
+    for _ in 0..2 {
+        if let Some(&(frame, writable)) = space.platform().tlb.get(&page) {
+            if !write || writable {
+                return Ok(frame);
+            }
+        }
+        if let Some(m) = walk(space, VirtAddr(page)) {
+            if !write || m.prot.write {
+                space.platform_mut().tlb.insert(page, (m.frame, m.prot.write));
+                return Ok(m.frame);
+            }
+        }
+        match space.resolve_fault(addr, Access { write, exec: false, user: true }).0 {
+            FaultOutcome::DemandZero | FaultOutcome::Spurious => continue,
+            other => return Err(other),
+        }
+    }
+    panic!("fault at {addr:#x} resolved but the access still fails");
+}
+
+fn walk(space: &Space, va: VirtAddr) -> Option<Mapping> {
+    let slot = space.leaf(va).ok()??;
+    match space.read(slot, va).ok()? {
+        PteState::Present(m) => Some(m),
+        _ => None,
+    }
+}
+
+fn write_word(space: &mut Space, addr: u64, value: u64) {
+    let frame = touch(space, addr, true).expect("writable");
+    space.platform_mut().contents.insert(frame, value);
+}
+
+fn read_word(space: &mut Space, addr: u64) -> u64 {
+    let frame = touch(space, addr, false).expect("readable");
+    space.platform().contents[&frame]
+}
+
+#[test]
+fn reserving_a_gib_allocates_nothing_and_touching_allocates_exactly() {
+    let mut s = space();
+    let before = s.platform().frames_in_use();
+    let base = s.reserve(GIB, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    assert_eq!(s.platform().frames_in_use(), before, "reserve allocated frames");
+    let touched = (GIB / PAGE_SIZE / 16) as usize;
+    for i in 0..touched as u64 {
+        assert_eq!(read_word(&mut s, base + i * 16 * PAGE_SIZE), 0, "reads zero");
+    }
+    assert_eq!(s.platform().pages.len(), touched);
+    assert_eq!(s.stats().resident_pages, touched as u64);
+    // 1 GiB = 512 page tables + 1 page directory + 1 PDPT (+ the root).
+    assert_eq!(s.stats().table_frames, 1 + 1 + 1 + 512);
+    assert_eq!(s.platform().tables.len() as u64, s.stats().table_frames);
+    assert_eq!(s.stats().faults.demand_zero, touched as u64);
+    done(s);
+}
+
+#[test]
+fn decommit_returns_exactly_the_frames_and_pages_read_zero_again() {
+    let mut s = space();
+    let base = s.reserve(64 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    for i in 0..64 {
+        write_word(&mut s, base + i * PAGE_SIZE, 0xabc0 + i);
+    }
+    let pages_before = s.platform().pages.len();
+    let freed = s.decommit(base + 8 * PAGE_SIZE, 16 * PAGE_SIZE).unwrap();
+    assert_eq!(freed, 16);
+    assert_eq!(s.platform().pages.len(), pages_before - 16);
+    for i in 8..24 {
+        assert_eq!(s.effective_state(VirtAddr(base + i * PAGE_SIZE)), Ok(PteState::DemandZero { prot: Prot::USER_RW }));
+        assert_eq!(read_word(&mut s, base + i * PAGE_SIZE), 0);
+    }
+    assert_eq!(read_word(&mut s, base + 7 * PAGE_SIZE), 0xabc7, "neighbours untouched");
+    assert_eq!(read_word(&mut s, base + 24 * PAGE_SIZE), 0xabc0 + 24);
+    done(s);
+}
+
+#[test]
+fn violations_are_classified() {
+    let mut s = space();
+    let ro = s.reserve(4 * PAGE_SIZE, Prot::USER_READ, RegionKind::Anonymous).unwrap().0;
+    let stack = s.reserve(8 * PAGE_SIZE, Prot::USER_RW, RegionKind::Stack { guard_pages: 1 }).unwrap().0;
+    assert_eq!(touch(&mut s, ro, true), Err(FaultOutcome::Violation(Violation::WriteToReadOnly)));
+    assert_eq!(read_word(&mut s, ro), 0, "reading read-only memory is fine");
+    assert_eq!(touch(&mut s, ro, true), Err(FaultOutcome::Violation(Violation::WriteToReadOnly)), "also when present");
+    assert_eq!(touch(&mut s, stack, false), Err(FaultOutcome::Violation(Violation::GuardPage)));
+    write_word(&mut s, stack + PAGE_SIZE, 1);
+    assert_eq!(touch(&mut s, 0x7000_0000_0000, false), Err(FaultOutcome::Violation(Violation::Unreserved)));
+    let (outcome, region) = s.resolve_fault(stack, Access::default());
+    assert_eq!(outcome, FaultOutcome::Violation(Violation::GuardPage));
+    assert_eq!(region.map(|r| r.start.0), Some(stack));
+    let exec = s.resolve_fault(ro, Access { exec: true, ..Access::default() }).0;
+    assert_eq!(exec, FaultOutcome::Violation(Violation::ExecuteNotAllowed));
+    let kernel_only = s.reserve(PAGE_SIZE, Prot { write: true, exec: false, user: false }, RegionKind::Anonymous).unwrap();
+    let user = s.resolve_fault(kernel_only.0, Access { user: true, ..Access::default() }).0;
+    assert_eq!(user, FaultOutcome::Violation(Violation::KernelOnly));
+    assert_eq!(s.stats().faults.violations, 7);
+    done(s);
+}
+
+#[test]
+fn released_ranges_fault_as_unreserved_and_free_their_tables() {
+    let mut s = space();
+    let tables_before = s.platform().tables.len();
+    let base = s.reserve(4 * 1024 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    for i in (0..4096).step_by(100) {
+        write_word(&mut s, base + i * PAGE_SIZE, i);
+    }
+    let freed = s.release(base, 4 * 1024 * PAGE_SIZE).unwrap();
+    assert_eq!(freed, 41);
+    assert!(s.platform().pages.is_empty());
+    assert_eq!(s.platform().tables.len(), tables_before, "empty tables freed");
+    assert_eq!(s.stats().table_frames, 1);
+    assert_eq!(touch(&mut s, base, false), Err(FaultOutcome::Violation(Violation::Unreserved)));
+    assert_eq!(s.stats().reserved_bytes, 0);
+    done(s);
+}
+
+#[test]
+fn partial_release_and_protect_split_regions() {
+    let mut s = space();
+    let base = s.reserve(10 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    write_word(&mut s, base + 5 * PAGE_SIZE, 55);
+    s.protect(base + 4 * PAGE_SIZE, 2 * PAGE_SIZE, Prot::USER_READ).unwrap();
+    assert_eq!(s.regions().count(), 3);
+    assert_eq!(touch(&mut s, base + 5 * PAGE_SIZE, true), Err(FaultOutcome::Violation(Violation::WriteToReadOnly)));
+    assert_eq!(read_word(&mut s, base + 5 * PAGE_SIZE), 55);
+    assert_eq!(touch(&mut s, base + 4 * PAGE_SIZE, true), Err(FaultOutcome::Violation(Violation::WriteToReadOnly)));
+    write_word(&mut s, base + 6 * PAGE_SIZE, 1);
+    s.release(base + 2 * PAGE_SIZE, 3 * PAGE_SIZE).unwrap();
+    assert_eq!(s.regions().count(), 3, "split into [0,2) [5,6) [6,10)");
+    assert_eq!(touch(&mut s, base + 3 * PAGE_SIZE, false), Err(FaultOutcome::Violation(Violation::Unreserved)));
+    assert_eq!(read_word(&mut s, base + 5 * PAGE_SIZE), 55);
+    assert_eq!(s.stats().reserved_bytes, 7 * PAGE_SIZE);
+    done(s);
+}
+
+#[test]
+fn protect_flushes_present_pages() {
+    let mut s = space();
+    let base = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    write_word(&mut s, base, 1);
+    assert!(s.platform().tlb.contains_key(&base));
+    s.protect(base, PAGE_SIZE, Prot::USER_READ).unwrap();
+    assert!(!s.platform().tlb.contains_key(&base), "a changed present entry must be flushed");
+    done(s);
+}
+
+#[test]
+fn commit_populates_and_skips_guard_pages() {
+    let mut s = space();
+    let stack = s.reserve(8 * PAGE_SIZE, Prot::USER_RW, RegionKind::Stack { guard_pages: 2 }).unwrap().0;
+    assert_eq!(s.commit(stack, 8 * PAGE_SIZE), Ok(6));
+    assert_eq!(s.stats().resident_pages, 6);
+    assert_eq!(s.commit(stack, 8 * PAGE_SIZE), Ok(0), "idempotent");
+    done(s);
+}
+
+#[test]
+fn file_and_swapped_pages_reach_the_not_yet_backed_path() {
+    let mut s = space();
+    let file = s.reserve(4 * PAGE_SIZE, Prot::USER_READ, RegionKind::File { file: 7, first_page: 100 }).unwrap().0;
+    assert_eq!(
+        touch(&mut s, file + 2 * PAGE_SIZE, false),
+        Err(FaultOutcome::NotYetBacked(Backing::File { file: 7, page: 102 }))
+    );
+    assert_eq!(s.commit(file, PAGE_SIZE), Err(VmError::NotYetBacked { addr: file }));
+    let anon = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    write_word(&mut s, anon, 9);
+    // Write a swapped entry by hand (swap-out is a later layer).
+    let slot = s.leaf(VirtAddr(anon)).unwrap().unwrap();
+    let m = walk(&s, VirtAddr(anon)).unwrap();
+    s.unmap(slot, VirtAddr(anon), m, PteState::Swapped { slot: 1 << 45, prot: Prot::USER_RW });
+    assert_eq!(touch(&mut s, anon, false), Err(FaultOutcome::NotYetBacked(Backing::Swap { slot: 1 << 45 })));
+    assert_eq!(s.stats().faults.not_yet_backed, 2);
+    done(s);
+}
+
+#[test]
+fn bad_arguments_get_their_errors() {
+    let mut s = AddressSpace::new(FakeMachine::default(), 64 * PAGE_SIZE).unwrap();
+    let rw = Prot::USER_RW;
+    let anon = RegionKind::Anonymous;
+    let base = s.reserve_at(0x40_0000, 16 * PAGE_SIZE, rw, anon).unwrap().0;
+    let cases: Vec<(Result<VirtAddr, VmError>, VmError)> = std::vec![
+        (s.reserve_at(0x50_0000, 0, rw, anon), VmError::ZeroLength),
+        (s.reserve_at(0x50_0001, PAGE_SIZE, rw, anon), VmError::Unaligned { addr: 0x50_0001, len: PAGE_SIZE }),
+        (s.reserve_at(0x50_0000, 100, rw, anon), VmError::Unaligned { addr: 0x50_0000, len: 100 }),
+        (s.reserve_at(0, PAGE_SIZE, rw, anon), VmError::NullPage),
+        (s.reserve_at(USER_END - PAGE_SIZE, 2 * PAGE_SIZE, rw, anon), VmError::NonCanonical { addr: USER_END - PAGE_SIZE, len: 2 * PAGE_SIZE }),
+        (s.reserve_at(0x0000_9000_0000_0000, PAGE_SIZE, rw, anon), VmError::NonCanonical { addr: 0x0000_9000_0000_0000, len: PAGE_SIZE }),
+        (s.reserve_at(KERNEL_START, PAGE_SIZE, rw, anon), VmError::KernelHalf { addr: KERNEL_START }),
+        (s.reserve_at(u64::MAX - PAGE_SIZE + 1, PAGE_SIZE, rw, anon), VmError::KernelHalf { addr: u64::MAX - PAGE_SIZE + 1 }),
+        (s.reserve_at(base + PAGE_SIZE, PAGE_SIZE, rw, anon), VmError::Overlap { region_start: base, region_end: base + 16 * PAGE_SIZE }),
+        (s.reserve_at(base - PAGE_SIZE, 2 * PAGE_SIZE, rw, anon), VmError::Overlap { region_start: base, region_end: base + 16 * PAGE_SIZE }),
+        (s.reserve(49 * PAGE_SIZE, rw, anon), VmError::LimitExceeded { limit: 64 * PAGE_SIZE, reserved: 16 * PAGE_SIZE, requested: 49 * PAGE_SIZE }),
+    ];
+    for (got, want) in cases {
+        assert_eq!(got, Err(want));
+    }
+    let gap = base + 16 * PAGE_SIZE;
+    assert_eq!(s.commit(base, 17 * PAGE_SIZE), Err(VmError::NotReserved { addr: gap }));
+    assert_eq!(s.decommit(gap, PAGE_SIZE), Err(VmError::NotReserved { addr: gap }));
+    assert_eq!(s.protect(base, 0, rw), Err(VmError::ZeroLength));
+    assert_eq!(s.protect(KERNEL_START, PAGE_SIZE, rw), Err(VmError::KernelHalf { addr: KERNEL_START }));
+    assert_eq!(s.release(base + 1, PAGE_SIZE), Err(VmError::Unaligned { addr: base + 1, len: PAGE_SIZE }));
+    assert_eq!(s.release(base, 17 * PAGE_SIZE), Err(VmError::NotReserved { addr: gap }));
+    assert_eq!(s.regions().count(), 1, "refused operations changed nothing");
+    assert_eq!(s.stats().reserved_bytes, 16 * PAGE_SIZE);
+    let mut full = AddressSpace::new(FakeMachine::default(), u64::MAX).unwrap();
+    full.reserve_at(USER_START, USER_END - USER_START, rw, anon).unwrap();
+    assert_eq!(full.reserve(PAGE_SIZE, rw, anon), Err(VmError::NoSpace { len: PAGE_SIZE }));
+    done(full);
+    done(s);
+}
+
+#[test]
+fn out_of_memory_is_an_outcome_not_a_crash() {
+    let mut machine = FakeMachine::default();
+    machine.frames_left = Some(3); // root, PDPT, PD: no page table, no page
+    let mut s = AddressSpace::new(machine, u64::MAX).unwrap();
+    let base = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    assert_eq!(touch(&mut s, base, true), Err(FaultOutcome::OutOfMemory));
+    assert_eq!(s.commit(base, PAGE_SIZE), Err(VmError::OutOfMemory));
+    s.platform_mut().frames_left = Some(2);
+    assert_eq!(read_word(&mut s, base), 0);
+    done(s);
+}
+
+#[test]
+fn destroy_frees_every_frame_and_leaves_the_kernel_half_alone() {
+    let mut s = space();
+    let a = s.reserve(3 * GIB, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    for i in 0..300 {
+        write_word(&mut s, a + i * 10 * 1024 * 1024, i);
+    }
+    let root = s.root();
+    assert_eq!(s.platform().tables[&root][300], KERNEL_ROOT_ENTRY);
+    let mut machine = FakeMachine::default();
+    std::mem::swap(&mut machine, s.platform_mut());
+    machine.tlb.clear(); // the space is switched away before it is destroyed
+    std::mem::swap(&mut machine, s.platform_mut());
+    let stats = s.stats();
+    assert!(stats.table_frames > 300);
+    let final_stats = {
+        let mut s = s;
+        s.teardown();
+        assert!(s.platform().tables.is_empty(), "tables left: {}", s.platform().tables.len());
+        assert!(s.platform().pages.is_empty());
+        s.stats()
+    };
+    assert_eq!((final_stats.resident_pages, final_stats.table_frames), (0, 0));
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Reserve { pages: u64 },
+    Touch { region: usize, page: u64, write: bool },
+    Decommit { region: usize, first: u64, pages: u64 },
+    Release { region: usize },
+    Protect { region: usize, write: bool },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (1u64..40).prop_map(|pages| Op::Reserve { pages }),
+        6 => (any::<usize>(), 0u64..40, any::<bool>()).prop_map(|(region, page, write)| Op::Touch { region, page, write }),
+        2 => (any::<usize>(), 0u64..40, 1u64..10).prop_map(|(region, first, pages)| Op::Decommit { region, first, pages }),
+        1 => any::<usize>().prop_map(|region| Op::Release { region }),
+        1 => (any::<usize>(), any::<bool>()).prop_map(|(region, write)| Op::Protect { region, write }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Random operations against a model of memory contents: data survives
+    /// until decommit/release, reappears as zero afterwards, every frame
+    /// freed was flushed first (the fake TLB panics otherwise), and
+    /// destroying the space frees every frame.
+    #[test]
+    fn contents_and_frames_follow_the_model(ops in prop::collection::vec(op(), 1..120)) {
+        let mut s = space();
+        let mut regions: Vec<(u64, u64, bool)> = Vec::new(); // start, pages, writable
+        let mut model: BTreeMap<u64, u64> = BTreeMap::new(); // page address → value written
+        let mut counter = 1;
+        for op in ops {
+            match op {
+                Op::Reserve { pages } => {
+                    let start = s.reserve(pages * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+                    regions.push((start, pages, true));
+                }
+                _ if regions.is_empty() => {}
+                Op::Touch { region, page, write } => {
+                    let (start, pages, writable) = regions[region % regions.len()];
+                    let addr = start + (page % pages) * PAGE_SIZE;
+                    if write && writable {
+                        counter += 1;
+                        write_word(&mut s, addr, counter);
+                        model.insert(addr, counter);
+                    } else if write {
+                        prop_assert_eq!(touch(&mut s, addr, true), Err(FaultOutcome::Violation(Violation::WriteToReadOnly)));
+                    } else {
+                        prop_assert_eq!(read_word(&mut s, addr), model.get(&addr).copied().unwrap_or(0));
+                    }
+                }
+                Op::Decommit { region, first, pages: n } => {
+                    let (start, pages, _) = regions[region % regions.len()];
+                    let first = first % pages;
+                    let n = n.min(pages - first);
+                    s.decommit(start + first * PAGE_SIZE, n * PAGE_SIZE).unwrap();
+                    for i in first..first + n {
+                        model.remove(&(start + i * PAGE_SIZE));
+                    }
+                }
+                Op::Release { region } => {
+                    let (start, pages, _) = regions.swap_remove(region % regions.len());
+                    s.release(start, pages * PAGE_SIZE).unwrap();
+                    model.retain(|&a, _| !(start..start + pages * PAGE_SIZE).contains(&a));
+                }
+                Op::Protect { region, write } => {
+                    let i = region % regions.len();
+                    let (start, pages, _) = regions[i];
+                    let prot = if write { Prot::USER_RW } else { Prot::USER_READ };
+                    s.protect(start, pages * PAGE_SIZE, prot).unwrap();
+                    regions[i].2 = write;
+                }
+            }
+            prop_assert_eq!(s.stats().resident_pages as usize, s.platform().pages.len());
+            prop_assert_eq!(s.stats().table_frames as usize, s.platform().tables.len());
+        }
+        for (&addr, &value) in &model {
+            prop_assert_eq!(read_word(&mut s, addr), value);
+        }
+        s.platform_mut().tlb.clear();
+        s.teardown();
+        prop_assert_eq!(s.platform().frames_in_use(), 0);
+    }
+}
