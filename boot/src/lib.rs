@@ -127,13 +127,42 @@ pub struct RunOutcome {
     pub elapsed: Duration,
 }
 
+/// Where the project's toolchain set-up puts `llvm-objcopy`
+/// (scripts/setup-toolchain.sh), then the usual names on `PATH`.
+const OBJCOPY_CANDIDATES: [&str; 3] =
+    ["/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/llvm-objcopy", "llvm-objcopy", "rust-objcopy"];
+
+/// A copy of `kernel` without debug sections, next to it. Debug info makes a
+/// kernel ELF 20x larger, and the UEFI loader reads the whole file into
+/// memory, which fails on small machines (64 MiB). gdb uses the original.
+fn stripped(kernel: &Path) -> io::Result<PathBuf> {
+    let out = kernel.with_extension("stripped");
+    if is_newer(&out, kernel) {
+        return Ok(out);
+    }
+    for objcopy in OBJCOPY_CANDIDATES {
+        let status = Command::new(objcopy).arg("--strip-debug").arg(kernel).arg(&out).stderr(Stdio::null()).status();
+        if status.is_ok_and(|s| s.success()) {
+            return Ok(out);
+        }
+    }
+    Err(io::Error::other("llvm-objcopy not found: run scripts/setup-toolchain.sh"))
+}
+
 /// Builds (or rebuilds, when the kernel is newer) the disk image for `kernel`,
-/// next to it, and returns its path.
+/// next to it, and returns its path. The image holds the kernel without its
+/// debug sections.
 pub fn disk_image(kernel: &Path, firmware: Firmware) -> io::Result<PathBuf> {
+    // Tests boot the same kernel from several threads: build each image once.
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _guard = BUILDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let image = kernel.with_extension(firmware.image_suffix());
     if is_newer(&image, kernel) {
         return Ok(image);
     }
+    let kernel = &stripped(kernel)?;
+    // Written under another name and renamed, so a reader never sees half an image.
+    let partial = image.with_extension(format!("partial-{}", std::process::id()));
     // The bootloader logs every step at Trace by default; keep its warnings.
     let mut config = bootloader::BootConfig::default();
     config.log_level = bootloader_boot_config::LevelFilter::Warn;
@@ -167,7 +196,9 @@ pub fn qemu_command(config: &RunConfig, image: &Path) -> Command {
     if config.firmware == Firmware::Uefi {
         cmd.args(["-bios", OVMF_CODE]);
     }
-    cmd.arg("-drive").arg(format!("format=raw,file={}", image.display()));
+    // snapshot=on: guest writes go to a throwaway overlay, so the image is
+    // only read and several runs can boot it at once.
+    cmd.arg("-drive").arg(format!("format=raw,snapshot=on,file={}", image.display()));
     for disk in &config.disks {
         cmd.arg("-drive").arg(format!("format=raw,if=ide,file={}", disk.display()));
     }

@@ -14,6 +14,7 @@ pub mod arch;
 pub mod log;
 pub mod memory;
 pub mod testing;
+pub mod vm;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::BootInfo;
@@ -39,6 +40,7 @@ pub const BOOTLOADER_CONFIG: BootloaderConfig = {
 pub fn init(boot_info: &'static mut BootInfo) {
     arch::init();
     let boot = memory::init(boot_info);
+    vm::init();
     info!("CPU tables, interrupts and {} Hz timer up", arch::timer::TICK_HZ);
     info!("kernel image at {:#x}", boot.kernel_image_offset);
     info!("physical memory mapped at {:#x}", boot.physical_memory_offset.as_u64());

@@ -12,6 +12,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     pagekeeper::init(boot_info);
     println!("{}", memory::memory_map_summary(memory::boot_memory()));
     println!("{}", memory::frames::stats());
+    println!("{}", pagekeeper::vm::summary());
     info!("kernel up; close QEMU to stop (Ctrl-C)");
     arch::halt_forever()
 }

@@ -74,7 +74,7 @@ pub const PAGE_SIZE: u64 = FRAME_SIZE;
 
 impl VirtAddr {
     pub const fn is_page_aligned(self) -> bool {
-        self.0 % PAGE_SIZE == 0
+        self.0.is_multiple_of(PAGE_SIZE)
     }
 
     pub const fn page_down(self) -> VirtAddr {

@@ -87,11 +87,20 @@ pub enum PteState {
     Absent,
     Present(Mapping),
     /// Allocate a zeroed frame on first touch.
-    DemandZero { prot: Prot },
+    DemandZero {
+        prot: Prot,
+    },
     /// The page's contents are in swap slot `slot`.
-    Swapped { slot: u64, prot: Prot },
+    Swapped {
+        slot: u64,
+        prot: Prot,
+    },
     /// The page is page `page` of file `file`.
-    File { file: u16, page: u64, prot: Prot },
+    File {
+        file: u16,
+        page: u64,
+        prot: Prot,
+    },
     /// Touching it is an error (stack and heap guard pages).
     Guard,
 }
@@ -136,7 +145,9 @@ const _: () = assert!(TAG_MASK & (HW_IGNORED | HUGE | PRESENT) == 0);
 const _: () = assert!((PROT_W | PROT_X | PROT_U) & (TAG_MASK | HW_IGNORED | HUGE) == 0);
 
 fn prot_bits(prot: Prot) -> u64 {
-    (if prot.write { PROT_W } else { 0 }) | (if prot.exec { PROT_X } else { 0 }) | (if prot.user { PROT_U } else { 0 })
+    (if prot.write { PROT_W } else { 0 })
+        | (if prot.exec { PROT_X } else { 0 })
+        | (if prot.user { PROT_U } else { 0 })
 }
 
 fn prot_of(raw: u64) -> Prot {
@@ -259,20 +270,35 @@ mod tests {
     use proptest::prelude::*;
 
     fn prot() -> impl Strategy<Value = Prot> {
-        (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(write, exec, user)| Prot { write, exec, user })
+        (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(write, exec, user)| Prot {
+            write,
+            exec,
+            user,
+        })
     }
 
     fn state() -> impl Strategy<Value = PteState> {
         let kind = prop_oneof![Just(PageKind::Other), Just(PageKind::Anonymous), Just(PageKind::File)];
         let mapping = (0u64..(1 << 40), prot(), kind, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-            |(frame, prot, kind, pinned, accessed, dirty)| Mapping { frame: Pfn(frame), prot, kind, pinned, accessed, dirty },
+            |(frame, prot, kind, pinned, accessed, dirty)| Mapping {
+                frame: Pfn(frame),
+                prot,
+                kind,
+                pinned,
+                accessed,
+                dirty,
+            },
         );
         prop_oneof![
             Just(PteState::Absent),
             mapping.prop_map(PteState::Present),
             prot().prop_map(|prot| PteState::DemandZero { prot }),
             (0..=MAX_SWAP_SLOT, prot()).prop_map(|(slot, prot)| PteState::Swapped { slot, prot }),
-            (any::<u16>(), 0..=MAX_FILE_PAGE, prot()).prop_map(|(file, page, prot)| PteState::File { file, page, prot }),
+            (any::<u16>(), 0..=MAX_FILE_PAGE, prot()).prop_map(|(file, page, prot)| PteState::File {
+                file,
+                page,
+                prot
+            }),
             Just(PteState::Guard),
         ]
     }

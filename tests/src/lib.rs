@@ -91,7 +91,9 @@ pub fn kernel_path(kernel: Kernel) -> PathBuf {
 /// A run configuration for `kernel` with the test defaults (UEFI, 128 MiB).
 pub fn config(kernel: Kernel) -> RunConfig {
     let mut config = RunConfig::new(kernel_path(kernel));
-    config.timeout = Some(Duration::from_secs(300));
+    // A suite boot takes 10-30 s; a hung boot (e.g. the bootloader failing
+    // before the kernel runs) should not cost the whole CI budget.
+    config.timeout = Some(Duration::from_secs(150));
     config
 }
 

@@ -75,6 +75,8 @@ fn kernel_page_fault_prints_report_and_fails() {
     assert!(!console.contains("the fault did not happen"), "{console}");
     for expected in [
         "KERNEL PANIC",
+        "page fault at 0x5555dead0000, RIP 0x",
+        "unreserved (no address space active): access violation: access to unreserved memory",
         "--- page fault (vector 14) in ring 0 ---",
         "address 0x00005555dead0000",
         "[read, kernel mode, page not present]",

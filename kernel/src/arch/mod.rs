@@ -5,6 +5,7 @@
 pub mod gdt;
 pub mod idt;
 pub mod pic;
+pub mod probe;
 pub mod qemu;
 pub mod serial;
 pub mod timer;

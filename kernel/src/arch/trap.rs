@@ -151,16 +151,10 @@ pub fn stubs() -> &'static [u64; STUB_COUNT] {
     unsafe { &*core::ptr::addr_of!(pk_trap_stubs) }
 }
 
-/// What a page-fault handler concluded; the dispatcher acts on it.
-pub type PageFaultHandler = fn(&mut TrapFrame, u64) -> FaultOutcome;
-
-#[derive(Debug)]
-pub enum FaultOutcome {
-    /// The mapping was fixed; retry the instruction.
-    Resolved,
-    /// A genuine access error, with the reason for the report.
-    Violation(&'static str),
-}
+/// The memory manager's page-fault handler: given the frame and CR2, it
+/// returns when execution may resume (page brought in, or the frame edited
+/// to go elsewhere) and panics with a report otherwise.
+pub type PageFaultHandler = fn(&mut TrapFrame, u64);
 
 /// Breakpoints taken so far (`int3` resumes after the report).
 pub static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
@@ -194,12 +188,9 @@ extern "C" fn dispatch(frame: &mut TrapFrame) {
 
 fn page_fault(frame: &mut TrapFrame) {
     let address = Cr2::read_raw();
-    let outcome = match PAGE_FAULT_HANDLER.get() {
+    match PAGE_FAULT_HANDLER.get() {
         Some(handler) => handler(frame, address),
-        None => FaultOutcome::Violation("no page-fault handler installed"),
-    };
-    if let FaultOutcome::Violation(reason) = outcome {
-        panic!("page fault: {reason}\n{}", Report::new(frame, "page fault"));
+        None => panic!("page fault before the memory manager is up\n{}", Report::new(frame, "page fault")),
     }
 }
 

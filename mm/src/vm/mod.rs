@@ -49,28 +49,52 @@ const USER_ROOT_ENTRIES: usize = 256;
 pub enum VmError {
     ZeroLength,
     /// Address or length not a multiple of the page size.
-    Unaligned { addr: u64, len: u64 },
+    Unaligned {
+        addr: u64,
+        len: u64,
+    },
     /// The range includes page 0, which stays unmapped.
     NullPage,
     /// The range is not in canonical user space (or wraps around).
-    NonCanonical { addr: u64, len: u64 },
+    NonCanonical {
+        addr: u64,
+        len: u64,
+    },
     /// The range is in the kernel half.
-    KernelHalf { addr: u64 },
+    KernelHalf {
+        addr: u64,
+    },
     /// The range overlaps an existing region.
-    Overlap { region_start: u64, region_end: u64 },
+    Overlap {
+        region_start: u64,
+        region_end: u64,
+    },
     /// Part of the range is not reserved.
-    NotReserved { addr: u64 },
+    NotReserved {
+        addr: u64,
+    },
     /// Reserving would take the space past its address-space limit.
-    LimitExceeded { limit: u64, reserved: u64, requested: u64 },
+    LimitExceeded {
+        limit: u64,
+        reserved: u64,
+        requested: u64,
+    },
     /// No free gap of that size in the user half.
-    NoSpace { len: u64 },
+    NoSpace {
+        len: u64,
+    },
     /// No frame for a page or a page table. Work done before it stays.
     OutOfMemory,
     /// A page of the range has contents elsewhere that cannot be brought in
     /// yet (swapped or file-backed).
-    NotYetBacked { addr: u64 },
+    NotYetBacked {
+        addr: u64,
+    },
     /// A page-table entry that Pagekeeper did not write.
-    Corrupt { addr: u64, raw: u64 },
+    Corrupt {
+        addr: u64,
+        raw: u64,
+    },
 }
 
 /// The kind of access that faulted (from the page-fault error code).
@@ -166,7 +190,7 @@ pub fn check_user_range(addr: u64, len: u64) -> Result<Range<VirtAddr>, VmError>
     if len == 0 {
         return Err(VmError::ZeroLength);
     }
-    if addr % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
         return Err(VmError::Unaligned { addr, len });
     }
     if addr >= KERNEL_START {
@@ -238,7 +262,13 @@ impl<P: Platform> AddressSpace<P> {
     }
 
     /// Reserves exactly `addr..addr+len`.
-    pub fn reserve_at(&mut self, addr: u64, len: u64, prot: Prot, kind: RegionKind) -> Result<VirtAddr, VmError> {
+    pub fn reserve_at(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: Prot,
+        kind: RegionKind,
+    ) -> Result<VirtAddr, VmError> {
         let range = check_user_range(addr, len)?;
         if let Some(r) = self.regions.first_overlap(&range) {
             return Err(VmError::Overlap { region_start: r.start.0, region_end: r.end.0 });
@@ -289,7 +319,9 @@ impl<P: Platform> AddressSpace<P> {
                     self.map_zeroed(va, prot)?;
                     brought_in += 1;
                 }
-                PteState::Swapped { .. } | PteState::File { .. } => return Err(VmError::NotYetBacked { addr: va.0 }),
+                PteState::Swapped { .. } | PteState::File { .. } => {
+                    return Err(VmError::NotYetBacked { addr: va.0 })
+                }
                 PteState::Present(_) | PteState::Guard | PteState::Absent => {}
             }
         }
@@ -388,17 +420,26 @@ impl<P: Platform> AddressSpace<P> {
         (outcome, region)
     }
 
-    fn classify_and_resolve(&mut self, va: VirtAddr, access: Access, region: Option<&Region>) -> FaultOutcome {
+    fn classify_and_resolve(
+        &mut self,
+        va: VirtAddr,
+        access: Access,
+        region: Option<&Region>,
+    ) -> FaultOutcome {
         let Some(region) = region else { return FaultOutcome::Violation(Violation::Unreserved) };
         let state = match self.effective_state(va) {
             Ok(state) => state,
-            Err(VmError::Corrupt { raw, .. }) => return FaultOutcome::Violation(Violation::CorruptEntry(raw)),
+            Err(VmError::Corrupt { raw, .. }) => {
+                return FaultOutcome::Violation(Violation::CorruptEntry(raw))
+            }
             Err(_) => return FaultOutcome::OutOfMemory,
         };
         let prot = match state {
             PteState::Guard => return FaultOutcome::Violation(Violation::GuardPage),
             PteState::Present(m) => m.prot,
-            PteState::DemandZero { prot } | PteState::Swapped { prot, .. } | PteState::File { prot, .. } => prot,
+            PteState::DemandZero { prot } | PteState::Swapped { prot, .. } | PteState::File { prot, .. } => {
+                prot
+            }
             PteState::Absent => region.prot,
         };
         if let Some(violation) = check_access(access, prot) {
@@ -415,7 +456,9 @@ impl<P: Platform> AddressSpace<P> {
             },
             PteState::Swapped { slot, .. } => FaultOutcome::NotYetBacked(Backing::Swap { slot }),
             PteState::File { file, page, .. } => FaultOutcome::NotYetBacked(Backing::File { file, page }),
-            PteState::Guard | PteState::Absent => unreachable!("handled above / replaced by the region default"),
+            PteState::Guard | PteState::Absent => {
+                unreachable!("handled above / replaced by the region default")
+            }
         }
     }
 
@@ -509,7 +552,8 @@ impl<P: Platform> AddressSpace<P> {
     fn map_zeroed(&mut self, va: VirtAddr, prot: Prot) -> Result<(), VmError> {
         let slot = self.leaf_or_create(va)?;
         let frame = self.platform.alloc_page().ok_or(VmError::OutOfMemory)?;
-        let mapping = Mapping { frame, prot, kind: PageKind::Anonymous, pinned: false, accessed: false, dirty: false };
+        let mapping =
+            Mapping { frame, prot, kind: PageKind::Anonymous, pinned: false, accessed: false, dirty: false };
         self.write(slot, PteState::Present(mapping));
         self.stats.resident_pages += 1;
         Ok(())
@@ -534,9 +578,12 @@ impl<P: Platform> AddressSpace<P> {
             let first = VirtAddr(range.start.0).table_index(level);
             let last = VirtAddr(range.end.0 - 1).table_index(level);
             for index in first..=last {
-                let Ok(Some(child)) = pte::table::decode(self.platform.read_entry(table, index)) else { continue };
+                let Ok(Some(child)) = pte::table::decode(self.platform.read_entry(table, index)) else {
+                    continue;
+                };
                 let child_base = (range.start.0 & !(span * 512 - 1)) + index as u64 * span;
-                let child_range = VirtAddr(range.start.0.max(child_base))..VirtAddr(range.end.0.min(child_base + span));
+                let child_range =
+                    VirtAddr(range.start.0.max(child_base))..VirtAddr(range.end.0.min(child_base + span));
                 if self.prune(child, level - 1, &child_range) {
                     self.platform.write_entry(table, index, 0);
                     self.platform.free_table(child);
@@ -613,7 +660,9 @@ impl fmt::Display for VmError {
             }
             VmError::NoSpace { len } => write!(f, "no free range of {len:#x} bytes"),
             VmError::OutOfMemory => write!(f, "out of memory"),
-            VmError::NotYetBacked { addr } => write!(f, "page {addr:#x} is swapped or file-backed (not implemented)"),
+            VmError::NotYetBacked { addr } => {
+                write!(f, "page {addr:#x} is swapped or file-backed (not implemented)")
+            }
             VmError::Corrupt { addr, raw } => write!(f, "corrupt page-table entry {raw:#x} for {addr:#x}"),
         }
     }

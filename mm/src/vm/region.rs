@@ -42,7 +42,9 @@ impl Region {
         match self.kind {
             RegionKind::Stack { guard_pages } if page < guard_pages => PteState::Guard,
             RegionKind::Anonymous | RegionKind::Stack { .. } => PteState::DemandZero { prot: self.prot },
-            RegionKind::File { file, first_page } => PteState::File { file, page: first_page + page, prot: self.prot },
+            RegionKind::File { file, first_page } => {
+                PteState::File { file, page: first_page + page, prot: self.prot }
+            }
         }
     }
 

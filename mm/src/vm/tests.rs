@@ -174,7 +174,10 @@ fn decommit_returns_exactly_the_frames_and_pages_read_zero_again() {
     assert_eq!(freed, 16);
     assert_eq!(s.platform().pages.len(), pages_before - 16);
     for i in 8..24 {
-        assert_eq!(s.effective_state(VirtAddr(base + i * PAGE_SIZE)), Ok(PteState::DemandZero { prot: Prot::USER_RW }));
+        assert_eq!(
+            s.effective_state(VirtAddr(base + i * PAGE_SIZE)),
+            Ok(PteState::DemandZero { prot: Prot::USER_RW })
+        );
         assert_eq!(read_word(&mut s, base + i * PAGE_SIZE), 0);
     }
     assert_eq!(read_word(&mut s, base + 7 * PAGE_SIZE), 0xabc7, "neighbours untouched");
@@ -189,7 +192,11 @@ fn violations_are_classified() {
     let stack = s.reserve(8 * PAGE_SIZE, Prot::USER_RW, RegionKind::Stack { guard_pages: 1 }).unwrap().0;
     assert_eq!(touch(&mut s, ro, true), Err(FaultOutcome::Violation(Violation::WriteToReadOnly)));
     assert_eq!(read_word(&mut s, ro), 0, "reading read-only memory is fine");
-    assert_eq!(touch(&mut s, ro, true), Err(FaultOutcome::Violation(Violation::WriteToReadOnly)), "also when present");
+    assert_eq!(
+        touch(&mut s, ro, true),
+        Err(FaultOutcome::Violation(Violation::WriteToReadOnly)),
+        "also when present"
+    );
     assert_eq!(touch(&mut s, stack, false), Err(FaultOutcome::Violation(Violation::GuardPage)));
     write_word(&mut s, stack + PAGE_SIZE, 1);
     assert_eq!(touch(&mut s, 0x7000_0000_0000, false), Err(FaultOutcome::Violation(Violation::Unreserved)));
@@ -198,7 +205,8 @@ fn violations_are_classified() {
     assert_eq!(region.map(|r| r.start.0), Some(stack));
     let exec = s.resolve_fault(ro, Access { exec: true, ..Access::default() }).0;
     assert_eq!(exec, FaultOutcome::Violation(Violation::ExecuteNotAllowed));
-    let kernel_only = s.reserve(PAGE_SIZE, Prot { write: true, exec: false, user: false }, RegionKind::Anonymous).unwrap();
+    let kernel_only =
+        s.reserve(PAGE_SIZE, Prot { write: true, exec: false, user: false }, RegionKind::Anonymous).unwrap();
     let user = s.resolve_fault(kernel_only.0, Access { user: true, ..Access::default() }).0;
     assert_eq!(user, FaultOutcome::Violation(Violation::KernelOnly));
     assert_eq!(s.stats().faults.violations, 7);
@@ -230,13 +238,22 @@ fn partial_release_and_protect_split_regions() {
     write_word(&mut s, base + 5 * PAGE_SIZE, 55);
     s.protect(base + 4 * PAGE_SIZE, 2 * PAGE_SIZE, Prot::USER_READ).unwrap();
     assert_eq!(s.regions().count(), 3);
-    assert_eq!(touch(&mut s, base + 5 * PAGE_SIZE, true), Err(FaultOutcome::Violation(Violation::WriteToReadOnly)));
+    assert_eq!(
+        touch(&mut s, base + 5 * PAGE_SIZE, true),
+        Err(FaultOutcome::Violation(Violation::WriteToReadOnly))
+    );
     assert_eq!(read_word(&mut s, base + 5 * PAGE_SIZE), 55);
-    assert_eq!(touch(&mut s, base + 4 * PAGE_SIZE, true), Err(FaultOutcome::Violation(Violation::WriteToReadOnly)));
+    assert_eq!(
+        touch(&mut s, base + 4 * PAGE_SIZE, true),
+        Err(FaultOutcome::Violation(Violation::WriteToReadOnly))
+    );
     write_word(&mut s, base + 6 * PAGE_SIZE, 1);
     s.release(base + 2 * PAGE_SIZE, 3 * PAGE_SIZE).unwrap();
     assert_eq!(s.regions().count(), 3, "split into [0,2) [5,6) [6,10)");
-    assert_eq!(touch(&mut s, base + 3 * PAGE_SIZE, false), Err(FaultOutcome::Violation(Violation::Unreserved)));
+    assert_eq!(
+        touch(&mut s, base + 3 * PAGE_SIZE, false),
+        Err(FaultOutcome::Violation(Violation::Unreserved))
+    );
     assert_eq!(read_word(&mut s, base + 5 * PAGE_SIZE), 55);
     assert_eq!(s.stats().reserved_bytes, 7 * PAGE_SIZE);
     done(s);
@@ -266,7 +283,8 @@ fn commit_populates_and_skips_guard_pages() {
 #[test]
 fn file_and_swapped_pages_reach_the_not_yet_backed_path() {
     let mut s = space();
-    let file = s.reserve(4 * PAGE_SIZE, Prot::USER_READ, RegionKind::File { file: 7, first_page: 100 }).unwrap().0;
+    let file =
+        s.reserve(4 * PAGE_SIZE, Prot::USER_READ, RegionKind::File { file: 7, first_page: 100 }).unwrap().0;
     assert_eq!(
         touch(&mut s, file + 2 * PAGE_SIZE, false),
         Err(FaultOutcome::NotYetBacked(Backing::File { file: 7, page: 102 }))
@@ -291,16 +309,41 @@ fn bad_arguments_get_their_errors() {
     let base = s.reserve_at(0x40_0000, 16 * PAGE_SIZE, rw, anon).unwrap().0;
     let cases: Vec<(Result<VirtAddr, VmError>, VmError)> = std::vec![
         (s.reserve_at(0x50_0000, 0, rw, anon), VmError::ZeroLength),
-        (s.reserve_at(0x50_0001, PAGE_SIZE, rw, anon), VmError::Unaligned { addr: 0x50_0001, len: PAGE_SIZE }),
+        (
+            s.reserve_at(0x50_0001, PAGE_SIZE, rw, anon),
+            VmError::Unaligned { addr: 0x50_0001, len: PAGE_SIZE }
+        ),
         (s.reserve_at(0x50_0000, 100, rw, anon), VmError::Unaligned { addr: 0x50_0000, len: 100 }),
         (s.reserve_at(0, PAGE_SIZE, rw, anon), VmError::NullPage),
-        (s.reserve_at(USER_END - PAGE_SIZE, 2 * PAGE_SIZE, rw, anon), VmError::NonCanonical { addr: USER_END - PAGE_SIZE, len: 2 * PAGE_SIZE }),
-        (s.reserve_at(0x0000_9000_0000_0000, PAGE_SIZE, rw, anon), VmError::NonCanonical { addr: 0x0000_9000_0000_0000, len: PAGE_SIZE }),
+        (
+            s.reserve_at(USER_END - PAGE_SIZE, 2 * PAGE_SIZE, rw, anon),
+            VmError::NonCanonical { addr: USER_END - PAGE_SIZE, len: 2 * PAGE_SIZE }
+        ),
+        (
+            s.reserve_at(0x0000_9000_0000_0000, PAGE_SIZE, rw, anon),
+            VmError::NonCanonical { addr: 0x0000_9000_0000_0000, len: PAGE_SIZE }
+        ),
         (s.reserve_at(KERNEL_START, PAGE_SIZE, rw, anon), VmError::KernelHalf { addr: KERNEL_START }),
-        (s.reserve_at(u64::MAX - PAGE_SIZE + 1, PAGE_SIZE, rw, anon), VmError::KernelHalf { addr: u64::MAX - PAGE_SIZE + 1 }),
-        (s.reserve_at(base + PAGE_SIZE, PAGE_SIZE, rw, anon), VmError::Overlap { region_start: base, region_end: base + 16 * PAGE_SIZE }),
-        (s.reserve_at(base - PAGE_SIZE, 2 * PAGE_SIZE, rw, anon), VmError::Overlap { region_start: base, region_end: base + 16 * PAGE_SIZE }),
-        (s.reserve(49 * PAGE_SIZE, rw, anon), VmError::LimitExceeded { limit: 64 * PAGE_SIZE, reserved: 16 * PAGE_SIZE, requested: 49 * PAGE_SIZE }),
+        (
+            s.reserve_at(u64::MAX - PAGE_SIZE + 1, PAGE_SIZE, rw, anon),
+            VmError::KernelHalf { addr: u64::MAX - PAGE_SIZE + 1 }
+        ),
+        (
+            s.reserve_at(base + PAGE_SIZE, PAGE_SIZE, rw, anon),
+            VmError::Overlap { region_start: base, region_end: base + 16 * PAGE_SIZE }
+        ),
+        (
+            s.reserve_at(base - PAGE_SIZE, 2 * PAGE_SIZE, rw, anon),
+            VmError::Overlap { region_start: base, region_end: base + 16 * PAGE_SIZE }
+        ),
+        (
+            s.reserve(49 * PAGE_SIZE, rw, anon),
+            VmError::LimitExceeded {
+                limit: 64 * PAGE_SIZE,
+                reserved: 16 * PAGE_SIZE,
+                requested: 49 * PAGE_SIZE
+            }
+        ),
     ];
     for (got, want) in cases {
         assert_eq!(got, Err(want));
@@ -323,8 +366,8 @@ fn bad_arguments_get_their_errors() {
 
 #[test]
 fn out_of_memory_is_an_outcome_not_a_crash() {
-    let mut machine = FakeMachine::default();
-    machine.frames_left = Some(3); // root, PDPT, PD: no page table, no page
+    // Frames for the root, PDPT and PD only: no page table, no page.
+    let machine = FakeMachine { frames_left: Some(3), ..FakeMachine::default() };
     let mut s = AddressSpace::new(machine, u64::MAX).unwrap();
     let base = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
     assert_eq!(touch(&mut s, base, true), Err(FaultOutcome::OutOfMemory));

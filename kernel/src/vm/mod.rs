@@ -1,0 +1,247 @@
+//! Address spaces on the real machine: the registry of live spaces, switching
+//! CR3, and the page-fault handler. The logic (regions, page states, fault
+//! classification) is `mm::vm`, host-tested; this module gives it page
+//! tables, frames and a CPU.
+//!
+//! Locking: every space sits in one registry behind a spin lock taken with
+//! interrupts off. The page-fault handler only *tries* the lock: a fault
+//! while the lock is held is a kernel bug, reported instead of deadlocking.
+
+mod platform;
+pub mod probe;
+#[cfg(test)]
+mod tests;
+
+pub use mm::vm::{Access, FaultOutcome, Region, RegionKind, SpaceStats, Violation, VmError};
+pub use platform::KernelPlatform;
+
+use crate::arch::trap::{self, PageFaultCause, Report, TrapFrame};
+use alloc::collections::BTreeMap;
+use core::fmt;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use mm::vm::{AddressSpace, FaultCounters, KERNEL_START};
+use spin::Mutex;
+use x86_64::instructions::interrupts::without_interrupts;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::idt::PageFaultErrorCode;
+use x86_64::structures::paging::PhysFrame;
+use x86_64::PhysAddr;
+
+/// Names a live address space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SpaceId(pub u32);
+
+type Space = AddressSpace<KernelPlatform>;
+
+static SPACES: Mutex<BTreeMap<SpaceId, Space>> = Mutex::new(BTreeMap::new());
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+/// The space in CR3; 0 when the kernel's own root is active.
+static ACTIVE: AtomicU32 = AtomicU32::new(0);
+/// Faults outside any space (kernel half, or no space active), by outcome.
+static KERNEL_FAULTS: AtomicU64 = AtomicU64::new(0);
+/// Counters of destroyed spaces, so totals survive them.
+static RETIRED: Mutex<FaultCounters> = Mutex::new(FaultCounters {
+    demand_zero: 0,
+    spurious: 0,
+    violations: 0,
+    not_yet_backed: 0,
+    out_of_memory: 0,
+});
+
+/// Default address-space limit for new spaces (like `ulimit -v`).
+pub const DEFAULT_LIMIT: u64 = 64 << 30;
+
+pub fn init() {
+    platform::init();
+    trap::set_page_fault_handler(page_fault);
+}
+
+/// A new, empty space with an address-space limit of `limit` bytes.
+pub fn create(limit: u64) -> Result<SpaceId, VmError> {
+    let space = AddressSpace::new(KernelPlatform, limit)?;
+    let id = SpaceId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+    without_interrupts(|| SPACES.lock().insert(id, space));
+    Ok(id)
+}
+
+/// Runs `f` on space `id`; `None` if there is no such space. `f` must not
+/// touch the space's memory (a fault would find the registry locked).
+pub fn with<R>(id: SpaceId, f: impl FnOnce(&mut Space) -> R) -> Option<R> {
+    without_interrupts(|| SPACES.lock().get_mut(&id).map(f))
+}
+
+fn load_cr3(root: mm::addr::Pfn) {
+    let frame = PhysFrame::containing_address(PhysAddr::new(root.addr()));
+    // SAFETY: `root` is a valid top-level table whose kernel half is the
+    // kernel's (alloc_root copies it), so the code, stack and data in use
+    // stay mapped across the switch.
+    unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+}
+
+/// There is no live space with this id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoSuchSpace(pub SpaceId);
+
+/// Makes `id` the active address space (loads its root into CR3).
+pub fn activate(id: SpaceId) -> Result<(), NoSuchSpace> {
+    without_interrupts(|| {
+        let spaces = SPACES.lock();
+        let space = spaces.get(&id).ok_or(NoSuchSpace(id))?;
+        load_cr3(space.root());
+        ACTIVE.store(id.0, Ordering::SeqCst);
+        Ok(())
+    })
+}
+
+/// Switches back to the kernel's own root.
+pub fn activate_kernel() {
+    without_interrupts(|| {
+        load_cr3(platform::kernel_root());
+        ACTIVE.store(0, Ordering::SeqCst);
+    });
+}
+
+pub fn active() -> Option<SpaceId> {
+    let id = ACTIVE.load(Ordering::SeqCst);
+    (id != 0).then_some(SpaceId(id))
+}
+
+/// Frees every frame of space `id` (switching away first if it is active).
+/// Returns its final statistics, or `None` if there is no such space.
+pub fn destroy(id: SpaceId) -> Option<SpaceStats> {
+    without_interrupts(|| {
+        if active() == Some(id) {
+            activate_kernel();
+        }
+        let space = SPACES.lock().remove(&id)?;
+        let stats = space.destroy();
+        let mut retired = RETIRED.lock();
+        let f = stats.faults;
+        retired.demand_zero += f.demand_zero;
+        retired.spurious += f.spurious;
+        retired.violations += f.violations;
+        retired.not_yet_backed += f.not_yet_backed;
+        retired.out_of_memory += f.out_of_memory;
+        Some(stats)
+    })
+}
+
+/// Everything the page-fault report says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultReport {
+    pub address: u64,
+    pub rip: u64,
+    pub error: PageFaultErrorCode,
+    pub space: Option<SpaceId>,
+    pub region: Option<Region>,
+    pub outcome: FaultOutcome,
+}
+
+impl fmt::Display for FaultReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "page fault at {:#x}, RIP {:#x}, error {:#x} [{}], ",
+            self.address,
+            self.rip,
+            self.error.bits(),
+            PageFaultCause(self.error)
+        )?;
+        match (&self.region, self.space) {
+            (Some(region), _) => write!(f, "region {region}")?,
+            (None, _) if self.address >= KERNEL_START => write!(f, "kernel half")?,
+            (None, Some(_)) => write!(f, "unreserved")?,
+            (None, None) => write!(f, "unreserved (no address space active)")?,
+        }
+        write!(f, ": {}", self.outcome)
+    }
+}
+
+fn access(error: PageFaultErrorCode) -> Access {
+    Access {
+        write: error.contains(PageFaultErrorCode::CAUSED_BY_WRITE),
+        exec: error.contains(PageFaultErrorCode::INSTRUCTION_FETCH),
+        user: error.contains(PageFaultErrorCode::USER_MODE),
+    }
+}
+
+/// Classifies (and, where legal, resolves) a fault at `address`.
+fn resolve(address: u64, error: PageFaultErrorCode) -> (Option<SpaceId>, FaultOutcome, Option<Region>) {
+    let space = active();
+    if address >= KERNEL_START || space.is_none() {
+        KERNEL_FAULTS.fetch_add(1, Ordering::Relaxed);
+        return (space, FaultOutcome::Violation(Violation::Unreserved), None);
+    }
+    let Some(mut spaces) = SPACES.try_lock() else {
+        panic!("page fault at {address:#x} while the address-space registry is locked (kernel bug)");
+    };
+    let space_id = space.expect("checked above");
+    let Some(space) = spaces.get_mut(&space_id) else {
+        return (Some(space_id), FaultOutcome::Violation(Violation::Unreserved), None);
+    };
+    let (outcome, region) = space.resolve_fault(address, access(error));
+    (Some(space_id), outcome, region)
+}
+
+/// The page-fault handler (installed in the trap dispatcher).
+fn page_fault(frame: &mut TrapFrame, address: u64) {
+    let error = PageFaultErrorCode::from_bits_truncate(frame.error_code);
+    let (space, outcome, region) = resolve(address, error);
+    if matches!(outcome, FaultOutcome::DemandZero | FaultOutcome::Spurious) {
+        return;
+    }
+    let report = FaultReport { address, rip: frame.rip, error, space, region, outcome };
+    if frame.privilege_level() == 0 {
+        if let Some(fixup) = crate::arch::probe::fixup_for(frame.rip) {
+            probe::record(report);
+            frame.rip = fixup;
+            return;
+        }
+    }
+    panic!("{report}\n{}", Report::new(frame, "page fault"));
+}
+
+/// Totals over live and destroyed spaces, for meminfo.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VmSummary {
+    pub spaces: usize,
+    pub resident_pages: u64,
+    pub table_frames: u64,
+    pub faults: FaultCounters,
+    pub kernel_faults: u64,
+}
+
+pub fn summary() -> VmSummary {
+    without_interrupts(|| {
+        let spaces = SPACES.lock();
+        let mut s = VmSummary { spaces: spaces.len(), faults: *RETIRED.lock(), ..VmSummary::default() };
+        s.kernel_faults = KERNEL_FAULTS.load(Ordering::Relaxed);
+        for space in spaces.values() {
+            let st = space.stats();
+            s.resident_pages += st.resident_pages;
+            s.table_frames += st.table_frames;
+            s.faults.demand_zero += st.faults.demand_zero;
+            s.faults.spurious += st.faults.spurious;
+            s.faults.violations += st.faults.violations;
+            s.faults.not_yet_backed += st.faults.not_yet_backed;
+            s.faults.out_of_memory += st.faults.out_of_memory;
+        }
+        s
+    })
+}
+
+impl fmt::Display for VmSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fc = &self.faults;
+        writeln!(
+            f,
+            "vm: {} address spaces, {} resident pages, {} page-table frames",
+            self.spaces, self.resident_pages, self.table_frames
+        )?;
+        write!(
+            f,
+            "  faults: demand-zero {}, spurious {}, violations {}, not-yet-backed {}, out-of-memory {}, outside any space {}",
+            fc.demand_zero, fc.spurious, fc.violations, fc.not_yet_backed, fc.out_of_memory, self.kernel_faults
+        )
+    }
+}
