@@ -48,13 +48,14 @@ test: setup
 ## make bench: host benchmarks (optimised); each prints ratios measured in the same run.
 bench: setup
 	cargo bench -p pagekeeper-mm --bench frame_alloc
+	cargo bench -p pagekeeper-heap --features host --bench heap
 
 ## make lint: rustfmt and clippy (warnings are errors) on both workspaces.
 lint:
 	@scripts/setup-toolchain.sh --lint
 	cargo fmt --all --check
 	cd kernel && cargo fmt --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	cd kernel && cargo clippy --bins --tests -- -D warnings
 
 fmt:

@@ -32,6 +32,8 @@
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(any(test, feature = "host"))]
+pub mod host;
 #[cfg(test)]
 mod tests;
 
@@ -50,9 +52,10 @@ const MAX_BLOCKS: usize = SPAN / MIN_ALIGN;
 const BITMAP_WORDS: usize = MAX_BLOCKS / 64;
 
 /// Block sizes of the small classes.
-pub const CLASSES: [u32; 36] = [
+pub const CLASSES: [u32; 40] = [
     16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280,
-    1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 8192, 10240, 12288, 16384, 20480, 32768,
+    1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384, 20480,
+    24576, 28672, 32768,
 ];
 
 const NONE: u32 = u32::MAX;
