@@ -55,12 +55,15 @@ lint:
 	@scripts/setup-toolchain.sh --lint
 	cargo fmt --all --check
 	cd kernel && cargo fmt --check
+	cd user && cargo fmt --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	cd kernel && cargo clippy --bins --tests -- -D warnings
+	cd user && cargo clippy --release --bins -- -D warnings
 
 fmt:
 	cargo fmt --all
 	cd kernel && cargo fmt
+	cd user && cargo fmt
 
 clean:
 	cargo clean

@@ -141,7 +141,8 @@ fn stripped(kernel: &Path) -> io::Result<PathBuf> {
         return Ok(out);
     }
     for objcopy in OBJCOPY_CANDIDATES {
-        let status = Command::new(objcopy).arg("--strip-debug").arg(kernel).arg(&out).stderr(Stdio::null()).status();
+        let status =
+            Command::new(objcopy).arg("--strip-debug").arg(kernel).arg(&out).stderr(Stdio::null()).status();
         if status.is_ok_and(|s| s.success()) {
             return Ok(out);
         }
@@ -169,13 +170,14 @@ pub fn disk_image(kernel: &Path, firmware: Firmware) -> io::Result<PathBuf> {
     config.frame_buffer_logging = false;
     let result = match firmware {
         Firmware::Uefi => {
-            bootloader::UefiBoot::new(kernel).set_boot_config(&config).create_disk_image(&image)
+            bootloader::UefiBoot::new(kernel).set_boot_config(&config).create_disk_image(&partial)
         }
         Firmware::Bios => {
-            bootloader::BiosBoot::new(kernel).set_boot_config(&config).create_disk_image(&image)
+            bootloader::BiosBoot::new(kernel).set_boot_config(&config).create_disk_image(&partial)
         }
     };
     result.map_err(|e| io::Error::other(format!("disk image for {}: {e:#}", kernel.display())))?;
+    std::fs::rename(&partial, &image)?;
     Ok(image)
 }
 

@@ -242,12 +242,19 @@ fn fragmentation(b: &mut dyn Bench, lifo: bool, rounds: usize) -> Fragmentation 
 
 fn main() {
     let make: [fn() -> Box<dyn Bench>; 3] = [
-        || Box::new(Pagekeeper(Heap::new(HostKernel::default(), HeapConfig { arena: ARENA, large_slots: 4096 }).unwrap())),
+        || {
+            Box::new(Pagekeeper(
+                Heap::new(HostKernel::default(), HeapConfig { arena: ARENA, large_slots: 4096 }).unwrap(),
+            ))
+        },
         || Box::new(LinkedList::new()),
         || Box::new(Talc::new()),
     ];
     let ops = workload(400_000);
-    println!("heap throughput: {} random malloc/free operations, up to 20,000 live blocks (Mops/s)", ops.len());
+    println!(
+        "heap throughput: {} random malloc/free operations, up to 20,000 live blocks (Mops/s)",
+        ops.len()
+    );
     let results: Vec<(&str, f64)> = make
         .iter()
         .map(|m| {

@@ -72,7 +72,7 @@ const _: () = assert!(BITMAP_WORDS <= 64, "the summary word covers the bitmap");
 /// memory that reads as zero and that nothing else uses until `release`;
 /// after `decommit(addr, len)` those bytes must read as zero.
 pub unsafe trait Kernel {
-    /// Reserves `len` bytes (a multiple of [`SPAN`]) aligned to [`SPAN`].
+    /// Reserves `len` bytes (a multiple of [`SPAN`]), page-aligned.
     fn reserve(&mut self, len: usize) -> Option<usize>;
     fn release(&mut self, addr: usize, len: usize);
     /// Takes the pages back; they read as zero on next touch.
@@ -198,7 +198,17 @@ impl<K: Kernel> Heap<K> {
             let large = core::slice::from_raw_parts_mut(large_at as *mut LargeEntry, config.large_slots);
             (spans, large)
         };
-        Some(Heap { kernel, arena, spans, large, bump: 0, large_live: 0, free_spans: NONE, partial: [NONE; CLASSES.len()], stats: HeapStats::default() })
+        Some(Heap {
+            kernel,
+            arena,
+            spans,
+            large,
+            bump: 0,
+            large_live: 0,
+            free_spans: NONE,
+            partial: [NONE; CLASSES.len()],
+            stats: HeapStats::default(),
+        })
     }
 
     pub fn stats(&self) -> HeapStats {
@@ -211,6 +221,11 @@ impl<K: Kernel> Heap<K> {
 
     pub fn kernel_mut(&mut self) -> &mut K {
         &mut self.kernel
+    }
+
+    /// The part of the arena spans have been taken from so far.
+    pub fn arena_in_use(&self) -> core::ops::Range<usize> {
+        self.arena..self.arena + self.bump * SPAN
     }
 
     /// The arena's address range.
@@ -408,11 +423,12 @@ impl<K: Kernel> Heap<K> {
     /// is not a block start a ForeignPointer.
     fn block_of(&self, addr: usize) -> Result<(usize, usize), HeapError> {
         let span = (addr - self.arena) / SPAN;
-        let meta = self.spans.get(span).filter(|_| span < self.bump).ok_or(HeapError::ForeignPointer(addr))?;
+        let meta =
+            self.spans.get(span).filter(|_| span < self.bump).ok_or(HeapError::ForeignPointer(addr))?;
         let class = if meta.class == FREE_SPAN { meta.last_class } else { meta.class } as usize;
         let size = CLASSES[class] as usize;
         let offset = addr - self.arena - span * SPAN;
-        if offset % size != 0 || offset / size >= SPAN / size {
+        if !offset.is_multiple_of(size) || offset / size >= SPAN / size {
             return Err(HeapError::ForeignPointer(addr));
         }
         if meta.class == FREE_SPAN {
@@ -453,11 +469,19 @@ impl<K: Kernel> Heap<K> {
     /// `realloc`: keeps the block when the new size still fits its class,
     /// else moves the contents to a new block. `Ok(None)`: out of memory, the
     /// old block is untouched.
-    pub fn reallocate(&mut self, ptr: NonNull<u8>, new_size: usize, align: usize) -> Result<Option<NonNull<u8>>, HeapError> {
+    pub fn reallocate(
+        &mut self,
+        ptr: NonNull<u8>,
+        new_size: usize,
+        align: usize,
+    ) -> Result<Option<NonNull<u8>>, HeapError> {
         let old_size = self.usable_size(ptr)?;
         let align = align.max(MIN_ALIGN);
-        let same_class = old_size <= MAX_SMALL && class_for(new_size.max(1), align).map(|c| CLASSES[c] as usize) == Some(old_size);
-        if same_class || (old_size > MAX_SMALL && new_size > MAX_SMALL && round_up(new_size, SPAN) == old_size) {
+        let same_class = old_size <= MAX_SMALL
+            && class_for(new_size.max(1), align).map(|c| CLASSES[c] as usize) == Some(old_size);
+        if same_class
+            || (old_size > MAX_SMALL && new_size > MAX_SMALL && round_up(new_size, SPAN) == old_size)
+        {
             return Ok(Some(ptr));
         }
         let Some(new) = self.allocate(new_size, align) else { return Ok(None) };

@@ -1,8 +1,8 @@
 extern crate std;
 
 use super::*;
-use proptest::prelude::*;
 use crate::host::HostKernel as FakeKernel;
+use proptest::prelude::*;
 use std::vec::Vec;
 
 fn heap() -> Heap<FakeKernel> {
@@ -129,7 +129,13 @@ fn scavenge_hands_back_free_pages_and_they_come_back_zeroed() {
         h.free(p).unwrap();
     }
     let mut seen = Vec::new();
-    assert_eq!(h.scavenge(8192, |a, l| { seen.push((a, l)); true }), 0);
+    assert_eq!(
+        h.scavenge(8192, |a, l| {
+            seen.push((a, l));
+            true
+        }),
+        0
+    );
     assert!(seen.is_empty());
     assert_eq!(h.scavenge_to_kernel(4096), 32 * 4096);
     assert_eq!(h.kernel().decommitted.len(), 32);
@@ -256,4 +262,3 @@ proptest! {
         }
     }
 }
-

@@ -13,6 +13,7 @@ extern crate alloc;
 pub mod arch;
 pub mod log;
 pub mod memory;
+pub mod process;
 pub mod testing;
 pub mod vm;
 
@@ -41,6 +42,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     arch::init();
     let boot = memory::init(boot_info);
     vm::init();
+    process::init();
     info!("CPU tables, interrupts and {} Hz timer up", arch::timer::TICK_HZ);
     info!("kernel image at {:#x}", boot.kernel_image_offset);
     info!("physical memory mapped at {:#x}", boot.physical_memory_offset.as_u64());

@@ -1,18 +1,45 @@
-//! The Pagekeeper kernel binary: `make run` boots it.
+//! The Pagekeeper kernel binary: `make run` boots it into a demo. Several
+//! processes allocate, free and scavenge; one hits a wild pointer and is
+//! killed; one overflows its stack into the guard page. Then the kernel
+//! shows that every frame came back and stays up.
 #![no_std]
 #![no_main]
 
 use bootloader_api::{entry_point, BootInfo};
-use pagekeeper::{arch, info, memory, println, BOOTLOADER_CONFIG};
+use pagekeeper::process::{self, programs};
+use pagekeeper::{arch, info, memory, println, vm, BOOTLOADER_CONFIG};
 
 entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
+
+fn meminfo() {
+    println!("{}", memory::frames::stats());
+    println!("{}", vm::summary());
+}
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     println!("\nPagekeeper {}", env!("CARGO_PKG_VERSION"));
     pagekeeper::init(boot_info);
     println!("{}", memory::memory_map_summary(memory::boot_memory()));
-    println!("{}", memory::frames::stats());
-    println!("{}", pagekeeper::vm::summary());
+    meminfo();
+
+    let free_before = memory::frames::stats().free;
+    println!("\n=== demo: processes allocate, free, scavenge; one wild pointer, one stack overflow ===");
+    for name in ["alloc_demo", "scribbler", "hello", "wild", "stack_overflow", "alloc_demo"] {
+        if let Err(e) = programs::spawn(name) {
+            println!("could not start {name}: {e:?}");
+        }
+    }
+    process::print_table();
+    for done in process::run_until_idle() {
+        println!("  process {} ({}): {}", done.pid, done.name, done.status);
+    }
+    println!("\n=== after the demo ===");
+    meminfo();
+    let free_after = memory::frames::stats().free;
+    let heap_growth = free_before - free_after.min(free_before);
+    println!(
+        "free frames: {free_before} before the processes, {free_after} after ({heap_growth} went to the kernel heap's own growth)"
+    );
     info!("kernel up; close QEMU to stop (Ctrl-C)");
     arch::halt_forever()
 }

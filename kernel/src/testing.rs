@@ -25,9 +25,9 @@
 //! console lock is broken by the panic path). A test that hangs with
 //! interrupts disabled cannot be interrupted; the host's QEMU timeout catches it.
 
+use crate::arch::context::{self, JumpBuf};
 use crate::arch::{gdt, qemu, timer, trap::TrapFrame};
 use crate::println;
-use core::arch::global_asm;
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -59,65 +59,9 @@ impl Default for RunnerConfig {
     }
 }
 
-/// Callee-saved registers and stack pointer of the runner, as saved by
-/// `pk_guarded_call` (field order is the asm's offsets).
-#[derive(Default)]
-#[repr(C)]
-struct JumpBuf {
-    rbx: u64,
-    rbp: u64,
-    r12: u64,
-    r13: u64,
-    r14: u64,
-    r15: u64,
-    rsp: u64,
-}
-
-global_asm!(
-    r#"
-    .section .text.testing, "ax"
-    // u64 pk_guarded_call(JumpBuf *buf, void (*f)(void *), void *arg)
-    // Returns 0 when f returns, 1 when pk_jump_back(buf) is taken.
-    .global pk_guarded_call
-    pk_guarded_call:
-        mov [rdi + 0], rbx
-        mov [rdi + 8], rbp
-        mov [rdi + 16], r12
-        mov [rdi + 24], r13
-        mov [rdi + 32], r14
-        mov [rdi + 40], r15
-        mov [rdi + 48], rsp
-        sub rsp, 8
-        mov rdi, rdx
-        call rsi
-        add rsp, 8
-        xor eax, eax
-        ret
-
-    // noreturn pk_jump_back(const JumpBuf *buf): resumes the runner as if
-    // pk_guarded_call had returned 1.
-    .global pk_jump_back
-    pk_jump_back:
-        mov rbx, [rdi + 0]
-        mov rbp, [rdi + 8]
-        mov r12, [rdi + 16]
-        mov r13, [rdi + 24]
-        mov r14, [rdi + 32]
-        mov r15, [rdi + 40]
-        mov rsp, [rdi + 48]
-        mov eax, 1
-        ret
-    "#
-);
-
-extern "C" {
-    fn pk_guarded_call(buf: *mut JumpBuf, f: extern "C" fn(*mut u8), arg: *mut u8) -> u64;
-    fn pk_jump_back(buf: *const JumpBuf) -> !;
-}
-
 /// The runner's saved context; written by `pk_guarded_call`, read by the
 /// panic path and the watchdog. Only touched through raw pointers.
-static mut JUMP: JumpBuf = JumpBuf { rbx: 0, rbp: 0, r12: 0, r13: 0, r14: 0, r15: 0, rsp: 0 };
+static mut JUMP: JumpBuf = JumpBuf::new();
 /// A guarded test is running: JUMP is valid to jump back to.
 static RUNNING: AtomicBool = AtomicBool::new(false);
 static DEADLINE_TICK: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -145,8 +89,8 @@ fn run_guarded(test: &dyn Testable, timeout_ms: u64) -> Verdict {
     let mut test_ref = test;
     // SAFETY: JUMP is only used by this runner (one test at a time); the
     // callee is a plain extern "C" fn taking the pointer we pass.
-    let jumped = unsafe {
-        pk_guarded_call(
+    let returned = unsafe {
+        context::guarded_call(
             core::ptr::addr_of_mut!(JUMP),
             call_test,
             &mut test_ref as *mut &dyn Testable as *mut u8,
@@ -155,8 +99,8 @@ fn run_guarded(test: &dyn Testable, timeout_ms: u64) -> Verdict {
     RUNNING.store(false, Ordering::SeqCst);
     // A panic inside an interrupt handler jumps back with interrupts off.
     x86_64::instructions::interrupts::enable();
-    match (jumped, TIMED_OUT.load(Ordering::SeqCst)) {
-        (0, _) => Verdict::Passed,
+    match (returned, TIMED_OUT.load(Ordering::SeqCst)) {
+        (true, _) => Verdict::Passed,
         (_, true) => Verdict::TimedOut,
         _ => Verdict::Panicked,
     }
@@ -172,10 +116,10 @@ fn watchdog(frame: &mut TrapFrame) {
     TIMED_OUT.store(true, Ordering::SeqCst);
     let selectors = gdt::selectors();
     let jump = core::ptr::addr_of!(JUMP);
-    frame.rip = pk_jump_back as *const () as u64;
+    frame.rip = context::jump_back_address();
     frame.rdi = jump as u64;
     // SAFETY: JUMP.rsp was written by pk_guarded_call before RUNNING was set.
-    frame.rsp = unsafe { (*jump).rsp };
+    frame.rsp = unsafe { (*jump).rsp() };
     frame.cs = u64::from(selectors.kernel_code.0);
     frame.ss = u64::from(selectors.kernel_data.0);
 }
@@ -191,7 +135,7 @@ pub fn on_panic(info: &PanicInfo) {
     println!("    {info}");
     // SAFETY: RUNNING was set, so JUMP holds the context of the runner, whose
     // stack frame is still live below the panicking test's frames.
-    unsafe { pk_jump_back(core::ptr::addr_of!(JUMP)) }
+    unsafe { context::jump_back(core::ptr::addr_of!(JUMP)) }
 }
 
 /// Entry point for `#[test_case]` suites (`#![test_runner]`).

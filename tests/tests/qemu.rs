@@ -88,7 +88,7 @@ fn kernel_page_fault_prints_report_and_fails() {
 }
 
 #[test]
-fn demo_kernel_prints_memory_map_and_stays_up() {
+fn demo_kernel_runs_processes_and_stays_up() {
     let mut config = config(Kernel::Demo);
     config.stop_after = Some(("kernel up".into(), Duration::from_secs(3)));
     let outcome = boot(&config);
@@ -106,6 +106,12 @@ fn demo_kernel_prints_memory_map_and_stays_up() {
         "kernel heap",
         "page tables",
         "free blocks by order:",
+        "process 4 (wild) killed: page fault at 0x5555dead0000",
+        "access violation: touched a guard page",
+        "(alloc_demo): exited with code 0",
+        "(scribbler): exited with code 0",
+        "after scavenge",
+        "vm: 0 address spaces, 0 resident pages, 0 page-table frames",
         "kernel up",
     ] {
         assert!(console.contains(expected), "missing {expected:?} in:\n{console}");

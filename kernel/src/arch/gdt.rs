@@ -26,6 +26,10 @@ const IST_STACK_SIZE: usize = 32 * 1024;
 struct IstStack([u8; IST_STACK_SIZE]);
 
 static mut DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
+/// Where the CPU switches to when a trap arrives from ring 3 (TSS.rsp0).
+/// One for all processes: a process never blocks inside the kernel, so each
+/// user trap is finished (resumed, or saved and left) before the next.
+static mut USER_TRAP_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
 static mut PAGE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
 
 fn stack_top(stack: *const IstStack) -> VirtAddr {
@@ -37,8 +41,18 @@ static TSS: Lazy<TaskStateSegment> = Lazy::new(|| {
     // Only addresses are taken here; the CPU is the one writer of these stacks.
     tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = stack_top(core::ptr::addr_of!(DOUBLE_FAULT_STACK));
     tss.interrupt_stack_table[PAGE_FAULT_IST as usize] = stack_top(core::ptr::addr_of!(PAGE_FAULT_STACK));
+    tss.privilege_stack_table[0] = user_trap_stack_top_addr();
     tss
 });
+
+fn user_trap_stack_top_addr() -> VirtAddr {
+    stack_top(core::ptr::addr_of!(USER_TRAP_STACK))
+}
+
+/// Top of the stack traps from ring 3 arrive on.
+pub fn user_trap_stack_top() -> u64 {
+    user_trap_stack_top_addr().as_u64()
+}
 
 /// The selectors the rest of the kernel needs.
 #[derive(Clone, Copy, Debug)]

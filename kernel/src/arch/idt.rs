@@ -30,6 +30,8 @@ struct Gate {
 const _: () = assert!(core::mem::size_of::<Gate>() == 16);
 
 const PRESENT_INTERRUPT_GATE: u8 = 0x8e;
+/// Descriptor privilege level 3: `int` from ring 3 may use the gate.
+const DPL_USER: u8 = 3 << 5;
 
 impl Gate {
     fn new(handler: u64, ist: Option<u16>) -> Self {
@@ -53,6 +55,9 @@ static IDT: Lazy<Idt> = Lazy::new(|| {
     for (vector, stub) in trap::stubs().iter().enumerate() {
         idt.0[vector] = Gate::new(*stub, ist_for(vector as u8));
     }
+    let mut syscall = Gate::new(trap::syscall_stub(), None);
+    syscall.type_attr |= DPL_USER;
+    idt.0[usize::from(Vector::SYSCALL)] = syscall;
     idt
 });
 

@@ -2,6 +2,7 @@
 //! hardware state (descriptor tables, interrupt controller, I/O ports, control
 //! registers). Everything above it is written against the functions here.
 
+pub mod context;
 pub mod gdt;
 pub mod idt;
 pub mod pic;

@@ -67,6 +67,7 @@ impl Vector {
     pub const GENERAL_PROTECTION: u8 = 13;
     pub const PAGE_FAULT: u8 = 14;
     pub const TIMER: u8 = pic::IRQ_BASE + pic::TIMER_IRQ;
+    pub const SYSCALL: u8 = abi::SYSCALL_VECTOR;
 }
 
 /// Number of vectors with a stub: the 32 CPU exceptions and the 16 PIC IRQs.
@@ -92,6 +93,13 @@ global_asm!(
         jmp pk_trap_common
     .endr
 
+    // The system-call gate (int 0x80, reachable from ring 3).
+    .global pk_syscall_stub
+    pk_syscall_stub:
+        push 0
+        push 0x80
+        jmp pk_trap_common
+
     pk_trap_common:
         push rax
         push rbx
@@ -111,6 +119,9 @@ global_asm!(
         mov rdi, rsp
         cld
         call {dispatch}
+    // pk_enter_user jumps here with RSP at a TrapFrame to resume.
+    .global pk_trap_return
+    pk_trap_return:
         pop r15
         pop r14
         pop r13
@@ -142,6 +153,12 @@ global_asm!(
 
 extern "C" {
     static pk_trap_stubs: [u64; STUB_COUNT];
+    fn pk_syscall_stub();
+}
+
+/// Entry address of the system-call gate's stub.
+pub fn syscall_stub() -> u64 {
+    pk_syscall_stub as *const () as u64
 }
 
 /// Entry addresses of the stubs, indexed by vector.
@@ -161,12 +178,42 @@ pub static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 
 static PAGE_FAULT_HANDLER: spin::Once<PageFaultHandler> = spin::Once::new();
 
+/// Handles every trap taken in ring 3 (the process layer): system calls,
+/// faults (kill the process), and interrupts that arrive while a process
+/// runs (preemption).
+pub type UserTrapHandler = fn(&mut TrapFrame);
+
+static USER_TRAP_HANDLER: spin::Once<UserTrapHandler> = spin::Once::new();
+
+pub fn set_user_trap_handler(handler: UserTrapHandler) {
+    USER_TRAP_HANDLER.call_once(|| handler);
+}
+
+/// Acknowledges a PIC interrupt and runs the tick for the timer. Returns
+/// false for a spurious IRQ (nothing to do).
+pub fn acknowledge_irq(frame: &mut TrapFrame) -> bool {
+    let irq = frame.vector as u8 - pic::IRQ_BASE;
+    let real = pic::end_of_interrupt(irq);
+    if real && irq == pic::TIMER_IRQ {
+        timer::on_tick(frame);
+    }
+    real
+}
+
+pub fn is_irq(vector: u64) -> bool {
+    (u64::from(pic::IRQ_BASE)..u64::from(pic::IRQ_BASE + pic::IRQ_COUNT)).contains(&vector)
+}
+
 /// Installs the memory manager's page-fault handler (once).
 pub fn set_page_fault_handler(handler: PageFaultHandler) {
     PAGE_FAULT_HANDLER.call_once(|| handler);
 }
 
 extern "C" fn dispatch(frame: &mut TrapFrame) {
+    if frame.privilege_level() == 3 {
+        let handler = USER_TRAP_HANDLER.get().expect("ring 3 runs only after the process layer is up");
+        return handler(frame);
+    }
     let vector = frame.vector as u8;
     match vector {
         Vector::BREAKPOINT => {
@@ -174,13 +221,8 @@ extern "C" fn dispatch(frame: &mut TrapFrame) {
             crate::info!("breakpoint, continuing\n{}", Report::new(frame, "int3"));
         }
         Vector::PAGE_FAULT => page_fault(frame),
-        Vector::TIMER => {
-            if pic::end_of_interrupt(pic::TIMER_IRQ) {
-                timer::on_tick(frame);
-            }
-        }
-        v if v >= pic::IRQ_BASE => {
-            pic::end_of_interrupt(v - pic::IRQ_BASE);
+        v if is_irq(u64::from(v)) => {
+            acknowledge_irq(frame);
         }
         v => panic!("unhandled exception\n{}", Report::new(frame, exception_name(v))),
     }

@@ -31,7 +31,8 @@ use x86_64::PhysAddr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SpaceId(pub u32);
 
-type Space = AddressSpace<KernelPlatform>;
+/// An address space on the real machine.
+pub type Space = AddressSpace<KernelPlatform>;
 
 static SPACES: Mutex<BTreeMap<SpaceId, Space>> = Mutex::new(BTreeMap::new());
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
@@ -183,14 +184,22 @@ fn resolve(address: u64, error: PageFaultErrorCode) -> (Option<SpaceId>, FaultOu
     (Some(space_id), outcome, region)
 }
 
-/// The page-fault handler (installed in the trap dispatcher).
-fn page_fault(frame: &mut TrapFrame, address: u64) {
+/// Resolves the fault described by `frame` and CR2 `address` when it is
+/// legal; otherwise returns the report (the caller decides: kill the
+/// process, fix up a probe, or panic).
+pub fn handle_fault(frame: &TrapFrame, address: u64) -> Result<(), FaultReport> {
     let error = PageFaultErrorCode::from_bits_truncate(frame.error_code);
     let (space, outcome, region) = resolve(address, error);
     if matches!(outcome, FaultOutcome::DemandZero | FaultOutcome::Spurious) {
-        return;
+        return Ok(());
     }
-    let report = FaultReport { address, rip: frame.rip, error, space, region, outcome };
+    Err(FaultReport { address, rip: frame.rip, error, space, region, outcome })
+}
+
+/// The kernel-mode page-fault handler (installed in the trap dispatcher;
+/// ring-3 faults go to the process layer, which calls [`handle_fault`]).
+fn page_fault(frame: &mut TrapFrame, address: u64) {
+    let Err(report) = handle_fault(frame, address) else { return };
     if frame.privilege_level() == 0 {
         if let Some(fixup) = crate::arch::probe::fixup_for(frame.rip) {
             probe::record(report);

@@ -1,0 +1,131 @@
+//! The system-call ABI, shared by the kernel and user programs so the two
+//! cannot disagree.
+//!
+//! A call is `int 0x80` with the number in `rax` and arguments in `rdi`,
+//! `rsi`, `rdx`; the result comes back in `rax`: a value ≥ 0 on success, or
+//! a negative [`Error`] code. Every other register is preserved.
+#![no_std]
+#![forbid(unsafe_code)]
+
+/// The interrupt vector of the system-call gate.
+pub const SYSCALL_VECTOR: u8 = 0x80;
+
+/// System-call numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Syscall {
+    /// exit(code): ends the process; never returns.
+    Exit = 0,
+    /// write(ptr, len): writes bytes to the console; returns len.
+    Write = 1,
+    /// reserve(len, prot, addr): takes an address range, no memory yet (at
+    /// `addr` if it is not 0, else anywhere); returns its address.
+    Reserve = 2,
+    /// commit(addr, len): brings the pages in now; returns how many.
+    Commit = 3,
+    /// decommit(addr, len): frees the frames, pages read zero again; returns how many.
+    Decommit = 4,
+    /// release(addr, len): gives the range up; returns frames freed.
+    Release = 5,
+    /// protect(addr, len, prot): changes access; returns 0.
+    Protect = 6,
+    /// yield(): lets the other processes run; returns 0.
+    Yield = 7,
+    /// memstats(ptr): fills a [`MemStats`] at ptr; returns 0.
+    MemStats = 8,
+}
+
+impl Syscall {
+    pub fn from_number(n: u64) -> Option<Syscall> {
+        use Syscall::*;
+        [Exit, Write, Reserve, Commit, Decommit, Release, Protect, Yield, MemStats]
+            .into_iter()
+            .find(|s| *s as u64 == n)
+    }
+}
+
+/// Protection bits for reserve/protect (memory is always readable).
+pub const PROT_WRITE: u64 = 1;
+pub const PROT_EXEC: u64 = 2;
+pub const PROT_MASK: u64 = PROT_WRITE | PROT_EXEC;
+
+/// Error codes, returned negated in `rax`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i64)]
+pub enum Error {
+    /// Unknown system-call number.
+    NoSuchCall = 1,
+    /// Zero length, unaligned address or length, unknown protection bits.
+    Invalid = 2,
+    /// A pointer argument is not readable/writable process memory.
+    BadAddress = 3,
+    /// The range is not in the process's half, or leaves canonical space.
+    OutOfRange = 4,
+    /// The range overlaps a reserved region.
+    Overlap = 5,
+    /// Part of the range is not reserved.
+    NotReserved = 6,
+    /// Out of physical memory, or of address space within the limit.
+    NoMemory = 7,
+    /// The pages are swapped or file-backed and that is not supported yet.
+    NotSupported = 8,
+}
+
+impl Error {
+    pub const ALL: [Error; 8] = [
+        Error::NoSuchCall,
+        Error::Invalid,
+        Error::BadAddress,
+        Error::OutOfRange,
+        Error::Overlap,
+        Error::NotReserved,
+        Error::NoMemory,
+        Error::NotSupported,
+    ];
+
+    /// The value a failed call returns.
+    pub fn to_return(self) -> i64 {
+        -(self as i64)
+    }
+
+    /// Decodes a call's return value.
+    pub fn from_return(value: i64) -> Result<u64, Error> {
+        if value >= 0 {
+            return Ok(value as u64);
+        }
+        // An unknown negative value means the kernel speaks another ABI.
+        Err(Error::ALL.into_iter().find(|e| e.to_return() == value).unwrap_or(Error::NoSuchCall))
+    }
+}
+
+/// What memstats() reports about the calling process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct MemStats {
+    pub resident_pages: u64,
+    pub page_table_frames: u64,
+    pub reserved_bytes: u64,
+    pub demand_zero_faults: u64,
+    /// Free frames in the whole machine.
+    pub free_frames: u64,
+}
+
+/// Most bytes one write() call takes.
+pub const MAX_WRITE: u64 = 4096;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_errors_round_trip() {
+        for n in 0..9 {
+            assert_eq!(Syscall::from_number(n).map(|s| s as u64), Some(n));
+        }
+        assert_eq!(Syscall::from_number(9), None);
+        for e in Error::ALL {
+            assert_eq!(Error::from_return(e.to_return()), Err(e));
+        }
+        assert_eq!(Error::from_return(42), Ok(42));
+    }
+}

@@ -1,0 +1,332 @@
+//! Processes: user programs in ring 3, each in its own address space.
+//!
+//! ```text
+//!  run_until_idle()  (kernel, ring 0)                 process (ring 3)
+//!   loop: next ready process ─ activate space ─ enter_user ──────► runs
+//!         ▲                                                       │ trap: int 0x80, timer, fault
+//!         │                                      user_trap(frame) ◄┘ (on the user-trap stack)
+//!         │   resume directly  ◄── syscall done / IRQ, slice left ──┤
+//!         └── jump_back(SCHEDULER) ◄── registers saved; yield, slice over,
+//!                                       exit, or killed (space destroyed)
+//! ```
+//!
+//! A process never blocks inside the kernel, so one user-trap stack serves
+//! all of them and a switch is just "save the trap frame, go back to the
+//! scheduler loop". The loop runs until no process is ready, then returns
+//! the exit statuses; kernel code (tests, the demo) calls it.
+//!
+//! A process that faults on memory it may not touch, or raises any other
+//! exception, is killed with a report; its address space is destroyed, so
+//! every frame it held goes back, and the others keep running.
+
+mod elf;
+pub mod programs;
+mod syscall;
+#[cfg(test)]
+mod tests;
+
+pub use elf::ElfError;
+
+use crate::arch::context::{self, JumpBuf};
+use crate::arch::gdt;
+use crate::arch::timer;
+use crate::arch::trap::{self, exception_name, Report, TrapFrame, Vector};
+use crate::vm::{self, FaultReport, RegionKind, SpaceId, VmError};
+use crate::{info, println, warn};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::fmt;
+use mm::pte::Prot;
+use spin::Mutex;
+use x86_64::instructions::interrupts;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pid(pub u32);
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Why a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    /// A page fault it was not allowed to take.
+    KilledByFault(FaultReport),
+    /// Any other exception (invalid opcode, general protection, ...).
+    KilledByException {
+        vector: u8,
+        rip: u64,
+        error_code: u64,
+    },
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Exited(code) => write!(f, "exited with code {code}"),
+            ExitStatus::KilledByFault(report) => write!(f, "killed: {report}"),
+            ExitStatus::KilledByException { vector, rip, error_code } => {
+                write!(
+                    f,
+                    "killed: {} (vector {vector}) at RIP {rip:#x}, error code {error_code:#x}",
+                    exception_name(*vector)
+                )
+            }
+        }
+    }
+}
+
+/// A process that has ended, with what its space held at the end.
+#[derive(Clone, Copy, Debug)]
+pub struct Finished {
+    pub pid: Pid,
+    pub name: &'static str,
+    pub status: ExitStatus,
+}
+
+struct Process {
+    name: &'static str,
+    space: SpaceId,
+    /// Registers to resume with (valid while the process is not running).
+    context: TrapFrame,
+    /// Timer tick at which the running process's time slice ends.
+    slice_end: u64,
+}
+
+#[derive(Default)]
+struct Table {
+    processes: BTreeMap<Pid, Process>,
+    ready: VecDeque<Pid>,
+    running: Option<Pid>,
+    finished: Vec<Finished>,
+    next_pid: u32,
+}
+
+static TABLE: Mutex<Table> = Mutex::new(Table {
+    processes: BTreeMap::new(),
+    ready: VecDeque::new(),
+    running: None,
+    finished: Vec::new(),
+    next_pid: 1,
+});
+
+/// The scheduler loop's saved context: user traps jump back to it.
+static mut SCHEDULER: JumpBuf = JumpBuf::new();
+
+/// Timer ticks a process runs before another gets the CPU.
+pub const TIME_SLICE_TICKS: u64 = 2;
+/// The top of every process's stack, and its size (plus one guard page).
+pub const STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
+pub const STACK_SIZE: u64 = 64 * 1024;
+const PAGE: u64 = 4096;
+
+pub fn init() {
+    trap::set_user_trap_handler(user_trap);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnError {
+    Elf(ElfError),
+    /// A segment or the stack could not be placed (overlap, out of memory).
+    Memory(VmError),
+}
+
+fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
+    interrupts::without_interrupts(|| f(&mut TABLE.lock()))
+}
+
+/// Loads the static ELF executable `image` into a new address space and
+/// makes it ready to run.
+pub fn spawn(name: &'static str, image: &[u8]) -> Result<Pid, SpawnError> {
+    let space = vm::create(vm::DEFAULT_LIMIT).map_err(SpawnError::Memory)?;
+    match load(space, image) {
+        Ok(entry) => {
+            let context = initial_context(entry);
+            let pid = with_table(|t| {
+                let pid = Pid(t.next_pid);
+                t.next_pid += 1;
+                t.processes.insert(pid, Process { name, space, context, slice_end: 0 });
+                t.ready.push_back(pid);
+                pid
+            });
+            info!("process {pid} ({name}) spawned");
+            Ok(pid)
+        }
+        Err(e) => {
+            vm::destroy(space);
+            Err(e)
+        }
+    }
+}
+
+/// Maps the segments and the stack; returns the entry point.
+fn load(space: SpaceId, image: &[u8]) -> Result<u64, SpawnError> {
+    let (entry, segments) = elf::parse(image).map_err(SpawnError::Elf)?;
+    let segments: Vec<elf::Segment> = segments.collect();
+    vm::activate(space).expect("the space was just created");
+    let result = segments.iter().try_for_each(|s| load_segment(space, image, s));
+    vm::activate_kernel();
+    result?;
+    let stack = STACK_TOP - STACK_SIZE - PAGE;
+    vm::with(space, |s| {
+        s.reserve_at(stack, STACK_SIZE + PAGE, Prot::USER_RW, RegionKind::Stack { guard_pages: 1 })
+    })
+    .expect("live space")
+    .map_err(SpawnError::Memory)?;
+    Ok(entry)
+}
+
+fn load_segment(space: SpaceId, image: &[u8], segment: &elf::Segment) -> Result<(), SpawnError> {
+    let start = segment.vaddr & !(PAGE - 1);
+    let end = (segment.vaddr + segment.mem_size).next_multiple_of(PAGE);
+    let len = end - start;
+    let run = |f: &mut dyn FnMut(&mut vm::Space) -> Result<u64, VmError>| {
+        vm::with(space, |s| f(s)).expect("live space").map_err(SpawnError::Memory)
+    };
+    run(&mut |s| s.reserve_at(start, len, Prot::USER_RW, RegionKind::Anonymous).map(|a| a.0))?;
+    run(&mut |s| s.commit(start, len))?;
+    let bytes = &image[segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
+    // SAFETY: the space is active and the range was just reserved writable
+    // and committed; the kernel may write user pages (no SMAP).
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), segment.vaddr as *mut u8, bytes.len()) };
+    let prot = Prot { write: segment.writable, exec: segment.executable, user: true };
+    run(&mut |s| s.protect(start, len, prot).map(|()| 0))?;
+    Ok(())
+}
+
+fn initial_context(entry: u64) -> TrapFrame {
+    let selectors = gdt::selectors();
+    TrapFrame {
+        rip: entry,
+        cs: u64::from(selectors.user_code.0),
+        // IF set; everything else clear.
+        rflags: 0x202,
+        // As if `_start` had been called: RSP + 8 is 16-byte aligned.
+        rsp: STACK_TOP - 8,
+        ss: u64::from(selectors.user_data.0),
+        ..TrapFrame::default()
+    }
+}
+
+/// Runs processes round-robin until none is ready; returns those that ended
+/// meanwhile, in the order they ended.
+pub fn run_until_idle() -> Vec<Finished> {
+    loop {
+        let next = with_table(|t| {
+            let pid = t.ready.pop_front()?;
+            t.running = Some(pid);
+            let p = t.processes.get_mut(&pid).expect("ready processes exist");
+            p.slice_end = timer::ticks() + TIME_SLICE_TICKS;
+            Some((p.space, p.context.clone()))
+        });
+        let Some((space, context)) = next else { break };
+        vm::activate(space).expect("a live process has a live space");
+        // SAFETY: `context` is a ring-3 frame of the now-active space (built
+        // by initial_context or saved from a user trap); SCHEDULER is used by
+        // this loop only, and user_trap jumps back to it exactly once.
+        unsafe { context::enter_user(core::ptr::addr_of_mut!(SCHEDULER), &context) };
+        interrupts::enable();
+    }
+    vm::activate_kernel();
+    with_table(|t| core::mem::take(&mut t.finished))
+}
+
+/// What to do with the running process after its trap was handled.
+enum Next {
+    Resume,
+    /// Save registers, put it back in the ready queue.
+    Requeue,
+    End(ExitStatus),
+}
+
+/// Every trap from ring 3 lands here (interrupts off, on the user-trap
+/// stack or the page-fault IST stack).
+fn user_trap(frame: &mut TrapFrame) {
+    let vector = frame.vector;
+    let next = match vector as u8 {
+        Vector::SYSCALL => syscall::handle(frame),
+        v if trap::is_irq(vector) => {
+            trap::acknowledge_irq(frame);
+            if v == Vector::TIMER && slice_over() {
+                Next::Requeue
+            } else {
+                Next::Resume
+            }
+        }
+        Vector::PAGE_FAULT => match vm::handle_fault(frame, x86_64::registers::control::Cr2::read_raw()) {
+            Ok(()) => Next::Resume,
+            Err(report) => Next::End(ExitStatus::KilledByFault(report)),
+        },
+        v => {
+            warn!("user exception\n{}", Report::new(frame, exception_name(v)));
+            Next::End(ExitStatus::KilledByException {
+                vector: v,
+                rip: frame.rip,
+                error_code: frame.error_code,
+            })
+        }
+    };
+    match next {
+        Next::Resume => {}
+        Next::Requeue => {
+            with_table(|t| {
+                let pid = t.running.take().expect("a process is running");
+                t.processes.get_mut(&pid).expect("running process exists").context = frame.clone();
+                t.ready.push_back(pid);
+            });
+            back_to_scheduler()
+        }
+        Next::End(status) => {
+            end_running(status);
+            back_to_scheduler()
+        }
+    }
+}
+
+fn slice_over() -> bool {
+    with_table(|t| {
+        t.running.and_then(|pid| t.processes.get(&pid)).is_some_and(|p| timer::ticks() >= p.slice_end)
+    })
+}
+
+/// Removes the running process, frees its address space and reports.
+fn end_running(status: ExitStatus) {
+    let (pid, process) = with_table(|t| {
+        let pid = t.running.take().expect("a process is running");
+        (pid, t.processes.remove(&pid).expect("running process exists"))
+    });
+    let final_stats = vm::destroy(process.space).expect("the process's space is live");
+    match status {
+        ExitStatus::Exited(_) => info!("process {pid} ({}) {status}", process.name),
+        _ => warn!("process {pid} ({}) {status}", process.name),
+    }
+    crate::debug!("process {pid}: {} pages were resident at the end, all freed", final_stats.resident_pages);
+    with_table(|t| t.finished.push(Finished { pid, name: process.name, status }));
+}
+
+fn back_to_scheduler() -> ! {
+    // SAFETY: user traps only happen while run_until_idle is inside
+    // enter_user, so SCHEDULER holds its live context; no lock is held here.
+    unsafe { context::jump_back(core::ptr::addr_of!(SCHEDULER)) }
+}
+
+/// The space of the running process (for system calls).
+fn running_space() -> SpaceId {
+    with_table(|t| t.processes[&t.running.expect("a process is running")].space)
+}
+
+fn running_name() -> &'static str {
+    with_table(|t| t.processes[&t.running.expect("a process is running")].name)
+}
+
+/// Prints a line per live process (for the demo).
+pub fn print_table() {
+    with_table(|t| {
+        for (pid, p) in &t.processes {
+            println!("  process {pid} ({}) in space {:?}", p.name, p.space);
+        }
+    });
+}

@@ -1,0 +1,117 @@
+//! System calls (`int 0x80`; ABI in the `abi` crate, docs/process.md).
+//!
+//! Every argument is checked before use: lengths and alignment by the VMM's
+//! range checks, pointers by range (user half only) and then accessed
+//! through probes, so an unmapped, unreserved or read-only buffer is an
+//! error code, never a kernel fault.
+
+use super::{running_name, running_space, ExitStatus, Next};
+use crate::arch::trap::TrapFrame;
+use crate::memory::frames;
+use crate::vm::{self, probe, RegionKind, VmError};
+use abi::{Error, MemStats, Syscall, MAX_WRITE, PROT_EXEC, PROT_MASK, PROT_WRITE};
+use mm::pte::Prot;
+use mm::vm::USER_END;
+
+pub(super) fn handle(frame: &mut TrapFrame) -> Next {
+    let (a, b, c) = (frame.rdi, frame.rsi, frame.rdx);
+    let result = match Syscall::from_number(frame.rax) {
+        None => Err(Error::NoSuchCall),
+        Some(Syscall::Exit) => return Next::End(ExitStatus::Exited(a as i32)),
+        Some(Syscall::Yield) => {
+            frame.rax = 0;
+            return Next::Requeue;
+        }
+        Some(Syscall::Write) => write(a, b),
+        Some(Syscall::Reserve) => reserve(a, b, c),
+        Some(Syscall::Commit) => space_op(|s| s.commit(a, b)),
+        Some(Syscall::Decommit) => space_op(|s| s.decommit(a, b)),
+        Some(Syscall::Release) => space_op(|s| s.release(a, b)),
+        Some(Syscall::Protect) => prot(c).and_then(|p| space_op(|s| s.protect(a, b, p).map(|()| 0))),
+        Some(Syscall::MemStats) => memstats(a),
+    };
+    frame.rax = match result {
+        Ok(value) => value,
+        Err(e) => e.to_return() as u64,
+    };
+    Next::Resume
+}
+
+fn error(e: VmError) -> Error {
+    match e {
+        VmError::ZeroLength | VmError::Unaligned { .. } => Error::Invalid,
+        VmError::NullPage | VmError::NonCanonical { .. } | VmError::KernelHalf { .. } => Error::OutOfRange,
+        VmError::Overlap { .. } => Error::Overlap,
+        VmError::NotReserved { .. } => Error::NotReserved,
+        VmError::LimitExceeded { .. } | VmError::NoSpace { .. } | VmError::OutOfMemory => Error::NoMemory,
+        VmError::NotYetBacked { .. } | VmError::Corrupt { .. } => Error::NotSupported,
+    }
+}
+
+fn space_op(f: impl FnOnce(&mut vm::Space) -> Result<u64, VmError>) -> Result<u64, Error> {
+    vm::with(running_space(), f).expect("the running process has a space").map_err(error)
+}
+
+fn prot(bits: u64) -> Result<Prot, Error> {
+    if bits & !PROT_MASK != 0 {
+        return Err(Error::Invalid);
+    }
+    Ok(Prot { write: bits & PROT_WRITE != 0, exec: bits & PROT_EXEC != 0, user: true })
+}
+
+fn reserve(len: u64, prot_bits: u64, addr: u64) -> Result<u64, Error> {
+    let prot = prot(prot_bits)?;
+    let anon = RegionKind::Anonymous;
+    space_op(|s| {
+        if addr == 0 { s.reserve(len, prot, anon) } else { s.reserve_at(addr, len, prot, anon) }.map(|a| a.0)
+    })
+}
+
+/// True when `ptr..ptr+len` lies in the user half.
+fn user_range(ptr: u64, len: u64) -> bool {
+    ptr.checked_add(len).is_some_and(|end| end <= USER_END)
+}
+
+fn write(ptr: u64, len: u64) -> Result<u64, Error> {
+    if len > MAX_WRITE {
+        return Err(Error::Invalid);
+    }
+    if !user_range(ptr, len) {
+        return Err(Error::BadAddress);
+    }
+    let mut buf = [0u8; MAX_WRITE as usize];
+    for (i, byte) in buf[..len as usize].iter_mut().enumerate() {
+        *byte = probe::read(ptr + i as u64).map_err(|_| Error::BadAddress)?;
+    }
+    let text = core::str::from_utf8(&buf[..len as usize]).unwrap_or("<not UTF-8>");
+    crate::print!("[{}] {text}", running_name());
+    Ok(len)
+}
+
+fn memstats(ptr: u64) -> Result<u64, Error> {
+    let size = core::mem::size_of::<MemStats>() as u64;
+    if !user_range(ptr, size) {
+        return Err(Error::BadAddress);
+    }
+    let space = vm::with(running_space(), |s| s.stats()).expect("the running process has a space");
+    let stats = MemStats {
+        resident_pages: space.resident_pages,
+        page_table_frames: space.table_frames,
+        reserved_bytes: space.reserved_bytes,
+        demand_zero_faults: space.faults.demand_zero,
+        free_frames: frames::stats().free,
+    };
+    let words = [
+        stats.resident_pages,
+        stats.page_table_frames,
+        stats.reserved_bytes,
+        stats.demand_zero_faults,
+        stats.free_frames,
+    ];
+    for (i, byte) in words.iter().flat_map(|w| w.to_le_bytes()).enumerate() {
+        // SAFETY: the range is in the user half of the running process; the
+        // probe turns any fault (unreserved, read-only) into an error.
+        unsafe { probe::write(ptr + i as u64, byte) }.map_err(|_| Error::BadAddress)?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,94 @@
+//! pkrt: the runtime of Pagekeeper user programs. System calls
+//! ([`sys`]), console output ([`print!`], [`println!`]), the entry point
+//! ([`entry!`]), the panic handler, and a global allocator on the
+//! per-process heap ([`heap`]).
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+pub mod heap;
+pub mod sys;
+
+pub use abi;
+
+use core::fmt::{self, Write};
+
+/// Declares `main` (returning the exit code) as the program's entry point.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[no_mangle]
+        pub extern "C" fn _start() -> ! {
+            $crate::sys::exit($main())
+        }
+    };
+}
+
+/// Buffers formatted output and writes it with one system call per line.
+pub struct Console {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Console {
+    pub const fn new() -> Self {
+        Console { buf: [0; 256], len: 0 }
+    }
+
+    pub fn flush(&mut self) {
+        if self.len > 0 {
+            let _ = sys::write(&self.buf[..self.len]);
+            self.len = 0;
+        }
+    }
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len == self.buf.len() {
+                self.flush();
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+            if b == b'\n' {
+                self.flush();
+            }
+        }
+        Ok(())
+    }
+}
+
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments) {
+    let mut console = Console::new();
+    let _ = console.write_fmt(args);
+    console.flush();
+}
+
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => ($crate::_print(format_args!($($arg)*)));
+}
+
+#[macro_export]
+macro_rules! println {
+    () => ($crate::print!("\n"));
+    ($($arg:tt)*) => ($crate::_print(format_args!("{}\n", format_args!($($arg)*))));
+}
+
+/// Exit code of a program that panicked.
+pub const PANIC_EXIT: i32 = 101;
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("panic: {info}");
+    sys::exit(PANIC_EXIT)
+}
