@@ -7,8 +7,16 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Every binary in user/src/bin.
-const PROGRAMS: [&str; 7] =
-    ["hello", "alloc_demo", "scribbler", "wild", "syscall_check", "double_free", "stack_overflow"];
+const PROGRAMS: [&str; 8] = [
+    "hello",
+    "alloc_demo",
+    "scribbler",
+    "wild",
+    "syscall_check",
+    "double_free",
+    "stack_overflow",
+    "kernel_peek",
+];
 
 fn main() {
     let kernel = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));

@@ -1,6 +1,7 @@
 //! A test kernel whose tests misbehave on purpose, to test the runner itself:
-//! a panicking test and a hung one must each be reported as FAILED, the tests
-//! after them must still run, and the run must exit with failure.
+//! a panicking test, a hung one and ones raising #PF, #DE, #UD and #GP must
+//! each be reported as FAILED (the exceptions with their register report),
+//! the tests after them must still run, and the run must exit with failure.
 //! The host side (tests/tests/qemu.rs) checks the exact report.
 #![no_std]
 #![no_main]
@@ -29,6 +30,23 @@ fn faults_on_an_unmapped_address() {
     unsafe { core::ptr::read_volatile(0x0000_5555_dead_0000 as *const u64) };
 }
 
+fn divides_by_zero() {
+    // SAFETY: deliberately faulting: #DE must become this test's failure.
+    unsafe {
+        core::arch::asm!("xor edx, edx", "xor eax, eax", "xor ecx, ecx", "div ecx", out("eax") _, out("ecx") _, out("edx") _)
+    };
+}
+
+fn executes_an_invalid_opcode() {
+    // SAFETY: deliberately faulting: #UD.
+    unsafe { core::arch::asm!("ud2") };
+}
+
+fn loads_a_non_canonical_address() {
+    // SAFETY: deliberately faulting: a non-canonical address raises #GP.
+    unsafe { core::ptr::read_volatile(0x8000_0000_0000_0000u64 as *const u64) };
+}
+
 fn passes_after_the_failures() {
     let two = core::hint::black_box(2);
     assert_eq!(two + two, 4);
@@ -41,6 +59,9 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &panics_with_a_message,
         &hangs_forever,
         &faults_on_an_unmapped_address,
+        &divides_by_zero,
+        &executes_an_invalid_opcode,
+        &loads_a_non_canonical_address,
         &passes_after_the_failures,
     ];
     run_tests_with(tests, RunnerConfig { timeout_ms: 2_000 })

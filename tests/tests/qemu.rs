@@ -46,7 +46,7 @@ fn runner_reports_panics_hangs_and_faults_and_goes_on() {
     let outcome = boot(&config(Kernel::Named("runner_selftest")));
     let console = &outcome.serial;
     assert_eq!(outcome.exit, QemuExit::Failure, "{console}");
-    assert_eq!(parse_summary(console), Some(Summary { passed: 2, failed: 3 }), "{console}");
+    assert_eq!(parse_summary(console), Some(Summary { passed: 2, failed: 6 }), "{console}");
     let results: Vec<(&str, &str)> = test_lines(console)
         .into_iter()
         .map(|(name, result)| (name.trim_start_matches("runner_selftest::"), result))
@@ -58,6 +58,9 @@ fn runner_reports_panics_hangs_and_faults_and_goes_on() {
             ("panics_with_a_message", "FAILED"),
             ("hangs_forever", "FAILED"),
             ("faults_on_an_unmapped_address", "FAILED"),
+            ("divides_by_zero", "FAILED"),
+            ("executes_an_invalid_opcode", "FAILED"),
+            ("loads_a_non_canonical_address", "FAILED"),
             ("passes_after_the_failures", "ok"),
         ],
         "{console}"
@@ -65,6 +68,13 @@ fn runner_reports_panics_hangs_and_faults_and_goes_on() {
     assert!(console.contains("deliberate failure 42"), "{console}");
     assert!(console.contains("timed out after 2000 ms"), "{console}");
     assert!(console.contains("address 0x00005555dead0000"), "{console}");
+    for report in [
+        "--- divide error (vector 0) in ring 0 ---",
+        "--- invalid opcode (vector 6) in ring 0 ---",
+        "--- general protection fault (vector 13) in ring 0 ---",
+    ] {
+        assert!(console.contains(report), "missing {report:?} in:\n{console}");
+    }
 }
 
 #[test]

@@ -16,6 +16,7 @@ programs! {
     "syscall_check" => "PK_USER_SYSCALL_CHECK",
     "double_free" => "PK_USER_DOUBLE_FREE",
     "stack_overflow" => "PK_USER_STACK_OVERFLOW",
+    "kernel_peek" => "PK_USER_KERNEL_PEEK",
 }
 
 /// The image of the embedded program `name`.

@@ -48,8 +48,8 @@ fn every_bad_syscall_argument_gets_its_error_code() {
 #[test_case]
 fn a_killed_process_leaves_the_others_running_and_frames_balanced() {
     let before = (process_frames(), free_or_kernel_heap());
-    let done = run(&["hello", "wild", "stack_overflow", "hello"]);
-    assert_eq!(done.len(), 4);
+    let done = run(&["hello", "wild", "stack_overflow", "kernel_peek", "hello"]);
+    assert_eq!(done.len(), 5);
     match status_of(&done, "wild") {
         ExitStatus::KilledByFault(report) => {
             assert_eq!(report.address, 0x5555_dead_0000);
@@ -63,6 +63,14 @@ fn a_killed_process_leaves_the_others_running_and_frames_balanced() {
             assert_eq!(report.outcome, vm::FaultOutcome::Violation(vm::Violation::GuardPage));
         }
         other => panic!("stack_overflow: {other}"),
+    }
+    match status_of(&done, "kernel_peek") {
+        ExitStatus::KilledByFault(report) => {
+            assert_eq!(report.address, 0xffff_8000_0000_0000);
+            assert!(report.error.contains(x86_64::structures::idt::PageFaultErrorCode::PROTECTION_VIOLATION));
+            assert!(alloc::format!("{report}").contains("kernel half"));
+        }
+        other => panic!("kernel_peek: {other}"),
     }
     assert_eq!(done.iter().filter(|f| f.status == ExitStatus::Exited(0)).count(), 2, "both hellos finished");
     assert_eq!((process_frames(), free_or_kernel_heap()), before);
