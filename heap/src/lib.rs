@@ -31,6 +31,7 @@
 //!   does not hand the same pages back twice and `calloc` skips zeroing them.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(any(test, feature = "host"))]
 pub mod host;

@@ -4,6 +4,7 @@
 //! per-process heap ([`heap`]).
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 

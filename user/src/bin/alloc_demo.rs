@@ -3,6 +3,7 @@
 //! again in the scavenged range must read zero. Exit 0 when all held.
 #![no_std]
 #![no_main]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 

@@ -2,6 +2,7 @@
 //! (the runtime then exits with pkrt::heap::HEAP_ERROR_EXIT).
 #![no_std]
 #![no_main]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 

@@ -1,6 +1,7 @@
 //! Says hello, yields a few times (so others run in between), exits 0.
 #![no_std]
 #![no_main]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 use pkrt::{println, sys};
 

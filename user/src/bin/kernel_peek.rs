@@ -2,6 +2,7 @@
 //! the access faults and the kernel must kill this process.
 #![no_std]
 #![no_main]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 use pkrt::println;
 

@@ -3,6 +3,7 @@
 //! elsewhere, so everything must still work. Exit 0 when it did.
 #![no_std]
 #![no_main]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 

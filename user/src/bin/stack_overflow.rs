@@ -1,6 +1,7 @@
 //! Recurses until the stack runs into its guard page: killed, "guard page".
 #![no_std]
 #![no_main]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 use core::hint::black_box;
 use pkrt::println;

@@ -2,6 +2,7 @@
 //! Prints one line per check; exits with the number of failed checks.
 #![no_std]
 #![no_main]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 use abi::{Error, Syscall, PROT_WRITE};
 use pkrt::{println, sys};

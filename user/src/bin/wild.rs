@@ -2,6 +2,7 @@
 //! report and keep everything else running.
 #![no_std]
 #![no_main]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 use pkrt::println;
 
