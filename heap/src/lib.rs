@@ -498,9 +498,26 @@ impl<K: Kernel> Heap<K> {
     /// be clean already. When `hand_back` returns true the pages read as zero
     /// afterwards and are marked clean. Returns the bytes handed back.
     pub fn scavenge(&mut self, min_len: usize, mut hand_back: impl FnMut(usize, usize) -> bool) -> usize {
+        self.scavenge_with(min_len, |_, addr, len| hand_back(addr, len))
+    }
+
+    /// [`Self::scavenge`] with the default callback: [`Kernel::decommit`].
+    pub fn scavenge_to_kernel(&mut self, min_len: usize) -> usize {
+        self.scavenge_with(min_len, |kernel, addr, len| {
+            kernel.decommit(addr, len);
+            true
+        })
+    }
+
+    /// One pass over the spans in use; `hand_back` also gets the kernel.
+    fn scavenge_with(
+        &mut self,
+        min_len: usize,
+        mut hand_back: impl FnMut(&mut K, usize, usize) -> bool,
+    ) -> usize {
         let min_len = round_up(min_len.max(PAGE), PAGE);
         let mut total = 0;
-        let mut run: Option<(usize, usize)> = None; // (first page, pages), global page numbers
+        let mut run: Option<(usize, usize)> = None; // (first page, pages), pages counted from the arena start
         let pages = self.bump * PAGES_PER_SPAN;
         for page in 0..=pages {
             let free = page < pages && self.page_is_free_and_dirty(page);
@@ -510,7 +527,8 @@ impl<K: Kernel> Heap<K> {
                 (Some((first, n)), false) => {
                     let (first, n) = (*first, *n);
                     run = None;
-                    if n * PAGE >= min_len && hand_back(self.arena + first * PAGE, n * PAGE) {
+                    if n * PAGE >= min_len && hand_back(&mut self.kernel, self.arena + first * PAGE, n * PAGE)
+                    {
                         self.mark_clean(first, n);
                         total += n * PAGE;
                     }
@@ -520,32 +538,6 @@ impl<K: Kernel> Heap<K> {
         }
         self.stats.scavenged_bytes += total;
         total
-    }
-
-    /// [`Self::scavenge`] with the default callback: [`Kernel::decommit`].
-    pub fn scavenge_to_kernel(&mut self, min_len: usize) -> usize {
-        let mut ranges: [(usize, usize); 32] = [(0, 0); 32];
-        let mut total = 0;
-        loop {
-            // Collect a batch (the callback cannot borrow the kernel while
-            // scavenge holds the heap), decommit it, repeat until dry.
-            let mut n = 0;
-            let got = self.scavenge(min_len, |addr, len| {
-                if n == ranges.len() {
-                    return false;
-                }
-                ranges[n] = (addr, len);
-                n += 1;
-                true
-            });
-            for &(addr, len) in &ranges[..n] {
-                self.kernel.decommit(addr, len);
-            }
-            total += got;
-            if n < ranges.len() {
-                return total;
-            }
-        }
     }
 
     fn page_is_free_and_dirty(&self, page: usize) -> bool {

@@ -116,13 +116,7 @@ pub fn destroy(id: SpaceId) -> Option<SpaceStats> {
         }
         let space = SPACES.lock().remove(&id)?;
         let stats = space.destroy();
-        let mut retired = RETIRED.lock();
-        let f = stats.faults;
-        retired.demand_zero += f.demand_zero;
-        retired.spurious += f.spurious;
-        retired.violations += f.violations;
-        retired.not_yet_backed += f.not_yet_backed;
-        retired.out_of_memory += f.out_of_memory;
+        RETIRED.lock().add(&stats.faults);
         Some(stats)
     })
 }
@@ -229,11 +223,7 @@ pub fn summary() -> VmSummary {
             let st = space.stats();
             s.resident_pages += st.resident_pages;
             s.table_frames += st.table_frames;
-            s.faults.demand_zero += st.faults.demand_zero;
-            s.faults.spurious += st.faults.spurious;
-            s.faults.violations += st.faults.violations;
-            s.faults.not_yet_backed += st.faults.not_yet_backed;
-            s.faults.out_of_memory += st.faults.out_of_memory;
+            s.faults.add(&st.faults);
         }
         s
     })

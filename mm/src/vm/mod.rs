@@ -162,6 +162,15 @@ pub struct FaultCounters {
 }
 
 impl FaultCounters {
+    /// Adds `other`'s counts to these (totals over several spaces).
+    pub fn add(&mut self, other: &FaultCounters) {
+        self.demand_zero += other.demand_zero;
+        self.spurious += other.spurious;
+        self.violations += other.violations;
+        self.not_yet_backed += other.not_yet_backed;
+        self.out_of_memory += other.out_of_memory;
+    }
+
     fn count(&mut self, outcome: FaultOutcome) {
         let counter = match outcome {
             FaultOutcome::DemandZero => &mut self.demand_zero,
