@@ -110,6 +110,28 @@ pub struct MemStats {
     pub free_frames: u64,
 }
 
+impl MemStats {
+    pub const SIZE: usize = core::mem::size_of::<MemStats>();
+
+    /// The struct as the user sees it in memory (`#[repr(C)]`, little endian).
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let words = [
+            self.resident_pages,
+            self.page_table_frames,
+            self.reserved_bytes,
+            self.demand_zero_faults,
+            self.free_frames,
+        ];
+        let mut bytes = [0; Self::SIZE];
+        for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        bytes
+    }
+}
+
+const _: () = assert!(MemStats::SIZE == 5 * 8, "to_bytes lists every field");
+
 /// Most bytes one write() call takes.
 pub const MAX_WRITE: u64 = 4096;
 
@@ -127,5 +149,20 @@ mod tests {
             assert_eq!(Error::from_return(e.to_return()), Err(e));
         }
         assert_eq!(Error::from_return(42), Ok(42));
+    }
+
+    #[test]
+    fn memstats_bytes_follow_the_repr_c_layout() {
+        let s = MemStats {
+            resident_pages: 1,
+            page_table_frames: 2,
+            reserved_bytes: 3,
+            demand_zero_faults: 4,
+            free_frames: 5,
+        };
+        let bytes = s.to_bytes();
+        for (i, chunk) in bytes.chunks_exact(8).enumerate() {
+            assert_eq!(u64::from_le_bytes(chunk.try_into().unwrap()), i as u64 + 1);
+        }
     }
 }

@@ -393,13 +393,10 @@ impl<K: Kernel> Heap<K> {
             return self.free_large(addr);
         }
         let span = (addr - self.arena) / SPAN;
-        let (class, block) = self.block_of(addr)?;
+        let (class, block) = self.live_block(addr)?;
         let size = CLASSES[class] as usize;
         let (word, bit) = (block / 64, block % 64);
         let meta = &mut self.spans[span];
-        if meta.bitmap[word] & (1 << bit) != 0 {
-            return Err(HeapError::DoubleFree(addr));
-        }
         meta.bitmap[word] |= 1 << bit;
         meta.summary |= 1 << word;
         meta.free_blocks += 1;
@@ -419,10 +416,11 @@ impl<K: Kernel> Heap<K> {
         Ok(())
     }
 
-    /// (class, block index) of a block start at `addr` in the arena; a
-    /// block of a span that is free now is a DoubleFree, anything else that
-    /// is not a block start a ForeignPointer.
-    fn block_of(&self, addr: usize) -> Result<(usize, usize), HeapError> {
+    /// (class, block index) of the live block starting at `addr` in the
+    /// arena. A block that is free now (its bit is set, or its whole span
+    /// went back to the pool) is a DoubleFree; anything that is not a block
+    /// start is a ForeignPointer.
+    fn live_block(&self, addr: usize) -> Result<(usize, usize), HeapError> {
         let span = (addr - self.arena) / SPAN;
         let meta =
             self.spans.get(span).filter(|_| span < self.bump).ok_or(HeapError::ForeignPointer(addr))?;
@@ -432,10 +430,11 @@ impl<K: Kernel> Heap<K> {
         if !offset.is_multiple_of(size) || offset / size >= SPAN / size {
             return Err(HeapError::ForeignPointer(addr));
         }
-        if meta.class == FREE_SPAN {
+        let block = offset / size;
+        if meta.class == FREE_SPAN || meta.bitmap[block / 64] & (1 << (block % 64)) != 0 {
             return Err(HeapError::DoubleFree(addr));
         }
-        Ok((class, offset / size))
+        Ok((class, block))
     }
 
     fn free_large(&mut self, addr: usize) -> Result<(), HeapError> {
@@ -456,11 +455,7 @@ impl<K: Kernel> Heap<K> {
     pub fn usable_size(&self, ptr: NonNull<u8>) -> Result<usize, HeapError> {
         let addr = ptr.as_ptr() as usize;
         if self.arena().contains(&addr) {
-            let (class, block) = self.block_of(addr)?;
-            let meta = &self.spans[(addr - self.arena) / SPAN];
-            if meta.bitmap[block / 64] & (1 << (block % 64)) != 0 {
-                return Err(HeapError::DoubleFree(addr));
-            }
+            let (class, _) = self.live_block(addr)?;
             return Ok(CLASSES[class] as usize);
         }
         let slot = self.find_large(addr).ok_or(HeapError::ForeignPointer(addr))?;

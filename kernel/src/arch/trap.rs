@@ -60,11 +60,8 @@ impl TrapFrame {
 pub struct Vector;
 
 impl Vector {
-    pub const DIVIDE_ERROR: u8 = 0;
     pub const BREAKPOINT: u8 = 3;
-    pub const INVALID_OPCODE: u8 = 6;
     pub const DOUBLE_FAULT: u8 = 8;
-    pub const GENERAL_PROTECTION: u8 = 13;
     pub const PAGE_FAULT: u8 = 14;
     pub const TIMER: u8 = pic::IRQ_BASE + pic::TIMER_IRQ;
     pub const SYSCALL: u8 = abi::SYSCALL_VECTOR;

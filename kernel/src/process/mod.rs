@@ -313,13 +313,12 @@ fn back_to_scheduler() -> ! {
     unsafe { context::jump_back(core::ptr::addr_of!(SCHEDULER)) }
 }
 
-/// The space of the running process (for system calls).
-fn running_space() -> SpaceId {
-    with_table(|t| t.processes[&t.running.expect("a process is running")].space)
-}
-
-fn running_name() -> &'static str {
-    with_table(|t| t.processes[&t.running.expect("a process is running")].name)
+/// The running process's space and name (for system calls).
+fn running() -> (SpaceId, &'static str) {
+    with_table(|t| {
+        let p = &t.processes[&t.running.expect("a process is running")];
+        (p.space, p.name)
+    })
 }
 
 /// Prints a line per live process (for the demo).

@@ -5,7 +5,7 @@
 //! through probes, so an unmapped, unreserved or read-only buffer is an
 //! error code, never a kernel fault.
 
-use super::{running_name, running_space, ExitStatus, Next};
+use super::{running, ExitStatus, Next};
 use crate::arch::trap::TrapFrame;
 use crate::memory::frames;
 use crate::vm::{self, probe, RegionKind, VmError};
@@ -48,8 +48,12 @@ fn error(e: VmError) -> Error {
     }
 }
 
+fn in_running_space<R>(f: impl FnOnce(&mut vm::Space) -> R) -> R {
+    vm::with(running().0, f).expect("the running process has a space")
+}
+
 fn space_op(f: impl FnOnce(&mut vm::Space) -> Result<u64, VmError>) -> Result<u64, Error> {
-    vm::with(running_space(), f).expect("the running process has a space").map_err(error)
+    in_running_space(f).map_err(error)
 }
 
 fn prot(bits: u64) -> Result<Prot, Error> {
@@ -84,16 +88,15 @@ fn write(ptr: u64, len: u64) -> Result<u64, Error> {
         *byte = probe::read(ptr + i as u64).map_err(|_| Error::BadAddress)?;
     }
     let text = core::str::from_utf8(&buf[..len as usize]).unwrap_or("<not UTF-8>");
-    crate::print!("[{}] {text}", running_name());
+    crate::print!("[{}] {text}", running().1);
     Ok(len)
 }
 
 fn memstats(ptr: u64) -> Result<u64, Error> {
-    let size = core::mem::size_of::<MemStats>() as u64;
-    if !user_range(ptr, size) {
+    if !user_range(ptr, MemStats::SIZE as u64) {
         return Err(Error::BadAddress);
     }
-    let space = vm::with(running_space(), |s| s.stats()).expect("the running process has a space");
+    let space = in_running_space(|s| s.stats());
     let stats = MemStats {
         resident_pages: space.resident_pages,
         page_table_frames: space.table_frames,
@@ -101,14 +104,7 @@ fn memstats(ptr: u64) -> Result<u64, Error> {
         demand_zero_faults: space.faults.demand_zero,
         free_frames: frames::stats().free,
     };
-    let words = [
-        stats.resident_pages,
-        stats.page_table_frames,
-        stats.reserved_bytes,
-        stats.demand_zero_faults,
-        stats.free_frames,
-    ];
-    for (i, byte) in words.iter().flat_map(|w| w.to_le_bytes()).enumerate() {
+    for (i, byte) in stats.to_bytes().into_iter().enumerate() {
         // SAFETY: the range is in the user half of the running process; the
         // probe turns any fault (unreserved, read-only) into an error.
         unsafe { probe::write(ptr + i as u64, byte) }.map_err(|_| Error::BadAddress)?;
