@@ -28,7 +28,7 @@ mod region;
 mod tests;
 
 pub use platform::Platform;
-pub use region::{Region, RegionKind, RegionMap};
+pub use region::{NoRoomForRegions, Region, RegionKind, RegionMap};
 
 use crate::addr::{Pfn, VirtAddr, PAGE_SIZE};
 use crate::pte::{self, CorruptPte, Mapping, PageKind, Prot, PteState};
@@ -43,6 +43,29 @@ pub const USER_END: u64 = 0x0000_8000_0000_0000;
 pub const KERNEL_START: u64 = 0xffff_8000_0000_0000;
 /// Top-level entries of the user half.
 const USER_ROOT_ENTRIES: usize = 256;
+/// Entries in one page table, at every level.
+const TABLE_ENTRIES: usize = 512;
+
+/// Bytes one entry of a table at `level` (1 = page table .. 4 = root) maps.
+const fn entry_span(level: u32) -> u64 {
+    1 << (12 + 9 * (level - 1))
+}
+
+/// What a space may take, so that one process cannot exhaust the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of address space reserved at once (like `ulimit -v`).
+    pub address_space: u64,
+    /// Regions at once (like Linux's `vm.max_map_count`).
+    pub regions: usize,
+    /// Kernel memory the space may cause: its region records plus its
+    /// page-table frames, in bytes.
+    pub kernel_memory: u64,
+}
+
+impl Limits {
+    pub const UNLIMITED: Limits = Limits { address_space: u64::MAX, regions: usize::MAX, kernel_memory: u64::MAX };
+}
 
 /// Why an operation on an address space was refused. Nothing changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,8 +106,19 @@ pub enum VmError {
     NoSpace {
         len: u64,
     },
-    /// No frame for a page or a page table. Work done before it stays.
+    /// No frame for a page or a page table, or no kernel heap for a region
+    /// record. Work done before it stays.
     OutOfMemory,
+    /// The space already has as many regions as [`Limits::regions`] allows.
+    RegionLimit {
+        limit: usize,
+    },
+    /// Region records and page tables would pass [`Limits::kernel_memory`].
+    KernelMemoryLimit {
+        limit: u64,
+        charged: u64,
+        requested: u64,
+    },
     /// A page of the range has contents elsewhere that cannot be brought in
     /// yet (swapped or file-backed).
     NotYetBacked {
@@ -139,6 +173,9 @@ pub enum FaultOutcome {
     NotYetBacked(Backing),
     /// Legal, but no frame could be had.
     OutOfMemory,
+    /// Legal, but the page table it needs would pass the space's
+    /// kernel-memory limit.
+    KernelMemoryLimit,
 }
 
 /// Per-space counters.
@@ -149,7 +186,17 @@ pub struct SpaceStats {
     /// Page-table frames, the root included.
     pub table_frames: u64,
     pub reserved_bytes: u64,
+    pub regions: u64,
+    /// Kernel heap taken by the region records (their capacity).
+    pub region_bytes: u64,
     pub faults: FaultCounters,
+}
+
+impl SpaceStats {
+    /// Kernel memory this space causes: what [`Limits::kernel_memory`] bounds.
+    pub fn kernel_bytes(&self) -> u64 {
+        self.region_bytes + self.table_frames * PAGE_SIZE
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -158,6 +205,7 @@ pub struct FaultCounters {
     pub spurious: u64,
     pub violations: u64,
     pub not_yet_backed: u64,
+    /// No frame, or the kernel-memory limit, stopped a legal fault.
     pub out_of_memory: u64,
 }
 
@@ -177,7 +225,7 @@ impl FaultCounters {
             FaultOutcome::Spurious => &mut self.spurious,
             FaultOutcome::Violation(_) => &mut self.violations,
             FaultOutcome::NotYetBacked(_) => &mut self.not_yet_backed,
-            FaultOutcome::OutOfMemory => &mut self.out_of_memory,
+            FaultOutcome::OutOfMemory | FaultOutcome::KernelMemoryLimit => &mut self.out_of_memory,
         };
         *counter += 1;
     }
@@ -188,7 +236,7 @@ pub struct AddressSpace<P: Platform> {
     platform: P,
     root: Pfn,
     regions: RegionMap,
-    limit: u64,
+    limits: Limits,
     stats: SpaceStats,
     destroyed: bool,
 }
@@ -219,6 +267,25 @@ fn pages(range: &Range<VirtAddr>) -> impl Iterator<Item = VirtAddr> {
     (range.start.0..range.end.0).step_by(PAGE_SIZE as usize).map(VirtAddr)
 }
 
+/// The part of `range` that entry `index` of a table at `level` maps. The
+/// range must lie inside that one table's span.
+fn entry_range(range: &Range<VirtAddr>, level: u32, index: usize) -> Range<VirtAddr> {
+    let span = entry_span(level);
+    let table_base = range.start.0 & !(span * TABLE_ENTRIES as u64 - 1);
+    let base = table_base + index as u64 * span;
+    VirtAddr(range.start.0.max(base))..VirtAddr(range.end.0.min(base + span))
+}
+
+/// Page-table frames unlinked from the tree but not freed yet: the CPU may
+/// still hold them in its paging-structure caches until a full flush.
+struct UnlinkedTables {
+    tables: [Pfn; 32],
+    len: usize,
+}
+
+/// A visitor of leaf slots: gets the space, the slot and the page's address.
+type LeafVisitor<'a, P> = dyn FnMut(&mut AddressSpace<P>, Slot, VirtAddr) -> Result<(), VmError> + 'a;
+
 /// Where a page's leaf entry lives.
 #[derive(Clone, Copy)]
 struct Slot {
@@ -227,11 +294,15 @@ struct Slot {
 }
 
 impl<P: Platform> AddressSpace<P> {
-    /// An empty space with an address-space limit of `limit` bytes.
-    pub fn new(mut platform: P, limit: u64) -> Result<Self, VmError> {
+    /// An empty space that may take what `limits` allow.
+    pub fn new(mut platform: P, limits: Limits) -> Result<Self, VmError> {
         let root = platform.alloc_root().ok_or(VmError::OutOfMemory)?;
         let stats = SpaceStats { table_frames: 1, ..SpaceStats::default() };
-        Ok(AddressSpace { platform, root, regions: RegionMap::default(), limit, stats, destroyed: false })
+        Ok(AddressSpace { platform, root, regions: RegionMap::default(), limits, stats, destroyed: false })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// The top-level table's frame (what CR3 gets).
@@ -240,7 +311,7 @@ impl<P: Platform> AddressSpace<P> {
     }
 
     pub fn stats(&self) -> SpaceStats {
-        self.stats
+        SpaceStats { regions: self.regions.len() as u64, region_bytes: self.regions.bytes(), ..self.stats }
     }
 
     pub fn platform(&self) -> &P {
@@ -283,17 +354,43 @@ impl<P: Platform> AddressSpace<P> {
             return Err(VmError::Overlap { region_start: r.start.0, region_end: r.end.0 });
         }
         self.check_limit(len)?;
+        self.make_region_room(1)?;
         self.regions.insert(Region { start: range.start, end: range.end, prot, kind });
         self.stats.reserved_bytes += len;
         Ok(range.start)
     }
 
     fn check_limit(&self, len: u64) -> Result<(), VmError> {
-        let reserved = self.stats.reserved_bytes;
-        if reserved.checked_add(len).is_none_or(|total| total > self.limit) {
-            return Err(VmError::LimitExceeded { limit: self.limit, reserved, requested: len });
+        let (reserved, limit) = (self.stats.reserved_bytes, self.limits.address_space);
+        if reserved.checked_add(len).is_none_or(|total| total > limit) {
+            return Err(VmError::LimitExceeded { limit, reserved, requested: len });
         }
         Ok(())
+    }
+
+    /// Refuses kernel memory past [`Limits::kernel_memory`]: `region_bytes`
+    /// of region records and `table_frames` page tables in all.
+    fn check_kernel_memory(&self, region_bytes: u64, table_frames: u64) -> Result<(), VmError> {
+        let charged = self.stats().kernel_bytes();
+        let total = region_bytes + table_frames * PAGE_SIZE;
+        if total > self.limits.kernel_memory {
+            let limit = self.limits.kernel_memory;
+            return Err(VmError::KernelMemoryLimit { limit, charged, requested: total.saturating_sub(charged) });
+        }
+        Ok(())
+    }
+
+    /// Makes room for `extra` more region records within the limits, so the
+    /// inserts and splits that follow cannot fail or allocate.
+    fn make_region_room(&mut self, extra: usize) -> Result<(), VmError> {
+        if extra == 0 {
+            return Ok(());
+        }
+        if self.regions.len() + extra > self.limits.regions {
+            return Err(VmError::RegionLimit { limit: self.limits.regions });
+        }
+        self.check_kernel_memory(self.regions.bytes_after_growth(extra), self.stats.table_frames)?;
+        self.regions.try_reserve(extra).map_err(|NoRoomForRegions| VmError::OutOfMemory)
     }
 
     /// A reserved range: checked, and every page inside some region.
@@ -323,6 +420,9 @@ impl<P: Platform> AddressSpace<P> {
         let range = self.reserved_range(addr, len)?;
         let mut brought_in = 0;
         for va in pages(&range) {
+            if va.table_index(1) == 0 {
+                self.platform.yield_point();
+            }
             match self.effective_state(va)? {
                 PteState::DemandZero { prot } => {
                     self.map_zeroed(va, prot)?;
@@ -341,20 +441,21 @@ impl<P: Platform> AddressSpace<P> {
     /// touch. Returns how many frames were freed.
     pub fn decommit(&mut self, addr: u64, len: u64) -> Result<u64, VmError> {
         let range = self.reserved_range(addr, len)?;
+        self.check_entries(&range)?;
         let mut freed = 0;
-        for va in pages(&range) {
-            let Some(slot) = self.leaf(va)? else { continue };
-            match self.read(slot, va)? {
+        self.walk_leaves(&range, &mut |s, slot, va| {
+            match s.read(slot, va)? {
                 PteState::Present(m) => {
-                    self.unmap(slot, va, m, PteState::DemandZero { prot: m.prot });
+                    s.unmap(slot, va, m, PteState::DemandZero { prot: m.prot });
                     freed += 1;
                 }
                 PteState::Swapped { prot, .. } | PteState::File { prot, .. } => {
-                    self.write(slot, PteState::DemandZero { prot });
+                    s.write(slot, PteState::DemandZero { prot });
                 }
                 PteState::DemandZero { .. } | PteState::Guard | PteState::Absent => {}
             }
-        }
+            Ok(())
+        })?;
         Ok(freed)
     }
 
@@ -363,24 +464,24 @@ impl<P: Platform> AddressSpace<P> {
     pub fn protect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<(), VmError> {
         let range = self.reserved_range(addr, len)?;
         self.check_entries(&range)?;
-        for start in self.regions.isolate(&range) {
-            self.regions.get_mut(start).expect("isolated region").prot = prot;
+        self.make_region_room(self.regions.splits_needed(&range))?;
+        for region in self.regions.isolate(&range) {
+            region.prot = prot;
         }
-        for va in pages(&range) {
-            let Some(slot) = self.leaf(va)? else { continue };
-            let new = match self.read(slot, va)? {
+        self.walk_leaves(&range, &mut |s, slot, va| {
+            let new = match s.read(slot, va)? {
                 PteState::Present(m) => PteState::Present(Mapping { prot, ..m }),
                 PteState::DemandZero { .. } => PteState::DemandZero { prot },
                 PteState::Swapped { slot, .. } => PteState::Swapped { slot, prot },
                 PteState::File { file, page, .. } => PteState::File { file, page, prot },
                 other @ (PteState::Guard | PteState::Absent) => other,
             };
-            self.write(slot, new);
+            s.write(slot, new);
             if matches!(new, PteState::Present(_)) {
-                self.platform.flush(va);
+                s.platform.flush(va);
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Drops every page of the range, the regions over it, and the page
@@ -388,35 +489,92 @@ impl<P: Platform> AddressSpace<P> {
     pub fn release(&mut self, addr: u64, len: u64) -> Result<u64, VmError> {
         let range = self.reserved_range(addr, len)?;
         self.check_entries(&range)?;
+        self.make_region_room(self.regions.splits_needed(&range))?;
         let mut freed = 0;
-        for va in pages(&range) {
-            let Some(slot) = self.leaf(va)? else { continue };
-            match self.read(slot, va)? {
+        self.walk_leaves(&range, &mut |s, slot, va| {
+            match s.read(slot, va)? {
                 PteState::Present(m) => {
-                    self.unmap(slot, va, m, PteState::Absent);
+                    s.unmap(slot, va, m, PteState::Absent);
                     freed += 1;
                 }
                 PteState::Absent => {}
-                _ => self.write(slot, PteState::Absent),
+                _ => s.write(slot, PteState::Absent),
             }
-        }
-        for start in self.regions.isolate(&range) {
-            self.regions.remove(start);
-        }
+            Ok(())
+        })?;
+        self.regions.isolate(&range);
+        self.regions.remove_inside(&range);
+        self.regions.shrink();
         self.stats.reserved_bytes -= len;
-        self.prune(self.root, 4, &range);
+        let mut unlinked = UnlinkedTables { tables: [Pfn(0); 32], len: 0 };
+        self.prune(self.root, 4, &range, &mut unlinked);
+        self.free_unlinked(&mut unlinked);
         Ok(freed)
     }
 
     /// Refuses an operation up front if any entry in the range is corrupt, so
-    /// that it either changes everything or nothing.
-    fn check_entries(&self, range: &Range<VirtAddr>) -> Result<(), VmError> {
-        for va in pages(range) {
-            if let Some(slot) = self.leaf(va)? {
-                self.read(slot, va)?;
+    /// that it either changes everything or nothing. Like every walk here it
+    /// visits only the tables that exist, so its cost follows what is
+    /// populated, not the length of the range.
+    fn check_entries(&mut self, range: &Range<VirtAddr>) -> Result<(), VmError> {
+        self.walk_leaves(range, &mut |s, slot, va| s.read(slot, va).map(|_| ()))
+    }
+
+    /// Calls `visit` for every leaf slot of `range` whose page table exists,
+    /// skipping absent subtrees whole; lets interrupts in between page tables
+    /// ([`Platform::yield_point`]).
+    fn walk_leaves(&mut self, range: &Range<VirtAddr>, visit: &mut LeafVisitor<'_, P>) -> Result<(), VmError> {
+        self.walk_table(self.root, 4, range, visit)
+    }
+
+    fn walk_table(
+        &mut self,
+        table: Pfn,
+        level: u32,
+        range: &Range<VirtAddr>,
+        visit: &mut LeafVisitor<'_, P>,
+    ) -> Result<(), VmError> {
+        let first = range.start.table_index(level);
+        let last = VirtAddr(range.end.0 - 1).table_index(level);
+        for index in first..=last {
+            let part = entry_range(range, level, index);
+            if level == 1 {
+                visit(self, Slot { table, index }, part.start)?;
+                continue;
+            }
+            match pte::table::decode(self.platform.read_entry(table, index)) {
+                Ok(Some(child)) => self.walk_table(child, level - 1, &part, visit)?,
+                Ok(None) => {}
+                Err(CorruptPte(raw)) => return Err(VmError::Corrupt { addr: part.start.0, raw }),
+            }
+            if level == 2 {
+                self.platform.yield_point();
             }
         }
         Ok(())
+    }
+
+    /// Whether user code may write every byte of `addr..addr+len`: each
+    /// page reserved, user-writable and no guard page. Judged from regions
+    /// and entries alone: nothing is brought in, so a system call can check
+    /// a whole destination before it writes any of it.
+    pub fn user_may_write(&self, addr: u64, len: u64) -> bool {
+        let Some(end) = addr.checked_add(len) else { return false };
+        if len == 0 || end > USER_END || addr < USER_START {
+            return false;
+        }
+        let first = VirtAddr(addr).page_down();
+        let last = VirtAddr(end - 1).page_down();
+        (first.0..=last.0).step_by(PAGE_SIZE as usize).all(|va| {
+            let prot = match self.effective_state(VirtAddr(va)) {
+                Ok(PteState::Present(m)) => m.prot,
+                Ok(PteState::DemandZero { prot } | PteState::Swapped { prot, .. } | PteState::File { prot, .. }) => {
+                    prot
+                }
+                Ok(PteState::Guard | PteState::Absent) | Err(_) => return false,
+            };
+            check_access(Access { write: true, exec: false, user: true }, prot).is_none()
+        })
     }
 
     /// What a fault at `addr` with `access` means; brings the page in when
@@ -438,10 +596,7 @@ impl<P: Platform> AddressSpace<P> {
         let Some(region) = region else { return FaultOutcome::Violation(Violation::Unreserved) };
         let state = match self.effective_state(va) {
             Ok(state) => state,
-            Err(VmError::Corrupt { raw, .. }) => {
-                return FaultOutcome::Violation(Violation::CorruptEntry(raw))
-            }
-            Err(_) => return FaultOutcome::OutOfMemory,
+            Err(e) => return FaultOutcome::from_table_error(e),
         };
         let prot = match state {
             PteState::Guard => return FaultOutcome::Violation(Violation::GuardPage),
@@ -461,7 +616,7 @@ impl<P: Platform> AddressSpace<P> {
             }
             PteState::DemandZero { prot } => match self.map_zeroed(va, prot) {
                 Ok(()) => FaultOutcome::DemandZero,
-                Err(_) => FaultOutcome::OutOfMemory,
+                Err(e) => FaultOutcome::from_table_error(e),
             },
             PteState::Swapped { slot, .. } => FaultOutcome::NotYetBacked(Backing::Swap { slot }),
             PteState::File { file, page, .. } => FaultOutcome::NotYetBacked(Backing::File { file, page }),
@@ -472,10 +627,12 @@ impl<P: Platform> AddressSpace<P> {
     }
 
     /// Frees every frame the space owns: data pages, page tables, the root.
-    /// The space must not be active on any CPU.
+    /// The space must not be active on any CPU. Returns the statistics as
+    /// they were just before: what the space held at its end.
     pub fn destroy(mut self) -> SpaceStats {
+        let at_end = self.stats();
         self.teardown();
-        self.stats
+        at_end
     }
 
     fn teardown(&mut self) {
@@ -495,7 +652,10 @@ impl<P: Platform> AddressSpace<P> {
     }
 
     fn free_subtree(&mut self, table: Pfn, level: u32) {
-        for index in 0..512 {
+        if level == 1 {
+            self.platform.yield_point();
+        }
+        for index in 0..TABLE_ENTRIES {
             let raw = self.platform.read_entry(table, index);
             if level > 1 {
                 if let Ok(Some(child)) = pte::table::decode(raw) {
@@ -538,6 +698,7 @@ impl<P: Platform> AddressSpace<P> {
             table = match pte::table::decode(raw) {
                 Ok(Some(next)) => next,
                 Ok(None) => {
+                        self.check_kernel_memory(self.regions.bytes(), self.stats.table_frames + 1)?;
                     let next = self.platform.alloc_table().ok_or(VmError::OutOfMemory)?;
                     self.stats.table_frames += 1;
                     self.platform.write_entry(table, index, pte::table::encode(next));
@@ -579,28 +740,43 @@ impl<P: Platform> AddressSpace<P> {
         self.stats.resident_pages -= 1;
     }
 
-    /// Frees the tables below `table` (at `level`) that `range` left empty.
-    /// Returns true when `table` itself is now empty.
-    fn prune(&mut self, table: Pfn, level: u32, range: &Range<VirtAddr>) -> bool {
+    /// Unlinks the tables below `table` (at `level`) that `range` left empty
+    /// and queues them in `unlinked`. Returns true when `table` itself is
+    /// now empty.
+    fn prune(&mut self, table: Pfn, level: u32, range: &Range<VirtAddr>, unlinked: &mut UnlinkedTables) -> bool {
         if level > 1 {
-            let span = 1u64 << (12 + 9 * (level - 1)); // bytes per entry at this level
-            let first = VirtAddr(range.start.0).table_index(level);
+            let first = range.start.table_index(level);
             let last = VirtAddr(range.end.0 - 1).table_index(level);
             for index in first..=last {
                 let Ok(Some(child)) = pte::table::decode(self.platform.read_entry(table, index)) else {
                     continue;
                 };
-                let child_base = (range.start.0 & !(span * 512 - 1)) + index as u64 * span;
-                let child_range =
-                    VirtAddr(range.start.0.max(child_base))..VirtAddr(range.end.0.min(child_base + span));
-                if self.prune(child, level - 1, &child_range) {
+                if self.prune(child, level - 1, &entry_range(range, level, index), unlinked) {
                     self.platform.write_entry(table, index, 0);
-                    self.platform.free_table(child);
-                    self.stats.table_frames -= 1;
+                    if unlinked.len == unlinked.tables.len() {
+                        self.free_unlinked(unlinked);
+                    }
+                    unlinked.tables[unlinked.len] = child;
+                    unlinked.len += 1;
                 }
             }
         }
-        level < 4 && (0..512).all(|i| self.platform.read_entry(table, i) == 0)
+        level < 4 && (0..TABLE_ENTRIES).all(|i| self.platform.read_entry(table, i) == 0)
+    }
+
+    /// Frees unlinked tables after a full flush: the CPU caches upper-level
+    /// entries (paging-structure caches) as well as translations, so a table
+    /// frame is reusable only once no cached entry can lead into it.
+    fn free_unlinked(&mut self, unlinked: &mut UnlinkedTables) {
+        if unlinked.len == 0 {
+            return;
+        }
+        self.platform.flush_all();
+        for &table in &unlinked.tables[..unlinked.len] {
+            self.platform.free_table(table);
+            self.stats.table_frames -= 1;
+        }
+        unlinked.len = 0;
     }
 }
 
@@ -635,6 +811,29 @@ impl fmt::Display for Violation {
     }
 }
 
+impl FaultOutcome {
+    /// What an error met while resolving a fault means for the fault. Only
+    /// page-table errors can arise there; the argument errors cannot.
+    fn from_table_error(e: VmError) -> FaultOutcome {
+        match e {
+            VmError::Corrupt { raw, .. } => FaultOutcome::Violation(Violation::CorruptEntry(raw)),
+            VmError::OutOfMemory => FaultOutcome::OutOfMemory,
+            VmError::KernelMemoryLimit { .. } => FaultOutcome::KernelMemoryLimit,
+            VmError::ZeroLength
+            | VmError::Unaligned { .. }
+            | VmError::NullPage
+            | VmError::NonCanonical { .. }
+            | VmError::KernelHalf { .. }
+            | VmError::Overlap { .. }
+            | VmError::NotReserved { .. }
+            | VmError::LimitExceeded { .. }
+            | VmError::NoSpace { .. }
+            | VmError::RegionLimit { .. }
+            | VmError::NotYetBacked { .. } => unreachable!("fault resolution does not check arguments: {e}"),
+        }
+    }
+}
+
 impl fmt::Display for FaultOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -648,6 +847,9 @@ impl fmt::Display for FaultOutcome {
                 write!(f, "not yet backed: page {page} of file {file}, and file mapping is not implemented")
             }
             FaultOutcome::OutOfMemory => write!(f, "out of memory"),
+            FaultOutcome::KernelMemoryLimit => {
+                write!(f, "the page table it needs would pass the process's kernel-memory limit")
+            }
         }
     }
 }
@@ -669,6 +871,11 @@ impl fmt::Display for VmError {
             }
             VmError::NoSpace { len } => write!(f, "no free range of {len:#x} bytes"),
             VmError::OutOfMemory => write!(f, "out of memory"),
+            VmError::RegionLimit { limit } => write!(f, "region limit of {limit} reached"),
+            VmError::KernelMemoryLimit { limit, charged, requested } => write!(
+                f,
+                "kernel-memory limit {limit} bytes: {charged} charged, {requested} more needed"
+            ),
             VmError::NotYetBacked { addr } => {
                 write!(f, "page {addr:#x} is swapped or file-backed (not implemented)")
             }

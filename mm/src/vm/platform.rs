@@ -23,4 +23,15 @@ pub trait Platform {
     fn free_page(&mut self, frame: Pfn);
     /// Drops any cached translation of the page at `va` (x86: `invlpg`).
     fn flush(&mut self, va: VirtAddr);
+    /// Drops every cached translation *and* every cached upper-level entry
+    /// (x86: reload CR3). The VMM calls it after unlinking page tables and
+    /// before freeing their frames: CPUs cache the entries of the upper
+    /// levels too (Intel's "paging-structure caches"), and a cached entry
+    /// could otherwise still lead into a frame that was handed out again.
+    fn flush_all(&mut self);
+    /// Called by long operations (walks, commits, teardown) between page
+    /// tables: the kernel lets pending interrupts in here, so that no system
+    /// call holds the CPU with interrupts off for longer than one table's
+    /// work. Must not touch the address space.
+    fn yield_point(&mut self) {}
 }

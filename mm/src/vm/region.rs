@@ -4,7 +4,7 @@
 
 use crate::addr::{VirtAddr, PAGE_SIZE};
 use crate::pte::{Prot, PteState};
-use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
 
@@ -78,21 +78,44 @@ impl fmt::Display for Region {
     }
 }
 
-/// The regions of one address space, by start address; they never overlap.
+/// The regions of one address space, sorted by start address; they never
+/// overlap.
+///
+/// A sorted `Vec` rather than a `BTreeMap`, because every byte of it is
+/// kernel memory a process caused: the `Vec` can grow *fallibly*
+/// ([`RegionMap::try_reserve`]), so a process that floods the kernel with
+/// regions gets an error instead of an allocation failure that would take
+/// the kernel down, and its capacity is an exact number to charge to the
+/// process ([`RegionMap::bytes`]). Lookups are binary searches; an insert
+/// moves the records above it, which the region limit keeps small.
 #[derive(Debug, Default)]
 pub struct RegionMap {
-    regions: BTreeMap<u64, Region>,
+    regions: Vec<Region>,
 }
 
+/// The kernel heap could not supply room for more region records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoRoomForRegions;
+
 impl RegionMap {
+    /// Index of the last region starting at or below `va`.
+    fn last_at_or_below(&self, va: VirtAddr) -> Option<usize> {
+        self.regions.partition_point(|r| r.start <= va).checked_sub(1)
+    }
+
+    /// Index of the first region starting at or above `va`.
+    fn first_at_or_above(&self, va: VirtAddr) -> usize {
+        self.regions.partition_point(|r| r.start < va)
+    }
+
     pub fn find(&self, va: VirtAddr) -> Option<&Region> {
-        self.regions.range(..=va.0).next_back().map(|(_, r)| r).filter(|r| r.contains(va))
+        self.last_at_or_below(va).map(|i| &self.regions[i]).filter(|r| r.contains(va))
     }
 
     /// The first region overlapping `range`, if any.
     pub fn first_overlap(&self, range: &Range<VirtAddr>) -> Option<&Region> {
         let before = self.find(range.start);
-        before.or_else(|| self.regions.range(range.start.0..range.end.0).next().map(|(_, r)| r))
+        before.or_else(|| self.regions.get(self.first_at_or_above(range.start)).filter(|r| r.start < range.end))
     }
 
     /// The first page of `range` that no region covers (`None`: all covered).
@@ -107,46 +130,108 @@ impl RegionMap {
         None
     }
 
+    pub fn len(&self) -> usize {
+        self.regions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.regions.is_empty()
+    }
+
+    /// Kernel memory the records take (their capacity, not only their count).
+    pub fn bytes(&self) -> u64 {
+        (self.regions.capacity() * core::mem::size_of::<Region>()) as u64
+    }
+
+    /// What [`bytes`](Self::bytes) would become if room for `extra` more
+    /// records were made (growth doubles, as `Vec`'s does, so that a flood
+    /// of inserts costs amortised O(1) allocations).
+    pub fn bytes_after_growth(&self, extra: usize) -> u64 {
+        let needed = self.regions.len() + extra;
+        let capacity = self.regions.capacity();
+        let grown = if needed <= capacity { capacity } else { needed.max(capacity * 2).max(4) };
+        (grown * core::mem::size_of::<Region>()) as u64
+    }
+
+    /// Makes room for `extra` more records, or fails without changing
+    /// anything. After it, that many inserts and splits cannot allocate.
+    pub fn try_reserve(&mut self, extra: usize) -> Result<(), NoRoomForRegions> {
+        let needed = self.regions.len() + extra;
+        if needed <= self.regions.capacity() {
+            return Ok(());
+        }
+        let target = needed.max(self.regions.capacity() * 2).max(4);
+        self.regions.try_reserve_exact(target - self.regions.len()).map_err(|_| NoRoomForRegions)
+    }
+
+    /// Gives back capacity when at most a quarter of it is used. Fallible
+    /// like growth: if the smaller copy cannot be allocated, nothing changes.
+    pub fn shrink(&mut self) {
+        let (len, capacity) = (self.regions.len(), self.regions.capacity());
+        if capacity <= 8 || len * 4 > capacity {
+            return;
+        }
+        let mut smaller = Vec::new();
+        if smaller.try_reserve_exact(len.max(4)).is_ok() {
+            smaller.extend_from_slice(&self.regions);
+            self.regions = smaller;
+        }
+    }
+
+    /// Inserts a region that overlaps none. Room must have been made with
+    /// [`try_reserve`](Self::try_reserve) (it panics otherwise, rather than
+    /// allocate behind the caller's back).
     pub fn insert(&mut self, region: Region) {
         debug_assert!(self.first_overlap(&(region.start..region.end)).is_none());
-        self.regions.insert(region.start.0, region);
+        assert!(self.regions.len() < self.regions.capacity(), "RegionMap::insert without try_reserve");
+        let at = self.first_at_or_above(region.start);
+        self.regions.insert(at, region);
+    }
+
+    /// How many regions [`isolate`](Self::isolate) would have to split for
+    /// `range` (0, 1 or 2).
+    pub fn splits_needed(&self, range: &Range<VirtAddr>) -> usize {
+        [range.start, range.end].into_iter().filter(|&at| self.find(at).is_some_and(|r| r.start != at)).count()
     }
 
     /// Makes `at` a region boundary if it falls inside a region.
-    pub fn split_at(&mut self, at: VirtAddr) {
-        if let Some(&r) = self.find(at) {
-            if r.start != at {
+    fn split_at(&mut self, at: VirtAddr) {
+        if let Some(i) = self.last_at_or_below(at) {
+            let r = self.regions[i];
+            if r.contains(at) && r.start != at {
+                assert!(self.regions.len() < self.regions.capacity(), "RegionMap::split_at without try_reserve");
                 let (low, high) = r.split(at);
-                self.regions.insert(low.start.0, low);
-                self.regions.insert(high.start.0, high);
+                self.regions[i] = low;
+                self.regions.insert(i + 1, high);
             }
         }
     }
 
-    /// Splits regions at the ends of `range` and returns the start addresses
-    /// of the regions now exactly inside it.
-    pub fn isolate(&mut self, range: &Range<VirtAddr>) -> alloc::vec::Vec<u64> {
+    /// Splits regions at the ends of `range` (room for
+    /// [`splits_needed`](Self::splits_needed) records must have been made)
+    /// and returns the regions now exactly inside it.
+    pub fn isolate(&mut self, range: &Range<VirtAddr>) -> &mut [Region] {
         self.split_at(range.start);
         self.split_at(range.end);
-        self.regions.range(range.start.0..range.end.0).map(|(&s, _)| s).collect()
+        let (first, end) = (self.first_at_or_above(range.start), self.first_at_or_above(range.end));
+        &mut self.regions[first..end]
     }
 
-    pub fn get_mut(&mut self, start: u64) -> Option<&mut Region> {
-        self.regions.get_mut(&start)
-    }
-
-    pub fn remove(&mut self, start: u64) -> Option<Region> {
-        self.regions.remove(&start)
+    /// Removes the regions inside `range` (its ends must be boundaries:
+    /// [`isolate`](Self::isolate) first).
+    pub fn remove_inside(&mut self, range: &Range<VirtAddr>) {
+        let (first, end) = (self.first_at_or_above(range.start), self.first_at_or_above(range.end));
+        self.regions.drain(first..end);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Region> {
-        self.regions.values()
+        self.regions.iter()
     }
 
     /// The lowest page-aligned gap of `len` bytes inside `within`.
     pub fn find_gap(&self, len: u64, within: Range<VirtAddr>) -> Option<VirtAddr> {
         let mut candidate = within.start.0;
-        for r in self.regions.values() {
+        for r in &self.regions {
             if r.end.0 <= candidate {
                 continue;
             }

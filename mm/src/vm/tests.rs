@@ -23,7 +23,14 @@ struct FakeMachine {
     frames_left: Option<u64>,
     /// Cached translations: page → (frame, writable).
     tlb: HashMap<u64, (Pfn, bool)>,
+    /// Paging-structure caches: the tables below the root that walks went
+    /// through since the last full flush. Freeing one of them panics.
+    walk_cache: BTreeSet<Pfn>,
     flushes: u64,
+    full_flushes: u64,
+    yield_points: u64,
+    /// Entries read, to check that walks follow what is populated.
+    entries_read: std::cell::Cell<u64>,
 }
 
 impl FakeMachine {
@@ -42,6 +49,7 @@ impl FakeMachine {
 
 impl Platform for FakeMachine {
     fn read_entry(&self, table: Pfn, index: usize) -> u64 {
+        self.entries_read.set(self.entries_read.get() + 1);
         self.tables[&table][index]
     }
 
@@ -62,6 +70,10 @@ impl Platform for FakeMachine {
     }
 
     fn free_table(&mut self, table: Pfn) {
+        assert!(
+            std::thread::panicking() || !self.walk_cache.contains(&table),
+            "{table:?} freed while a paging-structure cache may still lead into it (missing full flush)"
+        );
         assert!(self.tables.remove(&table).is_some(), "free of unknown table {table:?}");
     }
 
@@ -85,6 +97,16 @@ impl Platform for FakeMachine {
         self.tlb.remove(&va.0);
         self.flushes += 1;
     }
+
+    fn flush_all(&mut self) {
+        self.tlb.clear();
+        self.walk_cache.clear();
+        self.full_flushes += 1;
+    }
+
+    fn yield_point(&mut self) {
+        self.yield_points += 1;
+    }
 }
 
 type Space = AddressSpace<FakeMachine>;
@@ -92,13 +114,30 @@ type Space = AddressSpace<FakeMachine>;
 /// Switches the space away (its TLB entries go) and destroys it; every frame
 /// it held must be back.
 fn done(mut s: Space) {
-    s.platform_mut().tlb.clear();
+    s.platform_mut().flush_all();
     s.teardown();
     assert_eq!(s.platform().frames_in_use(), 0, "frames left after destroy");
 }
 
 fn space() -> Space {
-    AddressSpace::new(FakeMachine::default(), u64::MAX).unwrap()
+    AddressSpace::new(FakeMachine::default(), Limits::UNLIMITED).unwrap()
+}
+
+/// The tables below the root that the MMU walks through for `page` (those
+/// that exist): what its paging-structure caches may keep.
+fn walked_tables(space: &Space, page: u64) -> Vec<Pfn> {
+    let mut tables = Vec::new();
+    let mut table = space.root();
+    for level in (2..=4).rev() {
+        match pte::table::decode(space.platform().read_entry(table, VirtAddr(page).table_index(level))) {
+            Ok(Some(next)) => {
+                tables.push(next);
+                table = next;
+            }
+            _ => break,
+        }
+    }
+    tables
 }
 
 /// What the MMU does on an access: use the TLB or walk the tables; on a miss
@@ -106,6 +145,8 @@ fn space() -> Space {
 fn touch(space: &mut Space, addr: u64, write: bool) -> Result<Pfn, FaultOutcome> {
     let page = addr & !(PAGE_SIZE - 1);
     for _ in 0..2 {
+        let walked = walked_tables(space, page);
+        space.platform_mut().walk_cache.extend(walked);
         if let Some(&(frame, writable)) = space.platform().tlb.get(&page) {
             if !write || writable {
                 return Ok(frame);
@@ -303,7 +344,7 @@ fn file_and_swapped_pages_reach_the_not_yet_backed_path() {
 
 #[test]
 fn bad_arguments_get_their_errors() {
-    let mut s = AddressSpace::new(FakeMachine::default(), 64 * PAGE_SIZE).unwrap();
+    let mut s = AddressSpace::new(FakeMachine::default(), Limits { address_space: 64 * PAGE_SIZE, ..Limits::UNLIMITED }).unwrap();
     let rw = Prot::USER_RW;
     let anon = RegionKind::Anonymous;
     let base = s.reserve_at(0x40_0000, 16 * PAGE_SIZE, rw, anon).unwrap().0;
@@ -357,7 +398,7 @@ fn bad_arguments_get_their_errors() {
     assert_eq!(s.release(base, 17 * PAGE_SIZE), Err(VmError::NotReserved { addr: gap }));
     assert_eq!(s.regions().count(), 1, "refused operations changed nothing");
     assert_eq!(s.stats().reserved_bytes, 16 * PAGE_SIZE);
-    let mut full = AddressSpace::new(FakeMachine::default(), u64::MAX).unwrap();
+    let mut full = AddressSpace::new(FakeMachine::default(), Limits::UNLIMITED).unwrap();
     full.reserve_at(USER_START, USER_END - USER_START, rw, anon).unwrap();
     assert_eq!(full.reserve(PAGE_SIZE, rw, anon), Err(VmError::NoSpace { len: PAGE_SIZE }));
     done(full);
@@ -368,7 +409,7 @@ fn bad_arguments_get_their_errors() {
 fn out_of_memory_is_an_outcome_not_a_crash() {
     // Frames for the root, PDPT and PD only: no page table, no page.
     let machine = FakeMachine { frames_left: Some(3), ..FakeMachine::default() };
-    let mut s = AddressSpace::new(machine, u64::MAX).unwrap();
+    let mut s = AddressSpace::new(machine, Limits::UNLIMITED).unwrap();
     let base = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
     assert_eq!(touch(&mut s, base, true), Err(FaultOutcome::OutOfMemory));
     assert_eq!(s.commit(base, PAGE_SIZE), Err(VmError::OutOfMemory));
@@ -388,7 +429,7 @@ fn destroy_frees_every_frame_and_leaves_the_kernel_half_alone() {
     assert_eq!(s.platform().tables[&root][300], KERNEL_ROOT_ENTRY);
     let mut machine = FakeMachine::default();
     std::mem::swap(&mut machine, s.platform_mut());
-    machine.tlb.clear(); // the space is switched away before it is destroyed
+    machine.flush_all(); // the space is switched away before it is destroyed
     std::mem::swap(&mut machine, s.platform_mut());
     let stats = s.stats();
     assert!(stats.table_frames > 300);
@@ -400,6 +441,132 @@ fn destroy_frees_every_frame_and_leaves_the_kernel_half_alone() {
         s.stats()
     };
     assert_eq!((final_stats.resident_pages, final_stats.table_frames), (0, 0));
+}
+
+#[test]
+fn a_region_flood_stops_at_the_region_limit_with_an_error() {
+    let limits = Limits { regions: 100, ..Limits::UNLIMITED };
+    let mut s = AddressSpace::new(FakeMachine::default(), limits).unwrap();
+    let first = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    for _ in 1..100 {
+        s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap();
+    }
+    assert_eq!(s.regions().count(), 100);
+    assert_eq!(
+        s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous),
+        Err(VmError::RegionLimit { limit: 100 })
+    );
+    // A split that would pass the limit is refused and changes nothing.
+    let big = s.regions().last().unwrap().start.0;
+    s.release(big, PAGE_SIZE).unwrap();
+    let big = s.reserve(4 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    assert_eq!(
+        s.protect(big + PAGE_SIZE, PAGE_SIZE, Prot::USER_READ),
+        Err(VmError::RegionLimit { limit: 100 })
+    );
+    assert_eq!(s.release(big + PAGE_SIZE, PAGE_SIZE), Err(VmError::RegionLimit { limit: 100 }));
+    assert_eq!(s.regions().count(), 100, "refused splits changed nothing");
+    // Whole regions can always be given back, and then reserved again.
+    s.release(first, PAGE_SIZE).unwrap();
+    s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap();
+    done(s);
+}
+
+#[test]
+fn kernel_memory_limit_bounds_region_records_and_page_tables() {
+    // Room for the root, a PDPT, a PD and one page table, and a few records.
+    let record = std::mem::size_of::<Region>() as u64;
+    let limit = 4 * PAGE_SIZE + 8 * record;
+    let limits = Limits { kernel_memory: limit, ..Limits::UNLIMITED };
+    let mut s = AddressSpace::new(FakeMachine::default(), limits).unwrap();
+    let base = s.reserve(4 * GIB, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    write_word(&mut s, base, 1);
+    assert_eq!(s.stats().table_frames, 4);
+    // The next 2 MiB needs a fifth table: past the limit, an outcome.
+    assert_eq!(touch(&mut s, base + 2 * 1024 * 1024, true), Err(FaultOutcome::KernelMemoryLimit));
+    assert!(matches!(s.commit(base + GIB, PAGE_SIZE), Err(VmError::KernelMemoryLimit { .. })));
+    assert!(s.stats().kernel_bytes() <= limit, "{:?}", s.stats());
+    // Records: the map grows 4 → 8 records, then a ninth would pass the limit.
+    let mut reserved = 1;
+    let error = loop {
+        match s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous) {
+            Ok(_) => reserved += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(reserved, 8);
+    assert!(matches!(error, VmError::KernelMemoryLimit { .. }), "{error:?}");
+    assert_eq!(s.stats().region_bytes, 8 * record);
+    assert_eq!(s.stats().kernel_bytes(), limit);
+    // Memory still in the space is fine to use.
+    assert_eq!(read_word(&mut s, base), 1);
+    done(s);
+}
+
+#[test]
+fn walks_follow_what_is_populated_not_the_range_length() {
+    let mut s = space();
+    let len = 63 * GIB;
+    let base = s.reserve(len, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    for i in 0..3 {
+        write_word(&mut s, base + i * 20 * GIB, i + 1);
+    }
+    let read_before = s.platform().entries_read.get();
+    s.protect(base, len, Prot::USER_READ).unwrap();
+    s.decommit(base, len).unwrap();
+    s.protect(base, len, Prot::USER_RW).unwrap();
+    assert_eq!(s.release(base, len), Ok(0));
+    let reads = s.platform().entries_read.get() - read_before;
+    // Per call: 1 root entry, 63 PDPT entries, and the 512 entries of each
+    // of the 3 page tables that exist, a few times over (check, change,
+    // prune): ~8,000. A page-by-page walk would read 4 x 16.5 million.
+    assert!(reads < 40_000, "{reads} entries read");
+    assert!(s.platform().yield_points >= 3, "long walks let interrupts in");
+    assert_eq!(s.stats().table_frames, 1);
+    done(s);
+}
+
+#[test]
+fn page_tables_are_freed_only_after_a_full_flush() {
+    let mut s = space();
+    let base = s.reserve(8 * GIB, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    for i in 0..8 {
+        write_word(&mut s, base + i * GIB, i);
+    }
+    // Touch unbacked pages of other tables too: the walk is cached although
+    // no translation is.
+    s.decommit(base, PAGE_SIZE).unwrap();
+    let _ = touch(&mut s, base + 3 * GIB + PAGE_SIZE, false);
+    let flushes = s.platform().full_flushes;
+    s.release(base, 8 * GIB).unwrap(); // the fake panics on an early free
+    assert_eq!(s.platform().full_flushes, flushes + 1, "one full flush for the whole release");
+    assert!(s.platform().walk_cache.is_empty());
+    done(s);
+}
+
+#[test]
+fn destroy_reports_what_was_resident_at_the_end() {
+    let mut s = space();
+    let base = s.reserve(16 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    s.commit(base, 16 * PAGE_SIZE).unwrap();
+    s.platform_mut().flush_all();
+    let at_end = s.destroy();
+    assert_eq!(at_end.resident_pages, 16);
+    assert_eq!(at_end.regions, 1);
+}
+
+#[test]
+fn region_records_shrink_when_most_are_released() {
+    let mut s = space();
+    let starts: Vec<u64> =
+        (0..64).map(|_| s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0).collect();
+    let grown = s.stats().region_bytes;
+    for &start in &starts[..60] {
+        s.release(start, PAGE_SIZE).unwrap();
+    }
+    assert!(s.stats().region_bytes * 4 <= grown, "{} of {grown}", s.stats().region_bytes);
+    assert_eq!(s.regions().count(), 4);
+    done(s);
 }
 
 #[derive(Clone, Debug)]
@@ -482,7 +649,7 @@ proptest! {
         for (&addr, &value) in &model {
             prop_assert_eq!(read_word(&mut s, addr), value);
         }
-        s.platform_mut().tlb.clear();
+        s.platform_mut().flush_all();
         s.teardown();
         prop_assert_eq!(s.platform().frames_in_use(), 0);
     }
