@@ -1,22 +1,26 @@
 //! Builds the user programs (`../user`, their own workspace and target
-//! directory) and tells the kernel where they are: `PK_USER_<NAME>` is the
-//! path of each ELF, which `src/process/programs.rs` embeds.
+//! directory) and writes the list the kernel embeds: one entry per file in
+//! `user/src/bin` (the only list of programs), included by
+//! `src/process/programs.rs`.
 
 use std::env;
-use std::path::PathBuf;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Every binary in user/src/bin.
-const PROGRAMS: [&str; 8] = [
-    "hello",
-    "alloc_demo",
-    "scribbler",
-    "wild",
-    "syscall_check",
-    "double_free",
-    "stack_overflow",
-    "kernel_peek",
-];
+/// The programs: the file stems of user/src/bin/*.rs, sorted.
+fn programs(root: &Path) -> Vec<String> {
+    let dir = root.join("user/src/bin");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            (path.extension()? == "rs").then(|| path.file_stem()?.to_str().map(str::to_owned))?
+        })
+        .collect();
+    names.sort();
+    names
+}
 
 fn main() {
     let kernel = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
@@ -37,11 +41,15 @@ fn main() {
         .expect("running cargo for the user programs");
     assert!(status.success(), "building the user programs failed");
     let bin_dir = target_dir.join("x86_64-unknown-none/release");
-    for name in PROGRAMS {
-        let path = bin_dir.join(name);
+    let mut list = String::from("&[\n");
+    for name in programs(root) {
+        let path = bin_dir.join(&name);
         assert!(path.exists(), "user program {} was not built", path.display());
-        println!("cargo:rustc-env=PK_USER_{}={}", name.to_uppercase(), path.display());
+        writeln!(list, "    ({name:?}, include_bytes!({:?})),", path.display().to_string()).unwrap();
     }
+    list.push(']');
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets it")).join("programs.rs");
+    std::fs::write(&out, list).expect("writing the program list");
     for dir in ["user/src", "user/Cargo.toml", "user/.cargo", "heap/src", "abi/src"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }

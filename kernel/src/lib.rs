@@ -48,8 +48,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     info!("physical memory mapped at {:#x}", boot.physical_memory_offset.as_u64());
     let frames = memory::frames::stats();
     info!("frame allocator: {} of {} usable frames free", frames.free, frames.total);
-    let (_, heap_size) = memory::heap::usage();
-    info!("kernel heap: {} KiB, grows on demand", heap_size / 1024);
+    info!("kernel heap: {} KiB, grows on demand", memory::heap::usage().mapped / 1024);
 }
 
 /// Every Pagekeeper kernel's panic handler: a panic inside a guarded test

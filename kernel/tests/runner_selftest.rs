@@ -1,5 +1,5 @@
 //! A test kernel whose tests misbehave on purpose, to test the runner itself:
-//! a panicking test, a hung one and ones raising #PF, #DE, #UD and #GP must
+//! a panicking test, a hung one (in the kernel, and in a ring-3 process) and ones raising #PF, #DE, #UD and #GP must
 //! each be reported as FAILED (the exceptions with their register report),
 //! the tests after them must still run, and the run must exit with failure.
 //! The host side (tests/tests/qemu.rs) checks the exact report.
@@ -47,6 +47,11 @@ fn loads_a_non_canonical_address() {
     unsafe { core::ptr::read_volatile(0x8000_0000_0000_0000u64 as *const u64) };
 }
 
+fn hangs_in_a_user_process() {
+    pagekeeper::process::programs::spawn("spin").expect("spawn spin");
+    pagekeeper::process::run_until_idle();
+}
+
 fn passes_after_the_failures() {
     let two = core::hint::black_box(2);
     assert_eq!(two + two, 4);
@@ -62,6 +67,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &divides_by_zero,
         &executes_an_invalid_opcode,
         &loads_a_non_canonical_address,
+        &hangs_in_a_user_process,
         &passes_after_the_failures,
     ];
     run_tests_with(tests, RunnerConfig { timeout_ms: 2_000 })

@@ -16,6 +16,8 @@ pub use abi;
 use core::fmt::{self, Write};
 
 /// Declares `main` (returning the exit code) as the program's entry point.
+/// With `with_arg`, `main` takes the `u64` the kernel started the process
+/// with (in `rdi`, so it arrives as `_start`'s first argument).
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
@@ -24,6 +26,34 @@ macro_rules! entry {
             $crate::sys::exit($main())
         }
     };
+    (with_arg $main:path) => {
+        #[no_mangle]
+        pub extern "C" fn _start(arg: u64) -> ! {
+            $crate::sys::exit($main(arg))
+        }
+    };
+}
+
+/// A small deterministic random number generator (xorshift64*), for
+/// programs that must behave the same for the same seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
 }
 
 /// Buffers formatted output and writes it with one system call per line.

@@ -3,6 +3,7 @@
 //! registers). Everything above it is written against the functions here.
 
 pub mod context;
+pub mod fpu;
 pub mod gdt;
 pub mod idt;
 pub mod pic;
@@ -15,6 +16,7 @@ pub mod trap;
 /// Brings up the CPU tables and the timer, then enables interrupts.
 pub fn init() {
     enable_protection();
+    fpu::init();
     gdt::init();
     idt::init();
     pic::init();
@@ -33,6 +35,20 @@ fn enable_protection() {
     unsafe {
         Efer::update(|flags| flags.insert(EferFlags::NO_EXECUTE_ENABLE));
         Cr0::update(|flags| flags.insert(Cr0Flags::WRITE_PROTECT));
+    }
+}
+
+/// Lets pending interrupts run, then restores the interrupt flag: long
+/// kernel work that runs with interrupts off (system calls are interrupt
+/// gates) calls it between steps, so timer ticks are taken, not lost.
+/// Interrupt handlers must not take locks the caller may hold: ours (PIC,
+/// timer tick, test watchdog) take none.
+pub fn let_interrupts_in() {
+    if !x86_64::instructions::interrupts::are_enabled() {
+        // SAFETY: `sti` takes effect after the next instruction, so the
+        // `nop` is the one window where pending interrupts are delivered;
+        // `cli` restores the caller's state.
+        unsafe { core::arch::asm!("sti", "nop", "cli", options(nomem, nostack)) };
     }
 }
 

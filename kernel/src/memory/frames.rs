@@ -72,11 +72,36 @@ pub fn allocate(order: u8, owner: Owner) -> Result<FrameBlock, AllocError> {
 /// Like [`allocate`], with the block's memory zeroed.
 pub fn allocate_zeroed(order: u8, owner: Owner) -> Result<FrameBlock, AllocError> {
     let block = allocate(order, owner)?;
+    zero(&block);
+    Ok(block)
+}
+
+/// Frames that process memory (data pages and page tables) may not take:
+/// kept for the kernel's own needs (its heap, its page tables, DMA), so that
+/// a process that exhausts memory gets an error or an out-of-memory kill,
+/// while the kernel goes on. 1/64 of memory, between 128 and 1024 frames.
+pub fn kernel_reserve() -> u64 {
+    with(|frames| (frames.stats().total / 64).clamp(128, 1024))
+}
+
+/// Like [`allocate_zeroed`], but refuses to dip into the kernel's reserve.
+pub fn allocate_for_process(order: u8, owner: Owner) -> Result<FrameBlock, AllocError> {
+    let reserve = kernel_reserve();
+    let block = with(|frames| {
+        if frames.stats().free < reserve + (1 << order) {
+            return Err(AllocError::OutOfFrames { order });
+        }
+        frames.allocate(order, owner)
+    })?;
+    zero(&block);
+    Ok(block)
+}
+
+fn zero(block: &FrameBlock) {
     let bytes = (block.frames() * FRAME_SIZE) as usize;
     // SAFETY: the block was just handed to us, so nothing else uses it; it is
     // mapped read-write in the physical-memory window.
     unsafe { core::ptr::write_bytes(phys_to_virt(block.start()).as_mut_ptr::<u8>(), 0, bytes) };
-    Ok(block)
 }
 
 pub fn free(block: FrameBlock) -> Result<(), FreeFailure> {

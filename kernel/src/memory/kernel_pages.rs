@@ -50,6 +50,7 @@ unsafe fn active_mapper() -> OffsetPageTable<'static> {
 pub enum MapError {
     OutOfFrames,
     AlreadyMapped(VirtAddr),
+    NotMapped(VirtAddr),
 }
 
 /// Maps one frame (an order-0 block) read-write, no-execute, at `page`. On
@@ -73,6 +74,19 @@ pub fn map_kernel_page(page: VirtAddr, frame: FrameBlock) -> Result<(), (MapErro
         Err(MapToError::PageAlreadyMapped(_)) => Err((MapError::AlreadyMapped(page.start_address()), frame)),
         Err(_) => Err((MapError::OutOfFrames, frame)),
     }
+}
+
+/// Unmaps the kernel page at `page` (flushing its translation) and hands
+/// back its frame, as an order-0 block owned by the kernel heap. The page
+/// tables above it stay.
+pub fn unmap_kernel_page(page: VirtAddr) -> Result<FrameBlock, MapError> {
+    let page = Page::<Size4KiB>::containing_address(page);
+    let _guard = LOCK.lock();
+    // SAFETY: LOCK is held.
+    let mut mapper = unsafe { active_mapper() };
+    let (frame, flush) = mapper.unmap(page).map_err(|_| MapError::NotMapped(page.start_address()))?;
+    flush.flush();
+    Ok(FrameBlock::from_raw(Pfn::containing(frame.start_address().as_u64()), 0, Owner::KernelHeap))
 }
 
 /// The first unused level-4 slot in the kernel half, searching down from the

@@ -99,12 +99,12 @@ mod tests {
 
     #[test_case]
     fn heap_allocates_and_frees() {
-        let (used_before, _) = heap::usage();
+        let used_before = heap::usage().used;
         let boxed = Box::new([7u8; 1000]);
         let v: Vec<u64> = (0..10_000).collect();
         assert_eq!(boxed[999], 7);
         assert_eq!(v.iter().sum::<u64>(), 49_995_000);
         drop((boxed, v));
-        assert_eq!(heap::usage().0, used_before);
+        assert_eq!(heap::usage().used, used_before);
     }
 }

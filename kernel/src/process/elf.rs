@@ -20,6 +20,8 @@ pub enum ElfError {
     NotStaticExecutable,
     BadProgramHeaders,
     SegmentOutsideFile,
+    /// A segment's `vaddr + mem_size` overflows or leaves the user half.
+    SegmentOutsideUserSpace,
 }
 
 const PT_LOAD: u32 = 1;
@@ -70,6 +72,10 @@ pub fn parse(data: &[u8]) -> Result<(u64, impl Iterator<Item = Segment> + '_), E
             if file_size > mem_size || offset.checked_add(file_size).is_none_or(|end| end > data.len() as u64)
             {
                 return Err(ElfError::SegmentOutsideFile);
+            }
+            let vaddr = u64_at(data, at + 16)?;
+            if vaddr.checked_add(mem_size).is_none_or(|end| end > mm::vm::USER_END) {
+                return Err(ElfError::SegmentOutsideUserSpace);
             }
         }
     }

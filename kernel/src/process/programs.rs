@@ -1,23 +1,10 @@
-//! The user programs embedded in the kernel image (built by build.rs from
-//! `user/src/bin`).
+//! The user programs embedded in the kernel image: every file of
+//! `user/src/bin`, built and listed by `build.rs`.
 
-macro_rules! programs {
-    ($($name:literal => $env:literal),* $(,)?) => {
-        /// (name, ELF image) of every embedded program.
-        pub static PROGRAMS: &[(&str, &[u8])] = &[$(($name, include_bytes!(env!($env)))),*];
-    };
-}
+use super::{Pid, SpawnError};
 
-programs! {
-    "hello" => "PK_USER_HELLO",
-    "alloc_demo" => "PK_USER_ALLOC_DEMO",
-    "scribbler" => "PK_USER_SCRIBBLER",
-    "wild" => "PK_USER_WILD",
-    "syscall_check" => "PK_USER_SYSCALL_CHECK",
-    "double_free" => "PK_USER_DOUBLE_FREE",
-    "stack_overflow" => "PK_USER_STACK_OVERFLOW",
-    "kernel_peek" => "PK_USER_KERNEL_PEEK",
-}
+/// (name, ELF image) of every embedded program, sorted by name.
+pub static PROGRAMS: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/programs.rs"));
 
 /// The image of the embedded program `name`.
 pub fn image(name: &str) -> Option<&'static [u8]> {
@@ -25,7 +12,12 @@ pub fn image(name: &str) -> Option<&'static [u8]> {
 }
 
 /// Spawns the embedded program `name`.
-pub fn spawn(name: &'static str) -> Result<super::Pid, super::SpawnError> {
-    let image = image(name).ok_or(super::SpawnError::Elf(super::ElfError::TooShort))?;
-    super::spawn(name, image)
+pub fn spawn(name: &'static str) -> Result<Pid, SpawnError> {
+    spawn_with_arg(name, 0)
+}
+
+/// Spawns the embedded program `name` with `arg` as its `main`'s argument.
+pub fn spawn_with_arg(name: &'static str, arg: u64) -> Result<Pid, SpawnError> {
+    let image = image(name).ok_or(SpawnError::NoSuchProgram)?;
+    super::spawn_with_arg(name, image, arg)
 }

@@ -5,7 +5,7 @@
 //! through probes, so an unmapped, unreserved or read-only buffer is an
 //! error code, never a kernel fault.
 
-use super::{running, ExitStatus, Next};
+use super::{running_space, write_output, ExitStatus, Next};
 use crate::arch::trap::TrapFrame;
 use crate::memory::frames;
 use crate::vm::{self, probe, RegionKind, VmError};
@@ -26,7 +26,11 @@ pub(super) fn handle(frame: &mut TrapFrame) -> Next {
         Some(Syscall::Reserve) => reserve(a, b, c),
         Some(Syscall::Commit) => space_op(|s| s.commit(a, b)),
         Some(Syscall::Decommit) => space_op(|s| s.decommit(a, b)),
-        Some(Syscall::Release) => space_op(|s| s.release(a, b)),
+        Some(Syscall::Release) => {
+            let result = space_op(|s| s.release(a, b));
+            crate::memory::heap::trim_slack(); // released regions may free heap pages
+            result
+        }
         Some(Syscall::Protect) => prot(c).and_then(|p| space_op(|s| s.protect(a, b, p).map(|()| 0))),
         Some(Syscall::MemStats) => memstats(a),
     };
@@ -43,13 +47,17 @@ fn error(e: VmError) -> Error {
         VmError::NullPage | VmError::NonCanonical { .. } | VmError::KernelHalf { .. } => Error::OutOfRange,
         VmError::Overlap { .. } => Error::Overlap,
         VmError::NotReserved { .. } => Error::NotReserved,
-        VmError::LimitExceeded { .. } | VmError::NoSpace { .. } | VmError::OutOfMemory => Error::NoMemory,
+        VmError::LimitExceeded { .. }
+        | VmError::NoSpace { .. }
+        | VmError::OutOfMemory
+        | VmError::RegionLimit { .. }
+        | VmError::KernelMemoryLimit { .. } => Error::NoMemory,
         VmError::NotYetBacked { .. } | VmError::Corrupt { .. } => Error::NotSupported,
     }
 }
 
 fn in_running_space<R>(f: impl FnOnce(&mut vm::Space) -> R) -> R {
-    vm::with(running().0, f).expect("the running process has a space")
+    vm::with(running_space(), f).expect("the running process has a space")
 }
 
 fn space_op(f: impl FnOnce(&mut vm::Space) -> Result<u64, VmError>) -> Result<u64, Error> {
@@ -87,8 +95,7 @@ fn write(ptr: u64, len: u64) -> Result<u64, Error> {
     for (i, byte) in buf[..len as usize].iter_mut().enumerate() {
         *byte = probe::read(ptr + i as u64).map_err(|_| Error::BadAddress)?;
     }
-    let text = core::str::from_utf8(&buf[..len as usize]).unwrap_or("<not UTF-8>");
-    crate::print!("[{}] {text}", running().1);
+    write_output(&buf[..len as usize]);
     Ok(len)
 }
 
@@ -96,7 +103,13 @@ fn memstats(ptr: u64) -> Result<u64, Error> {
     if !user_range(ptr, MemStats::SIZE as u64) {
         return Err(Error::BadAddress);
     }
-    let space = in_running_space(|s| s.stats());
+    // The whole destination is checked before any byte is written, so a
+    // bad one leaves the process's memory as it was. (The probes below can
+    // then fail only if no frame is left for a demand-zero page.)
+    let (writable, space) = in_running_space(|s| (s.user_may_write(ptr, MemStats::SIZE as u64), s.stats()));
+    if !writable {
+        return Err(Error::BadAddress);
+    }
     let stats = MemStats {
         resident_pages: space.resident_pages,
         page_table_frames: space.table_frames,
@@ -105,8 +118,8 @@ fn memstats(ptr: u64) -> Result<u64, Error> {
         free_frames: frames::stats().free,
     };
     for (i, byte) in stats.to_bytes().into_iter().enumerate() {
-        // SAFETY: the range is in the user half of the running process; the
-        // probe turns any fault (unreserved, read-only) into an error.
+        // SAFETY: the range is in the user half of the running process and
+        // was checked writable; the probe turns any fault into an error.
         unsafe { probe::write(ptr + i as u64, byte) }.map_err(|_| Error::BadAddress)?;
     }
     Ok(0)

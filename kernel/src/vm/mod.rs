@@ -12,7 +12,7 @@ pub mod probe;
 #[cfg(test)]
 mod tests;
 
-pub use mm::vm::{Access, FaultOutcome, Region, RegionKind, SpaceStats, Violation, VmError};
+pub use mm::vm::{Access, FaultOutcome, Limits, Region, RegionKind, SpaceStats, Violation, VmError};
 pub use platform::KernelPlatform;
 
 use crate::arch::trap::{self, PageFaultCause, Report, TrapFrame};
@@ -49,17 +49,21 @@ static RETIRED: Mutex<FaultCounters> = Mutex::new(FaultCounters {
     out_of_memory: 0,
 });
 
-/// Default address-space limit for new spaces (like `ulimit -v`).
-pub const DEFAULT_LIMIT: u64 = 64 << 30;
+/// What a process's space may take (docs/process.md, "What a process
+/// cannot do to the kernel"): 64 GiB of address space (like `ulimit -v`),
+/// 16,384 regions (Linux's `vm.max_map_count` is 65,530), and 8 MiB of
+/// kernel memory for its region records and page tables (enough to map
+/// 4 GiB densely).
+pub const PROCESS_LIMITS: Limits = Limits { address_space: 64 << 30, regions: 16_384, kernel_memory: 8 << 20 };
 
 pub fn init() {
     platform::init();
     trap::set_page_fault_handler(page_fault);
 }
 
-/// A new, empty space with an address-space limit of `limit` bytes.
-pub fn create(limit: u64) -> Result<SpaceId, VmError> {
-    let space = AddressSpace::new(KernelPlatform, limit)?;
+/// A new, empty space that may take what `limits` allow.
+pub fn create(limits: Limits) -> Result<SpaceId, VmError> {
+    let space = AddressSpace::new(KernelPlatform, limits)?;
     let id = SpaceId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
     without_interrupts(|| SPACES.lock().insert(id, space));
     Ok(id)
@@ -160,12 +164,27 @@ fn access(error: PageFaultErrorCode) -> Access {
     }
 }
 
+/// What a fault outside every space's user half means: the kernel half is
+/// mapped by the kernel alone, so a fault there is never resolved.
+fn kernel_half_violation(error: PageFaultErrorCode) -> Violation {
+    let access = access(error);
+    if !error.contains(PageFaultErrorCode::PROTECTION_VIOLATION) {
+        Violation::Unreserved
+    } else if access.user {
+        Violation::KernelOnly
+    } else if access.exec {
+        Violation::ExecuteNotAllowed
+    } else {
+        Violation::WriteToReadOnly
+    }
+}
+
 /// Classifies (and, where legal, resolves) a fault at `address`.
 fn resolve(address: u64, error: PageFaultErrorCode) -> (Option<SpaceId>, FaultOutcome, Option<Region>) {
     let space = active();
     if address >= KERNEL_START || space.is_none() {
         KERNEL_FAULTS.fetch_add(1, Ordering::Relaxed);
-        return (space, FaultOutcome::Violation(Violation::Unreserved), None);
+        return (space, FaultOutcome::Violation(kernel_half_violation(error)), None);
     }
     let Some(mut spaces) = SPACES.try_lock() else {
         panic!("page fault at {address:#x} while the address-space registry is locked (kernel bug)");

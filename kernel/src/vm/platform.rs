@@ -50,6 +50,7 @@ impl mm::vm::Platform for KernelPlatform {
     }
 
     fn alloc_root(&mut self) -> Option<Pfn> {
+        // The root is charged like every table (and kept out of the reserve).
         let root = self.alloc_table()?;
         for index in 256..512 {
             let kernel_entry = self.read_entry(kernel_root(), index);
@@ -59,7 +60,7 @@ impl mm::vm::Platform for KernelPlatform {
     }
 
     fn alloc_table(&mut self) -> Option<Pfn> {
-        let block = frames::allocate_zeroed(0, Owner::PageTable).ok()?;
+        let block = frames::allocate_for_process(0, Owner::PageTable).ok()?;
         Some(block.into_raw().0)
     }
 
@@ -68,7 +69,7 @@ impl mm::vm::Platform for KernelPlatform {
     }
 
     fn alloc_page(&mut self) -> Option<Pfn> {
-        let block = frames::allocate_zeroed(0, Owner::Process).ok()?;
+        let block = frames::allocate_for_process(0, Owner::Process).ok()?;
         Some(block.into_raw().0)
     }
 
@@ -78,5 +79,16 @@ impl mm::vm::Platform for KernelPlatform {
 
     fn flush(&mut self, va: VirtAddr) {
         x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va.0));
+    }
+
+    fn flush_all(&mut self) {
+        // Reloading CR3 drops every non-global translation and every
+        // paging-structure cache entry. The space being changed is the
+        // active one, or was switched away from (which flushed it already).
+        x86_64::instructions::tlb::flush_all();
+    }
+
+    fn yield_point(&mut self) {
+        crate::arch::let_interrupts_in();
     }
 }

@@ -13,7 +13,7 @@ const GIB: u64 = 1 << 30;
 /// it; checks that the free frame count is exactly what it was before.
 fn in_fresh_space(f: impl FnOnce(SpaceId)) {
     let free_before = frames::stats().free;
-    let id = create(DEFAULT_LIMIT).expect("space");
+    let id = create(PROCESS_LIMITS).expect("space");
     activate(id).expect("activate");
     f(id);
     activate_kernel();
@@ -151,15 +151,16 @@ fn file_and_swapped_pages_fail_cleanly_as_not_yet_backed() {
 #[test_case]
 fn destroy_returns_every_frame_including_page_tables() {
     let before = frames::stats();
-    let id = create(DEFAULT_LIMIT).unwrap();
+    let id = create(PROCESS_LIMITS).unwrap();
     activate(id).unwrap();
     let a = reserve(id, 3 * GIB, Prot::USER_RW, RegionKind::Anonymous);
     for i in 0..200 {
         write(a + i * 15 * 1024 * 1024, 1);
     }
     assert!(frames::stats().used_by(Owner::PageTable) > before.used_by(Owner::PageTable) + 200);
-    let stats = destroy(id).expect("destroy the active space");
-    assert_eq!((stats.resident_pages, stats.table_frames), (0, 0));
+    let at_end = destroy(id).expect("destroy the active space");
+    assert_eq!(at_end.resident_pages, 200, "destroy reports what the space held at its end");
+    assert!(at_end.table_frames > 200);
     assert_eq!(active(), None, "destroying the active space switched to the kernel root");
     assert_eq!(frames::stats(), before, "every frame is back, owners included");
 }
@@ -189,11 +190,11 @@ fn every_bad_argument_gets_its_error() {
             let overlap = VmError::Overlap { region_start: base, region_end: base + 16 * PAGE };
             assert_eq!(s.reserve_at(base + PAGE, PAGE, rw, anon), Err(overlap));
             assert_eq!(
-                s.reserve(DEFAULT_LIMIT, rw, anon).unwrap_err(),
+                s.reserve(PROCESS_LIMITS.address_space, rw, anon).unwrap_err(),
                 VmError::LimitExceeded {
-                    limit: DEFAULT_LIMIT,
+                    limit: PROCESS_LIMITS.address_space,
                     reserved: 16 * PAGE,
-                    requested: DEFAULT_LIMIT
+                    requested: PROCESS_LIMITS.address_space
                 }
             );
             let gap = base + 16 * PAGE;

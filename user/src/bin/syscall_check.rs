@@ -85,6 +85,24 @@ fn main() -> i32 {
         Error::BadAddress,
         &mut f,
     );
+    // A destination whose first bytes are writable and the rest not: the
+    // call fails and writes nothing at all.
+    let tail = base + 4 * PAGE - 16;
+    // SAFETY: the last 16 bytes of the reserved, writable range.
+    unsafe { core::ptr::write_bytes(tail as *mut u8, 0x5a, 16) };
+    check(
+        "memstats straddling the end of a region",
+        sys::raw(n(Syscall::MemStats), tail, 0, 0),
+        Error::BadAddress,
+        &mut f,
+    );
+    // SAFETY: as above.
+    let untouched = (0..16).all(|i| unsafe { ((tail + i) as *const u8).read_volatile() } == 0x5a);
+    println!("syscall_check: {} failed memstats wrote nothing", if untouched { "ok  " } else { "FAIL" });
+    if !untouched {
+        f += 1;
+    }
+    sys::decommit(base + 3 * PAGE, PAGE).expect("the good calls below start from nothing resident");
     sys::protect(base, PAGE, 0).expect("make the first page read-only");
     check(
         "memstats into read-only memory",

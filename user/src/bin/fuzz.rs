@@ -1,0 +1,238 @@
+//! A system-call fuzzer: random system calls with random, boundary and
+//! hostile arguments, and touches of random addresses, from a seed (the
+//! program's argument). It uses no heap (it releases ranges at random, its
+//! own heap's included) and keeps what it reserved in a fixed table, so that
+//! most calls hit real regions and go deep into the kernel.
+//!
+//! It exits 0 after its calls, or 42 if the kernel ever returned a value
+//! that is neither a result nor a known error code. Being killed for a bad
+//! touch is a normal end: the kernel must just survive it and clean up.
+#![no_std]
+#![no_main]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+use abi::{Error, Syscall, PROT_EXEC, PROT_WRITE};
+use pkrt::{println, sys, Rng};
+
+const PAGE: u64 = 4096;
+const CALLS: u32 = 600;
+/// What the fuzzer does not release, decommit or protect away from itself,
+/// so that it lives long enough to make its calls: its image (linked at
+/// 2 MiB) and its stack (64 KiB below 0x7fff_ffff_0000, plus the guard).
+const IMAGE: core::ops::Range<u64> = 0x20_0000..0x40_0000;
+const STACK: core::ops::Range<u64> = 0x7fff_fffe_0000..0x7fff_ffff_0000;
+const SLOTS: usize = 48;
+
+/// Addresses a hostile caller likes.
+const NASTY: [u64; 12] = [
+    0,
+    1,
+    PAGE - 1,
+    0x0000_7fff_ffff_f000,
+    0x0000_8000_0000_0000,
+    0xffff_8000_0000_0000,
+    0xffff_ffff_ffff_f000,
+    u64::MAX,
+    0x0000_7fff_fffe_0000, // near the stack
+    0x0020_0000,           // near the program image
+    1 << 46,
+    0x0000_4000_0000_0000,
+];
+
+struct Fuzzer {
+    rng: Rng,
+    /// (start, pages, writable) of ranges this process reserved.
+    regions: [(u64, u64, bool); SLOTS],
+    calls: u32,
+    errors: u32,
+}
+
+impl Fuzzer {
+    fn length(&mut self) -> u64 {
+        match self.rng.below(10) {
+            0 => 0,
+            1 => self.rng.next(),
+            2 => self.rng.below(PAGE * 4) + 1, // often unaligned
+            3 => (63 << 30) + PAGE * self.rng.below(2),
+            _ => PAGE * (1 + self.rng.below(64)),
+        }
+    }
+
+    fn address(&mut self) -> u64 {
+        match self.rng.below(8) {
+            0 => NASTY[self.rng.below(NASTY.len() as u64) as usize],
+            1 => self.rng.next(),
+            2 => self.rng.next() & 0x0000_7fff_ffff_f000,
+            _ => {
+                let (start, pages, _) = self.regions[self.rng.below(SLOTS as u64) as usize];
+                start + PAGE * self.rng.below(pages.max(1) + 2)
+            }
+        }
+    }
+
+    fn prot(&mut self) -> u64 {
+        match self.rng.below(8) {
+            0 => self.rng.next(),
+            1 => PROT_EXEC,
+            2 => PROT_WRITE | PROT_EXEC,
+            3 => 0,
+            _ => PROT_WRITE,
+        }
+    }
+
+    /// Whether `at..at+len` spares the fuzzer's own image and stack.
+    fn spares_me(at: u64, len: u64) -> bool {
+        let end = at.saturating_add(len);
+        [IMAGE, STACK].iter().all(|own| end <= own.start || at >= own.end)
+    }
+
+    /// Checks a return value against the ABI: a result or a known error.
+    fn returned(&mut self, value: i64) -> Result<u64, Error> {
+        self.calls += 1;
+        if value < 0 && !Error::ALL.iter().any(|e| e.to_return() == value) {
+            println!("fuzz: the kernel returned {value}, which is no error code");
+            sys::exit(42);
+        }
+        if value < 0 {
+            self.errors += 1;
+        }
+        Error::from_return(value)
+    }
+
+    fn call(&mut self, number: Syscall, a: u64, b: u64, c: u64) -> Result<u64, Error> {
+        self.returned(sys::raw(number as u64, a, b, c))
+    }
+
+    /// Keeps the table true after a successful release or protect of
+    /// `at..at+len`: released slots are forgotten, protected ones marked.
+    fn changed(&mut self, at: u64, len: u64, still_there: bool, writable: bool) {
+        for slot in self.regions.iter_mut() {
+            let (start, pages, _) = *slot;
+            let overlaps = start < at.saturating_add(len) && at < start + pages * PAGE;
+            if start != 0 && overlaps {
+                *slot = if still_there { (start, pages, slot.2 && writable) } else { (0, 0, false) };
+            }
+        }
+    }
+
+    fn remember(&mut self, start: u64, len: u64, writable: bool) {
+        let slot = self.rng.below(SLOTS as u64) as usize;
+        self.regions[slot] = (start, len / PAGE, writable);
+    }
+
+    fn step(&mut self) {
+        match self.rng.below(100) {
+            0..=14 => {
+                let (len, prot) = (self.length(), self.prot());
+                let at = if self.rng.below(3) == 0 { self.address() } else { 0 };
+                if let Ok(start) = self.call(Syscall::Reserve, len, prot, at) {
+                    self.remember(start, len, prot & PROT_WRITE != 0);
+                }
+            }
+            15..=26 => {
+                let (at, len) = (self.address(), self.length().min(512 * PAGE));
+                let _ = self.call(Syscall::Commit, at, len, 0);
+            }
+            27..=36 => {
+                let (at, len) = (self.address(), self.length());
+                if Self::spares_me(at, len) {
+                    let _ = self.call(Syscall::Decommit, at, len, 0);
+                }
+            }
+            37..=46 => {
+                let (at, len) = (self.address(), self.length());
+                if Self::spares_me(at, len) && self.call(Syscall::Release, at, len, 0).is_ok() {
+                    self.changed(at, len, false, false);
+                }
+            }
+            47..=56 => {
+                let (at, len, prot) = (self.address(), self.length(), self.prot());
+                if Self::spares_me(at, len) && self.call(Syscall::Protect, at, len, prot).is_ok() {
+                    self.changed(at, len, true, prot & PROT_WRITE != 0);
+                }
+            }
+            57..=61 => {
+                let (at, len) = (self.address(), self.rng.below(5000));
+                let _ = self.call(Syscall::Write, at, len, 0);
+            }
+            62..=65 => {
+                let at = self.address();
+                let _ = self.call(Syscall::MemStats, at, 0, 0);
+            }
+            66..=69 => {
+                let number = if self.rng.below(2) == 0 { self.rng.below(20) } else { self.rng.next() };
+                // Never exit through the random call: the count must go on.
+                let (a, b, c) = (self.address(), self.length(), self.rng.next());
+                if number != Syscall::Exit as u64 && Self::spares_me(a, b) {
+                    let value = sys::raw(number, a, b, c);
+                    let _ = self.returned(value);
+                }
+            }
+            70..=84 => self.touch(),
+            85..=89 => self.flood(),
+            90..=94 => sys::yield_now(),
+            _ => self.huge_sparse(),
+        }
+    }
+
+    /// Reads or writes a page of a known region; rarely, a hostile address.
+    fn touch(&mut self) {
+        let (start, pages, writable) = self.regions[self.rng.below(SLOTS as u64) as usize];
+        if start == 0 {
+            return; // an empty slot
+        }
+        if self.rng.below(200) == 0 {
+            let at = self.address() as *mut u8;
+            // SAFETY: not safe: a hostile touch; the kernel kills us if it is bad.
+            unsafe { at.write_volatile(1) };
+            return;
+        }
+        let at = (start + PAGE * self.rng.below(pages.max(1))) as *mut u64;
+        // SAFETY: a page this process reserved; if it was released or
+        // protected since (the fuzzer does that too), the kernel kills us,
+        // which is an allowed end.
+        unsafe {
+            if writable && self.rng.below(2) == 0 {
+                at.write_volatile(self.rng.next());
+            } else {
+                at.read_volatile();
+            }
+        }
+    }
+
+    /// Many one-page regions at once, most given back.
+    fn flood(&mut self) {
+        for _ in 0..self.rng.below(200) {
+            match self.call(Syscall::Reserve, PAGE, PROT_WRITE, 0) {
+                Ok(start) if self.rng.below(8) == 0 => self.remember(start, PAGE, true),
+                Ok(start) => {
+                    let _ = self.call(Syscall::Release, start, PAGE, 0);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// A huge region with a few pages touched, changed and given back whole.
+    fn huge_sparse(&mut self) {
+        let len = 63 << 30;
+        let Ok(start) = self.call(Syscall::Reserve, len, PROT_WRITE, 0) else { return };
+        for i in 0..4 {
+            let _ = self.call(Syscall::Commit, start + i * (15 << 30), PAGE, 0);
+        }
+        let _ = self.call(Syscall::Protect, start, len, 0);
+        let _ = self.call(Syscall::Decommit, start, len, 0);
+        let _ = self.call(Syscall::Release, start, len, 0);
+    }
+}
+
+fn main(seed: u64) -> i32 {
+    let mut fuzzer = Fuzzer { rng: Rng::new(seed), regions: [(0, 0, false); SLOTS], calls: 0, errors: 0 };
+    for _ in 0..CALLS {
+        fuzzer.step();
+    }
+    println!("fuzz seed {seed}: {} calls, {} refused with an error code", fuzzer.calls, fuzzer.errors);
+    0
+}
+
+pkrt::entry!(with_arg main);
