@@ -18,7 +18,7 @@ BOOT_FLAGS := $(if $(filter bios,$(BOOT)),--bios) --memory $(MEMORY)
 # upper-half slot; the boot log prints it as "kernel image at").
 KERNEL_LOAD_OFFSET := 0xffff800000000000
 
-.PHONY: all setup kernel boot-tool run gdb test bench lint fmt clean
+.PHONY: all setup kernel boot-tool run gdb test fuzz bench lint fmt clean
 
 all: kernel boot-tool
 
@@ -44,6 +44,14 @@ gdb: kernel boot-tool
 ## make test: host unit/property tests and every QEMU boot, one summary at the end.
 test: setup
 	@scripts/test.sh
+
+## make fuzz [SEED=n] [SECONDS=s]: the system-call fuzzer for a while (default 1, 60 s of
+## kernel uptime); fails on a kernel panic, an unknown return value or a changed footprint.
+SEED ?= 1
+SECONDS ?= 60
+fuzz: setup
+	PK_FUZZ_SEED=$(SEED) PK_FUZZ_SECONDS=$(SECONDS) cargo test -p pagekeeper-tests --test qemu -- \
+		--ignored --nocapture fuzzing_for_a_while_leaves_the_kernel_intact
 
 ## make bench: host benchmarks (optimised); each prints ratios measured in the same run.
 bench: setup

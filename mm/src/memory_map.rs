@@ -64,8 +64,15 @@ impl MemoryMapSummary {
         }
     }
 
+    /// Every byte the map lists, reserved ranges included (which may be
+    /// address windows with no RAM behind them: SeaBIOS lists a 12 GiB one).
     pub fn total(&self) -> u64 {
-        self.usable + self.bootloader + self.kernel + self.acpi + self.reserved
+        self.ram() + self.reserved
+    }
+
+    /// Memory the machine has: everything but the reserved ranges.
+    pub fn ram(&self) -> u64 {
+        self.usable + self.bootloader + self.kernel + self.acpi
     }
 }
 
@@ -86,12 +93,12 @@ impl fmt::Display for Mib {
 
 impl fmt::Display for MemoryMapSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "memory map: {} regions, {} in all", self.regions, Mib(self.total()))?;
+        writeln!(f, "memory map: {} regions, {} of RAM", self.regions, Mib(self.ram()))?;
         writeln!(f, "  usable     {:8}", Mib(self.usable))?;
         writeln!(f, "  bootloader {:8}", Mib(self.bootloader))?;
         writeln!(f, "  kernel     {:8}", Mib(self.kernel))?;
         writeln!(f, "  ACPI       {:8}", Mib(self.acpi))?;
-        write!(f, "  reserved   {:8}", Mib(self.reserved))
+        write!(f, "  reserved   {:8} (address ranges, not counted as RAM)", Mib(self.reserved))
     }
 }
 
@@ -123,6 +130,7 @@ mod tests {
         assert_eq!(s.acpi, MIB);
         assert_eq!(s.regions, 4);
         assert_eq!(s.total(), 101 * MIB);
+        assert_eq!(s.ram(), 100 * MIB, "reserved ranges are not RAM");
     }
 
     #[test]

@@ -119,10 +119,23 @@ pub fn parse_summary(output: &str) -> Option<Summary> {
     Some(Summary { passed: count(" passed")?, failed: count(" failed")? })
 }
 
-/// Each `test NAME ... RESULT` line as (NAME, RESULT); RESULT is the rest of
-/// the line after "... ", so output printed by the test itself shows up in it.
+/// Each test's (NAME, VERDICT) from `test NAME ... VERDICT` lines. A test
+/// that logs something prints it after the `... `; its verdict (`ok`, or a
+/// line starting with `FAILED`) then comes on a later line, and is found
+/// there.
 pub fn test_lines(output: &str) -> Vec<(&str, &str)> {
-    output.lines().filter_map(|l| l.strip_prefix("test ")?.split_once(" ... ")).collect()
+    let lines: Vec<&str> = output.lines().collect();
+    let is_verdict = |s: &str| s == "ok" || s.starts_with("FAILED");
+    lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let (name, rest) = line.strip_prefix("test ")?.split_once(" ... ")?;
+            let later = lines[i + 1..].iter().copied().take_while(|l| !l.starts_with("test "));
+            let verdict = std::iter::once(rest).chain(later).find(|s| is_verdict(s)).unwrap_or(rest);
+            Some((name, verdict))
+        })
+        .collect()
 }
 
 /// Asserts that a suite run passed and records its counts for `make test`'s
@@ -166,6 +179,8 @@ mod tests {
     fn splits_test_lines() {
         let out = "test a::b ... ok\ntest c ... FAILED\nrunning 2 tests\n";
         assert_eq!(test_lines(out), vec![("a::b", "ok"), ("c", "FAILED")]);
+        let logged = "test d ... [ 1.0 INFO ] started\nmore\nFAILED\n    timed out\ntest e ... ok\n";
+        assert_eq!(test_lines(logged), vec![("d", "FAILED"), ("e", "ok")]);
     }
 
     #[test]

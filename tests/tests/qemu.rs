@@ -16,6 +16,31 @@ fn in_kernel_suite_passes_under_uefi() {
         .find(|(name, _)| name.ends_with("breakpoint_is_reported_and_execution_continues"))
         .expect("the breakpoint test ran");
     assert!(!breakpoint.1.contains("FAILED"), "{breakpoint:?}");
+    // A process printed a fake panic and fake summaries: each came out as
+    // a tagged line, escaped, and none starts a console line.
+    let console = &outcome.serial;
+    for spoof in ["KERNEL PANIC: spoofed", "test result: ok. 999", "test result: FAILED. 0 passed; 999"] {
+        assert!(!console.lines().any(|l| l.starts_with(spoof)), "{spoof:?} starts a line:\n{console}");
+    }
+    for tagged in [
+        "] KERNEL PANIC: spoofed by a process\n",
+        "] test result: ok. 999 passed; 0 failed\n",
+        "] \\x0d\\x1b[2Ktest result: FAILED. 0 passed; 999 failed\n",
+        "] split over writes\n",
+        "] bad utf-8: \\xff\\xfe and a last line without newline\n",
+    ] {
+        let line = console.lines().find(|l| format!("{l}\n").ends_with(tagged)).unwrap_or_default();
+        assert!(line.starts_with("[pid ") && line.contains(" spoof] "), "missing {tagged:?} in:\n{console}");
+    }
+}
+
+/// The region flood and the fuzzers on a small machine: every refusal is an
+/// error code, and the kernel heap and frames come back exactly.
+#[test]
+fn in_kernel_suite_passes_with_48_mib() {
+    let mut config = config(Kernel::Suite);
+    config.memory_mib = 48;
+    expect_suite_passed("qemu-suite-48mib", &boot(&config));
 }
 
 /// The frame allocator's exhaustion tests (every frame, every 2 MiB run)
@@ -127,4 +152,21 @@ fn demo_kernel_runs_processes_and_stays_up() {
     ] {
         assert!(console.contains(expected), "missing {expected:?} in:\n{console}");
     }
+}
+
+/// `make fuzz SEED=.. SECONDS=..` (ignored by `make test`, which runs the
+/// short fixed-seed round inside every suite boot).
+#[test]
+#[ignore = "long; run by make fuzz"]
+fn fuzzing_for_a_while_leaves_the_kernel_intact() {
+    let seconds: u64 = std::env::var("PK_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let mut config = config(Kernel::Named("fuzz"));
+    // Uptime is emulated: give QEMU generous wall-clock time.
+    config.timeout = Some(Duration::from_secs(seconds * 4 + 120));
+    let outcome = boot(&config);
+    let console = &outcome.serial;
+    let summary = console.lines().rev().find(|l| l.starts_with("fuzz: ") && l.contains(" rounds, "));
+    println!("{}", summary.unwrap_or("fuzz: no summary"));
+    assert_eq!(outcome.exit, QemuExit::Success, "{console}");
+    assert_eq!(parse_summary(console), Some(Summary { passed: 1, failed: 0 }), "{console}");
 }

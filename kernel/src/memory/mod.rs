@@ -47,6 +47,30 @@ fn read_boot_info(boot_info: &'static BootInfo) -> &'static BootMemory {
     })
 }
 
+/// Everything the kernel holds in frames, measured after the kernel heap
+/// gave back its whole free pages: free frames, each owner's frames, and the
+/// heap's live and mapped bytes. Work that ends (a process, a fuzz round)
+/// must leave it exactly as it found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    pub free_frames: u64,
+    pub frames_by_owner: [u64; mm::frame::Owner::COUNT],
+    pub heap_used: usize,
+    pub heap_mapped: usize,
+}
+
+pub fn footprint() -> Footprint {
+    heap::trim();
+    let frames = frames::stats();
+    let heap = heap::usage();
+    Footprint {
+        free_frames: frames.free,
+        frames_by_owner: frames.used_by,
+        heap_used: heap.used,
+        heap_mapped: heap.mapped,
+    }
+}
+
 /// Where physical frame `pfn` is visible in the physical-memory window.
 pub fn phys_to_virt(pfn: mm::addr::Pfn) -> VirtAddr {
     boot_memory().physical_memory_offset + pfn.addr()

@@ -20,6 +20,7 @@
 //! every frame it held goes back, and the others keep running.
 
 mod elf;
+pub mod fuzz;
 mod output;
 pub mod programs;
 mod syscall;

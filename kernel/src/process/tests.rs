@@ -21,24 +21,6 @@ fn free_or_kernel_heap() -> u64 {
     s.free + s.used_by(Owner::KernelHeap)
 }
 
-/// Everything the kernel holds in frames, after the heap gave back its
-/// whole free pages: free frames, each owner's frames, and the heap's live
-/// bytes. A run of processes must leave all of it exactly as it found it.
-#[derive(Debug, PartialEq, Eq)]
-struct Settled {
-    free: u64,
-    used_by: [u64; Owner::COUNT],
-    heap_used: usize,
-    heap_mapped: usize,
-}
-
-fn settled() -> Settled {
-    crate::memory::heap::trim();
-    let s = frames::stats();
-    let heap = crate::memory::heap::usage();
-    Settled { free: s.free, used_by: s.used_by, heap_used: heap.used, heap_mapped: heap.mapped }
-}
-
 fn run(names: &[&'static str]) -> Vec<Finished> {
     for &name in names {
         programs::spawn(name).expect("spawn");
@@ -158,7 +140,7 @@ fn console_output_of_processes_is_tagged_and_escaped() {
 
 #[test_case]
 fn a_region_flood_ends_in_an_error_code_and_the_kernel_keeps_nothing() {
-    let before = settled();
+    let before = crate::memory::footprint();
     let status = status_of(&run(&["region_flood"]), "region_flood");
     assert_eq!(status, ExitStatus::Exited(0));
     // Now with every frame taken first: the region records must come from
@@ -166,7 +148,7 @@ fn a_region_flood_ends_in_an_error_code_and_the_kernel_keeps_nothing() {
     programs::spawn_with_arg("region_flood", 1).expect("spawn");
     let status = status_of(&run_until_idle(), "region_flood");
     assert_eq!(status, ExitStatus::Exited(0));
-    assert_eq!(settled(), before, "the kernel heap and every frame are back");
+    assert_eq!(crate::memory::footprint(), before, "the kernel heap and every frame are back");
 }
 
 #[test_case]
@@ -185,31 +167,13 @@ fn a_huge_sparse_release_is_quick_and_others_keep_running() {
 /// Fixed seeds for the short fuzzing round of `make test`.
 const FUZZ_SEEDS: [u64; 4] = [0x5eed_0001, 0x5eed_0002, 0x5eed_0003, 0x5eed_0004];
 
-/// Runs fuzz processes with `seeds` at once; checks that each ended with
-/// exit code 0 or a kill report (never 42: an unknown return value).
-pub fn fuzz_round(seeds: &[u64]) -> Vec<Finished> {
-    for &seed in seeds {
-        programs::spawn_with_arg("fuzz", seed).expect("spawn fuzz");
-    }
-    let done = run_until_idle();
-    assert_eq!(done.len(), seeds.len(), "every fuzz process ended");
-    for finished in &done {
-        match finished.status {
-            ExitStatus::Exited(0) | ExitStatus::KilledByFault(_) | ExitStatus::KilledByException { .. } => {}
-            other => panic!("fuzz process {} ended with {other}", finished.pid),
-        }
-    }
-    done
-}
-
 #[test_case]
 fn fuzzing_processes_leave_the_kernel_as_they_found_it() {
     // A first round warms the kernel's own tables up (the process table's
     // nodes, the ready queue) to the size a round needs.
-    fuzz_round(&FUZZ_SEEDS.map(|s| s + 100));
-    let before = settled();
-    for finished in fuzz_round(&FUZZ_SEEDS) {
-        crate::info!("fuzz process {}: {}", finished.pid, finished.status);
-    }
-    assert_eq!(settled(), before);
+    fuzz::round(&FUZZ_SEEDS.map(|s| s + 100)).expect("warm-up round");
+    let before = crate::memory::footprint();
+    let stats = fuzz::round(&FUZZ_SEEDS).unwrap_or_else(|f| panic!("fuzz process {}: {}", f.pid, f.status));
+    assert_eq!(stats.exited + stats.killed, FUZZ_SEEDS.len());
+    assert_eq!(crate::memory::footprint(), before, "frames, owners and kernel heap are back");
 }

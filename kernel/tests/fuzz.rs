@@ -1,0 +1,66 @@
+//! `make fuzz SEED=.. SECONDS=..`: runs rounds of four fuzz processes at
+//! once, each round from seeds derived from SEED, until SECONDS of uptime
+//! have passed; then checks that the kernel's footprint (free frames, every
+//! owner's frames, kernel heap) is what it was after the first round.
+//! Any kernel panic ends the run as a failure (the panic handler exits QEMU
+//! with failure); so does a process that ends with an unknown exit code.
+//! SEED and SECONDS are read at build time (`PK_FUZZ_SEED`,
+//! `PK_FUZZ_SECONDS`), so a changed value rebuilds this kernel.
+#![no_std]
+#![no_main]
+
+use bootloader_api::{entry_point, BootInfo};
+use pagekeeper::arch::{qemu, timer};
+use pagekeeper::process::fuzz;
+use pagekeeper::{memory, println, BOOTLOADER_CONFIG};
+
+entry_point!(main, config = &BOOTLOADER_CONFIG);
+
+const PROCESSES: u64 = 4;
+
+fn number(text: Option<&str>, default: u64) -> u64 {
+    text.and_then(|t| t.trim().parse().ok()).unwrap_or(default)
+}
+
+fn main(boot_info: &'static mut BootInfo) -> ! {
+    pagekeeper::init(boot_info);
+    let seed = number(option_env!("PK_FUZZ_SEED"), 1);
+    let seconds = number(option_env!("PK_FUZZ_SECONDS"), 30);
+    println!("fuzz: seed {seed}, {seconds} s, {PROCESSES} processes a round");
+    let mut totals = fuzz::RoundStats::default();
+    let mut before = None;
+    let mut round = 0;
+    let deadline = timer::uptime_ms() + seconds * 1000;
+    while round == 0 || timer::uptime_ms() < deadline {
+        let batch: [u64; PROCESSES as usize] =
+            core::array::from_fn(|i| seed.wrapping_mul(1000).wrapping_add(round * PROCESSES + i as u64));
+        match fuzz::round(&batch) {
+            Ok(stats) => {
+                totals.exited += stats.exited;
+                totals.killed += stats.killed;
+            }
+            Err(finished) => {
+                println!("fuzz: process {} ({}) ended with {}", finished.pid, finished.name, finished.status);
+                println!("test result: FAILED. 0 passed; 1 failed");
+                qemu::exit(qemu::ExitCode::Failure);
+            }
+        }
+        // The first round warms the kernel's own tables up.
+        before.get_or_insert_with(memory::footprint);
+        round += 1;
+    }
+    let after = memory::footprint();
+    let intact = Some(&after) == before.as_ref();
+    println!(
+        "fuzz: {round} rounds, {} processes exited, {} killed; kernel footprint {}",
+        totals.exited,
+        totals.killed,
+        if intact { "unchanged" } else { "CHANGED" }
+    );
+    if !intact {
+        println!("  before: {before:?}\n  after:  {after:?}");
+    }
+    let (passed, failed) = if intact { (1, 0) } else { (0, 1) };
+    println!("test result: {}. {passed} passed; {failed} failed", if intact { "ok" } else { "FAILED" });
+    qemu::exit(if intact { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })
+}
