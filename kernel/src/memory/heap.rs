@@ -183,7 +183,9 @@ impl State {
             self.lent.set(page, false);
             // SAFETY: the page was allocated from this heap with PAGE_LAYOUT
             // when it was lent, and is mapped again.
-            unsafe { self.heap.deallocate(NonNull::new(address.as_mut_ptr()).expect("heap page"), PAGE_LAYOUT) };
+            unsafe {
+                self.heap.deallocate(NonNull::new(address.as_mut_ptr()).expect("heap page"), PAGE_LAYOUT)
+            };
         }
         Ok(())
     }
@@ -225,7 +227,9 @@ unsafe impl GlobalAlloc for GrowingHeap {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller (alloc's contract) passes a pointer this heap
         // returned for `layout`, so it is non-null and ours.
-        without_interrupts(|| unsafe { self.state.lock().heap.deallocate(NonNull::new_unchecked(ptr), layout) })
+        without_interrupts(|| unsafe {
+            self.state.lock().heap.deallocate(NonNull::new_unchecked(ptr), layout)
+        })
     }
 }
 
@@ -262,7 +266,11 @@ pub fn usage() -> HeapUsage {
     without_interrupts(|| {
         let state = HEAP.state.lock();
         let lent = state.lent.count * PAGE;
-        HeapUsage { used: state.heap.used() - lent, mapped: state.heap.size() - lent, lent_pages: state.lent.count }
+        HeapUsage {
+            used: state.heap.used() - lent,
+            mapped: state.heap.size() - lent,
+            lent_pages: state.lent.count,
+        }
     })
 }
 
@@ -303,7 +311,8 @@ mod tests {
         let frames_before = frames::stats().used_by(Owner::KernelHeap);
         let mapped_before = usage().mapped;
         // Grow by 4 MiB of small blocks, free them, trim: back where we were.
-        let boxes: Vec<alloc::boxed::Box<[u8; 1000]>> = (0..4096).map(|_| alloc::boxed::Box::new([7; 1000])).collect();
+        let boxes: Vec<alloc::boxed::Box<[u8; 1000]>> =
+            (0..4096).map(|_| alloc::boxed::Box::new([7; 1000])).collect();
         let grown = frames::stats().used_by(Owner::KernelHeap) - frames_before;
         assert!(grown >= 1000, "grew by {grown} frames");
         drop(boxes);

@@ -71,7 +71,10 @@ fn a_killed_process_leaves_the_others_running_and_frames_balanced() {
             assert!(report.error.contains(x86_64::structures::idt::PageFaultErrorCode::PROTECTION_VIOLATION));
             assert_eq!(report.outcome, vm::FaultOutcome::Violation(vm::Violation::KernelOnly));
             let text = alloc::format!("{report}");
-            assert!(text.contains("kernel half: access violation: user access to a kernel-only page"), "{text}");
+            assert!(
+                text.contains("kernel half: access violation: user access to a kernel-only page"),
+                "{text}"
+            );
         }
         other => panic!("kernel_peek: {other}"),
     }

@@ -54,7 +54,8 @@ static RETIRED: Mutex<FaultCounters> = Mutex::new(FaultCounters {
 /// 16,384 regions (Linux's `vm.max_map_count` is 65,530), and 8 MiB of
 /// kernel memory for its region records and page tables (enough to map
 /// 4 GiB densely).
-pub const PROCESS_LIMITS: Limits = Limits { address_space: 64 << 30, regions: 16_384, kernel_memory: 8 << 20 };
+pub const PROCESS_LIMITS: Limits =
+    Limits { address_space: 64 << 30, regions: 16_384, kernel_memory: 8 << 20 };
 
 pub fn init() {
     platform::init();

@@ -64,7 +64,8 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub const UNLIMITED: Limits = Limits { address_space: u64::MAX, regions: usize::MAX, kernel_memory: u64::MAX };
+    pub const UNLIMITED: Limits =
+        Limits { address_space: u64::MAX, regions: usize::MAX, kernel_memory: u64::MAX };
 }
 
 /// Why an operation on an address space was refused. Nothing changed.
@@ -375,7 +376,11 @@ impl<P: Platform> AddressSpace<P> {
         let total = region_bytes + table_frames * PAGE_SIZE;
         if total > self.limits.kernel_memory {
             let limit = self.limits.kernel_memory;
-            return Err(VmError::KernelMemoryLimit { limit, charged, requested: total.saturating_sub(charged) });
+            return Err(VmError::KernelMemoryLimit {
+                limit,
+                charged,
+                requested: total.saturating_sub(charged),
+            });
         }
         Ok(())
     }
@@ -523,7 +528,11 @@ impl<P: Platform> AddressSpace<P> {
     /// Calls `visit` for every leaf slot of `range` whose page table exists,
     /// skipping absent subtrees whole; lets interrupts in between page tables
     /// ([`Platform::yield_point`]).
-    fn walk_leaves(&mut self, range: &Range<VirtAddr>, visit: &mut LeafVisitor<'_, P>) -> Result<(), VmError> {
+    fn walk_leaves(
+        &mut self,
+        range: &Range<VirtAddr>,
+        visit: &mut LeafVisitor<'_, P>,
+    ) -> Result<(), VmError> {
         self.walk_table(self.root, 4, range, visit)
     }
 
@@ -568,9 +577,11 @@ impl<P: Platform> AddressSpace<P> {
         (first.0..=last.0).step_by(PAGE_SIZE as usize).all(|va| {
             let prot = match self.effective_state(VirtAddr(va)) {
                 Ok(PteState::Present(m)) => m.prot,
-                Ok(PteState::DemandZero { prot } | PteState::Swapped { prot, .. } | PteState::File { prot, .. }) => {
-                    prot
-                }
+                Ok(
+                    PteState::DemandZero { prot }
+                    | PteState::Swapped { prot, .. }
+                    | PteState::File { prot, .. },
+                ) => prot,
                 Ok(PteState::Guard | PteState::Absent) | Err(_) => return false,
             };
             check_access(Access { write: true, exec: false, user: true }, prot).is_none()
@@ -698,7 +709,7 @@ impl<P: Platform> AddressSpace<P> {
             table = match pte::table::decode(raw) {
                 Ok(Some(next)) => next,
                 Ok(None) => {
-                        self.check_kernel_memory(self.regions.bytes(), self.stats.table_frames + 1)?;
+                    self.check_kernel_memory(self.regions.bytes(), self.stats.table_frames + 1)?;
                     let next = self.platform.alloc_table().ok_or(VmError::OutOfMemory)?;
                     self.stats.table_frames += 1;
                     self.platform.write_entry(table, index, pte::table::encode(next));
@@ -743,7 +754,13 @@ impl<P: Platform> AddressSpace<P> {
     /// Unlinks the tables below `table` (at `level`) that `range` left empty
     /// and queues them in `unlinked`. Returns true when `table` itself is
     /// now empty.
-    fn prune(&mut self, table: Pfn, level: u32, range: &Range<VirtAddr>, unlinked: &mut UnlinkedTables) -> bool {
+    fn prune(
+        &mut self,
+        table: Pfn,
+        level: u32,
+        range: &Range<VirtAddr>,
+        unlinked: &mut UnlinkedTables,
+    ) -> bool {
         if level > 1 {
             let first = range.start.table_index(level);
             let last = VirtAddr(range.end.0 - 1).table_index(level);
@@ -872,10 +889,9 @@ impl fmt::Display for VmError {
             VmError::NoSpace { len } => write!(f, "no free range of {len:#x} bytes"),
             VmError::OutOfMemory => write!(f, "out of memory"),
             VmError::RegionLimit { limit } => write!(f, "region limit of {limit} reached"),
-            VmError::KernelMemoryLimit { limit, charged, requested } => write!(
-                f,
-                "kernel-memory limit {limit} bytes: {charged} charged, {requested} more needed"
-            ),
+            VmError::KernelMemoryLimit { limit, charged, requested } => {
+                write!(f, "kernel-memory limit {limit} bytes: {charged} charged, {requested} more needed")
+            }
             VmError::NotYetBacked { addr } => {
                 write!(f, "page {addr:#x} is swapped or file-backed (not implemented)")
             }

@@ -115,7 +115,8 @@ impl RegionMap {
     /// The first region overlapping `range`, if any.
     pub fn first_overlap(&self, range: &Range<VirtAddr>) -> Option<&Region> {
         let before = self.find(range.start);
-        before.or_else(|| self.regions.get(self.first_at_or_above(range.start)).filter(|r| r.start < range.end))
+        before
+            .or_else(|| self.regions.get(self.first_at_or_above(range.start)).filter(|r| r.start < range.end))
     }
 
     /// The first page of `range` that no region covers (`None`: all covered).
@@ -191,7 +192,10 @@ impl RegionMap {
     /// How many regions [`isolate`](Self::isolate) would have to split for
     /// `range` (0, 1 or 2).
     pub fn splits_needed(&self, range: &Range<VirtAddr>) -> usize {
-        [range.start, range.end].into_iter().filter(|&at| self.find(at).is_some_and(|r| r.start != at)).count()
+        [range.start, range.end]
+            .into_iter()
+            .filter(|&at| self.find(at).is_some_and(|r| r.start != at))
+            .count()
     }
 
     /// Makes `at` a region boundary if it falls inside a region.
@@ -199,7 +203,10 @@ impl RegionMap {
         if let Some(i) = self.last_at_or_below(at) {
             let r = self.regions[i];
             if r.contains(at) && r.start != at {
-                assert!(self.regions.len() < self.regions.capacity(), "RegionMap::split_at without try_reserve");
+                assert!(
+                    self.regions.len() < self.regions.capacity(),
+                    "RegionMap::split_at without try_reserve"
+                );
                 let (low, high) = r.split(at);
                 self.regions[i] = low;
                 self.regions.insert(i + 1, high);

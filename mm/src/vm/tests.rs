@@ -344,7 +344,11 @@ fn file_and_swapped_pages_reach_the_not_yet_backed_path() {
 
 #[test]
 fn bad_arguments_get_their_errors() {
-    let mut s = AddressSpace::new(FakeMachine::default(), Limits { address_space: 64 * PAGE_SIZE, ..Limits::UNLIMITED }).unwrap();
+    let mut s = AddressSpace::new(
+        FakeMachine::default(),
+        Limits { address_space: 64 * PAGE_SIZE, ..Limits::UNLIMITED },
+    )
+    .unwrap();
     let rw = Prot::USER_RW;
     let anon = RegionKind::Anonymous;
     let base = s.reserve_at(0x40_0000, 16 * PAGE_SIZE, rw, anon).unwrap().0;

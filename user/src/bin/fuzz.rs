@@ -51,7 +51,7 @@ impl Fuzzer {
     fn length(&mut self) -> u64 {
         match self.rng.below(10) {
             0 => 0,
-            1 => self.rng.next(),
+            1 => self.rng.next_u64(),
             2 => self.rng.below(PAGE * 4) + 1, // often unaligned
             3 => (63 << 30) + PAGE * self.rng.below(2),
             _ => PAGE * (1 + self.rng.below(64)),
@@ -61,8 +61,8 @@ impl Fuzzer {
     fn address(&mut self) -> u64 {
         match self.rng.below(8) {
             0 => NASTY[self.rng.below(NASTY.len() as u64) as usize],
-            1 => self.rng.next(),
-            2 => self.rng.next() & 0x0000_7fff_ffff_f000,
+            1 => self.rng.next_u64(),
+            2 => self.rng.next_u64() & 0x0000_7fff_ffff_f000,
             _ => {
                 let (start, pages, _) = self.regions[self.rng.below(SLOTS as u64) as usize];
                 start + PAGE * self.rng.below(pages.max(1) + 2)
@@ -72,7 +72,7 @@ impl Fuzzer {
 
     fn prot(&mut self) -> u64 {
         match self.rng.below(8) {
-            0 => self.rng.next(),
+            0 => self.rng.next_u64(),
             1 => PROT_EXEC,
             2 => PROT_WRITE | PROT_EXEC,
             3 => 0,
@@ -160,9 +160,9 @@ impl Fuzzer {
                 let _ = self.call(Syscall::MemStats, at, 0, 0);
             }
             66..=69 => {
-                let number = if self.rng.below(2) == 0 { self.rng.below(20) } else { self.rng.next() };
+                let number = if self.rng.below(2) == 0 { self.rng.below(20) } else { self.rng.next_u64() };
                 // Never exit through the random call: the count must go on.
-                let (a, b, c) = (self.address(), self.length(), self.rng.next());
+                let (a, b, c) = (self.address(), self.length(), self.rng.next_u64());
                 if number != Syscall::Exit as u64 && Self::spares_me(a, b) {
                     let value = sys::raw(number, a, b, c);
                     let _ = self.returned(value);
@@ -193,7 +193,7 @@ impl Fuzzer {
         // which is an allowed end.
         unsafe {
             if writable && self.rng.below(2) == 0 {
-                at.write_volatile(self.rng.next());
+                at.write_volatile(self.rng.next_u64());
             } else {
                 at.read_volatile();
             }

@@ -26,7 +26,10 @@ fn main() -> i32 {
         && sys::decommit(start, len) == Ok(4)
         && sys::protect(start, len, PROT_WRITE).is_ok()
         && sys::release(start, len) == Ok(0);
-    println!("sparse_release: 63 GiB protected, decommitted and released: {}", if ok { "ok" } else { "FAILED" });
+    println!(
+        "sparse_release: 63 GiB protected, decommitted and released: {}",
+        if ok { "ok" } else { "FAILED" }
+    );
     if ok {
         0
     } else {
