@@ -1,7 +1,10 @@
 //! Trap entry: one asm stub per vector saves every general-purpose register
-//! into a [`TrapFrame`] on the stack and calls [`dispatch`], which decides what
-//! the trap means. On return the stub restores the (possibly modified) frame
-//! and `iretq`s, so a handler can redirect execution by editing the frame.
+//! into a [`TrapFrame`] on the stack and calls [`dispatch`], which decodes the
+//! trap once into a [`Trap`] (reading CR2 for a page fault, acknowledging an
+//! interrupt) and hands it on: a trap from ring 3 to the process layer, a
+//! page fault in ring 0 to the memory manager. On return the stub restores
+//! the (possibly modified) frame and `iretq`s, so a handler can redirect
+//! execution by editing the frame.
 //!
 //! ```text
 //!  high  ss, rsp, rflags, cs, rip   pushed by the CPU
@@ -15,6 +18,7 @@ use super::{pic, timer};
 use core::arch::global_asm;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
+use mm::vm::Access;
 use x86_64::registers::control::{Cr2, Cr3};
 use x86_64::structures::idt::PageFaultErrorCode;
 
@@ -165,71 +169,127 @@ pub fn stubs() -> &'static [u64; STUB_COUNT] {
     unsafe { &*core::ptr::addr_of!(pk_trap_stubs) }
 }
 
-/// The memory manager's page-fault handler: given the frame and CR2, it
-/// returns when execution may resume (page brought in, or the frame edited
-/// to go elsewhere) and panics with a report otherwise.
-pub type PageFaultHandler = fn(&mut TrapFrame, u64);
+/// A page fault, decoded once: the only place CR2 is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageFault {
+    /// The faulting address (CR2).
+    pub address: u64,
+    pub error: PageFaultErrorCode,
+    /// The faulting instruction.
+    pub rip: u64,
+}
+
+impl PageFault {
+    fn decode(frame: &TrapFrame) -> PageFault {
+        PageFault {
+            address: Cr2::read_raw(),
+            error: PageFaultErrorCode::from_bits_truncate(frame.error_code),
+            rip: frame.rip,
+        }
+    }
+
+    /// The access in the memory manager's terms.
+    pub fn access(&self) -> Access {
+        Access {
+            write: self.error.contains(PageFaultErrorCode::CAUSED_BY_WRITE),
+            exec: self.error.contains(PageFaultErrorCode::INSTRUCTION_FETCH),
+            user: self.error.contains(PageFaultErrorCode::USER_MODE),
+        }
+    }
+
+    /// The entry was present: the access broke its rights.
+    pub fn protection_violation(&self) -> bool {
+        self.error.contains(PageFaultErrorCode::PROTECTION_VIOLATION)
+    }
+}
+
+/// What a trap is, decoded once by [`dispatch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trap {
+    /// `int 0x80`.
+    Syscall,
+    /// A timer tick (already acknowledged and counted).
+    Timer,
+    /// Another interrupt (already acknowledged), or a spurious one.
+    Interrupt,
+    PageFault(PageFault),
+    /// Any other CPU exception, by vector.
+    Exception(u8),
+}
 
 /// Breakpoints taken so far (`int3` resumes after the report).
 pub static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 
-static PAGE_FAULT_HANDLER: spin::Once<PageFaultHandler> = spin::Once::new();
-
 /// Handles every trap taken in ring 3 (the process layer): system calls,
-/// faults (kill the process), and interrupts that arrive while a process
-/// runs (preemption).
-pub type UserTrapHandler = fn(&mut TrapFrame);
+/// faults (kill the process, or resolve the page), and interrupts that
+/// arrive while a process runs (preemption).
+pub type UserTrapHandler = fn(&mut TrapFrame, Trap);
+
+/// Handles a page fault taken in ring 0 (the memory manager): returns when
+/// execution may resume (page brought in, or the frame edited to go
+/// elsewhere) and panics with a report otherwise.
+pub type KernelPageFaultHandler = fn(&mut TrapFrame, &PageFault);
 
 static USER_TRAP_HANDLER: spin::Once<UserTrapHandler> = spin::Once::new();
+static KERNEL_PAGE_FAULT_HANDLER: spin::Once<KernelPageFaultHandler> = spin::Once::new();
 
 pub fn set_user_trap_handler(handler: UserTrapHandler) {
     USER_TRAP_HANDLER.call_once(|| handler);
 }
 
-/// Acknowledges a PIC interrupt and runs the tick for the timer. Returns
-/// false for a spurious IRQ (nothing to do).
-pub fn acknowledge_irq(frame: &mut TrapFrame) -> bool {
-    let irq = frame.vector as u8 - pic::IRQ_BASE;
-    let real = pic::end_of_interrupt(irq);
-    if real && irq == pic::TIMER_IRQ {
-        timer::on_tick(frame);
-    }
-    real
+/// Installs the memory manager's ring-0 page-fault handler (once).
+pub fn set_kernel_page_fault_handler(handler: KernelPageFaultHandler) {
+    KERNEL_PAGE_FAULT_HANDLER.call_once(|| handler);
 }
 
-pub fn is_irq(vector: u64) -> bool {
+fn is_irq(vector: u64) -> bool {
     (u64::from(pic::IRQ_BASE)..u64::from(pic::IRQ_BASE + pic::IRQ_COUNT)).contains(&vector)
 }
 
-/// Installs the memory manager's page-fault handler (once).
-pub fn set_page_fault_handler(handler: PageFaultHandler) {
-    PAGE_FAULT_HANDLER.call_once(|| handler);
+/// Decodes the trap in `frame`; acknowledges an interrupt (the timer's tick
+/// hook may edit the frame).
+fn decode(frame: &mut TrapFrame) -> Trap {
+    let vector = frame.vector as u8;
+    match vector {
+        Vector::SYSCALL => Trap::Syscall,
+        Vector::PAGE_FAULT => Trap::PageFault(PageFault::decode(frame)),
+        v if is_irq(u64::from(v)) => {
+            let irq = v - pic::IRQ_BASE;
+            if pic::end_of_interrupt(irq) && irq == pic::TIMER_IRQ {
+                timer::on_tick(frame);
+                Trap::Timer
+            } else {
+                Trap::Interrupt
+            }
+        }
+        v => Trap::Exception(v),
+    }
 }
 
 extern "C" fn dispatch(frame: &mut TrapFrame) {
-    if frame.privilege_level() == 3 {
-        let handler = USER_TRAP_HANDLER.get().expect("ring 3 runs only after the process layer is up");
-        return handler(frame);
+    let ring = frame.privilege_level();
+    let trap = decode(frame);
+    if frame.privilege_level() != ring {
+        return; // the tick hook (the test watchdog) sent this trap elsewhere
     }
-    let vector = frame.vector as u8;
-    match vector {
-        Vector::BREAKPOINT => {
+    if ring == 3 {
+        let handler = USER_TRAP_HANDLER.get().expect("ring 3 runs only after the process layer is up");
+        return handler(frame, trap);
+    }
+    match trap {
+        Trap::Timer | Trap::Interrupt => {}
+        Trap::PageFault(fault) => match KERNEL_PAGE_FAULT_HANDLER.get() {
+            Some(handler) => handler(frame, &fault),
+            None => {
+                panic!("page fault before the memory manager is up\n{}", Report::page_fault(frame, &fault))
+            }
+        },
+        Trap::Exception(Vector::BREAKPOINT) => {
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
             crate::info!("breakpoint, continuing\n{}", Report::new(frame, "int3"));
         }
-        Vector::PAGE_FAULT => page_fault(frame),
-        v if is_irq(u64::from(v)) => {
-            acknowledge_irq(frame);
-        }
-        v => panic!("unhandled exception\n{}", Report::new(frame, exception_name(v))),
-    }
-}
-
-fn page_fault(frame: &mut TrapFrame) {
-    let address = Cr2::read_raw();
-    match PAGE_FAULT_HANDLER.get() {
-        Some(handler) => handler(frame, address),
-        None => panic!("page fault before the memory manager is up\n{}", Report::new(frame, "page fault")),
+        Trap::Exception(v) => panic!("unhandled exception\n{}", Report::new(frame, exception_name(v))),
+        Trap::Syscall => panic!("int 0x80 from ring 0\n{}", Report::new(frame, "system call")),
     }
 }
 
@@ -275,11 +335,17 @@ pub fn exception_name(vector: u8) -> &'static str {
 pub struct Report<'a> {
     frame: &'a TrapFrame,
     what: &'a str,
+    fault: Option<&'a PageFault>,
 }
 
 impl<'a> Report<'a> {
     pub fn new(frame: &'a TrapFrame, what: &'a str) -> Self {
-        Report { frame, what }
+        Report { frame, what, fault: None }
+    }
+
+    /// The report of a page fault, with its decoded address and error.
+    pub fn page_fault(frame: &'a TrapFrame, fault: &'a PageFault) -> Self {
+        Report { frame, what: "page fault", fault: Some(fault) }
     }
 }
 
@@ -287,14 +353,13 @@ impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.frame;
         writeln!(f, "--- {} (vector {}) in ring {} ---", self.what, r.vector, r.privilege_level())?;
-        if r.vector == u64::from(Vector::PAGE_FAULT) {
-            let code = PageFaultErrorCode::from_bits_truncate(r.error_code);
+        if let Some(fault) = self.fault {
             writeln!(
                 f,
                 "address {:#018x}  error {:#x} [{}]",
-                Cr2::read_raw(),
+                fault.address,
                 r.error_code,
-                PageFaultCause(code)
+                PageFaultCause(fault.error)
             )?;
         } else {
             writeln!(f, "error code {:#x}", r.error_code)?;

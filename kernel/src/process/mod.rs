@@ -33,7 +33,7 @@ use crate::arch::context::{self, JumpBuf};
 use crate::arch::fpu::FpuState;
 use crate::arch::gdt;
 use crate::arch::timer;
-use crate::arch::trap::{self, exception_name, Report, TrapFrame, Vector};
+use crate::arch::trap::{self, exception_name, Report, Trap, TrapFrame};
 use crate::vm::{self, FaultReport, RegionKind, SpaceId, VmError};
 use crate::{info, println, warn};
 use alloc::collections::{BTreeMap, VecDeque};
@@ -265,36 +265,21 @@ enum Next {
     End(ExitStatus),
 }
 
-/// Every trap from ring 3 lands here (interrupts off, on the user-trap
-/// stack or the page-fault IST stack).
-fn user_trap(frame: &mut TrapFrame) {
-    let vector = frame.vector;
-    let next = match vector as u8 {
-        Vector::SYSCALL => syscall::handle(frame),
-        v if trap::is_irq(vector) => {
-            trap::acknowledge_irq(frame);
-            if frame.privilege_level() != 3 {
-                // A tick hook (the test watchdog) sent this trap into the
-                // kernel: return where it says; this frame is no context.
-                return;
-            }
-            if v == Vector::TIMER && slice_over() {
-                Next::Requeue
-            } else {
-                Next::Resume
-            }
-        }
-        Vector::PAGE_FAULT => match vm::handle_fault(frame, x86_64::registers::control::Cr2::read_raw()) {
+/// Every trap from ring 3 lands here, decoded (interrupts off, on the
+/// user-trap stack or the page-fault IST stack). This layer only decides
+/// what a trap means for the process: resume it, switch, or end it.
+fn user_trap(frame: &mut TrapFrame, trap: Trap) {
+    let next = match trap {
+        Trap::Syscall => syscall::handle(frame),
+        Trap::Timer if slice_over() => Next::Requeue,
+        Trap::Timer | Trap::Interrupt => Next::Resume,
+        Trap::PageFault(fault) => match vm::handle_fault(&fault) {
             Ok(()) => Next::Resume,
             Err(report) => Next::End(ExitStatus::KilledByFault(report)),
         },
-        v => {
-            warn!("user exception\n{}", Report::new(frame, exception_name(v)));
-            Next::End(ExitStatus::KilledByException {
-                vector: v,
-                rip: frame.rip,
-                error_code: frame.error_code,
-            })
+        Trap::Exception(vector) => {
+            warn!("user exception\n{}", Report::new(frame, exception_name(vector)));
+            Next::End(ExitStatus::KilledByException { vector, rip: frame.rip, error_code: frame.error_code })
         }
     };
     match next {

@@ -12,10 +12,10 @@ pub mod probe;
 #[cfg(test)]
 mod tests;
 
-pub use mm::vm::{Access, FaultOutcome, Limits, Region, RegionKind, SpaceStats, Violation, VmError};
+pub use mm::vm::{FaultOutcome, Limits, Region, RegionKind, SpaceStats, Violation, VmError};
 pub use platform::KernelPlatform;
 
-use crate::arch::trap::{self, PageFaultCause, Report, TrapFrame};
+use crate::arch::trap::{self, PageFault, PageFaultCause, Report, TrapFrame};
 use alloc::collections::BTreeMap;
 use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -59,7 +59,7 @@ pub const PROCESS_LIMITS: Limits =
 
 pub fn init() {
     platform::init();
-    trap::set_page_fault_handler(page_fault);
+    trap::set_kernel_page_fault_handler(kernel_page_fault);
 }
 
 /// A new, empty space that may take what `limits` allow.
@@ -157,19 +157,11 @@ impl fmt::Display for FaultReport {
     }
 }
 
-fn access(error: PageFaultErrorCode) -> Access {
-    Access {
-        write: error.contains(PageFaultErrorCode::CAUSED_BY_WRITE),
-        exec: error.contains(PageFaultErrorCode::INSTRUCTION_FETCH),
-        user: error.contains(PageFaultErrorCode::USER_MODE),
-    }
-}
-
 /// What a fault outside every space's user half means: the kernel half is
 /// mapped by the kernel alone, so a fault there is never resolved.
-fn kernel_half_violation(error: PageFaultErrorCode) -> Violation {
-    let access = access(error);
-    if !error.contains(PageFaultErrorCode::PROTECTION_VIOLATION) {
+fn kernel_half_violation(fault: &PageFault) -> Violation {
+    let access = fault.access();
+    if !fault.protection_violation() {
         Violation::Unreserved
     } else if access.user {
         Violation::KernelOnly
@@ -180,48 +172,44 @@ fn kernel_half_violation(error: PageFaultErrorCode) -> Violation {
     }
 }
 
-/// Classifies (and, where legal, resolves) a fault at `address`.
-fn resolve(address: u64, error: PageFaultErrorCode) -> (Option<SpaceId>, FaultOutcome, Option<Region>) {
+/// Classifies (and, where legal, resolves) `fault` in the active space.
+fn resolve(fault: &PageFault) -> (Option<SpaceId>, FaultOutcome, Option<Region>) {
     let space = active();
-    if address >= KERNEL_START || space.is_none() {
+    let Some(space_id) = space.filter(|_| fault.address < KERNEL_START) else {
         KERNEL_FAULTS.fetch_add(1, Ordering::Relaxed);
-        return (space, FaultOutcome::Violation(kernel_half_violation(error)), None);
-    }
-    let Some(mut spaces) = SPACES.try_lock() else {
-        panic!("page fault at {address:#x} while the address-space registry is locked (kernel bug)");
+        return (space, FaultOutcome::Violation(kernel_half_violation(fault)), None);
     };
-    let space_id = space.expect("checked above");
+    let Some(mut spaces) = SPACES.try_lock() else {
+        panic!("page fault at {:#x} while the address-space registry is locked (kernel bug)", fault.address);
+    };
     let Some(space) = spaces.get_mut(&space_id) else {
         return (Some(space_id), FaultOutcome::Violation(Violation::Unreserved), None);
     };
-    let (outcome, region) = space.resolve_fault(address, access(error));
+    let (outcome, region) = space.resolve_fault(fault.address, fault.access());
     (Some(space_id), outcome, region)
 }
 
-/// Resolves the fault described by `frame` and CR2 `address` when it is
-/// legal; otherwise returns the report (the caller decides: kill the
-/// process, fix up a probe, or panic).
-pub fn handle_fault(frame: &TrapFrame, address: u64) -> Result<(), FaultReport> {
-    let error = PageFaultErrorCode::from_bits_truncate(frame.error_code);
-    let (space, outcome, region) = resolve(address, error);
-    if matches!(outcome, FaultOutcome::DemandZero | FaultOutcome::Spurious) {
+/// The one entry of the fault path, for both rings: resolves `fault` when
+/// it is legal (the access is then retried); otherwise returns the report,
+/// and the caller decides what it means (the process layer kills the
+/// process; [`kernel_page_fault`] fixes up a probe or panics).
+pub fn handle_fault(fault: &PageFault) -> Result<(), FaultReport> {
+    let (space, outcome, region) = resolve(fault);
+    if outcome.is_resolved() {
         return Ok(());
     }
-    Err(FaultReport { address, rip: frame.rip, error, space, region, outcome })
+    Err(FaultReport { address: fault.address, rip: fault.rip, error: fault.error, space, region, outcome })
 }
 
-/// The kernel-mode page-fault handler (installed in the trap dispatcher;
-/// ring-3 faults go to the process layer, which calls [`handle_fault`]).
-fn page_fault(frame: &mut TrapFrame, address: u64) {
-    let Err(report) = handle_fault(frame, address) else { return };
-    if frame.privilege_level() == 0 {
-        if let Some(fixup) = crate::arch::probe::fixup_for(frame.rip) {
-            probe::record(report);
-            frame.rip = fixup;
-            return;
-        }
+/// A page fault in ring 0 (installed in the trap dispatcher).
+fn kernel_page_fault(frame: &mut TrapFrame, fault: &PageFault) {
+    let Err(report) = handle_fault(fault) else { return };
+    if let Some(fixup) = crate::arch::probe::fixup_for(frame.rip) {
+        probe::record(report);
+        frame.rip = fixup;
+        return;
     }
-    panic!("{report}\n{}", Report::new(frame, "page fault"));
+    panic!("{report}\n{}", Report::page_fault(frame, fault));
 }
 
 /// Totals over live and destroyed spaces, for meminfo.

@@ -1,6 +1,7 @@
 extern crate std;
 
 use super::*;
+use crate::pte;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::vec::Vec;

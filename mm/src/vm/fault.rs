@@ -1,0 +1,247 @@
+//! Page faults: what a fault at an address means, and bringing the page in
+//! when the access is legal. The fault path in one read: `resolve_fault`
+//! finds the region, takes the page's state (its entry, or the region's
+//! default), checks the access against its protection, and either maps a
+//! zeroed frame (demand-zero), flushes a stale translation (spurious), or
+//! names the violation. Errors met on the way map to outcomes with a full
+//! match (`FaultOutcome::from_table_error`), so a new error cannot silently
+//! become "out of memory".
+
+use super::{AddressSpace, Platform, Region, VmError, USER_END, USER_START};
+use crate::addr::{VirtAddr, PAGE_SIZE};
+use crate::pte::{Prot, PteState};
+use core::fmt;
+
+/// The kind of access that faulted (from the page-fault error code).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    pub write: bool,
+    pub exec: bool,
+    pub user: bool,
+}
+
+/// Why a fault is the faulting code's error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// No region there: never reserved, or released.
+    Unreserved,
+    GuardPage,
+    WriteToReadOnly,
+    ExecuteNotAllowed,
+    /// User-mode access to a kernel-only page.
+    KernelOnly,
+    /// The entry holds bits Pagekeeper never writes.
+    CorruptEntry(u64),
+}
+
+/// Pages whose backing store is not implemented yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backing {
+    Swap { slot: u64 },
+    File { file: u16, page: u64 },
+}
+
+/// What a page fault turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultOutcome {
+    /// A zeroed frame was mapped; retry the access.
+    DemandZero,
+    /// The page was already mapped with enough rights (a stale TLB entry):
+    /// flushed; retry.
+    Spurious,
+    Violation(Violation),
+    /// The page is legal but its backing store is not implemented yet.
+    NotYetBacked(Backing),
+    /// Legal, but no frame could be had.
+    OutOfMemory,
+    /// Legal, but the page table it needs would pass the space's
+    /// kernel-memory limit.
+    KernelMemoryLimit,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounters {
+    pub demand_zero: u64,
+    pub spurious: u64,
+    pub violations: u64,
+    pub not_yet_backed: u64,
+    /// No frame, or the kernel-memory limit, stopped a legal fault.
+    pub out_of_memory: u64,
+}
+
+impl FaultCounters {
+    /// Adds `other`'s counts to these (totals over several spaces).
+    pub fn add(&mut self, other: &FaultCounters) {
+        self.demand_zero += other.demand_zero;
+        self.spurious += other.spurious;
+        self.violations += other.violations;
+        self.not_yet_backed += other.not_yet_backed;
+        self.out_of_memory += other.out_of_memory;
+    }
+
+    fn count(&mut self, outcome: FaultOutcome) {
+        let counter = match outcome {
+            FaultOutcome::DemandZero => &mut self.demand_zero,
+            FaultOutcome::Spurious => &mut self.spurious,
+            FaultOutcome::Violation(_) => &mut self.violations,
+            FaultOutcome::NotYetBacked(_) => &mut self.not_yet_backed,
+            FaultOutcome::OutOfMemory | FaultOutcome::KernelMemoryLimit => &mut self.out_of_memory,
+        };
+        *counter += 1;
+    }
+}
+
+impl<P: Platform> AddressSpace<P> {
+    /// Whether user code may write every byte of `addr..addr+len`: each
+    /// page reserved, user-writable and no guard page. Judged from regions
+    /// and entries alone: nothing is brought in, so a system call can check
+    /// a whole destination before it writes any of it.
+    pub fn user_may_write(&self, addr: u64, len: u64) -> bool {
+        let Some(end) = addr.checked_add(len) else { return false };
+        if len == 0 || end > USER_END || addr < USER_START {
+            return false;
+        }
+        let first = VirtAddr(addr).page_down();
+        let last = VirtAddr(end - 1).page_down();
+        (first.0..=last.0).step_by(PAGE_SIZE as usize).all(|va| {
+            let prot = match self.effective_state(VirtAddr(va)) {
+                Ok(PteState::Present(m)) => m.prot,
+                Ok(
+                    PteState::DemandZero { prot }
+                    | PteState::Swapped { prot, .. }
+                    | PteState::File { prot, .. },
+                ) => prot,
+                Ok(PteState::Guard | PteState::Absent) | Err(_) => return false,
+            };
+            check_access(Access { write: true, exec: false, user: true }, prot).is_none()
+        })
+    }
+
+    /// What a fault at `addr` with `access` means; brings the page in when
+    /// the access is legal. Returns the outcome and the region involved.
+    pub fn resolve_fault(&mut self, addr: u64, access: Access) -> (FaultOutcome, Option<Region>) {
+        let va = VirtAddr(addr).page_down();
+        let region = self.regions.find(va).copied();
+        let outcome = self.classify_and_resolve(va, access, region.as_ref());
+        self.stats.faults.count(outcome);
+        (outcome, region)
+    }
+
+    fn classify_and_resolve(
+        &mut self,
+        va: VirtAddr,
+        access: Access,
+        region: Option<&Region>,
+    ) -> FaultOutcome {
+        let Some(region) = region else { return FaultOutcome::Violation(Violation::Unreserved) };
+        let state = match self.effective_state(va) {
+            Ok(state) => state,
+            Err(e) => return FaultOutcome::from_table_error(e),
+        };
+        let prot = match state {
+            PteState::Guard => return FaultOutcome::Violation(Violation::GuardPage),
+            PteState::Present(m) => m.prot,
+            PteState::DemandZero { prot } | PteState::Swapped { prot, .. } | PteState::File { prot, .. } => {
+                prot
+            }
+            PteState::Absent => region.prot,
+        };
+        if let Some(violation) = check_access(access, prot) {
+            return FaultOutcome::Violation(violation);
+        }
+        match state {
+            PteState::Present(_) => {
+                self.platform.flush(va);
+                FaultOutcome::Spurious
+            }
+            PteState::DemandZero { prot } => match self.map_zeroed(va, prot) {
+                Ok(()) => FaultOutcome::DemandZero,
+                Err(e) => FaultOutcome::from_table_error(e),
+            },
+            PteState::Swapped { slot, .. } => FaultOutcome::NotYetBacked(Backing::Swap { slot }),
+            PteState::File { file, page, .. } => FaultOutcome::NotYetBacked(Backing::File { file, page }),
+            PteState::Guard | PteState::Absent => {
+                unreachable!("handled above / replaced by the region default")
+            }
+        }
+    }
+}
+
+fn check_access(access: Access, prot: Prot) -> Option<Violation> {
+    if access.user && !prot.user {
+        Some(Violation::KernelOnly)
+    } else if access.write && !prot.write {
+        Some(Violation::WriteToReadOnly)
+    } else if access.exec && !prot.exec {
+        Some(Violation::ExecuteNotAllowed)
+    } else {
+        None
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::Unreserved => write!(f, "access to unreserved memory"),
+            Violation::GuardPage => write!(f, "touched a guard page"),
+            Violation::WriteToReadOnly => write!(f, "write to a read-only page"),
+            Violation::ExecuteNotAllowed => write!(f, "execute from a no-execute page"),
+            Violation::KernelOnly => write!(f, "user access to a kernel-only page"),
+            Violation::CorruptEntry(raw) => write!(f, "corrupt page-table entry {raw:#x}"),
+        }
+    }
+}
+
+impl FaultOutcome {
+    /// The page is usable now: the faulting access may be retried.
+    pub fn is_resolved(&self) -> bool {
+        match self {
+            FaultOutcome::DemandZero | FaultOutcome::Spurious => true,
+            FaultOutcome::Violation(_)
+            | FaultOutcome::NotYetBacked(_)
+            | FaultOutcome::OutOfMemory
+            | FaultOutcome::KernelMemoryLimit => false,
+        }
+    }
+
+    /// What an error met while resolving a fault means for the fault. Only
+    /// page-table errors can arise there; the argument errors cannot.
+    fn from_table_error(e: VmError) -> FaultOutcome {
+        match e {
+            VmError::Corrupt { raw, .. } => FaultOutcome::Violation(Violation::CorruptEntry(raw)),
+            VmError::OutOfMemory => FaultOutcome::OutOfMemory,
+            VmError::KernelMemoryLimit { .. } => FaultOutcome::KernelMemoryLimit,
+            VmError::ZeroLength
+            | VmError::Unaligned { .. }
+            | VmError::NullPage
+            | VmError::NonCanonical { .. }
+            | VmError::KernelHalf { .. }
+            | VmError::Overlap { .. }
+            | VmError::NotReserved { .. }
+            | VmError::LimitExceeded { .. }
+            | VmError::NoSpace { .. }
+            | VmError::RegionLimit { .. }
+            | VmError::NotYetBacked { .. } => unreachable!("fault resolution does not check arguments: {e}"),
+        }
+    }
+}
+
+impl fmt::Display for FaultOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultOutcome::DemandZero => write!(f, "demand-zero page mapped"),
+            FaultOutcome::Spurious => write!(f, "spurious (stale translation flushed)"),
+            FaultOutcome::Violation(v) => write!(f, "access violation: {v}"),
+            FaultOutcome::NotYetBacked(Backing::Swap { slot }) => {
+                write!(f, "not yet backed: page is in swap slot {slot}, and swap-in is not implemented")
+            }
+            FaultOutcome::NotYetBacked(Backing::File { file, page }) => {
+                write!(f, "not yet backed: page {page} of file {file}, and file mapping is not implemented")
+            }
+            FaultOutcome::OutOfMemory => write!(f, "out of memory"),
+            FaultOutcome::KernelMemoryLimit => {
+                write!(f, "the page table it needs would pass the process's kernel-memory limit")
+            }
+        }
+    }
+}

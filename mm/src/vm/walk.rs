@@ -1,0 +1,248 @@
+//! The page-table walker: finding and creating leaf slots, walking only the
+//! tables that exist, and freeing tables (after a full flush) when a range
+//! leaves them empty. The only code in the VMM that follows table entries;
+//! what an entry *means* is the PTE codec's (`crate::pte`).
+
+use super::{AddressSpace, Platform, VmError, USER_ROOT_ENTRIES};
+use crate::addr::{Pfn, VirtAddr};
+use crate::pte::{self, CorruptPte, Mapping, PageKind, Prot, PteState};
+use core::ops::Range;
+
+/// Entries in one page table, at every level.
+pub(super) const TABLE_ENTRIES: usize = 512;
+
+/// Bytes one entry of a table at `level` (1 = page table .. 4 = root) maps.
+pub(super) const fn entry_span(level: u32) -> u64 {
+    1 << (12 + 9 * (level - 1))
+}
+
+/// The part of `range` that entry `index` of a table at `level` maps. The
+/// range must lie inside that one table's span.
+fn entry_range(range: &Range<VirtAddr>, level: u32, index: usize) -> Range<VirtAddr> {
+    let span = entry_span(level);
+    let table_base = range.start.0 & !(span * TABLE_ENTRIES as u64 - 1);
+    let base = table_base + index as u64 * span;
+    VirtAddr(range.start.0.max(base))..VirtAddr(range.end.0.min(base + span))
+}
+
+/// Page-table frames unlinked from the tree but not freed yet: the CPU may
+/// still hold them in its paging-structure caches until a full flush.
+struct UnlinkedTables {
+    tables: [Pfn; 32],
+    len: usize,
+}
+
+/// A visitor of leaf slots: gets the space, the slot and the page's address.
+pub(super) type LeafVisitor<'a, P> =
+    dyn FnMut(&mut AddressSpace<P>, Slot, VirtAddr) -> Result<(), VmError> + 'a;
+
+/// Where a page's leaf entry lives.
+#[derive(Clone, Copy)]
+pub(super) struct Slot {
+    table: Pfn,
+    index: usize,
+}
+
+impl<P: Platform> AddressSpace<P> {
+    /// Frees the page tables that `range` left empty: unlinked first, then
+    /// freed after one full flush.
+    pub(super) fn free_empty_tables(&mut self, range: &Range<VirtAddr>) {
+        let mut unlinked = UnlinkedTables { tables: [Pfn(0); 32], len: 0 };
+        self.prune(self.root, 4, range, &mut unlinked);
+        self.free_unlinked(&mut unlinked);
+    }
+
+    /// Refuses an operation up front if any entry in the range is corrupt, so
+    /// that it either changes everything or nothing. Like every walk here it
+    /// visits only the tables that exist, so its cost follows what is
+    /// populated, not the length of the range.
+    pub(super) fn check_entries(&mut self, range: &Range<VirtAddr>) -> Result<(), VmError> {
+        self.walk_leaves(range, &mut |s, slot, va| s.read(slot, va).map(|_| ()))
+    }
+
+    /// Calls `visit` for every leaf slot of `range` whose page table exists,
+    /// skipping absent subtrees whole; lets interrupts in between page tables
+    /// ([`Platform::yield_point`]).
+    pub(super) fn walk_leaves(
+        &mut self,
+        range: &Range<VirtAddr>,
+        visit: &mut LeafVisitor<'_, P>,
+    ) -> Result<(), VmError> {
+        self.walk_table(self.root, 4, range, visit)
+    }
+
+    fn walk_table(
+        &mut self,
+        table: Pfn,
+        level: u32,
+        range: &Range<VirtAddr>,
+        visit: &mut LeafVisitor<'_, P>,
+    ) -> Result<(), VmError> {
+        let first = range.start.table_index(level);
+        let last = VirtAddr(range.end.0 - 1).table_index(level);
+        for index in first..=last {
+            let part = entry_range(range, level, index);
+            if level == 1 {
+                visit(self, Slot { table, index }, part.start)?;
+                continue;
+            }
+            match pte::table::decode(self.platform.read_entry(table, index)) {
+                Ok(Some(child)) => self.walk_table(child, level - 1, &part, visit)?,
+                Ok(None) => {}
+                Err(CorruptPte(raw)) => return Err(VmError::Corrupt { addr: part.start.0, raw }),
+            }
+            if level == 2 {
+                self.platform.yield_point();
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn teardown(&mut self) {
+        if self.destroyed {
+            return;
+        }
+        for index in 0..USER_ROOT_ENTRIES {
+            let raw = self.platform.read_entry(self.root, index);
+            if let Ok(Some(child)) = pte::table::decode(raw) {
+                self.free_subtree(child, 3);
+                self.platform.write_entry(self.root, index, 0);
+            }
+        }
+        self.platform.free_table(self.root);
+        self.stats.table_frames -= 1;
+        self.destroyed = true;
+    }
+
+    fn free_subtree(&mut self, table: Pfn, level: u32) {
+        if level == 1 {
+            self.platform.yield_point();
+        }
+        for index in 0..TABLE_ENTRIES {
+            let raw = self.platform.read_entry(table, index);
+            if level > 1 {
+                if let Ok(Some(child)) = pte::table::decode(raw) {
+                    self.free_subtree(child, level - 1);
+                }
+            } else if let Ok(PteState::Present(m)) = PteState::decode(raw) {
+                // The space is not active, so no TLB can hold its entries.
+                if m.kind == PageKind::Anonymous {
+                    self.platform.free_page(m.frame);
+                }
+                self.stats.resident_pages -= 1;
+            }
+        }
+        self.platform.free_table(table);
+        self.stats.table_frames -= 1;
+    }
+
+    /// The leaf slot for `va`, if its page tables exist.
+    pub(super) fn leaf(&self, va: VirtAddr) -> Result<Option<Slot>, VmError> {
+        let mut table = self.root;
+        for level in (2..=4).rev() {
+            let raw = self.platform.read_entry(table, va.table_index(level));
+            match pte::table::decode(raw) {
+                Ok(Some(next)) => table = next,
+                Ok(None) => return Ok(None),
+                Err(CorruptPte(raw)) => return Err(VmError::Corrupt { addr: va.0, raw }),
+            }
+        }
+        Ok(Some(Slot { table, index: va.table_index(1) }))
+    }
+
+    /// The leaf slot for `va`, creating the page tables on the way.
+    pub(super) fn leaf_or_create(&mut self, va: VirtAddr) -> Result<Slot, VmError> {
+        let mut table = self.root;
+        for level in (2..=4).rev() {
+            let index = va.table_index(level);
+            let raw = self.platform.read_entry(table, index);
+            table = match pte::table::decode(raw) {
+                Ok(Some(next)) => next,
+                Ok(None) => {
+                    self.check_kernel_memory(self.regions.bytes(), self.stats.table_frames + 1)?;
+                    let next = self.platform.alloc_table().ok_or(VmError::OutOfMemory)?;
+                    self.stats.table_frames += 1;
+                    self.platform.write_entry(table, index, pte::table::encode(next));
+                    next
+                }
+                Err(CorruptPte(raw)) => return Err(VmError::Corrupt { addr: va.0, raw }),
+            };
+        }
+        Ok(Slot { table, index: va.table_index(1) })
+    }
+
+    pub(super) fn read(&self, slot: Slot, va: VirtAddr) -> Result<PteState, VmError> {
+        let raw = self.platform.read_entry(slot.table, slot.index);
+        PteState::decode(raw).map_err(|CorruptPte(raw)| VmError::Corrupt { addr: va.0, raw })
+    }
+
+    pub(super) fn write(&mut self, slot: Slot, state: PteState) {
+        self.platform.write_entry(slot.table, slot.index, state.encode());
+    }
+
+    pub(super) fn map_zeroed(&mut self, va: VirtAddr, prot: Prot) -> Result<(), VmError> {
+        let slot = self.leaf_or_create(va)?;
+        let frame = self.platform.alloc_page().ok_or(VmError::OutOfMemory)?;
+        let mapping =
+            Mapping { frame, prot, kind: PageKind::Anonymous, pinned: false, accessed: false, dirty: false };
+        self.write(slot, PteState::Present(mapping));
+        self.stats.resident_pages += 1;
+        Ok(())
+    }
+
+    /// Replaces a present entry with `then`, flushes, and only then frees the
+    /// frame.
+    pub(super) fn unmap(&mut self, slot: Slot, va: VirtAddr, mapping: Mapping, then: PteState) {
+        self.write(slot, then);
+        self.platform.flush(va);
+        if mapping.kind == PageKind::Anonymous {
+            self.platform.free_page(mapping.frame);
+        }
+        self.stats.resident_pages -= 1;
+    }
+
+    /// Unlinks the tables below `table` (at `level`) that `range` left empty
+    /// and queues them in `unlinked`. Returns true when `table` itself is
+    /// now empty.
+    fn prune(
+        &mut self,
+        table: Pfn,
+        level: u32,
+        range: &Range<VirtAddr>,
+        unlinked: &mut UnlinkedTables,
+    ) -> bool {
+        if level > 1 {
+            let first = range.start.table_index(level);
+            let last = VirtAddr(range.end.0 - 1).table_index(level);
+            for index in first..=last {
+                let Ok(Some(child)) = pte::table::decode(self.platform.read_entry(table, index)) else {
+                    continue;
+                };
+                if self.prune(child, level - 1, &entry_range(range, level, index), unlinked) {
+                    self.platform.write_entry(table, index, 0);
+                    if unlinked.len == unlinked.tables.len() {
+                        self.free_unlinked(unlinked);
+                    }
+                    unlinked.tables[unlinked.len] = child;
+                    unlinked.len += 1;
+                }
+            }
+        }
+        level < 4 && (0..TABLE_ENTRIES).all(|i| self.platform.read_entry(table, i) == 0)
+    }
+
+    /// Frees unlinked tables after a full flush: the CPU caches upper-level
+    /// entries (paging-structure caches) as well as translations, so a table
+    /// frame is reusable only once no cached entry can lead into it.
+    fn free_unlinked(&mut self, unlinked: &mut UnlinkedTables) {
+        if unlinked.len == 0 {
+            return;
+        }
+        self.platform.flush_all();
+        for &table in &unlinked.tables[..unlinked.len] {
+            self.platform.free_table(table);
+            self.stats.table_frames -= 1;
+        }
+        unlinked.len = 0;
+    }
+}
