@@ -7,6 +7,10 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+/// The page size: every address and length a memory call takes is a
+/// multiple of it. The kernel's paging geometry (`mm::paging`) builds on it.
+pub const PAGE_SIZE: u64 = 4096;
+
 /// The interrupt vector of the system-call gate.
 pub const SYSCALL_VECTOR: u8 = 0x80;
 

@@ -41,7 +41,7 @@ mod tests;
 use core::fmt;
 use core::ptr::NonNull;
 
-pub const PAGE: usize = 4096;
+pub const PAGE: usize = abi::PAGE_SIZE as usize;
 /// Size and alignment of a span.
 pub const SPAN: usize = 64 * 1024;
 const PAGES_PER_SPAN: usize = SPAN / PAGE;

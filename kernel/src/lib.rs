@@ -21,9 +21,6 @@ use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::BootInfo;
 use core::panic::PanicInfo;
 
-/// Start of the kernel half of every address space (PML4 slots 256..512).
-pub const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
-
 /// Bootloader settings every Pagekeeper kernel image uses.
 pub const BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut config = BootloaderConfig::new_default();
@@ -31,7 +28,7 @@ pub const BOOTLOADER_CONFIG: BootloaderConfig = {
     // Everything the bootloader places (kernel image, stack, boot info, the
     // physical-memory window) goes in the upper half: the lower half is for
     // processes. The first free slot is taken, so addresses are repeatable.
-    config.mappings.dynamic_range_start = Some(KERNEL_HALF_START);
+    config.mappings.dynamic_range_start = Some(mm::paging::KERNEL_START);
     config.kernel_stack_size = 256 * 1024;
     config
 };

@@ -3,9 +3,11 @@
 
 use core::fmt;
 
+use crate::paging;
+
 /// Bytes in a base page / frame.
-pub const FRAME_SIZE: u64 = 4096;
-const FRAME_SHIFT: u32 = 12;
+pub const FRAME_SIZE: u64 = paging::PAGE_SIZE;
+const FRAME_SHIFT: u32 = paging::PAGE_SHIFT;
 
 /// A physical frame number: physical address / 4096.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,8 +71,7 @@ mod tests {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VirtAddr(pub u64);
 
-/// Bytes in a page (same as a frame).
-pub const PAGE_SIZE: u64 = FRAME_SIZE;
+pub use crate::paging::PAGE_SIZE;
 
 impl VirtAddr {
     pub const fn is_page_aligned(self) -> bool {
@@ -83,7 +84,7 @@ impl VirtAddr {
 
     /// The page-table index of this address at `level` (1 = PT .. 4 = PML4).
     pub const fn table_index(self, level: u32) -> usize {
-        ((self.0 >> (12 + 9 * (level - 1))) & 0x1ff) as usize
+        paging::table_index(self.0, level)
     }
 }
 

@@ -5,7 +5,9 @@
 //! kernel crate (`kernel/`) is the thin layer that feeds it real memory maps,
 //! page tables and frames.
 #![no_std]
-#![forbid(unsafe_code)]
+// No unsafe code here; the one `unsafe` item is the declaration of the
+// `vm::Platform` contract, which implementors (the kernel) take on.
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
@@ -13,5 +15,6 @@ pub mod addr;
 pub mod bitmap;
 pub mod frame;
 pub mod memory_map;
+pub mod paging;
 pub mod pte;
 pub mod vm;

@@ -41,7 +41,7 @@ pub const MAX_HEAP_SIZE: usize = 1 << 30;
 /// Free heap memory [`trim_slack`] keeps mapped, so that a process exiting
 /// and another starting do not unmap and map the same pages each time.
 pub const TRIM_SLACK: usize = 512 * 1024;
-const PAGE: usize = 4096;
+const PAGE: usize = mm::paging::PAGE_SIZE as usize;
 const MAX_PAGES: usize = MAX_HEAP_SIZE / PAGE;
 const PAGE_LAYOUT: Layout = match Layout::from_size_align(PAGE, PAGE) {
     Ok(layout) => layout,

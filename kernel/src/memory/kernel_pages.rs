@@ -5,6 +5,7 @@
 use super::{frames, phys_to_virt};
 use mm::addr::Pfn;
 use mm::frame::{FrameBlock, Owner};
+use mm::paging::{entry_span, KERNEL_ROOT_ENTRIES, KERNEL_START, LEVELS};
 use spin::Mutex;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::mapper::MapToError;
@@ -90,13 +91,13 @@ pub fn unmap_kernel_page(page: VirtAddr) -> Result<FrameBlock, MapError> {
 }
 
 /// The first unused level-4 slot in the kernel half, searching down from the
-/// top, as the start address of its 512 GiB.
+/// top (slot 511), as the start address of its 512 GiB.
 pub fn free_kernel_slot() -> VirtAddr {
     let _guard = LOCK.lock();
     // SAFETY: LOCK is held.
     let mapper = unsafe { active_mapper() };
     let table = mapper.level_4_table();
-    let slot = (256..511).rev().find(|&i| table[i].is_unused()).expect("a free kernel level-4 slot");
-    // Sign-extend bit 47: slots 256.. are the canonical upper half.
-    VirtAddr::new_truncate(((slot as u64) << 39) | 0xffff_0000_0000_0000)
+    let slot = KERNEL_ROOT_ENTRIES.rev().find(|&i| table[i].is_unused()).expect("a free kernel level-4 slot");
+    // Sign-extend bit 47: the kernel-half slots are the canonical upper half.
+    VirtAddr::new_truncate((slot as u64 * entry_span(LEVELS)) | KERNEL_START)
 }

@@ -39,6 +39,7 @@ use crate::{info, println, warn};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
+use mm::paging::PAGE_SIZE as PAGE;
 use mm::pte::Prot;
 use spin::Mutex;
 use x86_64::instructions::interrupts;
@@ -128,7 +129,6 @@ pub const TIME_SLICE_TICKS: u64 = 2;
 /// The top of every process's stack, and its size (plus one guard page).
 pub const STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
 pub const STACK_SIZE: u64 = 64 * 1024;
-const PAGE: u64 = 4096;
 
 pub fn init() {
     trap::set_user_trap_handler(user_trap);

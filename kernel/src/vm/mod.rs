@@ -64,7 +64,7 @@ pub fn init() {
 
 /// A new, empty space that may take what `limits` allow.
 pub fn create(limits: Limits) -> Result<SpaceId, VmError> {
-    let space = AddressSpace::new(KernelPlatform, limits)?;
+    let space = AddressSpace::new(KernelPlatform::new(), limits)?;
     let id = SpaceId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
     without_interrupts(|| SPACES.lock().insert(id, space));
     Ok(id)

@@ -4,6 +4,7 @@
 use crate::memory::{frames, phys_to_virt};
 use mm::addr::{Pfn, VirtAddr};
 use mm::frame::{FrameBlock, Owner};
+use mm::paging::{ENTRIES, KERNEL_ROOT_ENTRIES};
 use spin::Once;
 
 /// The kernel's own top-level table (CR3 at boot): the source of every
@@ -21,22 +22,37 @@ pub fn kernel_root() -> Pfn {
     *KERNEL_ROOT.get().expect("vm::init has run")
 }
 
-/// Zero-sized: all state is in the frame allocator and the tables.
-pub struct KernelPlatform;
+/// Zero-sized: all state is in the frame allocator and the tables. Only
+/// `vm` can make one ([`KernelPlatform::new`] is private to it), so no other
+/// code can write page tables through it (the `Platform` contract, point 4).
+pub struct KernelPlatform {
+    _private: (),
+}
+
+impl KernelPlatform {
+    pub(super) const fn new() -> Self {
+        KernelPlatform { _private: () }
+    }
+}
 
 fn entry(table: Pfn, index: usize) -> *mut u64 {
-    assert!(index < 512, "page-table index {index}");
+    assert!(index < ENTRIES, "page-table index {index}");
     // Every table frame is RAM mapped in the physical window.
     phys_to_virt(table).as_mut_ptr::<u64>().wrapping_add(index)
 }
 
-fn free(pfn: Pfn, owner: Owner) {
-    if let Err(failure) = frames::free(FrameBlock::from_raw(pfn, 0, owner)) {
+fn free(block: FrameBlock) {
+    if let Err(failure) = frames::free(block) {
         panic!("the VMM freed a frame it does not own: {}", failure.error);
     }
 }
 
-impl mm::vm::Platform for KernelPlatform {
+// SAFETY: (1) tables and pages come from the frame allocator, zeroed and
+// owned by nobody else, and go back to it; the root's kernel half is copied
+// from the kernel's root. (2) entries are reached through the physical
+// window at the table's own frame, index checked. (3) `invlpg` and a CR3
+// reload. (4) the constructor is private to `vm`.
+unsafe impl mm::vm::Platform for KernelPlatform {
     fn read_entry(&self, table: Pfn, index: usize) -> u64 {
         // SAFETY: `table` is a live page-table frame (the VMM only passes
         // frames it allocated or the root), mapped at the physical offset.
@@ -49,32 +65,30 @@ impl mm::vm::Platform for KernelPlatform {
         unsafe { entry(table, index).write_volatile(value) }
     }
 
-    fn alloc_root(&mut self) -> Option<Pfn> {
+    fn alloc_root(&mut self) -> Option<FrameBlock> {
         // The root is charged like every table (and kept out of the reserve).
         let root = self.alloc_table()?;
-        for index in 256..512 {
+        for index in KERNEL_ROOT_ENTRIES {
             let kernel_entry = self.read_entry(kernel_root(), index);
-            self.write_entry(root, index, kernel_entry);
+            self.write_entry(root.start(), index, kernel_entry);
         }
         Some(root)
     }
 
-    fn alloc_table(&mut self) -> Option<Pfn> {
-        let block = frames::allocate_for_process(0, Owner::PageTable).ok()?;
-        Some(block.into_raw().0)
+    fn alloc_table(&mut self) -> Option<FrameBlock> {
+        frames::allocate_for_process(0, Owner::PageTable).ok()
     }
 
-    fn free_table(&mut self, table: Pfn) {
-        free(table, Owner::PageTable);
+    fn free_table(&mut self, table: FrameBlock) {
+        free(table);
     }
 
-    fn alloc_page(&mut self) -> Option<Pfn> {
-        let block = frames::allocate_for_process(0, Owner::Process).ok()?;
-        Some(block.into_raw().0)
+    fn alloc_page(&mut self) -> Option<FrameBlock> {
+        frames::allocate_for_process(0, Owner::Process).ok()
     }
 
-    fn free_page(&mut self, frame: Pfn) {
-        free(frame, Owner::Process);
+    fn free_page(&mut self, frame: FrameBlock) {
+        free(frame);
     }
 
     fn flush(&mut self, va: VirtAddr) {

@@ -6,7 +6,7 @@ use crate::memory::frames;
 use mm::frame::Owner;
 use mm::pte::Prot;
 
-const PAGE: u64 = 4096;
+const PAGE: u64 = mm::paging::PAGE_SIZE;
 const GIB: u64 = 1 << 30;
 
 /// Creates a space, makes it active, runs `f`, switches back and destroys

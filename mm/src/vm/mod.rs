@@ -45,14 +45,7 @@ use crate::pte::{Mapping, Prot, PteState};
 use core::fmt;
 use core::ops::Range;
 
-/// The lowest user address: page 0 stays unmapped so null pointers fault.
-pub const USER_START: u64 = PAGE_SIZE;
-/// One past the highest user address (the canonical lower half).
-pub const USER_END: u64 = 0x0000_8000_0000_0000;
-/// The start of the kernel half.
-pub const KERNEL_START: u64 = 0xffff_8000_0000_0000;
-/// Top-level entries of the user half.
-const USER_ROOT_ENTRIES: usize = 256;
+pub use crate::paging::{KERNEL_START, USER_END, USER_START};
 
 /// What a space may take, so that one process cannot exhaust the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,7 +188,7 @@ fn pages(range: &Range<VirtAddr>) -> impl Iterator<Item = VirtAddr> {
 impl<P: Platform> AddressSpace<P> {
     /// An empty space that may take what `limits` allow.
     pub fn new(mut platform: P, limits: Limits) -> Result<Self, VmError> {
-        let root = platform.alloc_root().ok_or(VmError::OutOfMemory)?;
+        let root = walk::into_entry(platform.alloc_root().ok_or(VmError::OutOfMemory)?);
         let stats = SpaceStats { table_frames: 1, ..SpaceStats::default() };
         Ok(AddressSpace { platform, root, regions: RegionMap::default(), limits, stats, destroyed: false })
     }
@@ -213,11 +206,13 @@ impl<P: Platform> AddressSpace<P> {
         SpaceStats { regions: self.regions.len() as u64, region_bytes: self.regions.bytes(), ..self.stats }
     }
 
-    pub fn platform(&self) -> &P {
+    #[cfg(test)]
+    pub(crate) fn platform(&self) -> &P {
         &self.platform
     }
 
-    pub fn platform_mut(&mut self) -> &mut P {
+    #[cfg(test)]
+    pub(crate) fn platform_mut(&mut self) -> &mut P {
         &mut self.platform
     }
 

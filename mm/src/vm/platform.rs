@@ -4,23 +4,43 @@
 //! TLB (`tests.rs`), so the VMM's logic runs and is checked on the host.
 
 use crate::addr::{Pfn, VirtAddr};
+use crate::frame::FrameBlock;
 
-pub trait Platform {
+/// # Safety
+///
+/// The VMM trusts an implementation with the machine, so implementing it is
+/// a promise that:
+/// 1. `alloc_root` and `alloc_table` return zeroed frames (a root with the
+///    kernel half filled in) that nobody else uses until they come back
+///    through `free_table`; `alloc_page` likewise, until `free_page`;
+/// 2. `read_entry` and `write_entry`, given such a table frame, touch that
+///    one entry and nothing else;
+/// 3. `flush` and `flush_all` really drop what they say from the TLB and
+///    the paging-structure caches of the address space being changed;
+/// 4. values of the implementing type can only be made by the code that
+///    owns the address spaces (the kernel's `KernelPlatform` has a private
+///    constructor), so that no other code can write page tables through it.
+///
+/// Frames travel as [`FrameBlock`]s, each owned by exactly one side: the
+/// VMM turns a block into a page-table entry when it maps it and back into
+/// a block when the entry lets go of it (`vm::walk`), and hands it back.
+#[allow(unsafe_code)] // the contract's declaration: no unsafe code runs here
+pub unsafe trait Platform {
     /// Entry `index` (0..512) of the page table in frame `table`.
     fn read_entry(&self, table: Pfn, index: usize) -> u64;
     fn write_entry(&mut self, table: Pfn, index: usize, value: u64);
     /// A new top-level table whose kernel half (entries 256..512) is the
     /// kernel's and whose user half is empty.
-    fn alloc_root(&mut self) -> Option<Pfn>;
+    fn alloc_root(&mut self) -> Option<FrameBlock>;
     /// A zeroed frame for a page table.
-    fn alloc_table(&mut self) -> Option<Pfn>;
+    fn alloc_table(&mut self) -> Option<FrameBlock>;
     /// Frees a page table (or the root) frame.
-    fn free_table(&mut self, table: Pfn);
+    fn free_table(&mut self, table: FrameBlock);
     /// A zeroed frame for process memory.
-    fn alloc_page(&mut self) -> Option<Pfn>;
+    fn alloc_page(&mut self) -> Option<FrameBlock>;
     /// Frees a process memory frame. The VMM calls it only after the page's
     /// entry is gone and [`Platform::flush`] has run for its address.
-    fn free_page(&mut self, frame: Pfn);
+    fn free_page(&mut self, frame: FrameBlock);
     /// Drops any cached translation of the page at `va` (x86: `invlpg`).
     fn flush(&mut self, va: VirtAddr);
     /// Drops every cached translation *and* every cached upper-level entry

@@ -1,6 +1,7 @@
 extern crate std;
 
 use super::*;
+use crate::frame::{FrameBlock, Owner};
 use crate::pte;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -48,7 +49,10 @@ impl FakeMachine {
     }
 }
 
-impl Platform for FakeMachine {
+// SAFETY: a model: its tables are map entries, its frames numbers it never
+// hands out twice, and its TLB model checks the flush discipline.
+#[allow(unsafe_code)]
+unsafe impl Platform for FakeMachine {
     fn read_entry(&self, table: Pfn, index: usize) -> u64 {
         self.entries_read.set(self.entries_read.get() + 1);
         self.tables[&table][index]
@@ -58,19 +62,21 @@ impl Platform for FakeMachine {
         self.tables.get_mut(&table).expect("write to a live table")[index] = value;
     }
 
-    fn alloc_root(&mut self) -> Option<Pfn> {
+    fn alloc_root(&mut self) -> Option<FrameBlock> {
         let root = self.alloc_table()?;
-        self.tables.get_mut(&root).unwrap()[300] = KERNEL_ROOT_ENTRY;
+        self.tables.get_mut(&root.start()).unwrap()[300] = KERNEL_ROOT_ENTRY;
         Some(root)
     }
 
-    fn alloc_table(&mut self) -> Option<Pfn> {
+    fn alloc_table(&mut self) -> Option<FrameBlock> {
         let pfn = self.take_frame()?;
         self.tables.insert(pfn, [0; 512]);
-        Some(pfn)
+        Some(FrameBlock::from_raw(pfn, 0, Owner::PageTable))
     }
 
-    fn free_table(&mut self, table: Pfn) {
+    fn free_table(&mut self, table: FrameBlock) {
+        assert_eq!(table.owner(), Owner::PageTable);
+        let table = table.start();
         assert!(
             std::thread::panicking() || !self.walk_cache.contains(&table),
             "{table:?} freed while a paging-structure cache may still lead into it (missing full flush)"
@@ -78,14 +84,16 @@ impl Platform for FakeMachine {
         assert!(self.tables.remove(&table).is_some(), "free of unknown table {table:?}");
     }
 
-    fn alloc_page(&mut self) -> Option<Pfn> {
+    fn alloc_page(&mut self) -> Option<FrameBlock> {
         let pfn = self.take_frame()?;
         self.pages.insert(pfn);
         self.contents.insert(pfn, 0);
-        Some(pfn)
+        Some(FrameBlock::from_raw(pfn, 0, Owner::Process))
     }
 
-    fn free_page(&mut self, frame: Pfn) {
+    fn free_page(&mut self, frame: FrameBlock) {
+        assert_eq!(frame.owner(), Owner::Process);
+        let frame = frame.start();
         assert!(
             std::thread::panicking() || !self.tlb.values().any(|&(f, _)| f == frame),
             "{frame:?} freed while a TLB entry still maps it (missing flush)"

@@ -3,24 +3,18 @@
 //! leaves them empty. The only code in the VMM that follows table entries;
 //! what an entry *means* is the PTE codec's (`crate::pte`).
 
-use super::{AddressSpace, Platform, VmError, USER_ROOT_ENTRIES};
+use super::{AddressSpace, Platform, VmError};
 use crate::addr::{Pfn, VirtAddr};
+use crate::frame::{FrameBlock, Owner};
+use crate::paging::{entry_span, ENTRIES, LEVELS, USER_ROOT_ENTRIES};
 use crate::pte::{self, CorruptPte, Mapping, PageKind, Prot, PteState};
 use core::ops::Range;
-
-/// Entries in one page table, at every level.
-pub(super) const TABLE_ENTRIES: usize = 512;
-
-/// Bytes one entry of a table at `level` (1 = page table .. 4 = root) maps.
-pub(super) const fn entry_span(level: u32) -> u64 {
-    1 << (12 + 9 * (level - 1))
-}
 
 /// The part of `range` that entry `index` of a table at `level` maps. The
 /// range must lie inside that one table's span.
 fn entry_range(range: &Range<VirtAddr>, level: u32, index: usize) -> Range<VirtAddr> {
     let span = entry_span(level);
-    let table_base = range.start.0 & !(span * TABLE_ENTRIES as u64 - 1);
+    let table_base = range.start.0 & !(span * ENTRIES as u64 - 1);
     let base = table_base + index as u64 * span;
     VirtAddr(range.start.0.max(base))..VirtAddr(range.end.0.min(base + span))
 }
@@ -36,6 +30,23 @@ struct UnlinkedTables {
 pub(super) type LeafVisitor<'a, P> =
     dyn FnMut(&mut AddressSpace<P>, Slot, VirtAddr) -> Result<(), VmError> + 'a;
 
+/// A frame handed to the page tables: from now on an entry owns it.
+pub(super) fn into_entry(block: FrameBlock) -> Pfn {
+    debug_assert_eq!(block.order(), 0, "page tables map single frames");
+    block.into_raw().0
+}
+
+/// The block of a table frame an entry lets go of.
+fn table_block(table: Pfn) -> FrameBlock {
+    FrameBlock::from_raw(table, 0, Owner::PageTable)
+}
+
+/// The block of a data frame an entry lets go of. Only anonymous pages are
+/// owned by the space (file pages will belong to the page cache).
+fn page_block(frame: Pfn) -> FrameBlock {
+    FrameBlock::from_raw(frame, 0, Owner::Process)
+}
+
 /// Where a page's leaf entry lives.
 #[derive(Clone, Copy)]
 pub(super) struct Slot {
@@ -48,7 +59,7 @@ impl<P: Platform> AddressSpace<P> {
     /// freed after one full flush.
     pub(super) fn free_empty_tables(&mut self, range: &Range<VirtAddr>) {
         let mut unlinked = UnlinkedTables { tables: [Pfn(0); 32], len: 0 };
-        self.prune(self.root, 4, range, &mut unlinked);
+        self.prune(self.root, LEVELS, range, &mut unlinked);
         self.free_unlinked(&mut unlinked);
     }
 
@@ -68,7 +79,7 @@ impl<P: Platform> AddressSpace<P> {
         range: &Range<VirtAddr>,
         visit: &mut LeafVisitor<'_, P>,
     ) -> Result<(), VmError> {
-        self.walk_table(self.root, 4, range, visit)
+        self.walk_table(self.root, LEVELS, range, visit)
     }
 
     fn walk_table(
@@ -102,14 +113,14 @@ impl<P: Platform> AddressSpace<P> {
         if self.destroyed {
             return;
         }
-        for index in 0..USER_ROOT_ENTRIES {
+        for index in USER_ROOT_ENTRIES {
             let raw = self.platform.read_entry(self.root, index);
             if let Ok(Some(child)) = pte::table::decode(raw) {
-                self.free_subtree(child, 3);
+                self.free_subtree(child, LEVELS - 1);
                 self.platform.write_entry(self.root, index, 0);
             }
         }
-        self.platform.free_table(self.root);
+        self.platform.free_table(table_block(self.root));
         self.stats.table_frames -= 1;
         self.destroyed = true;
     }
@@ -118,7 +129,7 @@ impl<P: Platform> AddressSpace<P> {
         if level == 1 {
             self.platform.yield_point();
         }
-        for index in 0..TABLE_ENTRIES {
+        for index in 0..ENTRIES {
             let raw = self.platform.read_entry(table, index);
             if level > 1 {
                 if let Ok(Some(child)) = pte::table::decode(raw) {
@@ -127,19 +138,19 @@ impl<P: Platform> AddressSpace<P> {
             } else if let Ok(PteState::Present(m)) = PteState::decode(raw) {
                 // The space is not active, so no TLB can hold its entries.
                 if m.kind == PageKind::Anonymous {
-                    self.platform.free_page(m.frame);
+                    self.platform.free_page(page_block(m.frame));
                 }
                 self.stats.resident_pages -= 1;
             }
         }
-        self.platform.free_table(table);
+        self.platform.free_table(table_block(table));
         self.stats.table_frames -= 1;
     }
 
     /// The leaf slot for `va`, if its page tables exist.
     pub(super) fn leaf(&self, va: VirtAddr) -> Result<Option<Slot>, VmError> {
         let mut table = self.root;
-        for level in (2..=4).rev() {
+        for level in (2..=LEVELS).rev() {
             let raw = self.platform.read_entry(table, va.table_index(level));
             match pte::table::decode(raw) {
                 Ok(Some(next)) => table = next,
@@ -153,14 +164,14 @@ impl<P: Platform> AddressSpace<P> {
     /// The leaf slot for `va`, creating the page tables on the way.
     pub(super) fn leaf_or_create(&mut self, va: VirtAddr) -> Result<Slot, VmError> {
         let mut table = self.root;
-        for level in (2..=4).rev() {
+        for level in (2..=LEVELS).rev() {
             let index = va.table_index(level);
             let raw = self.platform.read_entry(table, index);
             table = match pte::table::decode(raw) {
                 Ok(Some(next)) => next,
                 Ok(None) => {
                     self.check_kernel_memory(self.regions.bytes(), self.stats.table_frames + 1)?;
-                    let next = self.platform.alloc_table().ok_or(VmError::OutOfMemory)?;
+                    let next = into_entry(self.platform.alloc_table().ok_or(VmError::OutOfMemory)?);
                     self.stats.table_frames += 1;
                     self.platform.write_entry(table, index, pte::table::encode(next));
                     next
@@ -182,7 +193,7 @@ impl<P: Platform> AddressSpace<P> {
 
     pub(super) fn map_zeroed(&mut self, va: VirtAddr, prot: Prot) -> Result<(), VmError> {
         let slot = self.leaf_or_create(va)?;
-        let frame = self.platform.alloc_page().ok_or(VmError::OutOfMemory)?;
+        let frame = into_entry(self.platform.alloc_page().ok_or(VmError::OutOfMemory)?);
         let mapping =
             Mapping { frame, prot, kind: PageKind::Anonymous, pinned: false, accessed: false, dirty: false };
         self.write(slot, PteState::Present(mapping));
@@ -196,7 +207,7 @@ impl<P: Platform> AddressSpace<P> {
         self.write(slot, then);
         self.platform.flush(va);
         if mapping.kind == PageKind::Anonymous {
-            self.platform.free_page(mapping.frame);
+            self.platform.free_page(page_block(mapping.frame));
         }
         self.stats.resident_pages -= 1;
     }
@@ -228,7 +239,7 @@ impl<P: Platform> AddressSpace<P> {
                 }
             }
         }
-        level < 4 && (0..TABLE_ENTRIES).all(|i| self.platform.read_entry(table, i) == 0)
+        level < LEVELS && (0..ENTRIES).all(|i| self.platform.read_entry(table, i) == 0)
     }
 
     /// Frees unlinked tables after a full flush: the CPU caches upper-level
@@ -240,7 +251,7 @@ impl<P: Platform> AddressSpace<P> {
         }
         self.platform.flush_all();
         for &table in &unlinked.tables[..unlinked.len] {
-            self.platform.free_table(table);
+            self.platform.free_table(table_block(table));
             self.stats.table_frames -= 1;
         }
         unlinked.len = 0;

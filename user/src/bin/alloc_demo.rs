@@ -41,7 +41,7 @@ fn main() -> i32 {
     // Scavenge hands back pages with only free blocks; residency drops by at
     // most that (a page the heap counted as used may never have been
     // touched: the rounded-up tail of a block) and, here, by at least 90 %.
-    let handed_back = scavenged as u64 / 4096;
+    let handed_back = scavenged as u64 / abi::PAGE_SIZE;
     let ok = kept_ok
         && zero_ok
         && handed_back > 0

@@ -14,7 +14,7 @@
 use abi::{Error, Syscall, PROT_EXEC, PROT_WRITE};
 use pkrt::{println, sys, Rng};
 
-const PAGE: u64 = 4096;
+const PAGE: u64 = abi::PAGE_SIZE;
 const CALLS: u32 = 600;
 /// What the fuzzer does not release, decommit or protect away from itself,
 /// so that it lives long enough to make its calls: its image (linked at

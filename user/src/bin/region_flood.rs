@@ -13,7 +13,7 @@ use abi::{Error, PROT_WRITE};
 use alloc::vec;
 use pkrt::{println, sys};
 
-const PAGE: u64 = 4096;
+const PAGE: u64 = abi::PAGE_SIZE;
 
 /// More than the kernel's region limit.
 const MAX: usize = 20_000;

@@ -7,7 +7,7 @@
 use abi::{Error, Syscall, PROT_WRITE};
 use pkrt::{println, sys};
 
-const PAGE: u64 = 4096;
+const PAGE: u64 = abi::PAGE_SIZE;
 const KERNEL: u64 = 0xffff_8000_0000_0000;
 
 fn check(name: &str, got: i64, want: Error, failures: &mut i32) {
