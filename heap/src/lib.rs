@@ -89,6 +89,26 @@ pub enum HeapError {
     ForeignPointer(usize),
 }
 
+/// Why [`Heap::allocate`] returned no block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocError {
+    /// The alignment is not a power of two, or is above a page.
+    BadAlignment { align: usize },
+    /// No span, no large-block slot, or the kernel refused a region.
+    OutOfMemory,
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllocError::BadAlignment { align } => {
+                write!(f, "alignment {align} is not a power of two up to a page")
+            }
+            AllocError::OutOfMemory => write!(f, "out of memory"),
+        }
+    }
+}
+
 impl fmt::Display for HeapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -235,32 +255,33 @@ impl<K: Kernel> Heap<K> {
     }
 
     /// `malloc`: a block of at least `size` bytes aligned to `align` (a power
-    /// of two up to [`PAGE`]); `None` when out of memory.
-    pub fn allocate(&mut self, size: usize, align: usize) -> Option<NonNull<u8>> {
+    /// of two up to [`PAGE`]).
+    pub fn allocate(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
         self.allocate_inner(size.max(1), align.max(MIN_ALIGN)).map(|(p, _)| p)
     }
 
     /// `calloc`: like `allocate`, zeroed. Pages known to read zero are not
     /// written.
-    pub fn allocate_zeroed(&mut self, size: usize, align: usize) -> Option<NonNull<u8>> {
+    pub fn allocate_zeroed(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
         let (ptr, clean) = self.allocate_inner(size.max(1), align.max(MIN_ALIGN))?;
         if !clean {
             // SAFETY: the block was just allocated for at least `size` bytes
             // and belongs to the caller alone.
             unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, size) };
         }
-        Some(ptr)
+        Ok(ptr)
     }
 
     /// Returns the block and whether its memory is known to read zero.
-    fn allocate_inner(&mut self, size: usize, align: usize) -> Option<(NonNull<u8>, bool)> {
+    fn allocate_inner(&mut self, size: usize, align: usize) -> Result<(NonNull<u8>, bool), AllocError> {
         if !align.is_power_of_two() || align > PAGE {
-            return None;
+            return Err(AllocError::BadAlignment { align });
         }
-        match class_for(size, align).filter(|_| size <= MAX_SMALL) {
+        let block = match class_for(size, align).filter(|_| size <= MAX_SMALL) {
             Some(class) => self.allocate_small(class),
             None => self.allocate_large(size).map(|p| (p, true)),
-        }
+        };
+        block.ok_or(AllocError::OutOfMemory)
     }
 
     fn allocate_small(&mut self, class: usize) -> Option<(NonNull<u8>, bool)> {
@@ -464,7 +485,8 @@ impl<K: Kernel> Heap<K> {
 
     /// `realloc`: keeps the block when the new size still fits its class,
     /// else moves the contents to a new block. `Ok(None)`: out of memory, the
-    /// old block is untouched.
+    /// old block is untouched. (The alignment is the block's own, which
+    /// `allocate` already accepted; a bad one is also `Ok(None)`.)
     pub fn reallocate(
         &mut self,
         ptr: NonNull<u8>,
@@ -480,7 +502,7 @@ impl<K: Kernel> Heap<K> {
         {
             return Ok(Some(ptr));
         }
-        let Some(new) = self.allocate(new_size, align) else { return Ok(None) };
+        let Ok(new) = self.allocate(new_size, align) else { return Ok(None) };
         // SAFETY: both blocks are live, distinct, and at least
         // min(old, new) bytes long.
         unsafe { core::ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), old_size.min(new_size)) };

@@ -40,7 +40,8 @@ fn blocks_are_aligned_distinct_and_keep_their_contents() {
     }
     let page_aligned = h.allocate(100, 4096).unwrap();
     assert_eq!(page_aligned.as_ptr() as usize % 4096, 0);
-    assert_eq!(h.allocate(16, 8192), None, "alignment above a page is refused");
+    assert_eq!(h.allocate(16, 8192), Err(AllocError::BadAlignment { align: 8192 }), "above a page");
+    assert_eq!(h.allocate(16, 24), Err(AllocError::BadAlignment { align: 24 }), "not a power of two");
 }
 
 #[test]
@@ -221,7 +222,7 @@ proptest! {
             match op {
                 Op::Alloc { size, align, zeroed } => {
                     let p = if zeroed { h.allocate_zeroed(size, align) } else { h.allocate(size, align) };
-                    let Some(p) = p else { continue };
+                    let Ok(p) = p else { continue };
                     prop_assert_eq!(p.as_ptr() as usize % align, 0);
                     if zeroed {
                         prop_assert!(all(p, size, 0), "calloc returned dirty memory");

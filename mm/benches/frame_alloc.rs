@@ -6,29 +6,29 @@
 
 use mm::addr::{Pfn, FRAME_SIZE};
 use mm::frame::{FrameAllocator, FrameBlock, Owner};
-use mm::memory_map::{Region, RegionKind};
+use mm::memory_map::{PhysKind, PhysRegion};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 /// About 4.6 GiB of usable memory in four regions with holes, like a real map.
-fn memory_map() -> Vec<Region> {
+fn memory_map() -> Vec<PhysRegion> {
     let gib = 1u64 << 30;
     let mib = 1u64 << 20;
-    let r = |start: u64, end: u64, kind| Region { start, end, kind };
+    let r = |start: u64, end: u64, kind| PhysRegion { start, end, kind };
     vec![
-        r(0, 0x1000, RegionKind::Reserved),
-        r(0x1000, 0x9f000, RegionKind::Usable),
-        r(0x9f000, 0x100000, RegionKind::Reserved),
-        r(0x100000, 3 * gib, RegionKind::Usable),
-        r(3 * gib, 4 * gib, RegionKind::Reserved),
-        r(4 * gib, 5 * gib + 18 * mib, RegionKind::Usable),
-        r(5 * gib + 18 * mib, 5 * gib + 32 * mib, RegionKind::Acpi),
-        r(5 * gib + 32 * mib, 5 * gib + 608 * mib, RegionKind::Usable),
+        r(0, 0x1000, PhysKind::Reserved),
+        r(0x1000, 0x9f000, PhysKind::Usable),
+        r(0x9f000, 0x100000, PhysKind::Reserved),
+        r(0x100000, 3 * gib, PhysKind::Usable),
+        r(3 * gib, 4 * gib, PhysKind::Reserved),
+        r(4 * gib, 5 * gib + 18 * mib, PhysKind::Usable),
+        r(5 * gib + 18 * mib, 5 * gib + 32 * mib, PhysKind::Acpi),
+        r(5 * gib + 32 * mib, 5 * gib + 608 * mib, PhysKind::Usable),
     ]
 }
 
-fn usable(map: &[Region]) -> impl Iterator<Item = &Region> {
-    map.iter().filter(|r| r.kind == RegionKind::Usable)
+fn usable(map: &[PhysRegion]) -> impl Iterator<Item = &PhysRegion> {
+    map.iter().filter(|r| r.kind == PhysKind::Usable)
 }
 
 /// The allocator from "Writing an OS in Rust" (blog_os `src/memory.rs`):
@@ -36,7 +36,7 @@ fn usable(map: &[Region]) -> impl Iterator<Item = &Region> {
 /// `next`-th. It cannot free; the bench gives it the cheapest possible free
 /// (un-bumping `next`), which flatters it.
 struct BlogOsAllocator<'a> {
-    map: &'a [Region],
+    map: &'a [PhysRegion],
     next: usize,
 }
 
@@ -90,7 +90,7 @@ enum Pattern {
     RandomChurn,
 }
 
-fn pagekeeper_cost(map: &[Region], out: usize, pattern: Pattern) -> f64 {
+fn pagekeeper_cost(map: &[PhysRegion], out: usize, pattern: Pattern) -> f64 {
     let first = usable(map).map(|r| Pfn::first_at_or_after(r.start)).min().expect("usable memory");
     let last = usable(map).map(|r| Pfn::containing(r.end)).max().expect("usable memory");
     let mut storage = vec![0u64; FrameAllocator::metadata_words(first..last)];
@@ -118,7 +118,7 @@ fn pagekeeper_cost(map: &[Region], out: usize, pattern: Pattern) -> f64 {
     per_pair
 }
 
-fn blog_os_cost(map: &[Region], out: usize) -> f64 {
+fn blog_os_cost(map: &[PhysRegion], out: usize) -> f64 {
     let mut frames = BlogOsAllocator { map, next: out };
     time_per_op(Duration::from_millis(300), || {
         black_box(frames.allocate());

@@ -10,7 +10,7 @@ use core::ops::Range;
 
 /// A region's purpose, as far as memory management cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RegionKind {
+pub enum PhysKind {
     /// Free for the kernel to use.
     Usable,
     /// Used by the bootloader: page tables, boot info, the kernel image.
@@ -23,10 +23,10 @@ pub enum RegionKind {
 
 /// One physical region, `start..end` in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Region {
+pub struct PhysRegion {
     pub start: u64,
     pub end: u64,
-    pub kind: RegionKind,
+    pub kind: PhysKind,
 }
 
 /// Bytes per purpose, and how many regions the map had.
@@ -43,7 +43,7 @@ pub struct MemoryMapSummary {
 impl MemoryMapSummary {
     /// Sums `regions` by kind; the part of any region that overlaps `kernel`
     /// (the kernel image's physical range) counts as kernel instead.
-    pub fn new(regions: impl IntoIterator<Item = Region>, kernel: Range<u64>) -> Self {
+    pub fn new(regions: impl IntoIterator<Item = PhysRegion>, kernel: Range<u64>) -> Self {
         let mut summary = MemoryMapSummary::default();
         for region in regions {
             let len = region.end.saturating_sub(region.start);
@@ -55,12 +55,12 @@ impl MemoryMapSummary {
         summary
     }
 
-    fn bucket(&mut self, kind: RegionKind) -> &mut u64 {
+    fn bucket(&mut self, kind: PhysKind) -> &mut u64 {
         match kind {
-            RegionKind::Usable => &mut self.usable,
-            RegionKind::Bootloader => &mut self.bootloader,
-            RegionKind::Acpi => &mut self.acpi,
-            RegionKind::Reserved => &mut self.reserved,
+            PhysKind::Usable => &mut self.usable,
+            PhysKind::Bootloader => &mut self.bootloader,
+            PhysKind::Acpi => &mut self.acpi,
+            PhysKind::Reserved => &mut self.reserved,
         }
     }
 
@@ -110,17 +110,17 @@ mod tests {
 
     const MIB: u64 = 1024 * 1024;
 
-    fn region(start: u64, end: u64, kind: RegionKind) -> Region {
-        Region { start, end, kind }
+    fn region(start: u64, end: u64, kind: PhysKind) -> PhysRegion {
+        PhysRegion { start, end, kind }
     }
 
     #[test]
     fn sums_by_kind_and_splits_out_the_kernel() {
         let map = [
-            region(0, MIB, RegionKind::Reserved),
-            region(MIB, 8 * MIB, RegionKind::Bootloader),
-            region(8 * MIB, 100 * MIB, RegionKind::Usable),
-            region(100 * MIB, 101 * MIB, RegionKind::Acpi),
+            region(0, MIB, PhysKind::Reserved),
+            region(MIB, 8 * MIB, PhysKind::Bootloader),
+            region(8 * MIB, 100 * MIB, PhysKind::Usable),
+            region(100 * MIB, 101 * MIB, PhysKind::Acpi),
         ];
         let s = MemoryMapSummary::new(map, 2 * MIB..5 * MIB);
         assert_eq!(s.reserved, MIB);
@@ -135,16 +135,14 @@ mod tests {
 
     #[test]
     fn kernel_spanning_two_regions_is_counted_once() {
-        let map =
-            [region(0, 4 * MIB, RegionKind::Bootloader), region(4 * MIB, 8 * MIB, RegionKind::Bootloader)];
+        let map = [region(0, 4 * MIB, PhysKind::Bootloader), region(4 * MIB, 8 * MIB, PhysKind::Bootloader)];
         let s = MemoryMapSummary::new(map, 3 * MIB..6 * MIB);
         assert_eq!((s.kernel, s.bootloader), (3 * MIB, 5 * MIB));
     }
 
     #[test]
     fn empty_and_inverted_regions_count_nothing() {
-        let s =
-            MemoryMapSummary::new([region(5, 5, RegionKind::Usable), region(9, 3, RegionKind::Usable)], 0..0);
+        let s = MemoryMapSummary::new([region(5, 5, PhysKind::Usable), region(9, 3, PhysKind::Usable)], 0..0);
         assert_eq!(s.total(), 0);
         assert_eq!(s.regions, 2);
     }

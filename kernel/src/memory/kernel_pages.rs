@@ -49,8 +49,11 @@ unsafe fn active_mapper() -> OffsetPageTable<'static> {
 
 #[derive(Debug)]
 pub enum MapError {
+    /// No frame for a page table on the way.
     OutOfFrames,
     AlreadyMapped(VirtAddr),
+    /// A huge page maps the range already, so no 4 KiB page can go there.
+    HugePageInTheWay(VirtAddr),
     NotMapped(VirtAddr),
 }
 
@@ -73,7 +76,10 @@ pub fn map_kernel_page(page: VirtAddr, frame: FrameBlock) -> Result<(), (MapErro
             Ok(())
         }
         Err(MapToError::PageAlreadyMapped(_)) => Err((MapError::AlreadyMapped(page.start_address()), frame)),
-        Err(_) => Err((MapError::OutOfFrames, frame)),
+        Err(MapToError::ParentEntryHugePage) => {
+            Err((MapError::HugePageInTheWay(page.start_address()), frame))
+        }
+        Err(MapToError::FrameAllocationFailed) => Err((MapError::OutOfFrames, frame)),
     }
 }
 

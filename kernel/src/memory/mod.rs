@@ -7,7 +7,7 @@ pub mod kernel_pages;
 
 use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
 use bootloader_api::BootInfo;
-use mm::memory_map::{MemoryMapSummary, Region, RegionKind};
+use mm::memory_map::{MemoryMapSummary, PhysKind, PhysRegion};
 use spin::Once;
 use x86_64::VirtAddr;
 
@@ -82,18 +82,18 @@ pub fn boot_memory() -> &'static BootMemory {
 
 /// The bootloader's region kinds in the memory manager's terms. UEFI type
 /// 9/10 and E820 type 3/4 are ACPI reclaimable / NVS.
-pub fn region_kind(kind: MemoryRegionKind) -> RegionKind {
+pub fn region_kind(kind: MemoryRegionKind) -> PhysKind {
     match kind {
-        MemoryRegionKind::Usable => RegionKind::Usable,
-        MemoryRegionKind::Bootloader => RegionKind::Bootloader,
-        MemoryRegionKind::UnknownUefi(9 | 10) | MemoryRegionKind::UnknownBios(3 | 4) => RegionKind::Acpi,
-        _ => RegionKind::Reserved,
+        MemoryRegionKind::Usable => PhysKind::Usable,
+        MemoryRegionKind::Bootloader => PhysKind::Bootloader,
+        MemoryRegionKind::UnknownUefi(9 | 10) | MemoryRegionKind::UnknownBios(3 | 4) => PhysKind::Acpi,
+        _ => PhysKind::Reserved,
     }
 }
 
 pub fn memory_map_summary(boot: &BootMemory) -> MemoryMapSummary {
     let regions =
-        boot.regions.iter().map(|r| Region { start: r.start, end: r.end, kind: region_kind(r.kind) });
+        boot.regions.iter().map(|r| PhysRegion { start: r.start, end: r.end, kind: region_kind(r.kind) });
     MemoryMapSummary::new(regions, boot.kernel_image.clone())
 }
 
