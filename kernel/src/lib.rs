@@ -45,7 +45,8 @@ pub fn init(boot_info: &'static mut BootInfo) {
     info!("physical memory mapped at {:#x}", boot.physical_memory_offset.as_u64());
     let frames = memory::frames::stats();
     info!("frame allocator: {} of {} usable frames free", frames.free, frames.total);
-    info!("kernel heap: {} KiB, grows on demand", memory::heap::usage().mapped / 1024);
+    let heap = memory::heap::usage();
+    info!("kernel heap: {} KiB at {:#x}, grows on demand", heap.mapped / 1024, heap.start);
 }
 
 /// Every Pagekeeper kernel's panic handler: a panic inside a guarded test

@@ -11,7 +11,8 @@
 //! level 0        [word 0][word 1][word 2]…         one bit per index
 //! ```
 //!
-//! For 2²⁰ indices that is 3 levels and 16,644 words (≈1.016 bits per index).
+//! For 2²⁰ indices that is 4 levels and 16,645 words (16,384 + 256 + 4 + 1,
+//! ≈1.016 bits per index; the `sizes` test checks it).
 
 /// Enough levels for 64⁶ = 2³⁶ indices.
 const MAX_LEVELS: usize = 6;

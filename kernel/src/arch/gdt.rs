@@ -16,7 +16,9 @@ use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
 
-/// IST slots (0-based, as in `TaskStateSegment::interrupt_stack_table`).
+/// IST slots, 0-based as in `TaskStateSegment::interrupt_stack_table` (Intel
+/// numbers them from 1: slot 0 is IST1, slot 1 is IST2; the IDT gate holds
+/// the 1-based number, see `idt.rs`).
 pub const DOUBLE_FAULT_IST: u16 = 0;
 pub const PAGE_FAULT_IST: u16 = 1;
 

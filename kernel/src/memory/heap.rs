@@ -254,6 +254,8 @@ pub fn trim_slack() -> usize {
 /// What the heap holds now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeapUsage {
+    /// The heap's lowest address.
+    pub start: usize,
     /// Bytes handed out to kernel code.
     pub used: usize,
     /// Bytes backed by frames (what the heap costs in memory).
@@ -267,6 +269,7 @@ pub fn usage() -> HeapUsage {
         let state = HEAP.state.lock();
         let lent = state.lent.count * PAGE;
         HeapUsage {
+            start: state.heap.bottom() as usize,
             used: state.heap.used() - lent,
             mapped: state.heap.size() - lent,
             lent_pages: state.lent.count,
