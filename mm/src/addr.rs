@@ -11,17 +11,26 @@ const FRAME_SHIFT: u32 = paging::PAGE_SHIFT;
 
 /// A physical frame number: physical address / 4096.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Pfn(pub u64);
+pub struct Pfn(u64);
 
 impl Pfn {
+    pub const fn new(number: u64) -> Pfn {
+        Pfn(number)
+    }
+
+    /// The frame number (physical address / 4096).
+    pub const fn number(self) -> u64 {
+        self.0
+    }
+
     /// The frame that contains physical address `addr`.
     pub const fn containing(addr: u64) -> Pfn {
-        Pfn(addr >> FRAME_SHIFT)
+        Pfn::new(addr >> FRAME_SHIFT)
     }
 
     /// The first frame that starts at or after `addr`.
     pub const fn first_at_or_after(addr: u64) -> Pfn {
-        Pfn(addr.div_ceil(FRAME_SIZE))
+        Pfn::new(addr.div_ceil(FRAME_SIZE))
     }
 
     /// The frame's physical start address.
@@ -30,7 +39,7 @@ impl Pfn {
     }
 
     pub const fn add(self, frames: u64) -> Pfn {
-        Pfn(self.0 + frames)
+        Pfn::new(self.0 + frames)
     }
 
     /// True when the frame starts a naturally aligned block of 2^order frames.
@@ -41,7 +50,7 @@ impl Pfn {
 
 impl fmt::Debug for Pfn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Pfn({:#x})", self.0)
+        write!(f, "Pfn::new({:#x})", self.0)
     }
 }
 
@@ -58,28 +67,40 @@ mod tests {
 
     #[test]
     fn conversions_round_the_right_way() {
-        assert_eq!(Pfn::containing(0x1fff), Pfn(1));
-        assert_eq!(Pfn::first_at_or_after(0x1001), Pfn(2));
-        assert_eq!(Pfn::first_at_or_after(0x1000), Pfn(1));
-        assert_eq!(Pfn(3).addr(), 0x3000);
-        assert!(Pfn(512).is_aligned(9) && !Pfn(513).is_aligned(1) && Pfn(7).is_aligned(0));
+        assert_eq!(Pfn::containing(0x1fff), Pfn::new(1));
+        assert_eq!(Pfn::first_at_or_after(0x1001), Pfn::new(2));
+        assert_eq!(Pfn::first_at_or_after(0x1000), Pfn::new(1));
+        assert_eq!(Pfn::new(3).addr(), 0x3000);
+        assert!(Pfn::new(512).is_aligned(9) && !Pfn::new(513).is_aligned(1) && Pfn::new(7).is_aligned(0));
     }
 }
 
-/// A virtual address in the user half (or a candidate for one: constructors
-/// do not check; [`crate::vm`] validates ranges and says why one is refused).
+/// A virtual address in the user half (or a candidate for one: [`new`]
+/// does not check; [`crate::vm`] validates ranges and says why one is
+/// refused). Not `x86_64::VirtAddr`: that one is any canonical address, this
+/// one is what an address space manages.
+///
+/// [`new`]: UserAddr::new
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct VirtAddr(pub u64);
+pub struct UserAddr(u64);
 
 pub use crate::paging::PAGE_SIZE;
 
-impl VirtAddr {
+impl UserAddr {
+    pub const fn new(addr: u64) -> UserAddr {
+        UserAddr(addr)
+    }
+
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+
     pub const fn is_page_aligned(self) -> bool {
         self.0.is_multiple_of(PAGE_SIZE)
     }
 
-    pub const fn page_down(self) -> VirtAddr {
-        VirtAddr(self.0 & !(PAGE_SIZE - 1))
+    pub const fn page_down(self) -> UserAddr {
+        UserAddr(self.0 & !(PAGE_SIZE - 1))
     }
 
     /// The page-table index of this address at `level` (1 = PT .. 4 = PML4).
@@ -88,13 +109,13 @@ impl VirtAddr {
     }
 }
 
-impl fmt::Debug for VirtAddr {
+impl fmt::Debug for UserAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VirtAddr({:#x})", self.0)
+        write!(f, "UserAddr({:#x})", self.0)
     }
 }
 
-impl fmt::Display for VirtAddr {
+impl fmt::Display for UserAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:#x}", self.0)
     }

@@ -281,7 +281,7 @@ mod tests {
         let kind = prop_oneof![Just(PageKind::Other), Just(PageKind::Anonymous), Just(PageKind::File)];
         let mapping = (0u64..(1 << 40), prot(), kind, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
             |(frame, prot, kind, pinned, accessed, dirty)| Mapping {
-                frame: Pfn(frame),
+                frame: Pfn::new(frame),
                 prot,
                 kind,
                 pinned,
@@ -373,8 +373,8 @@ mod tests {
 
     #[test]
     fn table_entries() {
-        let e = table::encode(Pfn(0x1234));
-        assert_eq!(table::decode(e), Ok(Some(Pfn(0x1234))));
+        let e = table::encode(Pfn::new(0x1234));
+        assert_eq!(table::decode(e), Ok(Some(Pfn::new(0x1234))));
         assert_eq!(table::decode(0), Ok(None));
         assert!(table::decode(e | HUGE).is_err());
         assert!(table::decode(PteState::Guard.encode()).is_err());

@@ -27,7 +27,7 @@ fn usable_ranges(boot: &BootMemory) -> impl Iterator<Item = Range<Pfn>> + '_ {
 
 /// Usable frames according to the memory map: what `stats().total` must be.
 pub fn usable_frames(boot: &BootMemory) -> u64 {
-    usable_ranges(boot).map(|r| r.end.0 - r.start.0).sum()
+    usable_ranges(boot).map(|r| r.end.number() - r.start.number()).sum()
 }
 
 /// Builds the allocator from the memory map (once, at boot).
@@ -41,7 +41,7 @@ fn build(boot: &'static BootMemory) -> FrameAllocator<'static> {
     let words = FrameAllocator::metadata_words(first..end);
     let meta_frames = (words as u64 * 8).div_ceil(FRAME_SIZE);
     let home = usable_ranges(boot)
-        .find(|r| r.end.0 - r.start.0 >= meta_frames)
+        .find(|r| r.end.number() - r.start.number() >= meta_frames)
         .expect("no usable region can hold the frame allocator's metadata");
     let meta = home.start..home.start.add(meta_frames);
     // SAFETY: `meta` is usable RAM that nobody owns yet (the bootloader marks
@@ -139,7 +139,7 @@ mod tests {
             assert!(block.start().is_aligned(order), "{:?}", block);
             let (pfn, _, _) = block.into_raw();
             // SAFETY: the block is ours; its first frame is mapped at the offset.
-            unsafe { link(pfn).write([MAGIC, head.map_or(u64::MAX, |p: Pfn| p.0), pfn.0]) };
+            unsafe { link(pfn).write([MAGIC, head.map_or(u64::MAX, |p: Pfn| p.number()), pfn.number()]) };
             head = Some(pfn);
             count += 1;
         }
@@ -152,9 +152,9 @@ mod tests {
         while let Some(pfn) = head {
             // SAFETY: every frame in the chain is still ours and was written by `exhaust`.
             let [magic, prev, own] = unsafe { link(pfn).read() };
-            assert_eq!((magic, own), (MAGIC, pfn.0), "{pfn} was overwritten: handed out twice?");
+            assert_eq!((magic, own), (MAGIC, pfn.number()), "{pfn} was overwritten: handed out twice?");
             free(FrameBlock::from_raw(pfn, order, Owner::Kernel)).expect("chain frame frees");
-            head = (prev != u64::MAX).then_some(Pfn(prev));
+            head = (prev != u64::MAX).then_some(Pfn::new(prev));
             count += 1;
         }
         count

@@ -208,7 +208,7 @@ fn load_segment(space: SpaceId, image: &[u8], segment: &elf::Segment) -> Result<
     let run = |f: &mut dyn FnMut(&mut vm::Space) -> Result<u64, VmError>| {
         vm::with(space, |s| f(s)).expect("live space").map_err(SpawnError::Memory)
     };
-    run(&mut |s| s.reserve_at(start, len, Prot::USER_RW, RegionKind::Anonymous).map(|a| a.0))?;
+    run(&mut |s| s.reserve_at(start, len, Prot::USER_RW, RegionKind::Anonymous).map(|a| a.as_u64()))?;
     run(&mut |s| s.commit(start, len))?;
     let bytes = &image[segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
     // SAFETY: the space is active and the range was just reserved writable

@@ -75,7 +75,8 @@ fn reserve(len: u64, prot_bits: u64, addr: u64) -> Result<u64, Error> {
     let prot = prot(prot_bits)?;
     let anon = RegionKind::Anonymous;
     space_op(|s| {
-        if addr == 0 { s.reserve(len, prot, anon) } else { s.reserve_at(addr, len, prot, anon) }.map(|a| a.0)
+        if addr == 0 { s.reserve(len, prot, anon) } else { s.reserve_at(addr, len, prot, anon) }
+            .map(|a| a.as_u64())
     })
 }
 

@@ -2,7 +2,7 @@
 //! physical-memory window, frames from the frame allocator, `invlpg`.
 
 use crate::memory::{frames, phys_to_virt};
-use mm::addr::{Pfn, VirtAddr};
+use mm::addr::{Pfn, UserAddr};
 use mm::frame::{FrameBlock, Owner};
 use mm::paging::{ENTRIES, KERNEL_ROOT_ENTRIES};
 use spin::Once;
@@ -91,8 +91,8 @@ unsafe impl mm::vm::Platform for KernelPlatform {
         free(frame);
     }
 
-    fn flush(&mut self, va: VirtAddr) {
-        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va.0));
+    fn flush(&mut self, va: UserAddr) {
+        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va.as_u64()));
     }
 
     fn flush_all(&mut self) {

@@ -22,7 +22,7 @@ fn in_fresh_space(f: impl FnOnce(SpaceId)) {
 }
 
 fn reserve(id: SpaceId, len: u64, prot: Prot, kind: RegionKind) -> u64 {
-    with(id, |s| s.reserve(len, prot, kind)).unwrap().expect("reserve").0
+    with(id, |s| s.reserve(len, prot, kind)).unwrap().expect("reserve").as_u64()
 }
 
 fn read(addr: u64) -> u8 {
@@ -92,7 +92,7 @@ fn guard_page_unreserved_and_read_only_violations_are_reported() {
         let guard = probe::read(stack + 100).unwrap_err();
         assert_eq!(guard.outcome, FaultOutcome::Violation(Violation::GuardPage));
         assert_eq!(guard.address, stack + 100);
-        assert_eq!(guard.region.map(|r| r.start.0), Some(stack));
+        assert_eq!(guard.region.map(|r| r.start.as_u64()), Some(stack));
 
         let unreserved = probe::read(0x0000_4444_0000_0000).unwrap_err();
         assert_eq!(unreserved.outcome, FaultOutcome::Violation(Violation::Unreserved));
@@ -170,7 +170,7 @@ fn every_bad_argument_gets_its_error() {
     in_fresh_space(|id| {
         let rw = Prot::USER_RW;
         let anon = RegionKind::Anonymous;
-        let base = with(id, |s| s.reserve_at(0x40_0000, 16 * PAGE, rw, anon)).unwrap().unwrap().0;
+        let base = with(id, |s| s.reserve_at(0x40_0000, 16 * PAGE, rw, anon)).unwrap().unwrap().as_u64();
         with(id, |s| {
             assert_eq!(s.reserve_at(0x80_0000, 0, rw, anon), Err(VmError::ZeroLength));
             assert_eq!(

@@ -193,7 +193,7 @@ fn aligned_blocks(range: Range<u64>) -> impl Iterator<Item = (u64, u8)> {
 impl<'m> FrameAllocator<'m> {
     /// Storage words the metadata for `span` needs.
     pub fn metadata_words(span: Range<Pfn>) -> usize {
-        let (base, end) = (span.start.0, span.end.0);
+        let (base, end) = (span.start.number(), span.end.number());
         if end <= base {
             return 0;
         }
@@ -206,7 +206,7 @@ impl<'m> FrameAllocator<'m> {
     /// An allocator spanning `span` with nothing in it yet: every frame is
     /// `Unavailable` until [`Self::add_free`] or [`Self::add_allocated`].
     pub fn new(span: Range<Pfn>, storage: &'m mut [u64]) -> Result<Self, InitError> {
-        let (base, end) = (span.start.0, span.end.0);
+        let (base, end) = (span.start.number(), span.end.number());
         if end <= base {
             return Err(InitError::EmptySpan);
         }
@@ -228,7 +228,7 @@ impl<'m> FrameAllocator<'m> {
     }
 
     pub fn span(&self) -> Range<Pfn> {
-        Pfn(self.base)..Pfn(self.end)
+        Pfn::new(self.base)..Pfn::new(self.end)
     }
 
     pub fn stats(&self) -> &FrameStats {
@@ -238,7 +238,7 @@ impl<'m> FrameAllocator<'m> {
     /// Adds usable frames as free memory.
     pub fn add_free(&mut self, range: Range<Pfn>) -> Result<(), InitError> {
         self.claim_for_init(&range)?;
-        for (pfn, order) in aligned_blocks(range.start.0..range.end.0) {
+        for (pfn, order) in aligned_blocks(range.start.number()..range.end.number()) {
             self.stats.total += 1 << order;
             self.stats.free += 1 << order;
             self.release(pfn, order);
@@ -250,7 +250,7 @@ impl<'m> FrameAllocator<'m> {
     /// allocator's own metadata), so the statistics account for them.
     pub fn add_allocated(&mut self, range: Range<Pfn>, owner: Owner) -> Result<(), InitError> {
         self.claim_for_init(&range)?;
-        for (pfn, order) in aligned_blocks(range.start.0..range.end.0) {
+        for (pfn, order) in aligned_blocks(range.start.number()..range.end.number()) {
             self.stats.total += 1 << order;
             self.stats.used_by[owner as usize - 1] += 1 << order;
             self.set_state(pfn, self.state(pfn).allocated_head(order, owner));
@@ -261,12 +261,12 @@ impl<'m> FrameAllocator<'m> {
     /// Checks that `range` is inside the span and not added yet, and turns
     /// its frames from `Unavailable` into `Interior`.
     fn claim_for_init(&mut self, range: &Range<Pfn>) -> Result<(), InitError> {
-        if range.start.0 < self.base || range.end.0 > self.end || range.start > range.end {
+        if range.start.number() < self.base || range.end.number() > self.end || range.start > range.end {
             return Err(InitError::OutsideSpan { range: range.clone() });
         }
-        let frames = range.start.0..range.end.0;
+        let frames = range.start.number()..range.end.number();
         if let Some(pfn) = frames.clone().find(|&p| self.state(p).kind() != Kind::Unavailable) {
-            return Err(InitError::AlreadyAdded(Pfn(pfn)));
+            return Err(InitError::AlreadyAdded(Pfn::new(pfn)));
         }
         for pfn in frames {
             self.set_state(pfn, self.state(pfn).interior());
@@ -289,7 +289,7 @@ impl<'m> FrameAllocator<'m> {
         }
         self.set_state(pfn, self.state(pfn).allocated_head(order, owner));
         self.stats.allocated(owner, 1 << order);
-        Ok(FrameBlock { start: Pfn(pfn), order, owner })
+        Ok(FrameBlock { start: Pfn::new(pfn), order, owner })
     }
 
     /// Takes a block back. A block that was not handed out exactly so (see
@@ -299,16 +299,16 @@ impl<'m> FrameAllocator<'m> {
             return Err(FreeFailure { error, block });
         }
         self.stats.released(block.owner, block.frames());
-        self.release(block.start.0, block.order);
+        self.release(block.start.number(), block.order);
         Ok(())
     }
 
     fn check_free(&self, block: &FrameBlock) -> Result<(), FreeError> {
         let pfn = block.start;
-        if !(self.base..self.end).contains(&pfn.0) {
+        if !(self.base..self.end).contains(&pfn.number()) {
             return Err(FreeError::NotManaged(pfn));
         }
-        let state = self.state(pfn.0);
+        let state = self.state(pfn.number());
         let free_error = || {
             if state.was_ever_allocated() {
                 FreeError::DoubleFree(pfn)
@@ -360,17 +360,19 @@ impl<'m> FrameAllocator<'m> {
     /// The block containing `pfn`: (head, order, kind), or `None` for a frame
     /// outside the span or not managed. Probes one candidate head per order.
     pub fn block_containing(&self, pfn: Pfn) -> Option<(Pfn, u8, Kind)> {
-        if !(self.base..self.end).contains(&pfn.0) || self.state(pfn.0).kind() == Kind::Unavailable {
+        if !(self.base..self.end).contains(&pfn.number())
+            || self.state(pfn.number()).kind() == Kind::Unavailable
+        {
             return None;
         }
         (0..=MAX_ORDER).find_map(|order| {
-            let head = pfn.0 & !((1u64 << order) - 1);
+            let head = pfn.number() & !((1u64 << order) - 1);
             if head < self.base {
                 return None;
             }
             let s = self.state(head);
             let is_head = matches!(s.kind(), Kind::FreeHead | Kind::AllocatedHead);
-            (is_head && s.order() == order).then_some((Pfn(head), order, s.kind()))
+            (is_head && s.order() == order).then_some((Pfn::new(head), order, s.kind()))
         })
     }
 
@@ -410,7 +412,7 @@ impl<'m> FrameAllocator<'m> {
 
     /// Checks every invariant in the module documentation; O(span). For tests.
     pub fn verify(&self) -> Result<(), InvariantViolation> {
-        let fail = |what, pfn| Err(InvariantViolation { what, pfn: Pfn(pfn) });
+        let fail = |what, pfn| Err(InvariantViolation { what, pfn: Pfn::new(pfn) });
         let mut counted = FrameStats::default();
         let mut pfn = self.base;
         while pfn < self.end {
@@ -422,7 +424,7 @@ impl<'m> FrameAllocator<'m> {
                     continue;
                 }
                 Kind::Interior => return fail("interior frame outside any block", pfn),
-                Kind::FreeHead | Kind::AllocatedHead if !Pfn(pfn).is_aligned(order) => {
+                Kind::FreeHead | Kind::AllocatedHead if !Pfn::new(pfn).is_aligned(order) => {
                     return fail("misaligned block head", pfn)
                 }
                 _ => {}

@@ -18,9 +18,9 @@ struct Fixture {
 
 impl Fixture {
     fn new(span: Range<u64>, free: &[Range<u64>]) -> Self {
-        let span = Pfn(span.start)..Pfn(span.end);
+        let span = Pfn::new(span.start)..Pfn::new(span.end);
         let storage = vec![0xdead_beef; FrameAllocator::metadata_words(span.clone())];
-        Fixture { storage, span, free: free.iter().map(|r| Pfn(r.start)..Pfn(r.end)).collect() }
+        Fixture { storage, span, free: free.iter().map(|r| Pfn::new(r.start)..Pfn::new(r.end)).collect() }
     }
 
     fn allocator(&mut self) -> FrameAllocator<'_> {
@@ -34,7 +34,7 @@ impl Fixture {
 }
 
 fn raw(start: u64, order: u8, owner: Owner) -> FrameBlock {
-    FrameBlock::from_raw(Pfn(start), order, owner)
+    FrameBlock::from_raw(Pfn::new(start), order, owner)
 }
 
 #[test]
@@ -60,11 +60,11 @@ fn allocates_lowest_address_of_smallest_order_first() {
     let mut f = Fixture::new(0..64, &[0..64]);
     let mut a = f.allocator();
     let b0 = a.allocate(0, Owner::Kernel).unwrap();
-    assert_eq!(b0.start(), Pfn(0));
+    assert_eq!(b0.start(), Pfn::new(0));
     let b1 = a.allocate(0, Owner::Kernel).unwrap();
-    assert_eq!(b1.start(), Pfn(1));
+    assert_eq!(b1.start(), Pfn::new(1));
     let b2 = a.allocate(2, Owner::Kernel).unwrap();
-    assert_eq!(b2.start(), Pfn(4));
+    assert_eq!(b2.start(), Pfn::new(4));
     a.verify().unwrap();
     for b in [b0, b1, b2] {
         a.free(b).unwrap();
@@ -80,7 +80,7 @@ fn runs_are_naturally_aligned() {
     for order in [9u8, 3, 0, 7, 1] {
         let b = a.allocate(order, Owner::Process).unwrap();
         assert!(b.start().is_aligned(order), "{b:?}");
-        assert!(b.start().0 >= 5 && b.start().0 + b.frames() <= 3000);
+        assert!(b.start().number() >= 5 && b.start().number() + b.frames() <= 3000);
         let _ = b.into_raw(); // deliberately leaked
     }
     a.verify().unwrap();
@@ -133,25 +133,32 @@ fn bad_frees_are_refused_and_change_nothing() {
     let mut f = Fixture::new(0..64, &[0..32, 40..64]);
     let mut a = f.allocator();
     let pair = a.allocate(1, Owner::Process).unwrap();
-    let start = pair.start().0;
+    let start = pair.start().number();
     let single = a.allocate(0, Owner::Kernel).unwrap();
-    let single_pfn = single.start().0;
+    let single_pfn = single.start().number();
     a.free(single).unwrap();
     let before = a.stats().clone();
 
     let cases = [
-        (raw(64, 0, Owner::Kernel), FreeError::NotManaged(Pfn(64))),
-        (raw(35, 0, Owner::Kernel), FreeError::Reserved(Pfn(35))),
-        (raw(single_pfn, 0, Owner::Kernel), FreeError::DoubleFree(Pfn(single_pfn))),
-        (raw(50, 0, Owner::Kernel), FreeError::NeverAllocated(Pfn(50))),
+        (raw(64, 0, Owner::Kernel), FreeError::NotManaged(Pfn::new(64))),
+        (raw(35, 0, Owner::Kernel), FreeError::Reserved(Pfn::new(35))),
+        (raw(single_pfn, 0, Owner::Kernel), FreeError::DoubleFree(Pfn::new(single_pfn))),
+        (raw(50, 0, Owner::Kernel), FreeError::NeverAllocated(Pfn::new(50))),
         (
             raw(start + 1, 0, Owner::Process),
-            FreeError::InsideAllocation { pfn: Pfn(start + 1), head: Pfn(start), order: 1 },
+            FreeError::InsideAllocation { pfn: Pfn::new(start + 1), head: Pfn::new(start), order: 1 },
         ),
-        (raw(start, 0, Owner::Process), FreeError::WrongOrder { pfn: Pfn(start), allocated: 1, given: 0 }),
+        (
+            raw(start, 0, Owner::Process),
+            FreeError::WrongOrder { pfn: Pfn::new(start), allocated: 1, given: 0 },
+        ),
         (
             raw(start, 1, Owner::KernelHeap),
-            FreeError::WrongOwner { pfn: Pfn(start), owner: Some(Owner::Process), given: Owner::KernelHeap },
+            FreeError::WrongOwner {
+                pfn: Pfn::new(start),
+                owner: Some(Owner::Process),
+                given: Owner::KernelHeap,
+            },
         ),
     ];
     for (block, expected) in cases {
@@ -167,15 +174,18 @@ fn bad_frees_are_refused_and_change_nothing() {
 
 #[test]
 fn add_allocated_accounts_by_owner_and_can_be_freed() {
-    let span = Pfn(0)..Pfn(16);
+    let span = Pfn::new(0)..Pfn::new(16);
     let mut storage = vec![0; FrameAllocator::metadata_words(span.clone())];
     let mut a = FrameAllocator::new(span, &mut storage).unwrap();
-    a.add_allocated(Pfn(0)..Pfn(4), Owner::AllocatorMetadata).unwrap();
-    a.add_free(Pfn(4)..Pfn(16)).unwrap();
+    a.add_allocated(Pfn::new(0)..Pfn::new(4), Owner::AllocatorMetadata).unwrap();
+    a.add_free(Pfn::new(4)..Pfn::new(16)).unwrap();
     assert_eq!(a.stats().used_by(Owner::AllocatorMetadata), 4);
     assert_eq!(a.stats().total, 16);
-    assert_eq!(a.add_free(Pfn(3)..Pfn(5)), Err(InitError::AlreadyAdded(Pfn(3))));
-    assert_eq!(a.add_free(Pfn(15)..Pfn(17)), Err(InitError::OutsideSpan { range: Pfn(15)..Pfn(17) }));
+    assert_eq!(a.add_free(Pfn::new(3)..Pfn::new(5)), Err(InitError::AlreadyAdded(Pfn::new(3))));
+    assert_eq!(
+        a.add_free(Pfn::new(15)..Pfn::new(17)),
+        Err(InitError::OutsideSpan { range: Pfn::new(15)..Pfn::new(17) })
+    );
     a.free(raw(0, 2, Owner::AllocatorMetadata)).unwrap();
     assert_eq!(a.stats().free_blocks[4], 1);
     a.verify().unwrap();
@@ -185,16 +195,16 @@ fn add_allocated_accounts_by_owner_and_can_be_freed() {
 fn init_errors() {
     let mut small = vec![0; 3];
     assert!(matches!(
-        FrameAllocator::new(Pfn(0)..Pfn(1000), &mut small),
+        FrameAllocator::new(Pfn::new(0)..Pfn::new(1000), &mut small),
         Err(InitError::StorageTooSmall { given: 3, .. })
     ));
-    assert!(matches!(FrameAllocator::new(Pfn(5)..Pfn(5), &mut small), Err(InitError::EmptySpan)));
+    assert!(matches!(FrameAllocator::new(Pfn::new(5)..Pfn::new(5), &mut small), Err(InitError::EmptySpan)));
 }
 
 #[test]
 fn metadata_is_about_two_and_a_quarter_bytes_per_frame() {
     let frames = 1u64 << 20; // 4 GiB
-    let bytes = FrameAllocator::metadata_words(Pfn(0)..Pfn(frames)) as u64 * 8;
+    let bytes = FrameAllocator::metadata_words(Pfn::new(0)..Pfn::new(frames)) as u64 * 8;
     assert!(bytes < frames * 23 / 10, "{bytes} bytes for {frames} frames");
 }
 
@@ -203,10 +213,10 @@ fn block_containing_finds_the_head() {
     let mut f = Fixture::new(0..64, &[0..64]);
     let mut a = f.allocator();
     let b = a.allocate(3, Owner::Kernel).unwrap();
-    assert_eq!(a.block_containing(Pfn(5)), Some((Pfn(0), 3, Kind::AllocatedHead)));
-    assert_eq!(a.block_containing(Pfn(8)), Some((Pfn(8), 3, Kind::FreeHead)));
-    assert_eq!(a.block_containing(Pfn(40)), Some((Pfn(32), 5, Kind::FreeHead)));
-    assert_eq!(a.block_containing(Pfn(64)), None);
+    assert_eq!(a.block_containing(Pfn::new(5)), Some((Pfn::new(0), 3, Kind::AllocatedHead)));
+    assert_eq!(a.block_containing(Pfn::new(8)), Some((Pfn::new(8), 3, Kind::FreeHead)));
+    assert_eq!(a.block_containing(Pfn::new(40)), Some((Pfn::new(32), 5, Kind::FreeHead)));
+    assert_eq!(a.block_containing(Pfn::new(64)), None);
     a.free(b).unwrap();
 }
 
@@ -261,7 +271,7 @@ proptest! {
                     match a.allocate(order, owner) {
                         Ok(b) => {
                             prop_assert!(b.start().is_aligned(order));
-                            for p in b.start().0..b.start().0 + b.frames() {
+                            for p in b.start().number()..b.start().number() + b.frames() {
                                 prop_assert!(usable.iter().any(|r| r.contains(&p)), "frame {p} not usable");
                                 prop_assert!(owner_of.insert(p, owner).is_none(), "frame {p} handed out twice");
                             }
@@ -276,14 +286,14 @@ proptest! {
                 }
                 Op::Free { which } if !held.is_empty() => {
                     let b = held.swap_remove(which % held.len());
-                    for p in b.start().0..b.start().0 + b.frames() {
+                    for p in b.start().number()..b.start().number() + b.frames() {
                         owner_of.remove(&p);
                     }
                     a.free(b).unwrap();
                 }
                 Op::Free { .. } => {}
                 Op::BogusFree { pfn, order } => {
-                    let genuine = held.iter().any(|b| b.start().0 == pfn && b.order() == order && b.owner() == Owner::Kernel);
+                    let genuine = held.iter().any(|b| b.start().number() == pfn && b.order() == order && b.owner() == Owner::Kernel);
                     if !genuine {
                         let before = a.stats().clone();
                         prop_assert!(a.free(raw(pfn, order, Owner::Kernel)).is_err());

@@ -8,7 +8,7 @@
 //! become "out of memory".
 
 use super::{AddressSpace, Platform, Region, VmError, USER_END, USER_START};
-use crate::addr::{VirtAddr, PAGE_SIZE};
+use crate::addr::{UserAddr, PAGE_SIZE};
 use crate::pte::{Prot, PteState};
 use core::fmt;
 
@@ -101,10 +101,10 @@ impl<P: Platform> AddressSpace<P> {
         if len == 0 || end > USER_END || addr < USER_START {
             return false;
         }
-        let first = VirtAddr(addr).page_down();
-        let last = VirtAddr(end - 1).page_down();
-        (first.0..=last.0).step_by(PAGE_SIZE as usize).all(|va| {
-            let prot = match self.effective_state(VirtAddr(va)) {
+        let first = UserAddr::new(addr).page_down();
+        let last = UserAddr::new(end - 1).page_down();
+        (first.as_u64()..=last.as_u64()).step_by(PAGE_SIZE as usize).all(|va| {
+            let prot = match self.effective_state(UserAddr::new(va)) {
                 Ok(PteState::Present(m)) => m.prot,
                 Ok(
                     PteState::DemandZero { prot }
@@ -120,7 +120,7 @@ impl<P: Platform> AddressSpace<P> {
     /// What a fault at `addr` with `access` means; brings the page in when
     /// the access is legal. Returns the outcome and the region involved.
     pub fn resolve_fault(&mut self, addr: u64, access: Access) -> (FaultOutcome, Option<Region>) {
-        let va = VirtAddr(addr).page_down();
+        let va = UserAddr::new(addr).page_down();
         let region = self.regions.find(va).copied();
         let outcome = self.classify_and_resolve(va, access, region.as_ref());
         self.stats.faults.count(outcome);
@@ -129,7 +129,7 @@ impl<P: Platform> AddressSpace<P> {
 
     fn classify_and_resolve(
         &mut self,
-        va: VirtAddr,
+        va: UserAddr,
         access: Access,
         region: Option<&Region>,
     ) -> FaultOutcome {

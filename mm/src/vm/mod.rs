@@ -40,7 +40,7 @@ pub use fault::{Access, Backing, FaultCounters, FaultOutcome, Violation};
 pub use platform::Platform;
 pub use region::{NoRoomForRegions, Region, RegionKind, RegionMap};
 
-use crate::addr::{Pfn, VirtAddr, PAGE_SIZE};
+use crate::addr::{Pfn, UserAddr, PAGE_SIZE};
 use crate::pte::{Mapping, Prot, PteState};
 use core::fmt;
 use core::ops::Range;
@@ -161,7 +161,7 @@ pub struct AddressSpace<P: Platform> {
 
 /// Checks that `addr..addr+len` is a page-aligned, non-empty range of the
 /// user half.
-pub fn check_user_range(addr: u64, len: u64) -> Result<Range<VirtAddr>, VmError> {
+pub fn check_user_range(addr: u64, len: u64) -> Result<Range<UserAddr>, VmError> {
     if len == 0 {
         return Err(VmError::ZeroLength);
     }
@@ -178,11 +178,11 @@ pub fn check_user_range(addr: u64, len: u64) -> Result<Range<VirtAddr>, VmError>
     if addr < USER_START {
         return Err(VmError::NullPage);
     }
-    Ok(VirtAddr(addr)..VirtAddr(end))
+    Ok(UserAddr::new(addr)..UserAddr::new(end))
 }
 
-fn pages(range: &Range<VirtAddr>) -> impl Iterator<Item = VirtAddr> {
-    (range.start.0..range.end.0).step_by(PAGE_SIZE as usize).map(VirtAddr)
+fn pages(range: &Range<UserAddr>) -> impl Iterator<Item = UserAddr> {
+    (range.start.as_u64()..range.end.as_u64()).step_by(PAGE_SIZE as usize).map(UserAddr::new)
 }
 
 impl<P: Platform> AddressSpace<P> {
@@ -220,19 +220,19 @@ impl<P: Platform> AddressSpace<P> {
         self.regions.iter()
     }
 
-    pub fn region_at(&self, va: VirtAddr) -> Option<Region> {
+    pub fn region_at(&self, va: UserAddr) -> Option<Region> {
         self.regions.find(va).copied()
     }
 
     /// Reserves `len` bytes at the lowest free address.
-    pub fn reserve(&mut self, len: u64, prot: Prot, kind: RegionKind) -> Result<VirtAddr, VmError> {
+    pub fn reserve(&mut self, len: u64, prot: Prot, kind: RegionKind) -> Result<UserAddr, VmError> {
         check_user_range(USER_START, len)?;
         self.check_limit(len)?;
         let start = self
             .regions
-            .find_gap(len, VirtAddr(USER_START)..VirtAddr(USER_END))
+            .find_gap(len, UserAddr::new(USER_START)..UserAddr::new(USER_END))
             .ok_or(VmError::NoSpace { len })?;
-        self.reserve_at(start.0, len, prot, kind)
+        self.reserve_at(start.as_u64(), len, prot, kind)
     }
 
     /// Reserves exactly `addr..addr+len`.
@@ -242,10 +242,10 @@ impl<P: Platform> AddressSpace<P> {
         len: u64,
         prot: Prot,
         kind: RegionKind,
-    ) -> Result<VirtAddr, VmError> {
+    ) -> Result<UserAddr, VmError> {
         let range = check_user_range(addr, len)?;
         if let Some(r) = self.regions.first_overlap(&range) {
-            return Err(VmError::Overlap { region_start: r.start.0, region_end: r.end.0 });
+            return Err(VmError::Overlap { region_start: r.start.as_u64(), region_end: r.end.as_u64() });
         }
         self.check_limit(len)?;
         self.make_region_room(1)?;
@@ -292,16 +292,16 @@ impl<P: Platform> AddressSpace<P> {
     }
 
     /// A reserved range: checked, and every page inside some region.
-    fn reserved_range(&self, addr: u64, len: u64) -> Result<Range<VirtAddr>, VmError> {
+    fn reserved_range(&self, addr: u64, len: u64) -> Result<Range<UserAddr>, VmError> {
         let range = check_user_range(addr, len)?;
         match self.regions.first_gap(&range) {
-            Some(gap) => Err(VmError::NotReserved { addr: gap.0 }),
+            Some(gap) => Err(VmError::NotReserved { addr: gap.as_u64() }),
             None => Ok(range),
         }
     }
 
     /// The state of the page at `va`: its entry, or its region's default.
-    fn effective_state(&self, va: VirtAddr) -> Result<PteState, VmError> {
+    fn effective_state(&self, va: UserAddr) -> Result<PteState, VmError> {
         let recorded = match self.leaf(va)? {
             Some(slot) => self.read(slot, va)?,
             None => PteState::Absent,
@@ -327,7 +327,7 @@ impl<P: Platform> AddressSpace<P> {
                     brought_in += 1;
                 }
                 PteState::Swapped { .. } | PteState::File { .. } => {
-                    return Err(VmError::NotYetBacked { addr: va.0 })
+                    return Err(VmError::NotYetBacked { addr: va.as_u64() })
                 }
                 PteState::Present(_) | PteState::Guard | PteState::Absent => {}
             }

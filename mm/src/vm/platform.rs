@@ -3,7 +3,7 @@
 //! (`kernel/src/vm/platform.rs`); the host tests with a fake that models a
 //! TLB (`tests.rs`), so the VMM's logic runs and is checked on the host.
 
-use crate::addr::{Pfn, VirtAddr};
+use crate::addr::{Pfn, UserAddr};
 use crate::frame::FrameBlock;
 
 /// # Safety
@@ -42,7 +42,7 @@ pub unsafe trait Platform {
     /// entry is gone and [`Platform::flush`] has run for its address.
     fn free_page(&mut self, frame: FrameBlock);
     /// Drops any cached translation of the page at `va` (x86: `invlpg`).
-    fn flush(&mut self, va: VirtAddr);
+    fn flush(&mut self, va: UserAddr);
     /// Drops every cached translation *and* every cached upper-level entry
     /// (x86: reload CR3). The VMM calls it after unlinking page tables and
     /// before freeing their frames: CPUs cache the entries of the upper

@@ -2,7 +2,7 @@
 //! says what an untouched page in it is (its default [`PteState`]); the page
 //! table only records pages whose state differs from that default.
 
-use crate::addr::{VirtAddr, PAGE_SIZE};
+use crate::addr::{UserAddr, PAGE_SIZE};
 use crate::pte::{Prot, PteState};
 use alloc::vec::Vec;
 use core::fmt;
@@ -21,24 +21,24 @@ pub enum RegionKind {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
-    pub start: VirtAddr,
-    pub end: VirtAddr,
+    pub start: UserAddr,
+    pub end: UserAddr,
     pub prot: Prot,
     pub kind: RegionKind,
 }
 
 impl Region {
     pub fn pages(&self) -> u64 {
-        (self.end.0 - self.start.0) / PAGE_SIZE
+        (self.end.as_u64() - self.start.as_u64()) / PAGE_SIZE
     }
 
-    pub fn contains(&self, va: VirtAddr) -> bool {
+    pub fn contains(&self, va: UserAddr) -> bool {
         (self.start..self.end).contains(&va)
     }
 
     /// What a page of this region is when its entry records nothing.
-    pub fn default_state(&self, va: VirtAddr) -> PteState {
-        let page = (va.0 - self.start.0) / PAGE_SIZE;
+    pub fn default_state(&self, va: UserAddr) -> PteState {
+        let page = (va.as_u64() - self.start.as_u64()) / PAGE_SIZE;
         match self.kind {
             RegionKind::Stack { guard_pages } if page < guard_pages => PteState::Guard,
             RegionKind::Anonymous | RegionKind::Stack { .. } => PteState::DemandZero { prot: self.prot },
@@ -50,8 +50,8 @@ impl Region {
 
     /// Splits at page-aligned `at` (strictly inside) into (below, above),
     /// keeping each page's meaning.
-    fn split(self, at: VirtAddr) -> (Region, Region) {
-        let below_pages = (at.0 - self.start.0) / PAGE_SIZE;
+    fn split(self, at: UserAddr) -> (Region, Region) {
+        let below_pages = (at.as_u64() - self.start.as_u64()) / PAGE_SIZE;
         let (low_kind, high_kind) = match self.kind {
             RegionKind::Anonymous => (RegionKind::Anonymous, RegionKind::Anonymous),
             RegionKind::Stack { guard_pages } => (
@@ -99,28 +99,28 @@ pub struct NoRoomForRegions;
 
 impl RegionMap {
     /// Index of the last region starting at or below `va`.
-    fn last_at_or_below(&self, va: VirtAddr) -> Option<usize> {
+    fn last_at_or_below(&self, va: UserAddr) -> Option<usize> {
         self.regions.partition_point(|r| r.start <= va).checked_sub(1)
     }
 
     /// Index of the first region starting at or above `va`.
-    fn first_at_or_above(&self, va: VirtAddr) -> usize {
+    fn first_at_or_above(&self, va: UserAddr) -> usize {
         self.regions.partition_point(|r| r.start < va)
     }
 
-    pub fn find(&self, va: VirtAddr) -> Option<&Region> {
+    pub fn find(&self, va: UserAddr) -> Option<&Region> {
         self.last_at_or_below(va).map(|i| &self.regions[i]).filter(|r| r.contains(va))
     }
 
     /// The first region overlapping `range`, if any.
-    pub fn first_overlap(&self, range: &Range<VirtAddr>) -> Option<&Region> {
+    pub fn first_overlap(&self, range: &Range<UserAddr>) -> Option<&Region> {
         let before = self.find(range.start);
         before
             .or_else(|| self.regions.get(self.first_at_or_above(range.start)).filter(|r| r.start < range.end))
     }
 
     /// The first page of `range` that no region covers (`None`: all covered).
-    pub fn first_gap(&self, range: &Range<VirtAddr>) -> Option<VirtAddr> {
+    pub fn first_gap(&self, range: &Range<UserAddr>) -> Option<UserAddr> {
         let mut at = range.start;
         while at < range.end {
             match self.find(at) {
@@ -191,7 +191,7 @@ impl RegionMap {
 
     /// How many regions [`isolate`](Self::isolate) would have to split for
     /// `range` (0, 1 or 2).
-    pub fn splits_needed(&self, range: &Range<VirtAddr>) -> usize {
+    pub fn splits_needed(&self, range: &Range<UserAddr>) -> usize {
         [range.start, range.end]
             .into_iter()
             .filter(|&at| self.find(at).is_some_and(|r| r.start != at))
@@ -199,7 +199,7 @@ impl RegionMap {
     }
 
     /// Makes `at` a region boundary if it falls inside a region.
-    fn split_at(&mut self, at: VirtAddr) {
+    fn split_at(&mut self, at: UserAddr) {
         if let Some(i) = self.last_at_or_below(at) {
             let r = self.regions[i];
             if r.contains(at) && r.start != at {
@@ -217,7 +217,7 @@ impl RegionMap {
     /// Splits regions at the ends of `range` (room for
     /// [`splits_needed`](Self::splits_needed) records must have been made)
     /// and returns the regions now exactly inside it.
-    pub fn isolate(&mut self, range: &Range<VirtAddr>) -> &mut [Region] {
+    pub fn isolate(&mut self, range: &Range<UserAddr>) -> &mut [Region] {
         self.split_at(range.start);
         self.split_at(range.end);
         let (first, end) = (self.first_at_or_above(range.start), self.first_at_or_above(range.end));
@@ -226,7 +226,7 @@ impl RegionMap {
 
     /// Removes the regions inside `range` (its ends must be boundaries:
     /// [`isolate`](Self::isolate) first).
-    pub fn remove_inside(&mut self, range: &Range<VirtAddr>) {
+    pub fn remove_inside(&mut self, range: &Range<UserAddr>) {
         let (first, end) = (self.first_at_or_above(range.start), self.first_at_or_above(range.end));
         self.regions.drain(first..end);
     }
@@ -236,17 +236,17 @@ impl RegionMap {
     }
 
     /// The lowest page-aligned gap of `len` bytes inside `within`.
-    pub fn find_gap(&self, len: u64, within: Range<VirtAddr>) -> Option<VirtAddr> {
-        let mut candidate = within.start.0;
+    pub fn find_gap(&self, len: u64, within: Range<UserAddr>) -> Option<UserAddr> {
+        let mut candidate = within.start.as_u64();
         for r in &self.regions {
-            if r.end.0 <= candidate {
+            if r.end.as_u64() <= candidate {
                 continue;
             }
-            if r.start.0 >= candidate.checked_add(len)? {
+            if r.start.as_u64() >= candidate.checked_add(len)? {
                 break;
             }
-            candidate = r.end.0;
+            candidate = r.end.as_u64();
         }
-        (candidate.checked_add(len)? <= within.end.0).then_some(VirtAddr(candidate))
+        (candidate.checked_add(len)? <= within.end.as_u64()).then_some(UserAddr::new(candidate))
     }
 }

@@ -41,7 +41,7 @@ impl FakeMachine {
             *left = left.checked_sub(1)?;
         }
         self.next_frame += 1;
-        Some(Pfn(0x1000 + self.next_frame))
+        Some(Pfn::new(0x1000 + self.next_frame))
     }
 
     fn frames_in_use(&self) -> usize {
@@ -102,8 +102,8 @@ unsafe impl Platform for FakeMachine {
         self.contents.remove(&frame);
     }
 
-    fn flush(&mut self, va: VirtAddr) {
-        self.tlb.remove(&va.0);
+    fn flush(&mut self, va: UserAddr) {
+        self.tlb.remove(&va.as_u64());
         self.flushes += 1;
     }
 
@@ -138,7 +138,7 @@ fn walked_tables(space: &Space, page: u64) -> Vec<Pfn> {
     let mut tables = Vec::new();
     let mut table = space.root();
     for level in (2..=4).rev() {
-        match pte::table::decode(space.platform().read_entry(table, VirtAddr(page).table_index(level))) {
+        match pte::table::decode(space.platform().read_entry(table, UserAddr::new(page).table_index(level))) {
             Ok(Some(next)) => {
                 tables.push(next);
                 table = next;
@@ -161,7 +161,7 @@ fn touch(space: &mut Space, addr: u64, write: bool) -> Result<Pfn, FaultOutcome>
                 return Ok(frame);
             }
         }
-        if let Some(m) = walk(space, VirtAddr(page)) {
+        if let Some(m) = walk(space, UserAddr::new(page)) {
             if !write || m.prot.write {
                 space.platform_mut().tlb.insert(page, (m.frame, m.prot.write));
                 return Ok(m.frame);
@@ -175,7 +175,7 @@ fn touch(space: &mut Space, addr: u64, write: bool) -> Result<Pfn, FaultOutcome>
     panic!("fault at {addr:#x} resolved but the access still fails");
 }
 
-fn walk(space: &Space, va: VirtAddr) -> Option<Mapping> {
+fn walk(space: &Space, va: UserAddr) -> Option<Mapping> {
     let slot = space.leaf(va).ok()??;
     match space.read(slot, va).ok()? {
         PteState::Present(m) => Some(m),
@@ -197,7 +197,7 @@ fn read_word(space: &mut Space, addr: u64) -> u64 {
 fn reserving_a_gib_allocates_nothing_and_touching_allocates_exactly() {
     let mut s = space();
     let before = s.platform().frames_in_use();
-    let base = s.reserve(GIB, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let base = s.reserve(GIB, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     assert_eq!(s.platform().frames_in_use(), before, "reserve allocated frames");
     let touched = (GIB / PAGE_SIZE / 16) as usize;
     for i in 0..touched as u64 {
@@ -215,7 +215,7 @@ fn reserving_a_gib_allocates_nothing_and_touching_allocates_exactly() {
 #[test]
 fn decommit_returns_exactly_the_frames_and_pages_read_zero_again() {
     let mut s = space();
-    let base = s.reserve(64 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let base = s.reserve(64 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     for i in 0..64 {
         write_word(&mut s, base + i * PAGE_SIZE, 0xabc0 + i);
     }
@@ -225,7 +225,7 @@ fn decommit_returns_exactly_the_frames_and_pages_read_zero_again() {
     assert_eq!(s.platform().pages.len(), pages_before - 16);
     for i in 8..24 {
         assert_eq!(
-            s.effective_state(VirtAddr(base + i * PAGE_SIZE)),
+            s.effective_state(UserAddr::new(base + i * PAGE_SIZE)),
             Ok(PteState::DemandZero { prot: Prot::USER_RW })
         );
         assert_eq!(read_word(&mut s, base + i * PAGE_SIZE), 0);
@@ -238,8 +238,9 @@ fn decommit_returns_exactly_the_frames_and_pages_read_zero_again() {
 #[test]
 fn violations_are_classified() {
     let mut s = space();
-    let ro = s.reserve(4 * PAGE_SIZE, Prot::USER_READ, RegionKind::Anonymous).unwrap().0;
-    let stack = s.reserve(8 * PAGE_SIZE, Prot::USER_RW, RegionKind::Stack { guard_pages: 1 }).unwrap().0;
+    let ro = s.reserve(4 * PAGE_SIZE, Prot::USER_READ, RegionKind::Anonymous).unwrap().as_u64();
+    let stack =
+        s.reserve(8 * PAGE_SIZE, Prot::USER_RW, RegionKind::Stack { guard_pages: 1 }).unwrap().as_u64();
     assert_eq!(touch(&mut s, ro, true), Err(FaultOutcome::Violation(Violation::WriteToReadOnly)));
     assert_eq!(read_word(&mut s, ro), 0, "reading read-only memory is fine");
     assert_eq!(
@@ -252,12 +253,12 @@ fn violations_are_classified() {
     assert_eq!(touch(&mut s, 0x7000_0000_0000, false), Err(FaultOutcome::Violation(Violation::Unreserved)));
     let (outcome, region) = s.resolve_fault(stack, Access::default());
     assert_eq!(outcome, FaultOutcome::Violation(Violation::GuardPage));
-    assert_eq!(region.map(|r| r.start.0), Some(stack));
+    assert_eq!(region.map(|r| r.start.as_u64()), Some(stack));
     let exec = s.resolve_fault(ro, Access { exec: true, ..Access::default() }).0;
     assert_eq!(exec, FaultOutcome::Violation(Violation::ExecuteNotAllowed));
     let kernel_only =
         s.reserve(PAGE_SIZE, Prot { write: true, exec: false, user: false }, RegionKind::Anonymous).unwrap();
-    let user = s.resolve_fault(kernel_only.0, Access { user: true, ..Access::default() }).0;
+    let user = s.resolve_fault(kernel_only.as_u64(), Access { user: true, ..Access::default() }).0;
     assert_eq!(user, FaultOutcome::Violation(Violation::KernelOnly));
     assert_eq!(s.stats().faults.violations, 7);
     done(s);
@@ -267,7 +268,7 @@ fn violations_are_classified() {
 fn released_ranges_fault_as_unreserved_and_free_their_tables() {
     let mut s = space();
     let tables_before = s.platform().tables.len();
-    let base = s.reserve(4 * 1024 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let base = s.reserve(4 * 1024 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     for i in (0..4096).step_by(100) {
         write_word(&mut s, base + i * PAGE_SIZE, i);
     }
@@ -284,7 +285,7 @@ fn released_ranges_fault_as_unreserved_and_free_their_tables() {
 #[test]
 fn partial_release_and_protect_split_regions() {
     let mut s = space();
-    let base = s.reserve(10 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let base = s.reserve(10 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     write_word(&mut s, base + 5 * PAGE_SIZE, 55);
     s.protect(base + 4 * PAGE_SIZE, 2 * PAGE_SIZE, Prot::USER_READ).unwrap();
     assert_eq!(s.regions().count(), 3);
@@ -312,7 +313,7 @@ fn partial_release_and_protect_split_regions() {
 #[test]
 fn protect_flushes_present_pages() {
     let mut s = space();
-    let base = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let base = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     write_word(&mut s, base, 1);
     assert!(s.platform().tlb.contains_key(&base));
     s.protect(base, PAGE_SIZE, Prot::USER_READ).unwrap();
@@ -323,7 +324,8 @@ fn protect_flushes_present_pages() {
 #[test]
 fn commit_populates_and_skips_guard_pages() {
     let mut s = space();
-    let stack = s.reserve(8 * PAGE_SIZE, Prot::USER_RW, RegionKind::Stack { guard_pages: 2 }).unwrap().0;
+    let stack =
+        s.reserve(8 * PAGE_SIZE, Prot::USER_RW, RegionKind::Stack { guard_pages: 2 }).unwrap().as_u64();
     assert_eq!(s.commit(stack, 8 * PAGE_SIZE), Ok(6));
     assert_eq!(s.stats().resident_pages, 6);
     assert_eq!(s.commit(stack, 8 * PAGE_SIZE), Ok(0), "idempotent");
@@ -333,19 +335,21 @@ fn commit_populates_and_skips_guard_pages() {
 #[test]
 fn file_and_swapped_pages_reach_the_not_yet_backed_path() {
     let mut s = space();
-    let file =
-        s.reserve(4 * PAGE_SIZE, Prot::USER_READ, RegionKind::File { file: 7, first_page: 100 }).unwrap().0;
+    let file = s
+        .reserve(4 * PAGE_SIZE, Prot::USER_READ, RegionKind::File { file: 7, first_page: 100 })
+        .unwrap()
+        .as_u64();
     assert_eq!(
         touch(&mut s, file + 2 * PAGE_SIZE, false),
         Err(FaultOutcome::NotYetBacked(Backing::File { file: 7, page: 102 }))
     );
     assert_eq!(s.commit(file, PAGE_SIZE), Err(VmError::NotYetBacked { addr: file }));
-    let anon = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let anon = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     write_word(&mut s, anon, 9);
     // Write a swapped entry by hand (swap-out is a later layer).
-    let slot = s.leaf(VirtAddr(anon)).unwrap().unwrap();
-    let m = walk(&s, VirtAddr(anon)).unwrap();
-    s.unmap(slot, VirtAddr(anon), m, PteState::Swapped { slot: 1 << 45, prot: Prot::USER_RW });
+    let slot = s.leaf(UserAddr::new(anon)).unwrap().unwrap();
+    let m = walk(&s, UserAddr::new(anon)).unwrap();
+    s.unmap(slot, UserAddr::new(anon), m, PteState::Swapped { slot: 1 << 45, prot: Prot::USER_RW });
     assert_eq!(touch(&mut s, anon, false), Err(FaultOutcome::NotYetBacked(Backing::Swap { slot: 1 << 45 })));
     assert_eq!(s.stats().faults.not_yet_backed, 2);
     done(s);
@@ -360,8 +364,8 @@ fn bad_arguments_get_their_errors() {
     .unwrap();
     let rw = Prot::USER_RW;
     let anon = RegionKind::Anonymous;
-    let base = s.reserve_at(0x40_0000, 16 * PAGE_SIZE, rw, anon).unwrap().0;
-    let cases: Vec<(Result<VirtAddr, VmError>, VmError)> = std::vec![
+    let base = s.reserve_at(0x40_0000, 16 * PAGE_SIZE, rw, anon).unwrap().as_u64();
+    let cases: Vec<(Result<UserAddr, VmError>, VmError)> = std::vec![
         (s.reserve_at(0x50_0000, 0, rw, anon), VmError::ZeroLength),
         (
             s.reserve_at(0x50_0001, PAGE_SIZE, rw, anon),
@@ -423,7 +427,7 @@ fn out_of_memory_is_an_outcome_not_a_crash() {
     // Frames for the root, PDPT and PD only: no page table, no page.
     let machine = FakeMachine { frames_left: Some(3), ..FakeMachine::default() };
     let mut s = AddressSpace::new(machine, Limits::UNLIMITED).unwrap();
-    let base = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let base = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     assert_eq!(touch(&mut s, base, true), Err(FaultOutcome::OutOfMemory));
     assert_eq!(s.commit(base, PAGE_SIZE), Err(VmError::OutOfMemory));
     s.platform_mut().frames_left = Some(2);
@@ -434,7 +438,7 @@ fn out_of_memory_is_an_outcome_not_a_crash() {
 #[test]
 fn destroy_frees_every_frame_and_leaves_the_kernel_half_alone() {
     let mut s = space();
-    let a = s.reserve(3 * GIB, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let a = s.reserve(3 * GIB, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     for i in 0..300 {
         write_word(&mut s, a + i * 10 * 1024 * 1024, i);
     }
@@ -460,7 +464,7 @@ fn destroy_frees_every_frame_and_leaves_the_kernel_half_alone() {
 fn a_region_flood_stops_at_the_region_limit_with_an_error() {
     let limits = Limits { regions: 100, ..Limits::UNLIMITED };
     let mut s = AddressSpace::new(FakeMachine::default(), limits).unwrap();
-    let first = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let first = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     for _ in 1..100 {
         s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap();
     }
@@ -470,9 +474,9 @@ fn a_region_flood_stops_at_the_region_limit_with_an_error() {
         Err(VmError::RegionLimit { limit: 100 })
     );
     // A split that would pass the limit is refused and changes nothing.
-    let big = s.regions().last().unwrap().start.0;
+    let big = s.regions().last().unwrap().start.as_u64();
     s.release(big, PAGE_SIZE).unwrap();
-    let big = s.reserve(4 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let big = s.reserve(4 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     assert_eq!(
         s.protect(big + PAGE_SIZE, PAGE_SIZE, Prot::USER_READ),
         Err(VmError::RegionLimit { limit: 100 })
@@ -492,7 +496,7 @@ fn kernel_memory_limit_bounds_region_records_and_page_tables() {
     let limit = 4 * PAGE_SIZE + 8 * record;
     let limits = Limits { kernel_memory: limit, ..Limits::UNLIMITED };
     let mut s = AddressSpace::new(FakeMachine::default(), limits).unwrap();
-    let base = s.reserve(4 * GIB, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let base = s.reserve(4 * GIB, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     write_word(&mut s, base, 1);
     assert_eq!(s.stats().table_frames, 4);
     // The next 2 MiB needs a fifth table: past the limit, an outcome.
@@ -520,7 +524,7 @@ fn kernel_memory_limit_bounds_region_records_and_page_tables() {
 fn walks_follow_what_is_populated_not_the_range_length() {
     let mut s = space();
     let len = 63 * GIB;
-    let base = s.reserve(len, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let base = s.reserve(len, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     for i in 0..3 {
         write_word(&mut s, base + i * 20 * GIB, i + 1);
     }
@@ -542,7 +546,7 @@ fn walks_follow_what_is_populated_not_the_range_length() {
 #[test]
 fn page_tables_are_freed_only_after_a_full_flush() {
     let mut s = space();
-    let base = s.reserve(8 * GIB, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let base = s.reserve(8 * GIB, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     for i in 0..8 {
         write_word(&mut s, base + i * GIB, i);
     }
@@ -560,7 +564,7 @@ fn page_tables_are_freed_only_after_a_full_flush() {
 #[test]
 fn destroy_reports_what_was_resident_at_the_end() {
     let mut s = space();
-    let base = s.reserve(16 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+    let base = s.reserve(16 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     s.commit(base, 16 * PAGE_SIZE).unwrap();
     s.platform_mut().flush_all();
     let at_end = s.destroy();
@@ -571,8 +575,9 @@ fn destroy_reports_what_was_resident_at_the_end() {
 #[test]
 fn region_records_shrink_when_most_are_released() {
     let mut s = space();
-    let starts: Vec<u64> =
-        (0..64).map(|_| s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0).collect();
+    let starts: Vec<u64> = (0..64)
+        .map(|_| s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64())
+        .collect();
     let grown = s.stats().region_bytes;
     for &start in &starts[..60] {
         s.release(start, PAGE_SIZE).unwrap();
@@ -617,7 +622,7 @@ proptest! {
         for op in ops {
             match op {
                 Op::Reserve { pages } => {
-                    let start = s.reserve(pages * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().0;
+                    let start = s.reserve(pages * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
                     regions.push((start, pages, true));
                 }
                 _ if regions.is_empty() => {}

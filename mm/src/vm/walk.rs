@@ -4,7 +4,7 @@
 //! what an entry *means* is the PTE codec's (`crate::pte`).
 
 use super::{AddressSpace, Platform, VmError};
-use crate::addr::{Pfn, VirtAddr};
+use crate::addr::{Pfn, UserAddr};
 use crate::frame::{FrameBlock, Owner};
 use crate::paging::{entry_span, ENTRIES, LEVELS, USER_ROOT_ENTRIES};
 use crate::pte::{self, CorruptPte, Mapping, PageKind, Prot, PteState};
@@ -12,11 +12,11 @@ use core::ops::Range;
 
 /// The part of `range` that entry `index` of a table at `level` maps. The
 /// range must lie inside that one table's span.
-fn entry_range(range: &Range<VirtAddr>, level: u32, index: usize) -> Range<VirtAddr> {
+fn entry_range(range: &Range<UserAddr>, level: u32, index: usize) -> Range<UserAddr> {
     let span = entry_span(level);
-    let table_base = range.start.0 & !(span * ENTRIES as u64 - 1);
+    let table_base = range.start.as_u64() & !(span * ENTRIES as u64 - 1);
     let base = table_base + index as u64 * span;
-    VirtAddr(range.start.0.max(base))..VirtAddr(range.end.0.min(base + span))
+    UserAddr::new(range.start.as_u64().max(base))..UserAddr::new(range.end.as_u64().min(base + span))
 }
 
 /// Page-table frames unlinked from the tree but not freed yet: the CPU may
@@ -28,7 +28,7 @@ struct UnlinkedTables {
 
 /// A visitor of leaf slots: gets the space, the slot and the page's address.
 pub(super) type LeafVisitor<'a, P> =
-    dyn FnMut(&mut AddressSpace<P>, Slot, VirtAddr) -> Result<(), VmError> + 'a;
+    dyn FnMut(&mut AddressSpace<P>, Slot, UserAddr) -> Result<(), VmError> + 'a;
 
 /// A frame handed to the page tables: from now on an entry owns it.
 pub(super) fn into_entry(block: FrameBlock) -> Pfn {
@@ -57,8 +57,8 @@ pub(super) struct Slot {
 impl<P: Platform> AddressSpace<P> {
     /// Frees the page tables that `range` left empty: unlinked first, then
     /// freed after one full flush.
-    pub(super) fn free_empty_tables(&mut self, range: &Range<VirtAddr>) {
-        let mut unlinked = UnlinkedTables { tables: [Pfn(0); 32], len: 0 };
+    pub(super) fn free_empty_tables(&mut self, range: &Range<UserAddr>) {
+        let mut unlinked = UnlinkedTables { tables: [Pfn::new(0); 32], len: 0 };
         self.prune(self.root, LEVELS, range, &mut unlinked);
         self.free_unlinked(&mut unlinked);
     }
@@ -67,7 +67,7 @@ impl<P: Platform> AddressSpace<P> {
     /// that it either changes everything or nothing. Like every walk here it
     /// visits only the tables that exist, so its cost follows what is
     /// populated, not the length of the range.
-    pub(super) fn check_entries(&mut self, range: &Range<VirtAddr>) -> Result<(), VmError> {
+    pub(super) fn check_entries(&mut self, range: &Range<UserAddr>) -> Result<(), VmError> {
         self.walk_leaves(range, &mut |s, slot, va| s.read(slot, va).map(|_| ()))
     }
 
@@ -76,7 +76,7 @@ impl<P: Platform> AddressSpace<P> {
     /// ([`Platform::yield_point`]).
     pub(super) fn walk_leaves(
         &mut self,
-        range: &Range<VirtAddr>,
+        range: &Range<UserAddr>,
         visit: &mut LeafVisitor<'_, P>,
     ) -> Result<(), VmError> {
         self.walk_table(self.root, LEVELS, range, visit)
@@ -86,11 +86,11 @@ impl<P: Platform> AddressSpace<P> {
         &mut self,
         table: Pfn,
         level: u32,
-        range: &Range<VirtAddr>,
+        range: &Range<UserAddr>,
         visit: &mut LeafVisitor<'_, P>,
     ) -> Result<(), VmError> {
         let first = range.start.table_index(level);
-        let last = VirtAddr(range.end.0 - 1).table_index(level);
+        let last = UserAddr::new(range.end.as_u64() - 1).table_index(level);
         for index in first..=last {
             let part = entry_range(range, level, index);
             if level == 1 {
@@ -100,7 +100,7 @@ impl<P: Platform> AddressSpace<P> {
             match pte::table::decode(self.platform.read_entry(table, index)) {
                 Ok(Some(child)) => self.walk_table(child, level - 1, &part, visit)?,
                 Ok(None) => {}
-                Err(CorruptPte(raw)) => return Err(VmError::Corrupt { addr: part.start.0, raw }),
+                Err(CorruptPte(raw)) => return Err(VmError::Corrupt { addr: part.start.as_u64(), raw }),
             }
             if level == 2 {
                 self.platform.yield_point();
@@ -148,21 +148,21 @@ impl<P: Platform> AddressSpace<P> {
     }
 
     /// The leaf slot for `va`, if its page tables exist.
-    pub(super) fn leaf(&self, va: VirtAddr) -> Result<Option<Slot>, VmError> {
+    pub(super) fn leaf(&self, va: UserAddr) -> Result<Option<Slot>, VmError> {
         let mut table = self.root;
         for level in (2..=LEVELS).rev() {
             let raw = self.platform.read_entry(table, va.table_index(level));
             match pte::table::decode(raw) {
                 Ok(Some(next)) => table = next,
                 Ok(None) => return Ok(None),
-                Err(CorruptPte(raw)) => return Err(VmError::Corrupt { addr: va.0, raw }),
+                Err(CorruptPte(raw)) => return Err(VmError::Corrupt { addr: va.as_u64(), raw }),
             }
         }
         Ok(Some(Slot { table, index: va.table_index(1) }))
     }
 
     /// The leaf slot for `va`, creating the page tables on the way.
-    pub(super) fn leaf_or_create(&mut self, va: VirtAddr) -> Result<Slot, VmError> {
+    pub(super) fn leaf_or_create(&mut self, va: UserAddr) -> Result<Slot, VmError> {
         let mut table = self.root;
         for level in (2..=LEVELS).rev() {
             let index = va.table_index(level);
@@ -176,22 +176,22 @@ impl<P: Platform> AddressSpace<P> {
                     self.platform.write_entry(table, index, pte::table::encode(next));
                     next
                 }
-                Err(CorruptPte(raw)) => return Err(VmError::Corrupt { addr: va.0, raw }),
+                Err(CorruptPte(raw)) => return Err(VmError::Corrupt { addr: va.as_u64(), raw }),
             };
         }
         Ok(Slot { table, index: va.table_index(1) })
     }
 
-    pub(super) fn read(&self, slot: Slot, va: VirtAddr) -> Result<PteState, VmError> {
+    pub(super) fn read(&self, slot: Slot, va: UserAddr) -> Result<PteState, VmError> {
         let raw = self.platform.read_entry(slot.table, slot.index);
-        PteState::decode(raw).map_err(|CorruptPte(raw)| VmError::Corrupt { addr: va.0, raw })
+        PteState::decode(raw).map_err(|CorruptPte(raw)| VmError::Corrupt { addr: va.as_u64(), raw })
     }
 
     pub(super) fn write(&mut self, slot: Slot, state: PteState) {
         self.platform.write_entry(slot.table, slot.index, state.encode());
     }
 
-    pub(super) fn map_zeroed(&mut self, va: VirtAddr, prot: Prot) -> Result<(), VmError> {
+    pub(super) fn map_zeroed(&mut self, va: UserAddr, prot: Prot) -> Result<(), VmError> {
         let slot = self.leaf_or_create(va)?;
         let frame = into_entry(self.platform.alloc_page().ok_or(VmError::OutOfMemory)?);
         let mapping =
@@ -203,7 +203,7 @@ impl<P: Platform> AddressSpace<P> {
 
     /// Replaces a present entry with `then`, flushes, and only then frees the
     /// frame.
-    pub(super) fn unmap(&mut self, slot: Slot, va: VirtAddr, mapping: Mapping, then: PteState) {
+    pub(super) fn unmap(&mut self, slot: Slot, va: UserAddr, mapping: Mapping, then: PteState) {
         self.write(slot, then);
         self.platform.flush(va);
         if mapping.kind == PageKind::Anonymous {
@@ -219,12 +219,12 @@ impl<P: Platform> AddressSpace<P> {
         &mut self,
         table: Pfn,
         level: u32,
-        range: &Range<VirtAddr>,
+        range: &Range<UserAddr>,
         unlinked: &mut UnlinkedTables,
     ) -> bool {
         if level > 1 {
             let first = range.start.table_index(level);
-            let last = VirtAddr(range.end.0 - 1).table_index(level);
+            let last = UserAddr::new(range.end.as_u64() - 1).table_index(level);
             for index in first..=last {
                 let Ok(Some(child)) = pte::table::decode(self.platform.read_entry(table, index)) else {
                     continue;
