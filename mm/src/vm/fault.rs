@@ -111,6 +111,7 @@ impl<P: Platform> AddressSpace<P> {
                     | PteState::Swapped { prot, .. }
                     | PteState::File { prot, .. },
                 ) => prot,
+                // An entry that cannot be read (corrupt) is no destination either.
                 Ok(PteState::Guard | PteState::Absent) | Err(_) => return false,
             };
             check_access(Access { write: true, exec: false, user: true }, prot).is_none()

@@ -396,7 +396,12 @@ impl<P: Platform> AddressSpace<P> {
                     freed += 1;
                 }
                 PteState::Absent => {}
-                _ => s.write(slot, PteState::Absent),
+                // Nothing to free yet for these (a swapped page's slot will
+                // be, once swap exists: listed, so that change cannot be missed).
+                PteState::DemandZero { .. }
+                | PteState::Swapped { .. }
+                | PteState::File { .. }
+                | PteState::Guard => s.write(slot, PteState::Absent),
             }
             Ok(())
         })?;
