@@ -34,6 +34,19 @@ macro_rules! entry {
     };
 }
 
+/// This process's x87/SSE registers as the 512-byte `fxsave64` image,
+/// written over a buffer filled with `fill` (bytes `fxsave64` does not
+/// write, such as the reserved tail of each x87 slot, keep it).
+pub fn fxsave(fill: u8) -> [u8; 512] {
+    #[repr(C, align(16))]
+    struct Area([u8; 512]);
+    let mut area = Area([fill; 512]);
+    // SAFETY: a 512-byte, 16-byte aligned buffer of ours, as fxsave64 needs;
+    // it only reads registers.
+    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack)) };
+    area.0
+}
+
 /// A small deterministic random number generator (xorshift64*), for
 /// programs that must behave the same for the same seed.
 pub struct Rng(u64);

@@ -81,14 +81,17 @@ pub fn allocate_zeroed(order: u8, owner: Owner) -> Result<FrameBlock, AllocError
 /// a process that exhausts memory gets an error or an out-of-memory kill,
 /// while the kernel goes on. 1/64 of memory, between 128 and 1024 frames.
 pub fn kernel_reserve() -> u64 {
-    with(|frames| (frames.stats().total / 64).clamp(128, 1024))
+    with(|frames| reserve_of(frames.stats()))
+}
+
+fn reserve_of(stats: &FrameStats) -> u64 {
+    (stats.total / 64).clamp(128, 1024)
 }
 
 /// Like [`allocate_zeroed`], but refuses to dip into the kernel's reserve.
 pub fn allocate_for_process(order: u8, owner: Owner) -> Result<FrameBlock, AllocError> {
-    let reserve = kernel_reserve();
     let block = with(|frames| {
-        if frames.stats().free < reserve + (1 << order) {
+        if frames.stats().free < reserve_of(frames.stats()) + (1 << order) {
             return Err(AllocError::OutOfFrames { order });
         }
         frames.allocate(order, owner)

@@ -101,11 +101,9 @@ fn write(ptr: u64, len: u64) -> Result<u64, Error> {
 }
 
 fn memstats(ptr: u64) -> Result<u64, Error> {
-    if !user_range(ptr, MemStats::SIZE as u64) {
-        return Err(Error::BadAddress);
-    }
-    // The whole destination is checked before any byte is written, so a
-    // bad one leaves the process's memory as it was. (The probes below can
+    // The whole destination is checked before any byte is written (in the
+    // user half, reserved, writable), so a bad one leaves the process's
+    // memory as it was. (The probes below can
     // then fail only if no frame is left for a demand-zero page.)
     let (writable, space) = in_running_space(|s| (s.user_may_write(ptr, MemStats::SIZE as u64), s.stats()));
     if !writable {

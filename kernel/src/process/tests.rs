@@ -14,8 +14,8 @@ fn process_frames() -> (u64, u64) {
 }
 
 /// Free frames plus what the kernel heap holds: constant across a run, since
-/// the only frames a run may keep are the kernel heap's own growth (process
-/// table entries), which it reuses and never returns.
+/// the only frames a run may move are the kernel heap's (its growth, and the
+/// whole free pages it gives back). `memory::footprint()` is the exact check.
 fn free_or_kernel_heap() -> u64 {
     let s = frames::stats();
     s.free + s.used_by(Owner::KernelHeap)

@@ -145,8 +145,14 @@ pub struct SpaceStats {
 impl SpaceStats {
     /// Kernel memory this space causes: what [`Limits::kernel_memory`] bounds.
     pub fn kernel_bytes(&self) -> u64 {
-        self.region_bytes + self.table_frames * PAGE_SIZE
+        kernel_bytes(self.region_bytes, self.table_frames)
     }
+}
+
+/// Kernel memory of `region_bytes` of region records and `table_frames`
+/// page tables.
+fn kernel_bytes(region_bytes: u64, table_frames: u64) -> u64 {
+    region_bytes + table_frames * PAGE_SIZE
 }
 
 /// See the module documentation.
@@ -266,7 +272,7 @@ impl<P: Platform> AddressSpace<P> {
     /// of region records and `table_frames` page tables in all.
     fn check_kernel_memory(&self, region_bytes: u64, table_frames: u64) -> Result<(), VmError> {
         let charged = self.stats().kernel_bytes();
-        let total = region_bytes + table_frames * PAGE_SIZE;
+        let total = kernel_bytes(region_bytes, table_frames);
         if total > self.limits.kernel_memory {
             let limit = self.limits.kernel_memory;
             return Err(VmError::KernelMemoryLimit {

@@ -144,25 +144,30 @@ impl RegionMap {
         (self.regions.capacity() * core::mem::size_of::<Region>()) as u64
     }
 
-    /// What [`bytes`](Self::bytes) would become if room for `extra` more
-    /// records were made (growth doubles, as `Vec`'s does, so that a flood
-    /// of inserts costs amortised O(1) allocations).
-    pub fn bytes_after_growth(&self, extra: usize) -> u64 {
+    /// The capacity room for `extra` more records takes: unchanged if it
+    /// fits, else doubled (as `Vec`'s growth, so that a flood of inserts
+    /// costs amortised O(1) allocations), at least 4.
+    fn capacity_for(&self, extra: usize) -> usize {
         let needed = self.regions.len() + extra;
         let capacity = self.regions.capacity();
-        let grown = if needed <= capacity { capacity } else { needed.max(capacity * 2).max(4) };
-        (grown * core::mem::size_of::<Region>()) as u64
+        if needed <= capacity {
+            capacity
+        } else {
+            needed.max(capacity * 2).max(4)
+        }
+    }
+
+    /// What [`bytes`](Self::bytes) would become if room for `extra` more
+    /// records were made.
+    pub fn bytes_after_growth(&self, extra: usize) -> u64 {
+        (self.capacity_for(extra) * core::mem::size_of::<Region>()) as u64
     }
 
     /// Makes room for `extra` more records, or fails without changing
     /// anything. After it, that many inserts and splits cannot allocate.
     pub fn try_reserve(&mut self, extra: usize) -> Result<(), NoRoomForRegions> {
-        let needed = self.regions.len() + extra;
-        if needed <= self.regions.capacity() {
-            return Ok(());
-        }
-        let target = needed.max(self.regions.capacity() * 2).max(4);
-        self.regions.try_reserve_exact(target - self.regions.len()).map_err(|_| NoRoomForRegions)
+        let more = self.capacity_for(extra) - self.regions.len();
+        self.regions.try_reserve_exact(more).map_err(|_| NoRoomForRegions)
     }
 
     /// Gives back capacity when at most a quarter of it is used. Fallible

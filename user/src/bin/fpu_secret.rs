@@ -14,9 +14,6 @@ const ROUNDS: u32 = 40;
 /// Flush-to-zero and denormals-are-zero on, exceptions masked.
 const SECRET_MXCSR: u32 = 0x9fc0;
 
-#[repr(C, align(16))]
-struct FxArea([u8; 512]);
-
 fn plant() {
     let mxcsr = SECRET_MXCSR;
     // SAFETY: writes only FPU/SSE registers (declared clobbered by the asm
@@ -37,20 +34,13 @@ fn plant() {
     }
 }
 
-fn save() -> FxArea {
-    let mut area = FxArea([0; 512]);
-    // SAFETY: a 512-byte, 16-byte aligned buffer of ours.
-    unsafe { asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr()) };
-    area
-}
-
-fn held(area: &FxArea) -> bool {
-    let word = |at: usize| u64::from_le_bytes(area.0[at..at + 8].try_into().unwrap());
-    let mxcsr = u32::from_le_bytes(area.0[24..28].try_into().unwrap());
+fn held(area: &[u8; 512]) -> bool {
+    let word = |at: usize| u64::from_le_bytes(area[at..at + 8].try_into().unwrap());
+    let mxcsr = u32::from_le_bytes(area[24..28].try_into().unwrap());
     let xmm_ok = (0..16).all(|i| word(160 + 16 * i) == SECRET);
     // Two values on the x87 stack: TOP = 6, and ST0's mantissa is the secret
     // (fild of an integer < 2^63 normalises it: the value, not the bits).
-    let top = (u16::from_le_bytes([area.0[2], area.0[3]]) >> 11) & 7;
+    let top = (u16::from_le_bytes([area[2], area[3]]) >> 11) & 7;
     xmm_ok && mxcsr == SECRET_MXCSR && top == 6 && word(32) != 0
 }
 
@@ -58,7 +48,7 @@ fn main() -> i32 {
     plant();
     for round in 0..ROUNDS {
         sys::yield_now();
-        if !held(&save()) {
+        if !held(&pkrt::fxsave(0)) {
             println!("fpu_secret: my registers changed across a switch in round {round}");
             return 2;
         }

@@ -6,19 +6,12 @@
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-use core::arch::asm;
 use pkrt::{println, sys};
 
 const ROUNDS: i32 = 40;
 
-#[repr(C, align(16))]
-struct FxArea([u8; 512]);
-
 fn clean() -> Result<(), (u16, u16, u8, u32, Option<usize>)> {
-    let mut area = FxArea([0xaa; 512]);
-    // SAFETY: a 512-byte, 16-byte aligned buffer of ours.
-    unsafe { asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr()) };
-    let a = &area.0;
+    let a = &pkrt::fxsave(0xaa);
     let fcw = u16::from_le_bytes([a[0], a[1]]);
     let fsw = u16::from_le_bytes([a[2], a[3]]);
     let mxcsr = u32::from_le_bytes([a[24], a[25], a[26], a[27]]);
