@@ -13,8 +13,11 @@ extern crate alloc;
 
 pub mod addr;
 pub mod bitmap;
+pub mod block;
 pub mod frame;
 pub mod memory_map;
 pub mod paging;
 pub mod pte;
+pub mod reclaim;
+pub mod swap;
 pub mod vm;

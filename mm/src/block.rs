@@ -1,0 +1,146 @@
+//! Block devices: the one interface the swap area (and, later, the file
+//! disk) reads and writes through. The kernel implements it with virtio-blk
+//! (`kernel/src/drivers/virtio_blk.rs`); host tests with [`RamDisk`].
+//!
+//! Devices are addressed in 512-byte sectors, the unit of virtio-blk and of
+//! every disk since the PC/AT; a transfer is a whole number of sectors.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+/// The unit of addressing and transfer.
+pub const SECTOR_SIZE: usize = 512;
+
+/// Why a transfer failed. Nothing was transferred (reads may have filled
+/// part of the buffer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockError {
+    /// The buffer is empty or not a whole number of sectors.
+    BadLength { len: usize },
+    /// The transfer runs past the end of the device.
+    OutOfRange { sector: u64, sectors: u64, capacity: u64 },
+    /// The device refuses writes.
+    ReadOnly,
+    /// The device reported an error (or a driver-level failure).
+    Io,
+}
+
+impl fmt::Display for BlockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            BlockError::BadLength { len } => write!(f, "transfer of {len} bytes is not whole sectors"),
+            BlockError::OutOfRange { sector, sectors, capacity } => {
+                write!(f, "sectors {sector}+{sectors} run past the end ({capacity} sectors)")
+            }
+            BlockError::ReadOnly => write!(f, "device is read-only"),
+            BlockError::Io => write!(f, "I/O error"),
+        }
+    }
+}
+
+/// A disk: `capacity` sectors, read and written in whole sectors.
+pub trait BlockDevice {
+    /// Size in sectors.
+    fn capacity(&self) -> u64;
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError>;
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlockError>;
+}
+
+/// Checks a transfer of `len` bytes at `sector` against a device of
+/// `capacity` sectors: the checks every implementation owes its callers.
+pub fn check_transfer(sector: u64, len: usize, capacity: u64) -> Result<(), BlockError> {
+    if len == 0 || !len.is_multiple_of(SECTOR_SIZE) {
+        return Err(BlockError::BadLength { len });
+    }
+    let sectors = (len / SECTOR_SIZE) as u64;
+    if sector.checked_add(sectors).is_none_or(|end| end > capacity) {
+        return Err(BlockError::OutOfRange { sector, sectors, capacity });
+    }
+    Ok(())
+}
+
+/// A disk in memory, for tests. Counts its transfers, and can be told to
+/// fail them.
+#[derive(Clone, Debug, Default)]
+pub struct RamDisk {
+    bytes: Vec<u8>,
+    pub reads: u64,
+    pub writes: u64,
+    /// When set, every transfer fails with [`BlockError::Io`].
+    pub failing: bool,
+}
+
+impl RamDisk {
+    pub fn new(sectors: u64) -> Self {
+        RamDisk { bytes: alloc::vec![0; sectors as usize * SECTOR_SIZE], ..RamDisk::default() }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+}
+
+impl BlockDevice for RamDisk {
+    fn capacity(&self) -> u64 {
+        (self.bytes.len() / SECTOR_SIZE) as u64
+    }
+
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        check_transfer(sector, buf.len(), self.capacity())?;
+        if self.failing {
+            return Err(BlockError::Io);
+        }
+        let start = sector as usize * SECTOR_SIZE;
+        buf.copy_from_slice(&self.bytes[start..start + buf.len()]);
+        self.reads += 1;
+        Ok(())
+    }
+
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
+        check_transfer(sector, buf.len(), self.capacity())?;
+        if self.failing {
+            return Err(BlockError::Io);
+        }
+        let start = sector as usize * SECTOR_SIZE;
+        self.bytes[start..start + buf.len()].copy_from_slice(buf);
+        self.writes += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfers_are_checked_before_they_touch_the_disk() {
+        let mut disk = RamDisk::new(8);
+        let mut page = [0u8; 4096];
+        assert_eq!(disk.read(0, &mut page), Ok(()));
+        assert_eq!(disk.read(1, &mut page), Err(BlockError::OutOfRange { sector: 1, sectors: 8, capacity: 8 }));
+        assert_eq!(disk.write(0, &page[..100]), Err(BlockError::BadLength { len: 100 }));
+        assert_eq!(disk.write(0, &[]), Err(BlockError::BadLength { len: 0 }));
+        assert_eq!(disk.read(u64::MAX, &mut page[..512]).unwrap_err(), BlockError::OutOfRange {
+            sector: u64::MAX,
+            sectors: 1,
+            capacity: 8
+        });
+        assert_eq!((disk.reads, disk.writes), (1, 0));
+    }
+
+    #[test]
+    fn what_is_written_reads_back() {
+        let mut disk = RamDisk::new(16);
+        let data: [u8; 1024] = core::array::from_fn(|i| (i * 7) as u8);
+        disk.write(3, &data).unwrap();
+        let mut back = [0u8; 1024];
+        disk.read(3, &mut back).unwrap();
+        assert_eq!(back, data);
+        disk.failing = true;
+        assert_eq!(disk.read(3, &mut back), Err(BlockError::Io));
+    }
+}

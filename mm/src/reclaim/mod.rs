@@ -1,0 +1,194 @@
+//! Page reclaim: when free frames run short, which pages leave memory.
+//!
+//! - [`Watermarks`] say when: below `low` reclaim starts (in the background
+//!   between time slices, or directly in a fault that found memory short),
+//!   and it goes on until `high`; below `min` only the kernel may allocate.
+//! - [`ReverseMap`] says whose a frame is: frame → (space, page), one word
+//!   per frame, kept out of band like the frame allocator's state words.
+//!   Without fork or shared anonymous memory a frame has at most one
+//!   mapping, so one word is enough.
+//! - [`Clock`] says which: the hand sweeps the frames in order; a frame
+//!   whose page was accessed since the last pass (the PTE's Accessed bit)
+//!   gets a second chance (the bit is cleared), one that was not is evicted.
+//!   What "accessed" and "evict" mean is the caller's (`visit`): the kernel
+//!   tests and clears the bit in the page table and writes the page to swap.
+//!
+//! ```text
+//!            hand ──►
+//!   frames  [A][.][a][A][.][.][a]...      A: accessed → clear, skip
+//!                                          a: not accessed → evict
+//!                                          .: no process page → skip
+//! ```
+
+use crate::addr::{Pfn, UserAddr, PAGE_SIZE};
+use crate::paging::USER_END;
+use alloc::collections::TryReserveError;
+use alloc::vec::Vec;
+use core::ops::Range;
+
+/// Free-frame thresholds, in frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watermarks {
+    /// Only the kernel allocates below this (the kernel's reserve).
+    pub min: u64,
+    /// Reclaim starts below this.
+    pub low: u64,
+    /// Reclaim stops at this.
+    pub high: u64,
+}
+
+impl Watermarks {
+    /// Scaled to memory size like Linux's (min grows with memory, low and
+    /// high sit above it): min = total/64 within 128..1024 frames (512 KiB
+    /// .. 4 MiB), low = min + total/128, high = min + total/64 (each at
+    /// least 32 frames above the one below).
+    pub fn for_total(total: u64) -> Watermarks {
+        let min = (total / 64).clamp(128, 1024);
+        let low = min + (total / 128).max(32);
+        let high = low + (total / 128).max(32);
+        Watermarks { min, low, high }
+    }
+}
+
+/// Whose page a frame holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageOwner {
+    pub space: u32,
+    pub page: UserAddr,
+}
+
+/// The largest space number a [`ReverseMap`] entry holds (29 bits: the
+/// other 35 hold a user page number).
+pub const MAX_SPACE: u32 = (1 << SPACE_BITS) - 1;
+const SPACE_BITS: u32 = 64 - PAGE_BITS;
+const PAGE_BITS: u32 = (USER_END / PAGE_SIZE).trailing_zeros();
+
+/// frame → (space, page); see the module documentation. An entry is
+/// `space << 35 | page number`, 0 when the frame holds no process page (no
+/// user page has number 0: page 0 is never mapped).
+pub struct ReverseMap {
+    span: Range<Pfn>,
+    entries: Vec<u64>,
+}
+
+impl ReverseMap {
+    /// A map for every frame of `span`; fails, changing nothing, when the
+    /// heap cannot hold it (8 bytes per frame: 0.2 % of memory).
+    pub fn new(span: Range<Pfn>) -> Result<ReverseMap, TryReserveError> {
+        let frames = (span.end.number() - span.start.number()) as usize;
+        let mut entries = Vec::new();
+        entries.try_reserve_exact(frames)?;
+        entries.resize(frames, 0);
+        Ok(ReverseMap { span, entries })
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    /// The frame at position `index` of the span (what a clock sweeps).
+    pub fn frame_at(&self, index: u64) -> Pfn {
+        Pfn::new(self.span.start.number() + index)
+    }
+
+    fn index(&self, frame: Pfn) -> usize {
+        assert!(self.span.contains(&frame), "frame {frame:?} outside the reverse map");
+        (frame.number() - self.span.start.number()) as usize
+    }
+
+    /// Records that `frame` now holds `owner`'s page.
+    pub fn set(&mut self, frame: Pfn, owner: PageOwner) {
+        assert!(owner.space <= MAX_SPACE, "space {} does not fit the reverse map", owner.space);
+        let i = self.index(frame);
+        self.entries[i] = (u64::from(owner.space) << PAGE_BITS) | (owner.page.as_u64() / PAGE_SIZE);
+    }
+
+    pub fn clear(&mut self, frame: Pfn) {
+        let i = self.index(frame);
+        self.entries[i] = 0;
+    }
+
+    pub fn get(&self, frame: Pfn) -> Option<PageOwner> {
+        let raw = *self.entries.get(frame.number().checked_sub(self.span.start.number())? as usize)?;
+        (raw != 0).then(|| PageOwner {
+            space: (raw >> PAGE_BITS) as u32,
+            page: UserAddr::new((raw & ((1 << PAGE_BITS) - 1)) * PAGE_SIZE),
+        })
+    }
+
+    /// Frames that hold a process page.
+    pub fn mapped(&self) -> u64 {
+        self.entries.iter().filter(|&&e| e != 0).count() as u64
+    }
+}
+
+/// What the clock's visitor did with one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accessed since the last pass: the bit was cleared, the page stays.
+    Referenced,
+    /// The page left memory; its frame is free.
+    Evicted,
+    /// Not a candidate (no process page, pinned, or not evictable now).
+    Skipped,
+    /// Eviction is impossible for now (swap full, device error): stop.
+    Stop,
+}
+
+/// What one sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    pub scanned: u64,
+    pub evicted: u64,
+    pub referenced: u64,
+    /// The visitor said [`Verdict::Stop`].
+    pub stopped: bool,
+}
+
+/// The clock hand; see the module documentation.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Clock {
+    hand: u64,
+}
+
+impl Clock {
+    pub fn hand(&self) -> u64 {
+        self.hand
+    }
+
+    /// Moves the hand over frames `0..frames` (wrapping) until `want` pages
+    /// were evicted, `max_scan` frames were visited, or the visitor says
+    /// stop. Two full turns always suffice to find a victim when one
+    /// exists: the first clears every Accessed bit it passes.
+    pub fn sweep(
+        &mut self,
+        frames: u64,
+        want: u64,
+        max_scan: u64,
+        mut visit: impl FnMut(u64) -> Verdict,
+    ) -> Sweep {
+        let mut sweep = Sweep::default();
+        if frames == 0 {
+            return sweep;
+        }
+        while sweep.evicted < want && sweep.scanned < max_scan {
+            let index = self.hand % frames;
+            self.hand = (index + 1) % frames;
+            sweep.scanned += 1;
+            match visit(index) {
+                Verdict::Referenced => sweep.referenced += 1,
+                Verdict::Evicted => sweep.evicted += 1,
+                Verdict::Skipped => {}
+                Verdict::Stop => {
+                    sweep.stopped = true;
+                    break;
+                }
+            }
+        }
+        sweep
+    }
+}
+
+pub mod sim;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+//! Replacement policies on reference traces, for the tests and the bench
+//! (`cargo bench --bench reclaim`): the kernel's [`Clock`] driven the way the
+//! kernel drives it, FIFO, and Belady's optimal (evict the page used
+//! furthest in the future), which no online policy can beat. A trace is a
+//! sequence of page numbers; the result is the number of faults.
+
+use super::{Clock, Verdict};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Faults of the kernel's clock with `frames` frames. As on the machine, a
+/// page brought in is then accessed (its Accessed bit is set by the retried
+/// access).
+pub fn clock_faults(trace: &[u64], frames: usize) -> u64 {
+    let mut slots: Vec<Option<u64>> = vec![None; frames];
+    let mut accessed = vec![false; frames];
+    let mut resident: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut clock = Clock::default();
+    let mut faults = 0;
+    for &page in trace {
+        if let Some(&at) = resident.get(&page) {
+            accessed[at] = true;
+            continue;
+        }
+        faults += 1;
+        let at = match slots.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                let mut victim = None;
+                clock.sweep(frames as u64, 1, 2 * frames as u64, |i| {
+                    let i = i as usize;
+                    if accessed[i] {
+                        accessed[i] = false;
+                        return Verdict::Referenced;
+                    }
+                    victim = Some(i);
+                    Verdict::Evicted
+                });
+                let i = victim.expect("two turns find a victim");
+                resident.remove(&slots[i].take().expect("a full memory"));
+                i
+            }
+        };
+        slots[at] = Some(page);
+        accessed[at] = true;
+        resident.insert(page, at);
+    }
+    faults
+}
+
+/// Faults of first-in first-out replacement.
+pub fn fifo_faults(trace: &[u64], frames: usize) -> u64 {
+    let mut queue = VecDeque::new();
+    let mut resident = BTreeSet::new();
+    let mut faults = 0;
+    for &page in trace {
+        if resident.contains(&page) {
+            continue;
+        }
+        faults += 1;
+        if queue.len() == frames {
+            resident.remove(&queue.pop_front().expect("full"));
+        }
+        queue.push_back(page);
+        resident.insert(page);
+    }
+    faults
+}
+
+/// Faults of Belady's optimal replacement (MIN).
+pub fn optimal_faults(trace: &[u64], frames: usize) -> u64 {
+    // next_use[i]: the position of the next reference to trace[i]'s page.
+    let mut next_use = vec![usize::MAX; trace.len()];
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    for (i, &page) in trace.iter().enumerate().rev() {
+        next_use[i] = seen.insert(page, i).unwrap_or(usize::MAX);
+    }
+    // Resident pages keyed by their next use, furthest last.
+    let mut by_next: BTreeSet<(usize, u64)> = BTreeSet::new();
+    let mut resident: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut faults = 0;
+    for (i, &page) in trace.iter().enumerate() {
+        if let Some(old) = resident.insert(page, next_use[i]) {
+            by_next.remove(&(old, page));
+        } else {
+            faults += 1;
+            if resident.len() > frames {
+                let &(key, victim) = by_next.iter().next_back().expect("full");
+                by_next.remove(&(key, victim));
+                resident.remove(&victim);
+            }
+        }
+        by_next.insert((next_use[i], page));
+    }
+    faults
+}
+
+/// A small seeded generator (xorshift64*), so traces are repeatable.
+pub struct TraceRng(u64);
+
+impl TraceRng {
+    pub fn new(seed: u64) -> Self {
+        TraceRng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// `len` references looping over `pages` pages in order.
+pub fn looping(pages: u64, len: usize) -> Vec<u64> {
+    (0..len as u64).map(|i| i % pages).collect()
+}
+
+/// `len` references to `pages` pages with Zipf-like popularity (page k
+/// about 1/(k+1) as often as page 0), drawn by inverting the harmonic CDF.
+pub fn zipf(pages: u64, len: usize, rng: &mut TraceRng) -> Vec<u64> {
+    let weights: Vec<f64> = (0..pages).map(|k| 1.0 / (k + 1) as f64).collect();
+    let total: f64 = weights.iter().sum();
+    let mut cdf = Vec::with_capacity(weights.len());
+    let mut acc = 0.0;
+    for w in weights {
+        acc += w / total;
+        cdf.push(acc);
+    }
+    (0..len)
+        .map(|_| {
+            let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            cdf.partition_point(|&c| c < u).min(pages as usize - 1) as u64
+        })
+        .collect()
+}
+
+/// A hot set that moves: `phases` phases of `len / phases` references, each
+/// drawing 90 % from its own `hot` pages and 10 % from all `pages`.
+pub fn phase_change(pages: u64, hot: u64, phases: u64, len: usize, rng: &mut TraceRng) -> Vec<u64> {
+    let per_phase = (len as u64 / phases).max(1);
+    (0..len as u64)
+        .map(|i| {
+            let base = (i / per_phase) * hot % pages;
+            if rng.below(10) < 9 {
+                (base + rng.below(hot)) % pages
+            } else {
+                rng.below(pages)
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,191 @@
+//! A swap area: a block device with a [header](header) at page 0 and one
+//! page-sized slot per following page, and the [slot map](slots) that says
+//! which slots hold data. Writing a page out takes a slot and writes the
+//! page there; reading it in reads it back. What a slot holds is named by
+//! the page-table entry of the page that was swapped (`PteState::Swapped`);
+//! this module does not know about address spaces.
+
+pub mod header;
+pub mod slots;
+
+pub use header::{HeaderError, SwapHeader};
+pub use slots::{SlotError, SlotMap};
+
+use crate::addr::PAGE_SIZE;
+use crate::block::{BlockDevice, BlockError, SECTOR_SIZE};
+use core::fmt;
+
+const SECTORS_PER_PAGE: u64 = PAGE_SIZE / SECTOR_SIZE as u64;
+
+/// Why a swap operation failed. Nothing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwapError {
+    /// Every slot is taken.
+    Full,
+    Header(HeaderError),
+    Slot(SlotError),
+    Device(BlockError),
+    /// The kernel heap could not hold the slot map.
+    NoMemoryForSlotMap,
+    /// A page buffer that is not one page long.
+    NotAPage { len: usize },
+}
+
+impl fmt::Display for SwapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwapError::Full => write!(f, "swap full"),
+            SwapError::Header(e) => write!(f, "{e}"),
+            SwapError::Slot(e) => write!(f, "{e}"),
+            SwapError::Device(e) => write!(f, "swap device: {e}"),
+            SwapError::NoMemoryForSlotMap => write!(f, "no kernel memory for the swap slot map"),
+            SwapError::NotAPage { len } => write!(f, "swap transfer of {len} bytes, not one page"),
+        }
+    }
+}
+
+/// Swap traffic since the area was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwapCounters {
+    /// Pages written out / read in.
+    pub outs: u64,
+    pub ins: u64,
+    pub errors: u64,
+}
+
+/// See the module documentation.
+pub struct SwapArea<D: BlockDevice> {
+    device: D,
+    slots: SlotMap,
+    counters: SwapCounters,
+}
+
+fn one_page(len: usize) -> Result<(), SwapError> {
+    if len as u64 != PAGE_SIZE {
+        return Err(SwapError::NotAPage { len });
+    }
+    Ok(())
+}
+
+impl<D: BlockDevice> SwapArea<D> {
+    /// Opens `device` as swap if its first page is a valid header; a device
+    /// without one is handed back untouched.
+    pub fn open(mut device: D) -> Result<SwapArea<D>, (SwapError, D)> {
+        let mut page = [0u8; PAGE_SIZE as usize];
+        if let Err(e) = device.read(0, &mut page) {
+            return Err((SwapError::Device(e), device));
+        }
+        let header = match SwapHeader::decode(&page, device.capacity() / SECTORS_PER_PAGE) {
+            Ok(header) => header,
+            Err(e) => return Err((SwapError::Header(e), device)),
+        };
+        match SlotMap::new(header.slots) {
+            Ok(slots) => Ok(SwapArea { device, slots, counters: SwapCounters::default() }),
+            Err(_) => Err((SwapError::NoMemoryForSlotMap, device)),
+        }
+    }
+
+    pub fn total_slots(&self) -> u64 {
+        self.slots.len()
+    }
+
+    pub fn free_slots(&self) -> u64 {
+        self.slots.free()
+    }
+
+    pub fn counters(&self) -> SwapCounters {
+        self.counters
+    }
+
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.device
+    }
+
+    /// Writes one page to a new slot and returns the slot (its user is the
+    /// caller). On failure no slot is taken.
+    pub fn write_out(&mut self, page: &[u8]) -> Result<u64, SwapError> {
+        one_page(page.len())?;
+        let slot = self.slots.allocate().ok_or(SwapError::Full)?;
+        if let Err(e) = self.device.write(slot * SECTORS_PER_PAGE, page) {
+            self.slots.release(slot).expect("just allocated");
+            self.counters.errors += 1;
+            return Err(SwapError::Device(e));
+        }
+        self.counters.outs += 1;
+        Ok(slot)
+    }
+
+    /// Reads slot `slot` (in use) into `page`. The slot stays in use.
+    pub fn read_in(&mut self, slot: u64, page: &mut [u8]) -> Result<(), SwapError> {
+        one_page(page.len())?;
+        if self.slots.users(slot).map_err(SwapError::Slot)? == 0 {
+            return Err(SwapError::Slot(SlotError::NotInUse(slot)));
+        }
+        if let Err(e) = self.device.read(slot * SECTORS_PER_PAGE, page) {
+            self.counters.errors += 1;
+            return Err(SwapError::Device(e));
+        }
+        self.counters.ins += 1;
+        Ok(())
+    }
+
+    /// Drops one user of `slot`; the slot is free once it has none.
+    pub fn release(&mut self, slot: u64) -> Result<(), SwapError> {
+        self.slots.release(slot).map(|_| ()).map_err(SwapError::Slot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::RamDisk;
+    use alloc::vec::Vec;
+
+    fn area(pages: u64) -> SwapArea<RamDisk> {
+        let mut disk = RamDisk::new(pages * SECTORS_PER_PAGE);
+        let header = SwapHeader::for_disk(pages * PAGE_SIZE).encode();
+        disk.bytes_mut()[..header.len()].copy_from_slice(&header);
+        SwapArea::open(disk).map_err(|(e, _)| e).unwrap()
+    }
+
+    #[test]
+    fn pages_round_trip_through_slots() {
+        let mut swap = area(5);
+        assert_eq!((swap.total_slots(), swap.free_slots()), (4, 4));
+        let pages: Vec<[u8; 4096]> = (0..4u8).map(|i| [i.wrapping_mul(37) ^ 0x5a; 4096]).collect();
+        let slots: Vec<u64> = pages.iter().map(|p| swap.write_out(p).unwrap()).collect();
+        assert_eq!(swap.write_out(&pages[0]), Err(SwapError::Full));
+        for (slot, page) in slots.iter().zip(&pages) {
+            let mut back = [0u8; 4096];
+            swap.read_in(*slot, &mut back).unwrap();
+            assert_eq!(&back, page);
+            swap.release(*slot).unwrap();
+        }
+        assert_eq!(swap.free_slots(), 4);
+        assert_eq!(swap.counters(), SwapCounters { outs: 4, ins: 4, errors: 0 });
+        // The header page was never written over.
+        assert!(SwapHeader::decode(&swap.device_mut().bytes()[..4096], 5).is_ok());
+    }
+
+    #[test]
+    fn a_disk_without_a_header_is_handed_back_untouched() {
+        let disk = RamDisk::new(64);
+        let (error, disk) = SwapArea::open(disk).err().unwrap();
+        assert_eq!(error, SwapError::Header(HeaderError::NotSwap));
+        assert_eq!(disk.writes, 0);
+    }
+
+    #[test]
+    fn a_failed_write_takes_no_slot_and_bad_slots_are_refused() {
+        let mut swap = area(3);
+        swap.device_mut().failing = true;
+        assert_eq!(swap.write_out(&[1; 4096]), Err(SwapError::Device(BlockError::Io)));
+        assert_eq!(swap.free_slots(), 2);
+        swap.device_mut().failing = false;
+        let mut page = [0; 4096];
+        assert_eq!(swap.read_in(1, &mut page), Err(SwapError::Slot(SlotError::NotInUse(1))));
+        assert_eq!(swap.read_in(9, &mut page), Err(SwapError::Slot(SlotError::OutOfRange(9))));
+        assert_eq!(swap.write_out(&[0; 100]), Err(SwapError::NotAPage { len: 100 }));
+        assert_eq!(swap.release(1), Err(SwapError::Slot(SlotError::NotInUse(1))));
+    }
+}
