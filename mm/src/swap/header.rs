@@ -36,7 +36,8 @@ pub enum HeaderError {
     UnsupportedVersion(u32),
     PageSize(u32),
     BadChecksum { stored: u32, computed: u32 },
-    /// The header claims more slots than the disk holds.
+    /// The header claims more slots than the disk holds (or than a
+    /// page-table entry can name).
     TooBig { slots: u64, disk_pages: u64 },
     /// No slot at all.
     Empty,
@@ -106,7 +107,7 @@ impl SwapHeader {
         if slots == 0 {
             return Err(HeaderError::Empty);
         }
-        if slots.checked_add(1).is_none_or(|pages| pages > disk_pages) {
+        if slots > crate::pte::MAX_SWAP_SLOT || slots.checked_add(1).is_none_or(|pages| pages > disk_pages) {
             return Err(HeaderError::TooBig { slots, disk_pages });
         }
         Ok(SwapHeader { slots })

@@ -2,7 +2,7 @@
 //! when the access is legal. The fault path in one read: `resolve_fault`
 //! finds the region, takes the page's state (its entry, or the region's
 //! default), checks the access against its protection, and either maps a
-//! zeroed frame (demand-zero), flushes a stale translation (spurious), or
+//! zeroed frame (demand-zero) or reads the page back (swapped), flushes a stale translation (spurious), or
 //! names the violation. Errors met on the way map to outcomes with a full
 //! match (`FaultOutcome::from_table_error`), so a new error cannot silently
 //! become "out of memory".
@@ -10,6 +10,7 @@
 use super::{AddressSpace, Platform, Region, VmError, USER_END, USER_START};
 use crate::addr::{UserAddr, PAGE_SIZE};
 use crate::pte::{Prot, PteState};
+use crate::swap::SwapError;
 use core::fmt;
 
 /// The kind of access that faulted (from the page-fault error code).
@@ -37,7 +38,6 @@ pub enum Violation {
 /// Pages whose backing store is not implemented yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backing {
-    Swap { slot: u64 },
     File { file: u16, page: u64 },
 }
 
@@ -46,6 +46,8 @@ pub enum Backing {
 pub enum FaultOutcome {
     /// A zeroed frame was mapped; retry the access.
     DemandZero,
+    /// The page was read back from its swap slot (now free); retry.
+    SwappedIn,
     /// The page was already mapped with enough rights (a stale TLB entry):
     /// flushed; retry.
     Spurious,
@@ -54,6 +56,9 @@ pub enum FaultOutcome {
     NotYetBacked(Backing),
     /// Legal, but no frame could be had.
     OutOfMemory,
+    /// Legal, but the page could not be read back from swap (it stays
+    /// swapped).
+    SwapInFailed(SwapError),
     /// Legal, but the page table it needs would pass the space's
     /// kernel-memory limit.
     KernelMemoryLimit,
@@ -62,17 +67,21 @@ pub enum FaultOutcome {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FaultCounters {
     pub demand_zero: u64,
+    pub swapped_in: u64,
     pub spurious: u64,
     pub violations: u64,
     pub not_yet_backed: u64,
     /// No frame, or the kernel-memory limit, stopped a legal fault.
     pub out_of_memory: u64,
+    pub swap_in_failed: u64,
 }
 
 impl FaultCounters {
     /// Adds `other`'s counts to these (totals over several spaces).
     pub fn add(&mut self, other: &FaultCounters) {
         self.demand_zero += other.demand_zero;
+        self.swapped_in += other.swapped_in;
+        self.swap_in_failed += other.swap_in_failed;
         self.spurious += other.spurious;
         self.violations += other.violations;
         self.not_yet_backed += other.not_yet_backed;
@@ -82,6 +91,8 @@ impl FaultCounters {
     fn count(&mut self, outcome: FaultOutcome) {
         let counter = match outcome {
             FaultOutcome::DemandZero => &mut self.demand_zero,
+            FaultOutcome::SwappedIn => &mut self.swapped_in,
+            FaultOutcome::SwapInFailed(_) => &mut self.swap_in_failed,
             FaultOutcome::Spurious => &mut self.spurious,
             FaultOutcome::Violation(_) => &mut self.violations,
             FaultOutcome::NotYetBacked(_) => &mut self.not_yet_backed,
@@ -159,7 +170,10 @@ impl<P: Platform> AddressSpace<P> {
                 Ok(()) => FaultOutcome::DemandZero,
                 Err(e) => FaultOutcome::from_table_error(e),
             },
-            PteState::Swapped { slot, .. } => FaultOutcome::NotYetBacked(Backing::Swap { slot }),
+            PteState::Swapped { slot, prot } => match self.map_swapped(va, slot, prot) {
+                Ok(()) => FaultOutcome::SwappedIn,
+                Err(e) => FaultOutcome::from_table_error(e),
+            },
             PteState::File { file, page, .. } => FaultOutcome::NotYetBacked(Backing::File { file, page }),
             PteState::Guard | PteState::Absent => {
                 unreachable!("handled above / replaced by the region default")
@@ -197,8 +211,9 @@ impl FaultOutcome {
     /// The page is usable now: the faulting access may be retried.
     pub fn is_resolved(&self) -> bool {
         match self {
-            FaultOutcome::DemandZero | FaultOutcome::Spurious => true,
-            FaultOutcome::Violation(_)
+            FaultOutcome::DemandZero | FaultOutcome::SwappedIn | FaultOutcome::Spurious => true,
+            FaultOutcome::SwapInFailed(_)
+            | FaultOutcome::Violation(_)
             | FaultOutcome::NotYetBacked(_)
             | FaultOutcome::OutOfMemory
             | FaultOutcome::KernelMemoryLimit => false,
@@ -212,6 +227,7 @@ impl FaultOutcome {
             VmError::Corrupt { raw, .. } => FaultOutcome::Violation(Violation::CorruptEntry(raw)),
             VmError::OutOfMemory => FaultOutcome::OutOfMemory,
             VmError::KernelMemoryLimit { .. } => FaultOutcome::KernelMemoryLimit,
+            VmError::SwapIn { error, .. } => FaultOutcome::SwapInFailed(error),
             VmError::ZeroLength
             | VmError::Unaligned { .. }
             | VmError::NullPage
@@ -231,11 +247,10 @@ impl fmt::Display for FaultOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FaultOutcome::DemandZero => write!(f, "demand-zero page mapped"),
+            FaultOutcome::SwappedIn => write!(f, "page read back from swap"),
+            FaultOutcome::SwapInFailed(e) => write!(f, "could not read the page back from swap: {e}"),
             FaultOutcome::Spurious => write!(f, "spurious (stale translation flushed)"),
             FaultOutcome::Violation(v) => write!(f, "access violation: {v}"),
-            FaultOutcome::NotYetBacked(Backing::Swap { slot }) => {
-                write!(f, "not yet backed: page is in swap slot {slot}, and swap-in is not implemented")
-            }
             FaultOutcome::NotYetBacked(Backing::File { file, page }) => {
                 write!(f, "not yet backed: page {page} of file {file}, and file mapping is not implemented")
             }

@@ -17,11 +17,13 @@
 //!   free page tables left empty.
 //! - [`resolve_fault`](AddressSpace::resolve_fault): what a page fault at an
 //!   address means, and bringing the page in when it is legal.
+//! - [`age_or_evict`](AddressSpace::age_or_evict): reclaim's step on one
+//!   page: second chance if it was accessed, otherwise out to swap.
 //!
 //! Files: this one holds the operations and their argument checks;
 //! `fault.rs` the fault classification (the whole fault path in one read);
 //! `walk.rs` the page-table walker (the only code that follows table
-//! entries); `region.rs` the region map; `platform.rs` what the machine
+//! entries); `swap.rs` pages leaving for swap and coming back; `region.rs` the region map; `platform.rs` what the machine
 //! provides.
 //!
 //! Frames are freed only after their entry is gone *and* the translation is
@@ -32,6 +34,7 @@
 mod fault;
 mod platform;
 mod region;
+mod swap;
 #[cfg(test)]
 mod tests;
 mod walk;
@@ -42,6 +45,7 @@ pub use region::{NoRoomForRegions, Region, RegionKind, RegionMap};
 
 use crate::addr::{Pfn, UserAddr, PAGE_SIZE};
 use crate::pte::{Mapping, Prot, PteState};
+use crate::swap::SwapError;
 use core::fmt;
 use core::ops::Range;
 
@@ -117,9 +121,14 @@ pub enum VmError {
         requested: u64,
     },
     /// A page of the range has contents elsewhere that cannot be brought in
-    /// yet (swapped or file-backed).
+    /// yet (file-backed).
     NotYetBacked {
         addr: u64,
+    },
+    /// A swapped page could not be read back (it stays swapped).
+    SwapIn {
+        addr: u64,
+        error: SwapError,
     },
     /// A page-table entry that Pagekeeper did not write.
     Corrupt {
@@ -133,6 +142,10 @@ pub enum VmError {
 pub struct SpaceStats {
     /// Data pages mapped now.
     pub resident_pages: u64,
+    /// Pages whose contents are in a swap slot.
+    pub swapped_pages: u64,
+    /// Pages written to swap over the space's life.
+    pub swap_outs: u64,
     /// Page-table frames, the root included.
     pub table_frames: u64,
     pub reserved_bytes: u64,
@@ -332,9 +345,11 @@ impl<P: Platform> AddressSpace<P> {
                     self.map_zeroed(va, prot)?;
                     brought_in += 1;
                 }
-                PteState::Swapped { .. } | PteState::File { .. } => {
-                    return Err(VmError::NotYetBacked { addr: va.as_u64() })
+                PteState::Swapped { slot, prot } => {
+                    self.map_swapped(va, slot, prot)?;
+                    brought_in += 1;
                 }
+                PteState::File { .. } => return Err(VmError::NotYetBacked { addr: va.as_u64() }),
                 PteState::Present(_) | PteState::Guard | PteState::Absent => {}
             }
         }
@@ -353,9 +368,11 @@ impl<P: Platform> AddressSpace<P> {
                     s.unmap(slot, va, m, PteState::DemandZero { prot: m.prot });
                     freed += 1;
                 }
-                PteState::Swapped { prot, .. } | PteState::File { prot, .. } => {
+                PteState::Swapped { slot: swap_slot, prot } => {
                     s.write(slot, PteState::DemandZero { prot });
+                    s.drop_swap_slot(swap_slot);
                 }
+                PteState::File { prot, .. } => s.write(slot, PteState::DemandZero { prot }),
                 PteState::DemandZero { .. } | PteState::Guard | PteState::Absent => {}
             }
             Ok(())
@@ -402,12 +419,14 @@ impl<P: Platform> AddressSpace<P> {
                     freed += 1;
                 }
                 PteState::Absent => {}
-                // Nothing to free yet for these (a swapped page's slot will
-                // be, once swap exists: listed, so that change cannot be missed).
-                PteState::DemandZero { .. }
-                | PteState::Swapped { .. }
-                | PteState::File { .. }
-                | PteState::Guard => s.write(slot, PteState::Absent),
+                PteState::Swapped { slot: swap_slot, .. } => {
+                    s.write(slot, PteState::Absent);
+                    s.drop_swap_slot(swap_slot);
+                }
+                // Nothing held elsewhere for these.
+                PteState::DemandZero { .. } | PteState::File { .. } | PteState::Guard => {
+                    s.write(slot, PteState::Absent)
+                }
             }
             Ok(())
         })?;
@@ -457,8 +476,9 @@ impl fmt::Display for VmError {
                 write!(f, "kernel-memory limit {limit} bytes: {charged} charged, {requested} more needed")
             }
             VmError::NotYetBacked { addr } => {
-                write!(f, "page {addr:#x} is swapped or file-backed (not implemented)")
+                write!(f, "page {addr:#x} is file-backed (not implemented)")
             }
+            VmError::SwapIn { addr, error } => write!(f, "page {addr:#x} could not be read from swap: {error}"),
             VmError::Corrupt { addr, raw } => write!(f, "corrupt page-table entry {raw:#x} for {addr:#x}"),
         }
     }

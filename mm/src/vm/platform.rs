@@ -5,6 +5,7 @@
 
 use crate::addr::{Pfn, UserAddr};
 use crate::frame::FrameBlock;
+use crate::swap::SwapError;
 
 /// # Safety
 ///
@@ -36,11 +37,20 @@ pub unsafe trait Platform {
     fn alloc_table(&mut self) -> Option<FrameBlock>;
     /// Frees a page table (or the root) frame.
     fn free_table(&mut self, table: FrameBlock);
-    /// A zeroed frame for process memory.
-    fn alloc_page(&mut self) -> Option<FrameBlock>;
+    /// A zeroed frame for process memory, to be mapped at `va` of this
+    /// space (the kernel records it in the reverse map that reclaim uses).
+    fn alloc_page(&mut self, va: UserAddr) -> Option<FrameBlock>;
     /// Frees a process memory frame. The VMM calls it only after the page's
     /// entry is gone and [`Platform::flush`] has run for its address.
     fn free_page(&mut self, frame: FrameBlock);
+    /// Writes the page in `frame` to a new swap slot and returns the slot.
+    /// `SwapError::Full` when there is no slot (or no swap at all).
+    fn swap_out(&mut self, frame: Pfn) -> Result<u64, SwapError>;
+    /// Reads swap slot `slot` into `frame`; the slot stays in use.
+    fn swap_in(&mut self, slot: u64, frame: Pfn) -> Result<(), SwapError>;
+    /// The page that held `slot` is gone (swapped in, decommitted,
+    /// released): the slot may be reused.
+    fn swap_release(&mut self, slot: u64);
     /// Drops any cached translation of the page at `va` (x86: `invlpg`).
     fn flush(&mut self, va: UserAddr);
     /// Drops every cached translation *and* every cached upper-level entry

@@ -33,6 +33,12 @@ struct FakeMachine {
     yield_points: u64,
     /// Entries read, to check that walks follow what is populated.
     entries_read: std::cell::Cell<u64>,
+    /// Swap: slot → the page's content word; `swap_slots` slots in all.
+    swap: BTreeMap<u64, u64>,
+    swap_slots: u64,
+    next_slot: u64,
+    /// Reverse map as the kernel keeps it: frame → page.
+    rmap: HashMap<Pfn, UserAddr>,
 }
 
 impl FakeMachine {
@@ -84,11 +90,36 @@ unsafe impl Platform for FakeMachine {
         assert!(self.tables.remove(&table).is_some(), "free of unknown table {table:?}");
     }
 
-    fn alloc_page(&mut self) -> Option<FrameBlock> {
+    fn alloc_page(&mut self, va: UserAddr) -> Option<FrameBlock> {
         let pfn = self.take_frame()?;
         self.pages.insert(pfn);
         self.contents.insert(pfn, 0);
+        self.rmap.insert(pfn, va);
         Some(FrameBlock::from_raw(pfn, 0, Owner::Process))
+    }
+
+    fn swap_out(&mut self, frame: Pfn) -> Result<u64, crate::swap::SwapError> {
+        if self.swap.len() as u64 >= self.swap_slots {
+            return Err(crate::swap::SwapError::Full);
+        }
+        // Next-fit over 1..=swap_slots, like the real slot map.
+        let slot = (0..self.swap_slots)
+            .map(|i| (self.next_slot + i) % self.swap_slots + 1)
+            .find(|s| !self.swap.contains_key(s))
+            .unwrap();
+        self.next_slot = slot % self.swap_slots;
+        self.swap.insert(slot, self.contents[&frame]);
+        Ok(slot)
+    }
+
+    fn swap_in(&mut self, slot: u64, frame: Pfn) -> Result<(), crate::swap::SwapError> {
+        let word = *self.swap.get(&slot).expect("swap-in of a slot in use");
+        self.contents.insert(frame, word);
+        Ok(())
+    }
+
+    fn swap_release(&mut self, slot: u64) {
+        assert!(self.swap.remove(&slot).is_some(), "release of free swap slot {slot}");
     }
 
     fn free_page(&mut self, frame: FrameBlock) {
@@ -100,6 +131,7 @@ unsafe impl Platform for FakeMachine {
         );
         assert!(self.pages.remove(&frame), "double free of {frame:?}");
         self.contents.remove(&frame);
+        self.rmap.remove(&frame);
     }
 
     fn flush(&mut self, va: UserAddr) {
@@ -163,12 +195,15 @@ fn touch(space: &mut Space, addr: u64, write: bool) -> Result<Pfn, FaultOutcome>
         }
         if let Some(m) = walk(space, UserAddr::new(page)) {
             if !write || m.prot.write {
+                // A TLB fill sets Accessed (and Dirty on a write) in the entry.
+                let slot = space.leaf(UserAddr::new(page)).unwrap().unwrap();
+                space.write(slot, PteState::Present(Mapping { accessed: true, dirty: m.dirty || write, ..m }));
                 space.platform_mut().tlb.insert(page, (m.frame, m.prot.write));
                 return Ok(m.frame);
             }
         }
         match space.resolve_fault(addr, Access { write, exec: false, user: true }).0 {
-            FaultOutcome::DemandZero | FaultOutcome::Spurious => continue,
+            FaultOutcome::DemandZero | FaultOutcome::SwappedIn | FaultOutcome::Spurious => continue,
             other => return Err(other),
         }
     }
@@ -333,7 +368,7 @@ fn commit_populates_and_skips_guard_pages() {
 }
 
 #[test]
-fn file_and_swapped_pages_reach_the_not_yet_backed_path() {
+fn file_pages_reach_the_not_yet_backed_path() {
     let mut s = space();
     let file = s
         .reserve(4 * PAGE_SIZE, Prot::USER_READ, RegionKind::File { file: 7, first_page: 100 })
@@ -344,14 +379,7 @@ fn file_and_swapped_pages_reach_the_not_yet_backed_path() {
         Err(FaultOutcome::NotYetBacked(Backing::File { file: 7, page: 102 }))
     );
     assert_eq!(s.commit(file, PAGE_SIZE), Err(VmError::NotYetBacked { addr: file }));
-    let anon = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
-    write_word(&mut s, anon, 9);
-    // Write a swapped entry by hand (swap-out is a later layer).
-    let slot = s.leaf(UserAddr::new(anon)).unwrap().unwrap();
-    let m = walk(&s, UserAddr::new(anon)).unwrap();
-    s.unmap(slot, UserAddr::new(anon), m, PteState::Swapped { slot: 1 << 45, prot: Prot::USER_RW });
-    assert_eq!(touch(&mut s, anon, false), Err(FaultOutcome::NotYetBacked(Backing::Swap { slot: 1 << 45 })));
-    assert_eq!(s.stats().faults.not_yet_backed, 2);
+    assert_eq!(s.stats().faults.not_yet_backed, 1);
     done(s);
 }
 
@@ -671,4 +699,140 @@ proptest! {
         s.teardown();
         prop_assert_eq!(s.platform().frames_in_use(), 0);
     }
+}
+
+/// A space whose machine has `slots` swap slots.
+fn space_with_swap(slots: u64) -> Space {
+    AddressSpace::new(FakeMachine { swap_slots: slots, ..FakeMachine::default() }, Limits::UNLIMITED).unwrap()
+}
+
+/// Runs the clock over the space's frames (in frame order, through the
+/// fake's reverse map) until `want` pages are evicted or two turns are done.
+fn reclaim(s: &mut Space, want: u64) -> crate::reclaim::Sweep {
+    sweep(s, want, 2)
+}
+
+fn sweep(s: &mut Space, want: u64, turns: u64) -> crate::reclaim::Sweep {
+    let mut frames: Vec<(Pfn, UserAddr)> = s.platform().rmap.iter().map(|(&f, &va)| (f, va)).collect();
+    frames.sort();
+    let n = frames.len() as u64;
+    crate::reclaim::Clock::default().sweep(n, want, turns * n, |i| {
+        let (frame, va) = frames[i as usize];
+        s.age_or_evict(va, frame)
+    })
+}
+
+#[test]
+fn pages_go_to_swap_and_come_back_bit_exact() {
+    let mut s = space_with_swap(64);
+    let base = s.reserve(16 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
+    for i in 0..16 {
+        write_word(&mut s, base + i * PAGE_SIZE, 0x1000 + i);
+    }
+    let sweep = reclaim(&mut s, 16);
+    assert_eq!((sweep.referenced, sweep.evicted), (16, 16), "first turn clears, second evicts");
+    let st = s.stats();
+    assert_eq!((st.resident_pages, st.swapped_pages, st.swap_outs), (0, 16, 16));
+    assert_eq!(s.platform().pages.len(), 0, "every frame is free");
+    assert!(s.platform().tlb.is_empty(), "evicted pages were flushed");
+    for i in 0..16 {
+        assert_eq!(read_word(&mut s, base + i * PAGE_SIZE), 0x1000 + i, "page {i}");
+    }
+    let st = s.stats();
+    assert_eq!((st.resident_pages, st.swapped_pages, st.faults.swapped_in), (16, 0, 16));
+    assert!(s.platform().swap.is_empty(), "a swapped-in page frees its slot");
+    done(s);
+}
+
+#[test]
+fn an_accessed_page_gets_a_second_chance() {
+    let mut s = space_with_swap(64);
+    let base = s.reserve(4 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
+    for i in 0..4 {
+        write_word(&mut s, base + i * PAGE_SIZE, i);
+    }
+    // One turn: every Accessed bit cleared, nothing evicted.
+    assert_eq!(sweep(&mut s, 0, 1).scanned, 0, "want 0 scans nothing");
+    let turn = sweep(&mut s, u64::MAX, 1);
+    assert_eq!((turn.referenced, turn.evicted), (4, 0));
+    // Touch page 2 again, then evict as many as will go.
+    read_word(&mut s, base + 2 * PAGE_SIZE);
+    let sweep = reclaim(&mut s, 3);
+    assert_eq!((sweep.evicted, sweep.referenced), (3, 1));
+    assert!(walk(&s, UserAddr::new(base + 2 * PAGE_SIZE)).is_some(), "the hot page stayed");
+    done(s);
+}
+
+#[test]
+fn decommit_release_and_destroy_give_every_slot_back() {
+    let mut s = space_with_swap(64);
+    let base = s.reserve(12 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
+    for i in 0..12 {
+        write_word(&mut s, base + i * PAGE_SIZE, i);
+    }
+    reclaim(&mut s, 12);
+    assert_eq!(s.platform().swap.len(), 12);
+    s.protect(base, 12 * PAGE_SIZE, Prot::USER_READ).unwrap();
+    assert_eq!(s.platform().swap.len(), 12, "protect keeps the slots");
+    assert_eq!(s.decommit(base, 4 * PAGE_SIZE), Ok(0));
+    assert_eq!(s.platform().swap.len(), 8);
+    assert_eq!(read_word(&mut s, base), 0, "decommitted: demand-zero again");
+    s.release(base + 4 * PAGE_SIZE, 4 * PAGE_SIZE).unwrap();
+    assert_eq!((s.platform().swap.len(), s.stats().swapped_pages), (4, 4));
+    assert_eq!(
+        touch(&mut s, base + 8 * PAGE_SIZE, true),
+        Err(FaultOutcome::Violation(Violation::WriteToReadOnly)),
+        "a swapped page keeps its protection"
+    );
+    s.platform_mut().flush_all();
+    s.teardown();
+    assert_eq!(s.platform().swap.len(), 0, "destroy frees the rest");
+    assert_eq!(s.platform().frames_in_use(), 0);
+}
+
+#[test]
+fn commit_brings_swapped_pages_back() {
+    let mut s = space_with_swap(8);
+    let base = s.reserve(4 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
+    for i in 0..4 {
+        write_word(&mut s, base + i * PAGE_SIZE, 40 + i);
+    }
+    reclaim(&mut s, 4);
+    assert_eq!(s.commit(base, 4 * PAGE_SIZE), Ok(4));
+    assert_eq!((s.stats().swapped_pages, s.platform().swap.len()), (0, 0));
+    for i in 0..4 {
+        assert_eq!(read_word(&mut s, base + i * PAGE_SIZE), 40 + i);
+    }
+    done(s);
+}
+
+#[test]
+fn a_full_swap_stops_reclaim_and_changes_nothing() {
+    let mut s = space_with_swap(2);
+    let base = s.reserve(4 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
+    for i in 0..4 {
+        write_word(&mut s, base + i * PAGE_SIZE, i + 1);
+    }
+    let sweep = reclaim(&mut s, 4);
+    assert_eq!((sweep.evicted, sweep.stopped), (2, true));
+    assert_eq!((s.stats().resident_pages, s.stats().swapped_pages), (2, 2));
+    for i in 0..4 {
+        assert_eq!(read_word(&mut s, base + i * PAGE_SIZE), i + 1);
+    }
+    done(s);
+}
+
+#[test]
+fn stale_pinned_and_foreign_frames_are_skipped() {
+    let mut s = space_with_swap(8);
+    let base = s.reserve(2 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
+    let frame = touch(&mut s, base, true).unwrap();
+    let va = UserAddr::new(base);
+    assert_eq!(s.age_or_evict(va, Pfn::new(frame.number() + 999)), crate::reclaim::Verdict::Skipped);
+    assert_eq!(s.age_or_evict(UserAddr::new(base + PAGE_SIZE), frame), crate::reclaim::Verdict::Skipped);
+    let slot = s.leaf(va).unwrap().unwrap();
+    let m = walk(&s, va).unwrap();
+    s.write(slot, PteState::Present(Mapping { pinned: true, accessed: false, ..m }));
+    assert_eq!(s.age_or_evict(va, frame), crate::reclaim::Verdict::Skipped, "pinned pages stay");
+    done(s);
 }

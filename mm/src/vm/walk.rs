@@ -135,12 +135,21 @@ impl<P: Platform> AddressSpace<P> {
                 if let Ok(Some(child)) = pte::table::decode(raw) {
                     self.free_subtree(child, level - 1);
                 }
-            } else if let Ok(PteState::Present(m)) = PteState::decode(raw) {
-                // The space is not active, so no TLB can hold its entries.
-                if m.kind == PageKind::Anonymous {
-                    self.platform.free_page(page_block(m.frame));
+            } else {
+                match PteState::decode(raw) {
+                    Ok(PteState::Present(m)) => {
+                        // The space is not active, so no TLB can hold its entries.
+                        if m.kind == PageKind::Anonymous {
+                            self.platform.free_page(page_block(m.frame));
+                        }
+                        self.stats.resident_pages -= 1;
+                    }
+                    Ok(PteState::Swapped { slot, .. }) => self.drop_swap_slot(slot),
+                    Ok(
+                        PteState::DemandZero { .. } | PteState::File { .. } | PteState::Guard | PteState::Absent,
+                    )
+                    | Err(_) => {}
                 }
-                self.stats.resident_pages -= 1;
             }
         }
         self.platform.free_table(table_block(table));
@@ -192,8 +201,25 @@ impl<P: Platform> AddressSpace<P> {
     }
 
     pub(super) fn map_zeroed(&mut self, va: UserAddr, prot: Prot) -> Result<(), VmError> {
+        self.map_new_page(va, prot, &mut |_, _| Ok(()))
+    }
+
+    /// Maps a new anonymous frame at `va`, filled by `fill` before the entry
+    /// is written (so no access sees it half filled). When `fill` fails, the
+    /// frame goes back and the entry is untouched.
+    pub(super) fn map_new_page(
+        &mut self,
+        va: UserAddr,
+        prot: Prot,
+        fill: &mut dyn FnMut(&mut P, Pfn) -> Result<(), VmError>,
+    ) -> Result<(), VmError> {
         let slot = self.leaf_or_create(va)?;
-        let frame = into_entry(self.platform.alloc_page().ok_or(VmError::OutOfMemory)?);
+        let block = self.platform.alloc_page(va).ok_or(VmError::OutOfMemory)?;
+        if let Err(e) = fill(&mut self.platform, block.start()) {
+            self.platform.free_page(block);
+            return Err(e);
+        }
+        let frame = into_entry(block);
         let mapping =
             Mapping { frame, prot, kind: PageKind::Anonymous, pinned: false, accessed: false, dirty: false };
         self.write(slot, PteState::Present(mapping));
