@@ -11,9 +11,11 @@ export RUSTC_BOOTSTRAP := 1
 
 BOOT ?= uefi
 MEMORY ?= 128
+# MiB of swap disk for `make run` (0: none).
+SWAP ?= 256
 KERNEL_ELF := target/kernel/x86_64-unknown-none/debug/pagekeeper
 BOOT_TOOL := target/debug/pagekeeper-boot
-BOOT_FLAGS := $(if $(filter bios,$(BOOT)),--bios) --memory $(MEMORY)
+BOOT_FLAGS := $(if $(filter bios,$(BOOT)),--bios) --memory $(MEMORY) --swap $(SWAP)
 # The bootloader loads the (position-independent) kernel here (the first
 # upper-half slot; the boot log prints it as "kernel image at").
 KERNEL_LOAD_OFFSET := 0xffff800000000000
@@ -31,7 +33,7 @@ kernel: setup
 boot-tool: setup
 	cargo build -p pagekeeper-boot
 
-## make run [BOOT=bios] [MEMORY=MiB]: boot the demo kernel, console here (Ctrl-C quits).
+## make run [BOOT=bios] [MEMORY=MiB] [SWAP=MiB]: boot the demo kernel, console here (Ctrl-C quits).
 run: kernel boot-tool
 	$(BOOT_TOOL) $(BOOT_FLAGS) $(KERNEL_ELF)
 

@@ -71,12 +71,14 @@ pub enum Error {
     NotReserved = 6,
     /// Out of physical memory, or of address space within the limit.
     NoMemory = 7,
-    /// The pages are swapped or file-backed and that is not supported yet.
+    /// The pages are file-backed and that is not supported yet.
     NotSupported = 8,
+    /// A page could not be read back from swap (a device error).
+    Io = 9,
 }
 
 impl Error {
-    pub const ALL: [Error; 8] = [
+    pub const ALL: [Error; 9] = [
         Error::NoSuchCall,
         Error::Invalid,
         Error::BadAddress,
@@ -85,6 +87,7 @@ impl Error {
         Error::NotReserved,
         Error::NoMemory,
         Error::NotSupported,
+        Error::Io,
     ];
 
     /// The value a failed call returns.

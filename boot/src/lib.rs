@@ -52,6 +52,9 @@ pub struct RunConfig {
     pub timeout: Option<Duration>,
     /// Extra raw disk images, attached in order after the boot disk.
     pub disks: Vec<PathBuf>,
+    /// MiB of swap: a fresh swap disk (header written, like `mkswap`) is
+    /// made for the run, attached as virtio-blk, and deleted after. 0: none.
+    pub swap_mib: u32,
     /// Stop at the first instruction and wait for gdb on localhost:1234.
     pub gdb: bool,
     /// Tie the guest clock to executed instructions (repeatable cost counts,
@@ -72,6 +75,7 @@ impl RunConfig {
             memory_mib: 128,
             timeout: Some(Duration::from_secs(300)),
             disks: Vec::new(),
+            swap_mib: 0,
             gdb: false,
             icount: false,
             echo: false,
@@ -186,8 +190,34 @@ fn is_newer(a: &Path, b: &Path) -> bool {
     matches!((modified(a), modified(b)), (Some(ma), Some(mb)) if ma >= mb)
 }
 
-/// The QEMU command line for `config`, booting `image`.
-pub fn qemu_command(config: &RunConfig, image: &Path) -> Command {
+/// A swap disk for one run: a sparse file of `mib` MiB with a swap header
+/// (`mm::swap::header`), deleted when dropped.
+pub struct SwapDisk {
+    pub path: PathBuf,
+}
+
+impl SwapDisk {
+    pub fn create(mib: u32) -> io::Result<SwapDisk> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("pagekeeper-swap-{}-{n}.img", std::process::id()));
+        let bytes = u64::from(mib) << 20;
+        let mut file = std::fs::File::create(&path)?;
+        file.write_all(&mm::swap::SwapHeader::for_disk(bytes).encode())?;
+        file.set_len(bytes)?;
+        Ok(SwapDisk { path })
+    }
+}
+
+impl Drop for SwapDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The QEMU command line for `config`, booting `image`, with `swap` as its
+/// virtio-blk swap disk.
+pub fn qemu_command(config: &RunConfig, image: &Path, swap: Option<&SwapDisk>) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     // KVM does not work on these machines (nested virtualisation fails), so
     // always use the TCG software emulator.
@@ -204,6 +234,10 @@ pub fn qemu_command(config: &RunConfig, image: &Path) -> Command {
     for disk in &config.disks {
         cmd.arg("-drive").arg(format!("format=raw,if=ide,file={}", disk.display()));
     }
+    if let Some(swap) = swap {
+        cmd.arg("-drive").arg(format!("if=none,id=swap0,format=raw,file={}", swap.path.display()));
+        cmd.args(["-device", "virtio-blk-pci,drive=swap0"]);
+    }
     if config.icount {
         cmd.args(["-icount", "shift=0,sleep=off"]);
     }
@@ -217,7 +251,8 @@ pub fn qemu_command(config: &RunConfig, image: &Path) -> Command {
 /// and returns the serial output and how it ended.
 pub fn run(config: &RunConfig) -> io::Result<RunOutcome> {
     let image = disk_image(&config.kernel, config.firmware)?;
-    let mut cmd = qemu_command(config, &image);
+    let swap = swap_disk(config)?;
+    let mut cmd = qemu_command(config, &image, swap.as_ref());
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| io::Error::other(format!("starting QEMU: {e}")))?;
@@ -236,6 +271,10 @@ pub fn run(config: &RunConfig) -> io::Result<RunOutcome> {
         serial.push_str(&stderr);
     }
     Ok(RunOutcome { exit, serial, elapsed: start.elapsed() })
+}
+
+fn swap_disk(config: &RunConfig) -> io::Result<Option<SwapDisk>> {
+    (config.swap_mib > 0).then(|| SwapDisk::create(config.swap_mib)).transpose()
 }
 
 fn text(bytes: &Mutex<Vec<u8>>) -> String {
@@ -306,7 +345,8 @@ fn kill(child: &mut Child, exit: QemuExit) -> io::Result<QemuExit> {
 /// `make gdb`): the guest's serial port is our stdin/stdout.
 pub fn run_interactive(config: &RunConfig) -> io::Result<QemuExit> {
     let image = disk_image(&config.kernel, config.firmware)?;
-    let mut cmd = qemu_command(config, &image);
+    let swap = swap_disk(config)?;
+    let mut cmd = qemu_command(config, &image, swap.as_ref());
     let mut child = cmd.spawn().map_err(|e| io::Error::other(format!("starting QEMU: {e}")))?;
     wait(&mut child, config.timeout, None)
 }

@@ -11,6 +11,7 @@ usage: pagekeeper-boot [options] KERNEL_ELF
   --memory MIB      guest memory in MiB (default 128)
   --timeout SECS    kill QEMU after SECS seconds (default: never)
   --disk FILE       attach FILE as an extra raw disk (repeatable)
+  --swap MIB        attach a fresh swap disk of MIB MiB (virtio-blk; default 0: none)
   --gdb             wait for gdb on localhost:1234 before the first instruction
   --icount          tie the guest clock to executed instructions (benchmarks)
   --image-only      build the disk image, print its path, do not boot";
@@ -37,6 +38,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(RunConfig, bool), St
             "--memory" => config.memory_mib = number(&value("--memory")?)?,
             "--timeout" => config.timeout = Some(Duration::from_secs(number(&value("--timeout")?)?)),
             "--disk" => config.disks.push(value("--disk")?.into()),
+            "--swap" => config.swap_mib = number(&value("--swap")?)?,
             "--gdb" => config.gdb = true,
             "--icount" => config.icount = true,
             "--image-only" => image_only = true,

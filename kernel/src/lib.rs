@@ -11,9 +11,11 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod drivers;
 pub mod log;
 pub mod memory;
 pub mod process;
+pub mod swap;
 pub mod testing;
 pub mod vm;
 
@@ -39,6 +41,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     arch::init();
     let boot = memory::init(boot_info);
     vm::init();
+    swap::init(drivers::virtio_blk::probe());
     process::init();
     info!("CPU tables, interrupts and {} Hz timer up", arch::timer::TICK_HZ);
     info!("kernel image at {:#x}", boot.kernel_image_offset);

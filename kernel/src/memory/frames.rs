@@ -79,13 +79,14 @@ pub fn allocate_zeroed(order: u8, owner: Owner) -> Result<FrameBlock, AllocError
 /// Frames that process memory (data pages and page tables) may not take:
 /// kept for the kernel's own needs (its heap, its page tables, DMA), so that
 /// a process that exhausts memory gets an error or an out-of-memory kill,
-/// while the kernel goes on. 1/64 of memory, between 128 and 1024 frames.
+/// while the kernel goes on. The `min` watermark: 1/64 of memory, between
+/// 128 and 1024 frames.
 pub fn kernel_reserve() -> u64 {
     with(|frames| reserve_of(frames.stats()))
 }
 
 fn reserve_of(stats: &FrameStats) -> u64 {
-    (stats.total / 64).clamp(128, 1024)
+    mm::reclaim::Watermarks::for_total(stats.total).min
 }
 
 /// Like [`allocate_zeroed`], but refuses to dip into the kernel's reserve.

@@ -107,3 +107,50 @@ pub fn free_kernel_slot() -> VirtAddr {
     // Sign-extend bit 47: the kernel-half slots are the canonical upper half.
     VirtAddr::new_truncate((slot as u64 * entry_span(LEVELS)) | KERNEL_START)
 }
+
+/// Where the next MMIO mapping goes: a kernel level-4 slot of its own,
+/// chosen at the first mapping. Drivers map their registers at boot, before
+/// any address space copies the kernel half, so every space sees them.
+static MMIO_NEXT: Mutex<Option<VirtAddr>> = Mutex::new(None);
+
+/// Maps the device registers at physical `phys..phys+size` uncached
+/// (PCD | PWT) and returns the virtual address of `phys`. BARs can lie
+/// outside the physical-memory window (OVMF puts 64-bit BARs at 896 GiB),
+/// and the window maps memory write-back, which is wrong for registers.
+pub fn map_mmio(phys: u64, size: u64) -> Result<VirtAddr, MapError> {
+    let first = phys & !(mm::paging::PAGE_SIZE - 1);
+    let pages = (phys + size.max(1)).div_ceil(mm::paging::PAGE_SIZE) - first / mm::paging::PAGE_SIZE;
+    let mut next = MMIO_NEXT.lock();
+    let base = *next.get_or_insert_with(free_kernel_slot);
+    let flags = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | PageTableFlags::NO_EXECUTE
+        | PageTableFlags::NO_CACHE
+        | PageTableFlags::WRITE_THROUGH;
+    let _guard = LOCK.lock();
+    // SAFETY: LOCK is held.
+    let mut mapper = unsafe { active_mapper() };
+    for i in 0..pages {
+        let page = Page::<Size4KiB>::containing_address(base + i * mm::paging::PAGE_SIZE);
+        let frame = PhysFrame::containing_address(PhysAddr::new(first + i * mm::paging::PAGE_SIZE));
+        // SAFETY: `frame` is device memory, not RAM the frame allocator
+        // hands out, and `page` is in the MMIO slot, which nothing else maps.
+        match unsafe { mapper.map_to(page, frame, flags, &mut PageTableFrames) } {
+            Ok(flush) => flush.flush(),
+            Err(MapToError::FrameAllocationFailed) => return Err(MapError::OutOfFrames),
+            Err(_) => return Err(MapError::AlreadyMapped(page.start_address())),
+        }
+    }
+    *next = Some(base + pages * mm::paging::PAGE_SIZE);
+    Ok(base + (phys - first))
+}
+
+/// The physical address `va` is mapped to in the kernel half (through the
+/// page tables, so it works for stacks and the heap as well as the window).
+pub fn translate(va: VirtAddr) -> Option<PhysAddr> {
+    use x86_64::structures::paging::Translate;
+    let _guard = LOCK.lock();
+    // SAFETY: LOCK is held.
+    let mapper = unsafe { active_mapper() };
+    mapper.translate_addr(va)
+}

@@ -237,6 +237,8 @@ fn initial_context(entry: u64) -> TrapFrame {
 /// meanwhile, in the order they ended.
 pub fn run_until_idle() -> Vec<Finished> {
     loop {
+        // Between slices: the background half of reclaim (kswapd's job).
+        vm::reclaim::in_background();
         let next = with_table(|t| {
             let pid = t.ready.pop_front()?;
             t.running = Some(pid);

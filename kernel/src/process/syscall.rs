@@ -24,7 +24,7 @@ pub(super) fn handle(frame: &mut TrapFrame) -> Next {
         }
         Some(Syscall::Write) => write(a, b),
         Some(Syscall::Reserve) => reserve(a, b, c),
-        Some(Syscall::Commit) => space_op(|s| s.commit(a, b)),
+        Some(Syscall::Commit) => commit(a, b),
         Some(Syscall::Decommit) => space_op(|s| s.decommit(a, b)),
         Some(Syscall::Release) => {
             let result = space_op(|s| s.release(a, b));
@@ -53,6 +53,7 @@ fn error(e: VmError) -> Error {
         | VmError::RegionLimit { .. }
         | VmError::KernelMemoryLimit { .. } => Error::NoMemory,
         VmError::NotYetBacked { .. } | VmError::Corrupt { .. } => Error::NotSupported,
+        VmError::SwapIn { .. } => Error::Io,
     }
 }
 
@@ -62,6 +63,25 @@ fn in_running_space<R>(f: impl FnOnce(&mut vm::Space) -> R) -> R {
 
 fn space_op(f: impl FnOnce(&mut vm::Space) -> Result<u64, VmError>) -> Result<u64, Error> {
     in_running_space(f).map_err(error)
+}
+
+/// Commit in 2 MiB steps, each with direct reclaim when memory is short:
+/// a step that runs out of frames is retried after reclaim (work done stays,
+/// so a retry only walks the step again), and no step holds the registry
+/// for longer than 512 pages' work.
+fn commit(addr: u64, len: u64) -> Result<u64, Error> {
+    const STEP: u64 = 2 << 20;
+    let range = mm::vm::check_user_range(addr, len).map_err(error)?;
+    let (start, end) = (range.start.as_u64(), range.end.as_u64());
+    let mut brought_in = 0;
+    let mut at = start;
+    while at < end {
+        let step = STEP.min(end - at);
+        let space = running_space();
+        brought_in += vm::with_reclaim(space, |s| s.commit(at, step)).expect("the running process has a space").map_err(error)?;
+        at += step;
+    }
+    Ok(brought_in)
 }
 
 fn prot(bits: u64) -> Result<Prot, Error> {

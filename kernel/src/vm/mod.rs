@@ -9,6 +9,7 @@
 
 mod platform;
 pub mod probe;
+pub mod reclaim;
 #[cfg(test)]
 mod tests;
 
@@ -43,10 +44,12 @@ static KERNEL_FAULTS: AtomicU64 = AtomicU64::new(0);
 /// Counters of destroyed spaces, so totals survive them.
 static RETIRED: Mutex<FaultCounters> = Mutex::new(FaultCounters {
     demand_zero: 0,
+    swapped_in: 0,
     spurious: 0,
     violations: 0,
     not_yet_backed: 0,
     out_of_memory: 0,
+    swap_in_failed: 0,
 });
 
 /// What a process's space may take (docs/process.md, "What a process
@@ -59,13 +62,19 @@ pub const PROCESS_LIMITS: Limits =
 
 pub fn init() {
     platform::init();
+    reclaim::init();
     trap::set_kernel_page_fault_handler(kernel_page_fault);
 }
 
 /// A new, empty space that may take what `limits` allow.
 pub fn create(limits: Limits) -> Result<SpaceId, VmError> {
-    let space = AddressSpace::new(KernelPlatform::new(), limits)?;
     let id = SpaceId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+    // The reverse map has room for 2^29 space numbers; past that (after
+    // half a billion processes) new spaces are refused, never mislabelled.
+    if id.0 > mm::reclaim::MAX_SPACE {
+        return Err(VmError::OutOfMemory);
+    }
+    let space = AddressSpace::new(KernelPlatform::new(id), limits)?;
     without_interrupts(|| SPACES.lock().insert(id, space));
     Ok(id)
 }
@@ -74,6 +83,30 @@ pub fn create(limits: Limits) -> Result<SpaceId, VmError> {
 /// touch the space's memory (a fault would find the registry locked).
 pub fn with<R>(id: SpaceId, f: impl FnOnce(&mut Space) -> R) -> Option<R> {
     without_interrupts(|| SPACES.lock().get_mut(&id).map(f))
+}
+
+/// Like [`with`], and when `f` runs out of memory, reclaims a batch of
+/// pages (direct reclaim) and tries again, as long as reclaim frees some.
+/// For system calls that allocate (commit).
+pub fn with_reclaim<R>(id: SpaceId, mut f: impl FnMut(&mut Space) -> Result<R, VmError>) -> Option<Result<R, VmError>> {
+    without_interrupts(|| {
+        let mut spaces = SPACES.lock();
+        reclaim::direct_if_low(&mut spaces);
+        loop {
+            let result = f(spaces.get_mut(&id)?);
+            if result.as_ref().is_err_and(|e| *e == VmError::OutOfMemory)
+                && reclaim::direct_after_failure(&mut spaces) > 0
+            {
+                continue;
+            }
+            return Some(result);
+        }
+    })
+}
+
+/// Runs `f` on every live space (for reclaim).
+fn with_all<R>(f: impl FnOnce(&mut BTreeMap<SpaceId, Space>) -> R) -> R {
+    without_interrupts(|| f(&mut SPACES.lock()))
 }
 
 fn load_cr3(root: mm::addr::Pfn) {
@@ -135,6 +168,8 @@ pub struct FaultReport {
     pub space: Option<SpaceId>,
     pub region: Option<Region>,
     pub outcome: FaultOutcome,
+    /// Why memory ran out, when it did: "swap full", "no swap device".
+    pub out_of_memory_reason: Option<&'static str>,
 }
 
 impl fmt::Display for FaultReport {
@@ -153,7 +188,11 @@ impl fmt::Display for FaultReport {
             (None, Some(_)) => write!(f, "unreserved")?,
             (None, None) => write!(f, "unreserved (no address space active)")?,
         }
-        write!(f, ": {}", self.outcome)
+        write!(f, ": {}", self.outcome)?;
+        if let Some(reason) = self.out_of_memory_reason {
+            write!(f, ": {reason}")?;
+        }
+        Ok(())
     }
 }
 
@@ -173,6 +212,8 @@ fn kernel_half_violation(fault: &PageFault) -> Violation {
 }
 
 /// Classifies (and, where legal, resolves) `fault` in the active space.
+/// When memory is short, reclaims first (below the low watermark) and
+/// again when the fault still found no frame, as long as reclaim frees some.
 fn resolve(fault: &PageFault) -> (Option<SpaceId>, FaultOutcome, Option<Region>) {
     let space = active();
     let Some(space_id) = space.filter(|_| fault.address < KERNEL_START) else {
@@ -182,11 +223,30 @@ fn resolve(fault: &PageFault) -> (Option<SpaceId>, FaultOutcome, Option<Region>)
     let Some(mut spaces) = SPACES.try_lock() else {
         panic!("page fault at {:#x} while the address-space registry is locked (kernel bug)", fault.address);
     };
-    let Some(space) = spaces.get_mut(&space_id) else {
+    if !spaces.contains_key(&space_id) {
         return (Some(space_id), FaultOutcome::Violation(Violation::Unreserved), None);
-    };
-    let (outcome, region) = space.resolve_fault(fault.address, fault.access());
-    (Some(space_id), outcome, region)
+    }
+    reclaim::direct_if_low(&mut spaces);
+    loop {
+        let space = spaces.get_mut(&space_id).expect("checked above");
+        let (outcome, region) = space.resolve_fault(fault.address, fault.access());
+        if outcome == FaultOutcome::OutOfMemory && reclaim::direct_after_failure(&mut spaces) > 0 {
+            continue;
+        }
+        return (Some(space_id), outcome, region);
+    }
+}
+
+/// Why a fault found no memory even after reclaim.
+fn out_of_memory_reason(outcome: FaultOutcome) -> Option<&'static str> {
+    if outcome != FaultOutcome::OutOfMemory {
+        return None;
+    }
+    Some(match crate::swap::info() {
+        None => "no swap device",
+        Some(swap) if swap.free_slots == 0 => "swap full",
+        Some(_) => "nothing left to evict",
+    })
 }
 
 /// The one entry of the fault path, for both rings: resolves `fault` when
@@ -198,7 +258,15 @@ pub fn handle_fault(fault: &PageFault) -> Result<(), FaultReport> {
     if outcome.is_resolved() {
         return Ok(());
     }
-    Err(FaultReport { address: fault.address, rip: fault.rip, error: fault.error, space, region, outcome })
+    Err(FaultReport {
+        address: fault.address,
+        rip: fault.rip,
+        error: fault.error,
+        space,
+        region,
+        outcome,
+        out_of_memory_reason: out_of_memory_reason(outcome),
+    })
 }
 
 /// A page fault in ring 0 (installed in the trap dispatcher).
@@ -217,6 +285,7 @@ fn kernel_page_fault(frame: &mut TrapFrame, fault: &PageFault) {
 pub struct VmSummary {
     pub spaces: usize,
     pub resident_pages: u64,
+    pub swapped_pages: u64,
     pub table_frames: u64,
     pub faults: FaultCounters,
     pub kernel_faults: u64,
@@ -230,6 +299,7 @@ pub fn summary() -> VmSummary {
         for space in spaces.values() {
             let st = space.stats();
             s.resident_pages += st.resident_pages;
+            s.swapped_pages += st.swapped_pages;
             s.table_frames += st.table_frames;
             s.faults.add(&st.faults);
         }
@@ -242,13 +312,13 @@ impl fmt::Display for VmSummary {
         let fc = &self.faults;
         writeln!(
             f,
-            "vm: {} address spaces, {} resident pages, {} page-table frames",
-            self.spaces, self.resident_pages, self.table_frames
+            "vm: {} address spaces, {} resident pages, {} swapped pages, {} page-table frames",
+            self.spaces, self.resident_pages, self.swapped_pages, self.table_frames
         )?;
         write!(
             f,
-            "  faults: demand-zero {}, spurious {}, violations {}, not-yet-backed {}, out-of-memory {}, outside any space {}",
-            fc.demand_zero, fc.spurious, fc.violations, fc.not_yet_backed, fc.out_of_memory, self.kernel_faults
+            "  faults: demand-zero {}, swap-in {}, spurious {}, violations {}, not-yet-backed {}, out-of-memory {}, swap-in failed {}, outside any space {}",
+            fc.demand_zero, fc.swapped_in, fc.spurious, fc.violations, fc.not_yet_backed, fc.out_of_memory, fc.swap_in_failed, self.kernel_faults
         )
     }
 }

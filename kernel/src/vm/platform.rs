@@ -1,7 +1,9 @@
 //! `mm::vm::Platform` on the real machine: page tables reached through the
 //! physical-memory window, frames from the frame allocator, `invlpg`.
 
+use super::{reclaim, SpaceId};
 use crate::memory::{frames, phys_to_virt};
+use mm::swap::SwapError;
 use mm::addr::{Pfn, UserAddr};
 use mm::frame::{FrameBlock, Owner};
 use mm::paging::{ENTRIES, KERNEL_ROOT_ENTRIES};
@@ -22,16 +24,17 @@ pub fn kernel_root() -> Pfn {
     *KERNEL_ROOT.get().expect("vm::init has run")
 }
 
-/// Zero-sized: all state is in the frame allocator and the tables. Only
+/// All state is in the frame allocator and the tables. Only
 /// `vm` can make one ([`KernelPlatform::new`] is private to it), so no other
 /// code can write page tables through it (the `Platform` contract, point 4).
 pub struct KernelPlatform {
-    _private: (),
+    /// The space these tables belong to (what the reverse map records).
+    space: SpaceId,
 }
 
 impl KernelPlatform {
-    pub(super) const fn new() -> Self {
-        KernelPlatform { _private: () }
+    pub(super) const fn new(space: SpaceId) -> Self {
+        KernelPlatform { space }
     }
 }
 
@@ -83,12 +86,27 @@ unsafe impl mm::vm::Platform for KernelPlatform {
         free(table);
     }
 
-    fn alloc_page(&mut self) -> Option<FrameBlock> {
-        frames::allocate_for_process(0, Owner::Process).ok()
+    fn alloc_page(&mut self, va: UserAddr) -> Option<FrameBlock> {
+        let block = frames::allocate_for_process(0, Owner::Process).ok()?;
+        reclaim::record(block.start(), self.space, va);
+        Some(block)
     }
 
     fn free_page(&mut self, frame: FrameBlock) {
+        reclaim::forget(frame.start());
         free(frame);
+    }
+
+    fn swap_out(&mut self, frame: Pfn) -> Result<u64, SwapError> {
+        crate::swap::write_out(frame)
+    }
+
+    fn swap_in(&mut self, slot: u64, frame: Pfn) -> Result<(), SwapError> {
+        crate::swap::read_in(slot, frame)
+    }
+
+    fn swap_release(&mut self, slot: u64) {
+        crate::swap::release(slot);
     }
 
     fn flush(&mut self, va: UserAddr) {

@@ -20,10 +20,12 @@ pub enum Owner {
     Process,
     PageCache,
     SwapCache,
+    /// Memory a device reads or writes (virtio queues, request headers).
+    Dma,
 }
 
 impl Owner {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
     pub const ALL: [Owner; Owner::COUNT] = [
         Owner::AllocatorMetadata,
         Owner::KernelHeap,
@@ -32,6 +34,7 @@ impl Owner {
         Owner::Process,
         Owner::PageCache,
         Owner::SwapCache,
+        Owner::Dma,
     ];
 
     /// The owner stored as `index` in a frame's state word (0 is none).
@@ -52,6 +55,7 @@ impl Owner {
             Owner::Process => "process memory",
             Owner::PageCache => "page cache",
             Owner::SwapCache => "swap cache",
+            Owner::Dma => "device DMA",
         }
     }
 }

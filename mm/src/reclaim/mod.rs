@@ -152,6 +152,11 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// A clock with its hand at frame 0 (for statics).
+    pub const fn default_const() -> Clock {
+        Clock { hand: 0 }
+    }
+
     pub fn hand(&self) -> u64 {
         self.hand
     }

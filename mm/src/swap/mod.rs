@@ -22,6 +22,8 @@ const SECTORS_PER_PAGE: u64 = PAGE_SIZE / SECTOR_SIZE as u64;
 pub enum SwapError {
     /// Every slot is taken.
     Full,
+    /// There is no swap device.
+    NoDevice,
     Header(HeaderError),
     Slot(SlotError),
     Device(BlockError),
@@ -35,6 +37,7 @@ impl fmt::Display for SwapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SwapError::Full => write!(f, "swap full"),
+            SwapError::NoDevice => write!(f, "no swap device"),
             SwapError::Header(e) => write!(f, "{e}"),
             SwapError::Slot(e) => write!(f, "{e}"),
             SwapError::Device(e) => write!(f, "swap device: {e}"),

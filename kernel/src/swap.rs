@@ -1,0 +1,106 @@
+//! The swap device on the real machine: the first virtio-blk disk whose
+//! first page is a Pagekeeper swap header (`mm::swap::header`, written on
+//! the host by `pagekeeper-boot --swap`). A disk without one is never
+//! written. The slot map and the page I/O are `mm::swap::SwapArea`'s; this
+//! module holds the one area behind a lock and moves frames through it.
+//!
+//! Lock order: the address-space registry, then this, then the frame
+//! allocator. Interrupts are off while the lock is held (a fault path
+//! takes it).
+
+use crate::drivers::virtio_blk::VirtioDisk;
+use crate::memory::phys_to_virt;
+use crate::{info, warn};
+use alloc::vec::Vec;
+use core::fmt;
+use mm::addr::{Pfn, PAGE_SIZE};
+use mm::swap::{SwapArea, SwapCounters, SwapError};
+use spin::Mutex;
+use x86_64::instructions::interrupts::without_interrupts;
+
+static SWAP: Mutex<Option<SwapArea<VirtioDisk>>> = Mutex::new(None);
+
+/// Opens the first disk that carries a swap header as swap; leaves the
+/// others alone.
+pub fn init(disks: Vec<VirtioDisk>) {
+    for (index, disk) in disks.into_iter().enumerate() {
+        if disk.read_only() {
+            info!("disk {index}: read-only, not swap");
+            continue;
+        }
+        match SwapArea::open(disk) {
+            Ok(area) if without_interrupts(|| SWAP.lock().is_none()) => {
+                info!("swap on disk {index}: {} MiB ({} slots)", area.total_slots() * PAGE_SIZE >> 20, area.total_slots());
+                without_interrupts(|| *SWAP.lock() = Some(area));
+            }
+            Ok(_) => info!("disk {index}: a second swap area, not used"),
+            Err((e, _disk)) => warn!("disk {index}: not used as swap: {e}"),
+        }
+    }
+}
+
+fn with<R>(f: impl FnOnce(&mut SwapArea<VirtioDisk>) -> Result<R, SwapError>) -> Result<R, SwapError> {
+    without_interrupts(|| SWAP.lock().as_mut().map_or(Err(SwapError::NoDevice), f))
+}
+
+fn page(frame: Pfn) -> *mut [u8; PAGE_SIZE as usize] {
+    phys_to_virt(frame).as_mut_ptr()
+}
+
+/// Writes the page in `frame` to a new slot.
+pub fn write_out(frame: Pfn) -> Result<u64, SwapError> {
+    // SAFETY: `frame` is a process page the caller (the VMM, holding the
+    // registry lock) owns; it is mapped in the physical window and nothing
+    // writes it during the copy (one CPU, the process is not running).
+    with(|area| area.write_out(unsafe { &*page(frame) }))
+}
+
+/// Reads `slot` into `frame` (a new frame nothing else uses yet).
+pub fn read_in(slot: u64, frame: Pfn) -> Result<(), SwapError> {
+    // SAFETY: `frame` was just allocated for this page and is not mapped
+    // anywhere but the physical window.
+    with(|area| area.read_in(slot, unsafe { &mut *page(frame) }))
+}
+
+/// The page that held `slot` is gone. A slot the map does not know as in
+/// use means the VMM's books and the slot map disagree: a kernel bug,
+/// reported, never acted on.
+pub fn release(slot: u64) {
+    if let Err(e) = with(|area| area.release(slot)) {
+        warn!("swap: releasing slot {slot}: {e} (kernel bug)");
+    }
+}
+
+/// Swap as meminfo shows it; `None` without a swap device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwapInfo {
+    pub total_slots: u64,
+    pub free_slots: u64,
+    pub counters: SwapCounters,
+}
+
+pub fn info() -> Option<SwapInfo> {
+    without_interrupts(|| {
+        SWAP.lock().as_ref().map(|area| SwapInfo {
+            total_slots: area.total_slots(),
+            free_slots: area.free_slots(),
+            counters: area.counters(),
+        })
+    })
+}
+
+impl fmt::Display for SwapInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kib = |slots: u64| slots * PAGE_SIZE / 1024;
+        write!(
+            f,
+            "swap: {} KiB total, {} KiB free, {} KiB used; {} pages out, {} pages in, {} I/O errors",
+            kib(self.total_slots),
+            kib(self.free_slots),
+            kib(self.total_slots - self.free_slots),
+            self.counters.outs,
+            self.counters.ins,
+            self.counters.errors
+        )
+    }
+}

@@ -1,0 +1,138 @@
+//! Reclaim on the real machine: the reverse map (frame → space, page), the
+//! clock hand, and the two callers of `mm::reclaim::Clock::sweep`:
+//!
+//! - **direct reclaim**, in the page-fault path: when free frames are below
+//!   the low watermark, or an allocation just failed, the faulting process
+//!   pays for evicting pages before its fault is retried;
+//! - **background reclaim**, between time slices (`process::run_until_idle`
+//!   calls [`in_background`]): below low, evict in batches up to high, so
+//!   that faults seldom have to.
+//!
+//! Both run with the address-space registry locked (they change other
+//! spaces' page tables); the clock sees every process page of every space.
+
+use super::{Space, SpaceId};
+use crate::memory::frames;
+use alloc::collections::BTreeMap;
+use core::sync::atomic::{AtomicU64, Ordering};
+use mm::addr::{Pfn, UserAddr};
+use mm::reclaim::{Clock, PageOwner, ReverseMap, Sweep, Verdict, Watermarks};
+use spin::{Mutex, Once};
+use x86_64::instructions::interrupts::without_interrupts;
+
+static RMAP: Once<Mutex<ReverseMap>> = Once::new();
+static CLOCK: Mutex<Clock> = Mutex::new(Clock::default_const());
+static WATERMARKS: Once<Watermarks> = Once::new();
+
+/// Pages evicted, by who did it.
+static DIRECT: AtomicU64 = AtomicU64::new(0);
+static BACKGROUND: AtomicU64 = AtomicU64::new(0);
+/// Background work per call: bounded so a time slice is not delayed long.
+const BACKGROUND_BATCH: u64 = 256;
+/// Direct reclaim after a failed allocation: a few pages so the retry
+/// (and the next faults) find frames.
+const DIRECT_BATCH: u64 = 32;
+
+pub fn init() {
+    let span = frames::span();
+    let map = ReverseMap::new(span).expect("a reverse map at boot (8 bytes per frame)");
+    RMAP.call_once(|| Mutex::new(map));
+    WATERMARKS.call_once(|| Watermarks::for_total(frames::stats().total));
+}
+
+pub fn watermarks() -> Watermarks {
+    *WATERMARKS.get().expect("reclaim::init has run")
+}
+
+fn rmap<R>(f: impl FnOnce(&mut ReverseMap) -> R) -> R {
+    without_interrupts(|| f(&mut RMAP.get().expect("reclaim::init has run").lock()))
+}
+
+/// `frame` now holds page `va` of space `space`.
+pub(super) fn record(frame: Pfn, space: SpaceId, va: UserAddr) {
+    rmap(|map| map.set(frame, PageOwner { space: space.0, page: va }));
+}
+
+/// `frame` holds no process page any more.
+pub(super) fn forget(frame: Pfn) {
+    rmap(|map| map.clear(frame));
+}
+
+/// Evicts up to `want` pages with the clock (two turns at most).
+fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
+    let frames = rmap(|map| map.frames());
+    let mut clock = *CLOCK.lock();
+    let sweep = clock.sweep(frames, want, 2 * frames, |index| {
+        let (frame, owner) = rmap(|map| {
+            let frame = map.frame_at(index);
+            (frame, map.get(frame))
+        });
+        match owner.and_then(|o| Some((o.page, spaces.get_mut(&SpaceId(o.space))?))) {
+            Some((page, space)) => space.age_or_evict(page, frame),
+            None => Verdict::Skipped,
+        }
+    });
+    *CLOCK.lock() = clock;
+    sweep
+}
+
+fn free_frames() -> u64 {
+    frames::stats().free
+}
+
+/// In the fault path, before the fault is resolved: below the low
+/// watermark, evict up to the high one.
+pub(super) fn direct_if_low(spaces: &mut BTreeMap<SpaceId, Space>) {
+    let (free, marks) = (free_frames(), watermarks());
+    if free < marks.low {
+        let swept = sweep(spaces, marks.high - free);
+        DIRECT.fetch_add(swept.evicted, Ordering::Relaxed);
+    }
+}
+
+/// In the fault path, after an allocation failed: evict a batch. Returns
+/// how many pages went.
+pub(super) fn direct_after_failure(spaces: &mut BTreeMap<SpaceId, Space>) -> u64 {
+    let evicted = sweep(spaces, DIRECT_BATCH).evicted;
+    DIRECT.fetch_add(evicted, Ordering::Relaxed);
+    evicted
+}
+
+/// Between time slices: below low, evict a batch towards high.
+pub fn in_background() {
+    let (free, marks) = (free_frames(), watermarks());
+    if free >= marks.low {
+        return;
+    }
+    let evicted = super::with_all(|spaces| sweep(spaces, (marks.high - free).min(BACKGROUND_BATCH)).evicted);
+    BACKGROUND.fetch_add(evicted, Ordering::Relaxed);
+}
+
+/// Reclaim's numbers for meminfo.
+#[derive(Clone, Copy, Debug)]
+pub struct ReclaimInfo {
+    pub marks: Watermarks,
+    pub direct: u64,
+    pub background: u64,
+    pub mapped_frames: u64,
+}
+
+pub fn info() -> ReclaimInfo {
+    ReclaimInfo {
+        marks: watermarks(),
+        direct: DIRECT.load(Ordering::Relaxed),
+        background: BACKGROUND.load(Ordering::Relaxed),
+        mapped_frames: rmap(|map| map.mapped()),
+    }
+}
+
+impl core::fmt::Display for ReclaimInfo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let m = self.marks;
+        write!(
+            f,
+            "reclaim: watermarks min {} / low {} / high {} free frames; evicted {} directly, {} in the background; {} frames in the reverse map",
+            m.min, m.low, m.high, self.direct, self.background, self.mapped_frames
+        )
+    }
+}
