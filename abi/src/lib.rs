@@ -115,6 +115,10 @@ pub struct MemStats {
     pub demand_zero_faults: u64,
     /// Free frames in the whole machine.
     pub free_frames: u64,
+    /// Pages of this process in swap now.
+    pub swapped_pages: u64,
+    /// Faults that read a page of this process back from swap.
+    pub swap_in_faults: u64,
 }
 
 impl MemStats {
@@ -128,6 +132,8 @@ impl MemStats {
             self.reserved_bytes,
             self.demand_zero_faults,
             self.free_frames,
+            self.swapped_pages,
+            self.swap_in_faults,
         ];
         let mut bytes = [0; Self::SIZE];
         for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
@@ -137,7 +143,7 @@ impl MemStats {
     }
 }
 
-const _: () = assert!(MemStats::SIZE == 5 * 8, "to_bytes lists every field");
+const _: () = assert!(MemStats::SIZE == 7 * 8, "to_bytes lists every field");
 
 /// Most bytes one write() call takes.
 pub const MAX_WRITE: u64 = 4096;

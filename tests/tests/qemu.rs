@@ -59,6 +59,39 @@ fn in_kernel_suite_passes_with_1_gib() {
     expect_suite_passed("qemu-suite-1gib", &boot(&config));
 }
 
+/// Swap at 64 MiB with a 256 MiB virtio-blk swap disk: 160 MiB written and
+/// read back bit-exact, two hogs at once, a hot set that stays resident,
+/// every slot back after decommit/release/exit, a clean kill when swap is
+/// full (kernel/tests/swap.rs).
+#[test]
+fn swap_suite_passes_at_64_mib_with_256_mib_of_swap() {
+    let mut config = config(Kernel::Named("swap"));
+    config.memory_mib = 64;
+    config.swap_mib = 256;
+    config.timeout = Some(Duration::from_secs(900));
+    let outcome = boot(&config);
+    let summary = expect_suite_passed("qemu-swap", &outcome);
+    assert_eq!(summary.passed, 5, "{}", outcome.serial);
+    let console = &outcome.serial;
+    assert!(console.contains("swap on disk 0: 255 MiB (65535 slots)"), "{console}");
+    assert!(console.contains("out of memory: swap full"), "{console}");
+    for line in console.lines().filter(|l| l.contains("swap_pattern: hot set")) {
+        println!("{line}");
+    }
+}
+
+/// The same kernel without a swap disk: the process bigger than RAM gets
+/// the out-of-memory kill, as before swap existed, and the kernel goes on.
+#[test]
+fn without_swap_a_process_bigger_than_ram_is_killed() {
+    let mut config = config(Kernel::Named("swap"));
+    config.memory_mib = 64;
+    let outcome = boot(&config);
+    let summary = expect_suite_passed("qemu-no-swap", &outcome);
+    assert_eq!(summary.passed, 1, "{}", outcome.serial);
+    assert!(outcome.serial.contains("out of memory: no swap device"), "{}", outcome.serial);
+}
+
 #[test]
 fn in_kernel_suite_passes_under_bios() {
     let mut config = config(Kernel::Suite);
@@ -147,7 +180,7 @@ fn demo_kernel_runs_processes_and_stays_up() {
         "(alloc_demo): exited with code 0",
         "(scribbler): exited with code 0",
         "after scavenge",
-        "vm: 0 address spaces, 0 resident pages, 0 page-table frames",
+        "vm: 0 address spaces, 0 resident pages, 0 swapped pages, 0 page-table frames",
         "kernel up",
     ] {
         assert!(console.contains(expected), "missing {expected:?} in:\n{console}");

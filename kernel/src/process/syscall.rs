@@ -135,6 +135,8 @@ fn memstats(ptr: u64) -> Result<u64, Error> {
         reserved_bytes: space.reserved_bytes,
         demand_zero_faults: space.faults.demand_zero,
         free_frames: frames::stats().free,
+        swapped_pages: space.swapped_pages,
+        swap_in_faults: space.faults.swapped_in,
     };
     for (i, byte) in stats.to_bytes().into_iter().enumerate() {
         // SAFETY: the range is in the user half of the running process and

@@ -1,0 +1,111 @@
+//! The swap test kernel: booted by the host tests at 64 MiB with a 256 MiB
+//! swap disk (every scenario below), and without swap (the same program
+//! gets the out-of-memory kill). Each test checks what the process
+//! reported and that every frame and every swap slot came back.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use bootloader_api::{entry_point, BootInfo};
+use mm::frame::Owner;
+use pagekeeper::memory::frames;
+use pagekeeper::process::{programs, run_until_idle, ExitStatus, Finished};
+use pagekeeper::testing::{run_tests_with, RunnerConfig, Testable};
+use pagekeeper::vm::FaultOutcome;
+use pagekeeper::{println, swap, BOOTLOADER_CONFIG};
+
+entry_point!(main, config = &BOOTLOADER_CONFIG);
+
+const PATTERN: u64 = 0;
+const HOT_AND_COLD: u64 = 1;
+const GIVE_BACK: u64 = 2;
+const EXIT_IN_SWAP: u64 = 3;
+
+fn arg(mib: u64, mode: u64, seed: u64) -> u64 {
+    mib | mode << 16 | seed << 32
+}
+
+/// Frames held by processes, and free swap slots: both must come back.
+fn balance() -> (u64, u64, u64) {
+    let s = frames::stats();
+    let free_slots = swap::info().map_or(0, |i| i.free_slots);
+    (s.used_by(Owner::Process), s.used_by(Owner::PageTable), free_slots)
+}
+
+fn run(programs_and_args: &[(&'static str, u64)]) -> Vec<Finished> {
+    let before = balance();
+    for &(name, arg) in programs_and_args {
+        programs::spawn_with_arg(name, arg).expect("spawn");
+    }
+    let done = run_until_idle();
+    assert_eq!(balance(), before, "process frames, page tables and swap slots all came back");
+    if let Some(info) = swap::info() {
+        assert_eq!(info.free_slots, info.total_slots, "every slot is free again");
+    }
+    println!("{}", swap::info().map_or("no swap".into(), |i| alloc::format!("{i}")));
+    done
+}
+
+fn exited_ok(done: &[Finished]) {
+    for f in done {
+        assert_eq!(f.status, ExitStatus::Exited(0), "{} ({}): {}", f.pid, f.name, f.status);
+    }
+}
+
+fn a_process_writes_160_mib_at_64_mib_and_reads_it_back_bit_exact() {
+    exited_ok(&run(&[("swap_pattern", arg(160, PATTERN, 1))]));
+}
+
+fn two_processes_bigger_than_ram_swap_at_once() {
+    exited_ok(&run(&[("swap_pattern", arg(100, PATTERN, 2)), ("swap_pattern", arg(100, PATTERN, 3))]));
+}
+
+fn a_hot_set_stays_resident_while_a_cold_set_is_swapped() {
+    exited_ok(&run(&[("swap_pattern", arg(96, HOT_AND_COLD, 4))]));
+}
+
+fn decommit_release_and_exit_give_every_slot_back() {
+    exited_ok(&run(&[("swap_pattern", arg(96, GIVE_BACK, 5))]));
+    exited_ok(&run(&[("swap_pattern", arg(96, EXIT_IN_SWAP, 6))]));
+}
+
+fn out_of_memory_kill(done: &[Finished], reason: &str) {
+    let hog = done.iter().find(|f| f.name == "swap_pattern").expect("the hog ran");
+    match hog.status {
+        ExitStatus::KilledByFault(report) => {
+            assert_eq!(report.outcome, FaultOutcome::OutOfMemory, "{report}");
+            assert_eq!(report.out_of_memory_reason, Some(reason), "{report}");
+        }
+        other => panic!("the hog was not killed out of memory: {other}"),
+    }
+}
+
+fn when_swap_is_full_the_hog_is_killed_and_the_others_go_on() {
+    let done = run(&[("swap_pattern", arg(400, PATTERN, 7)), ("hello", 0), ("alloc_demo", 0)]);
+    out_of_memory_kill(&done, "swap full");
+    for f in done.iter().filter(|f| f.name != "swap_pattern") {
+        assert_eq!(f.status, ExitStatus::Exited(0), "{}: {}", f.name, f.status);
+    }
+}
+
+fn without_swap_a_process_bigger_than_ram_is_killed_out_of_memory() {
+    let done = run(&[("swap_pattern", arg(160, PATTERN, 1)), ("hello", 0)]);
+    out_of_memory_kill(&done, "no swap device");
+}
+
+fn main(boot_info: &'static mut BootInfo) -> ! {
+    pagekeeper::init(boot_info);
+    let with_swap: &[&dyn Testable] = &[
+        &a_process_writes_160_mib_at_64_mib_and_reads_it_back_bit_exact,
+        &two_processes_bigger_than_ram_swap_at_once,
+        &a_hot_set_stays_resident_while_a_cold_set_is_swapped,
+        &decommit_release_and_exit_give_every_slot_back,
+        &when_swap_is_full_the_hog_is_killed_and_the_others_go_on,
+    ];
+    let without_swap: &[&dyn Testable] = &[&without_swap_a_process_bigger_than_ram_is_killed_out_of_memory];
+    let tests = if swap::info().is_some() { with_swap } else { without_swap };
+    // Uptime is emulated and swap traffic is slow under TCG.
+    run_tests_with(tests, RunnerConfig { timeout_ms: 600_000 })
+}

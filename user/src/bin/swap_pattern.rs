@@ -1,0 +1,145 @@
+//! Swap exerciser. The argument: bits 0..16 MiB to use, bits 16..24 the
+//! mode, bits 32..64 the seed of the pattern.
+//!
+//! - mode 0, pattern: writes a seeded pattern over every word of MiB MiB,
+//!   then reads it all back; exit 0 when bit-exact, 2 at the first wrong
+//!   word (printed).
+//! - mode 1, hot and cold: a 1 MiB hot set touched after every cold MiB
+//!   while MiB MiB of cold pages are written, then read back; prints the
+//!   swap-ins of each set; exit 0 when the hot set stayed resident (fewer
+//!   swap-ins than 1 % of its touches) while the cold set was swapped, 3
+//!   otherwise.
+//! - mode 2, give back: writes the pattern, decommits the first half,
+//!   releases the second; exit 0 when no page is left in swap, 4 otherwise.
+//! - mode 3, exit with pages in swap: writes the pattern and exits 0 at once
+//!   (destroy must free its slots).
+#![no_std]
+#![no_main]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+use abi::PROT_WRITE;
+use pkrt::{println, sys};
+
+const MIB: u64 = 1 << 20;
+const PAGE: u64 = abi::PAGE_SIZE;
+
+/// The pattern word at byte offset `offset` (splitmix64 of seed and offset).
+fn word(seed: u64, offset: u64) -> u64 {
+    let mut z = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ offset;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Writes the pattern words of `base + offsets`.
+fn write_pattern_part(base: u64, offsets: core::ops::Range<u64>, seed: u64) {
+    for offset in offsets.step_by(8) {
+        // SAFETY: inside a region this process reserved writable.
+        unsafe { core::ptr::write_volatile((base + offset) as *mut u64, word(seed, offset)) };
+    }
+}
+
+fn write_pattern(base: u64, len: u64, seed: u64) {
+    write_pattern_part(base, 0..len, seed);
+}
+
+/// The first offset whose word is wrong, with what was read there.
+fn check_pattern(base: u64, len: u64, seed: u64) -> Option<(u64, u64)> {
+    (0..len).step_by(8).find_map(|offset| {
+        // SAFETY: as in write_pattern.
+        let got = unsafe { core::ptr::read_volatile((base + offset) as *const u64) };
+        (got != word(seed, offset)).then_some((offset, got))
+    })
+}
+
+fn touch_pages(base: u64, len: u64) {
+    for offset in (0..len).step_by(PAGE as usize) {
+        // SAFETY: as in write_pattern.
+        unsafe { core::ptr::read_volatile((base + offset) as *const u64) };
+    }
+}
+
+fn report(what: &str) {
+    let s = sys::memstats();
+    println!(
+        "swap_pattern: {what}: {} resident, {} swapped, {} swap-ins",
+        s.resident_pages, s.swapped_pages, s.swap_in_faults
+    );
+}
+
+fn pattern(base: u64, len: u64, seed: u64) -> i32 {
+    write_pattern(base, len, seed);
+    report("written");
+    if let Some((offset, got)) = check_pattern(base, len, seed) {
+        println!("swap_pattern: word at +{offset:#x} is {got:#x}, expected {:#x}", word(seed, offset));
+        return 2;
+    }
+    report("read back bit-exact");
+    0
+}
+
+fn hot_and_cold(cold: u64, len: u64, seed: u64) -> i32 {
+    let hot = sys::reserve(MIB, PROT_WRITE).expect("reserve the hot set");
+    write_pattern(hot, MIB, seed ^ 1);
+    let mut hot_swap_ins = 0;
+    let mut hot_touches = 0;
+    for mib in 0..len / MIB {
+        write_pattern_part(cold, mib * MIB..(mib + 1) * MIB, seed);
+        let before = sys::memstats().swap_in_faults;
+        touch_pages(hot, MIB);
+        hot_swap_ins += sys::memstats().swap_in_faults - before;
+        hot_touches += MIB / PAGE;
+    }
+    let before = sys::memstats().swap_in_faults;
+    let cold_ok = check_pattern(cold, len, seed).is_none();
+    let cold_swap_ins = sys::memstats().swap_in_faults - before;
+    let hot_ok = check_pattern(hot, MIB, seed ^ 1).is_none();
+    println!(
+        "swap_pattern: hot set {hot_swap_ins} swap-ins in {hot_touches} touches, cold set {cold_swap_ins} swap-ins reading {} pages",
+        len / PAGE
+    );
+    if !(cold_ok && hot_ok) {
+        println!("swap_pattern: pattern wrong (hot {hot_ok}, cold {cold_ok})");
+        return 2;
+    }
+    if hot_swap_ins * 100 < hot_touches && cold_swap_ins > 0 {
+        0
+    } else {
+        3
+    }
+}
+
+fn give_back(base: u64, len: u64, seed: u64) -> i32 {
+    write_pattern(base, len, seed);
+    report("written");
+    let half = (len / 2) & !(PAGE - 1);
+    sys::decommit(base, half).expect("decommit the first half");
+    sys::release(base + half, len - half).expect("release the second half");
+    let s = sys::memstats();
+    report("decommitted and released");
+    if s.swapped_pages == 0 {
+        0
+    } else {
+        4
+    }
+}
+
+fn main(arg: u64) -> i32 {
+    let len = (arg & 0xffff) * MIB;
+    let mode = (arg >> 16) & 0xff;
+    let seed = arg >> 32;
+    let base = sys::reserve(len.max(PAGE), PROT_WRITE).expect("reserve");
+    match mode {
+        0 => pattern(base, len, seed),
+        1 => hot_and_cold(base, len, seed),
+        2 => give_back(base, len, seed),
+        3 => {
+            write_pattern(base, len, seed);
+            report("written, exiting");
+            0
+        }
+        _ => 1,
+    }
+}
+
+pkrt::entry!(with_arg main);
