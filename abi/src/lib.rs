@@ -172,6 +172,8 @@ mod tests {
             reserved_bytes: 3,
             demand_zero_faults: 4,
             free_frames: 5,
+            swapped_pages: 6,
+            swap_in_faults: 7,
         };
         let bytes = s.to_bytes();
         for (i, chunk) in bytes.chunks_exact(8).enumerate() {

@@ -7,13 +7,34 @@
 
 use bootloader_api::{entry_point, BootInfo};
 use pagekeeper::process::{self, programs};
-use pagekeeper::{arch, info, memory, println, vm, BOOTLOADER_CONFIG};
+use pagekeeper::{arch, info, memory, println, swap, vm, BOOTLOADER_CONFIG};
 
 entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 
 fn meminfo() {
     println!("{}", memory::frames::stats());
     println!("{}", vm::summary());
+    match swap::info() {
+        Some(info) => println!("{info}"),
+        None => println!("swap: none (make run SWAP=MiB attaches a swap disk)"),
+    }
+    println!("{}", vm::reclaim::info());
+}
+
+/// A process with more memory than the machine has RAM: it runs to the
+/// end when there is swap, and is killed out of memory when there is not.
+fn bigger_than_ram() {
+    let ram_mib = memory::frames::stats().total * 4096 >> 20;
+    let mib = ram_mib + ram_mib / 4;
+    println!("\n=== demo: a process writes {mib} MiB (RAM is {ram_mib} MiB) and reads it back ===");
+    match programs::spawn_with_arg("swap_pattern", mib | 42 << 32) {
+        Ok(_) => {
+            for done in process::run_until_idle() {
+                println!("  process {} ({}): {}", done.pid, done.name, done.status);
+            }
+        }
+        Err(e) => println!("could not start swap_pattern: {e:?}"),
+    }
 }
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
@@ -33,6 +54,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     for done in process::run_until_idle() {
         println!("  process {} ({}): {}", done.pid, done.name, done.status);
     }
+    bigger_than_ram();
     println!("\n=== after the demo ===");
     meminfo();
     let free_after = memory::frames::stats().free;

@@ -159,6 +159,7 @@ fn kernel_page_fault_prints_report_and_fails() {
 #[test]
 fn demo_kernel_runs_processes_and_stays_up() {
     let mut config = config(Kernel::Demo);
+    config.swap_mib = 256;
     config.stop_after = Some(("kernel up".into(), Duration::from_secs(3)));
     let outcome = boot(&config);
     let console = &outcome.serial;
@@ -180,6 +181,12 @@ fn demo_kernel_runs_processes_and_stays_up() {
         "(alloc_demo): exited with code 0",
         "(scribbler): exited with code 0",
         "after scavenge",
+        "swap on disk 0: 255 MiB",
+        "(RAM is 120 MiB) and reads it back",
+        "swap_pattern: read back bit-exact",
+        "(swap_pattern): exited with code 0",
+        "pages out,",
+        "reclaim: watermarks min",
         "vm: 0 address spaces, 0 resident pages, 0 swapped pages, 0 page-table frames",
         "kernel up",
     ] {
