@@ -58,6 +58,7 @@ fuzz: setup
 ## make bench: host benchmarks (optimised); each prints ratios measured in the same run.
 bench: setup
 	cargo bench -p pagekeeper-mm --bench frame_alloc
+	cargo bench -p pagekeeper-mm --bench reclaim
 	cargo bench -p pagekeeper-heap --features host --bench heap
 
 ## make lint: rustfmt and clippy (warnings are errors) on both workspaces.

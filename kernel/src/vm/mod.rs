@@ -91,7 +91,7 @@ pub fn with<R>(id: SpaceId, f: impl FnOnce(&mut Space) -> R) -> Option<R> {
 pub fn with_reclaim<R>(id: SpaceId, mut f: impl FnMut(&mut Space) -> Result<R, VmError>) -> Option<Result<R, VmError>> {
     without_interrupts(|| {
         let mut spaces = SPACES.lock();
-        reclaim::direct_if_low(&mut spaces);
+        reclaim::direct_if_at_min(&mut spaces);
         loop {
             let result = f(spaces.get_mut(&id)?);
             if result.as_ref().is_err_and(|e| *e == VmError::OutOfMemory)
@@ -212,8 +212,9 @@ fn kernel_half_violation(fault: &PageFault) -> Violation {
 }
 
 /// Classifies (and, where legal, resolves) `fault` in the active space.
-/// When memory is short, reclaims first (below the low watermark) and
-/// again when the fault still found no frame, as long as reclaim frees some.
+/// When free frames are at the min watermark, reclaims a batch first; when
+/// the fault still found no frame, reclaims again and retries, as long as
+/// reclaim frees some (direct reclaim).
 fn resolve(fault: &PageFault) -> (Option<SpaceId>, FaultOutcome, Option<Region>) {
     let space = active();
     let Some(space_id) = space.filter(|_| fault.address < KERNEL_START) else {
@@ -226,7 +227,7 @@ fn resolve(fault: &PageFault) -> (Option<SpaceId>, FaultOutcome, Option<Region>)
     if !spaces.contains_key(&space_id) {
         return (Some(space_id), FaultOutcome::Violation(Violation::Unreserved), None);
     }
-    reclaim::direct_if_low(&mut spaces);
+    reclaim::direct_if_at_min(&mut spaces);
     loop {
         let space = spaces.get_mut(&space_id).expect("checked above");
         let (outcome, region) = space.resolve_fault(fault.address, fault.access());

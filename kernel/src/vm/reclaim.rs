@@ -1,9 +1,10 @@
 //! Reclaim on the real machine: the reverse map (frame → space, page), the
 //! clock hand, and the two callers of `mm::reclaim::Clock::sweep`:
 //!
-//! - **direct reclaim**, in the page-fault path: when free frames are below
-//!   the low watermark, or an allocation just failed, the faulting process
-//!   pays for evicting pages before its fault is retried;
+//! - **direct reclaim**, in the page-fault path and in commit: when an
+//!   allocation failed (free frames at the min watermark, the kernel's
+//!   reserve), the process that asked pays for evicting a batch, then its
+//!   fault or commit is retried;
 //! - **background reclaim**, between time slices (`process::run_until_idle`
 //!   calls [`in_background`]): below low, evict in batches up to high, so
 //!   that faults seldom have to.
@@ -80,13 +81,16 @@ fn free_frames() -> u64 {
     frames::stats().free
 }
 
-/// In the fault path, before the fault is resolved: below the low
-/// watermark, evict up to the high one.
-pub(super) fn direct_if_low(spaces: &mut BTreeMap<SpaceId, Space>) {
-    let (free, marks) = (free_frames(), watermarks());
-    if free < marks.low {
-        let swept = sweep(spaces, marks.high - free);
-        DIRECT.fetch_add(swept.evicted, Ordering::Relaxed);
+/// Frames one fault or one commit step may need at once: the page and
+/// the page tables on its way (three levels below the root).
+const FRAMES_PER_PAGE: u64 = 4;
+
+/// In the fault path and in commit, before allocating: when the next
+/// allocation would fail (free frames at the min watermark), evict a batch
+/// first, so the fault does not fail and get counted as out of memory.
+pub(super) fn direct_if_at_min(spaces: &mut BTreeMap<SpaceId, Space>) {
+    if free_frames() < watermarks().min + FRAMES_PER_PAGE {
+        direct_after_failure(spaces);
     }
 }
 
