@@ -139,7 +139,7 @@ fn released_range_and_protect_change_what_faults() {
 }
 
 #[test_case]
-fn file_and_swapped_pages_fail_cleanly_as_not_yet_backed() {
+fn file_pages_fail_cleanly_as_not_yet_backed() {
     in_fresh_space(|id| {
         let file = reserve(id, 2 * PAGE, Prot::USER_READ, RegionKind::File { file: 3, first_page: 10 });
         let report = probe::read(file + PAGE).unwrap_err();
