@@ -24,7 +24,7 @@ fn meminfo() {
 /// A process with more memory than the machine has RAM: it runs to the
 /// end when there is swap, and is killed out of memory when there is not.
 fn bigger_than_ram() {
-    let ram_mib = memory::frames::stats().total * 4096 >> 20;
+    let ram_mib = (memory::frames::stats().total * 4096) >> 20;
     let mib = ram_mib + ram_mib / 4;
     println!("\n=== demo: a process writes {mib} MiB (RAM is {ram_mib} MiB) and reads it back ===");
     match programs::spawn_with_arg("swap_pattern", mib | 42 << 32) {

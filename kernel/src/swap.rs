@@ -30,7 +30,11 @@ pub fn init(disks: Vec<VirtioDisk>) {
         }
         match SwapArea::open(disk) {
             Ok(area) if without_interrupts(|| SWAP.lock().is_none()) => {
-                info!("swap on disk {index}: {} MiB ({} slots)", area.total_slots() * PAGE_SIZE >> 20, area.total_slots());
+                info!(
+                    "swap on disk {index}: {} MiB ({} slots)",
+                    (area.total_slots() * PAGE_SIZE) >> 20,
+                    area.total_slots()
+                );
                 without_interrupts(|| *SWAP.lock() = Some(area));
             }
             Ok(_) => info!("disk {index}: a second swap area, not used"),

@@ -121,14 +121,16 @@ mod tests {
         let mut disk = RamDisk::new(8);
         let mut page = [0u8; 4096];
         assert_eq!(disk.read(0, &mut page), Ok(()));
-        assert_eq!(disk.read(1, &mut page), Err(BlockError::OutOfRange { sector: 1, sectors: 8, capacity: 8 }));
+        assert_eq!(
+            disk.read(1, &mut page),
+            Err(BlockError::OutOfRange { sector: 1, sectors: 8, capacity: 8 })
+        );
         assert_eq!(disk.write(0, &page[..100]), Err(BlockError::BadLength { len: 100 }));
         assert_eq!(disk.write(0, &[]), Err(BlockError::BadLength { len: 0 }));
-        assert_eq!(disk.read(u64::MAX, &mut page[..512]).unwrap_err(), BlockError::OutOfRange {
-            sector: u64::MAX,
-            sectors: 1,
-            capacity: 8
-        });
+        assert_eq!(
+            disk.read(u64::MAX, &mut page[..512]).unwrap_err(),
+            BlockError::OutOfRange { sector: u64::MAX, sectors: 1, capacity: 8 }
+        );
         assert_eq!((disk.reads, disk.writes), (1, 0));
     }
 

@@ -3,9 +3,7 @@
 //! which is all `virtio-drivers` ships. Its `PciRoot` (enumeration, BARs,
 //! capabilities) works over any `ConfigurationAccess`; this is ours.
 
-use virtio_drivers::transport::pci::bus::{
-    ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, PciRoot,
-};
+use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, PciRoot};
 use x86_64::instructions::port::Port;
 
 const CONFIG_ADDRESS: u16 = 0xcf8;

@@ -172,15 +172,20 @@ pub fn probe() -> Vec<VirtioDisk> {
     let mut disks = Vec::new();
     for df in functions {
         root.set_command(df, Command::IO_SPACE | Command::MEMORY_SPACE | Command::BUS_MASTER);
-        let disk = PciTransport::new::<KernelHal, _>(&mut root, df)
-            .map_err(|e| alloc::format!("{e:?}"))
-            .and_then(|transport| VirtIOBlk::<KernelHal, _>::new(transport).map_err(|e| alloc::format!("{e:?}")));
+        let disk =
+            PciTransport::new::<KernelHal, _>(&mut root, df).map_err(|e| alloc::format!("{e:?}")).and_then(
+                |transport| VirtIOBlk::<KernelHal, _>::new(transport).map_err(|e| alloc::format!("{e:?}")),
+            );
         match disk {
             Ok(blk) => match frames::allocate_zeroed(0, Owner::Dma) {
                 Ok(page) => {
                     let (request, _, _) = page.into_raw();
                     let (capacity, read_only) = (blk.capacity(), blk.readonly());
-                    crate::info!("virtio-blk {df}: {} MiB{}", capacity / 2048, if read_only { ", read-only" } else { "" });
+                    crate::info!(
+                        "virtio-blk {df}: {} MiB{}",
+                        capacity / 2048,
+                        if read_only { ", read-only" } else { "" }
+                    );
                     disks.push(VirtioDisk { blk, request, capacity, read_only });
                 }
                 Err(_) => crate::warn!("virtio-blk {df}: no DMA page for requests; skipped"),

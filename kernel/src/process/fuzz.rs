@@ -19,7 +19,7 @@ pub struct RoundStats {
 /// Runs one fuzz process per seed, all at once, until they end. Returns
 /// the first process that ended otherwise than with code 0 or a kill (42:
 /// the kernel returned a value that is no error code).
-pub fn round(seeds: &[u64]) -> Result<RoundStats, Finished> {
+pub fn round(seeds: &[u64]) -> Result<RoundStats, alloc::boxed::Box<Finished>> {
     for &seed in seeds {
         programs::spawn_with_arg("fuzz", seed).expect("the fuzz program is embedded");
     }
@@ -29,7 +29,7 @@ pub fn round(seeds: &[u64]) -> Result<RoundStats, Finished> {
         match finished.status {
             ExitStatus::Exited(0) => stats.exited += 1,
             ExitStatus::KilledByFault(_) | ExitStatus::KilledByException { .. } => stats.killed += 1,
-            ExitStatus::Exited(_) => return Err(finished),
+            ExitStatus::Exited(_) => return Err(alloc::boxed::Box::new(finished)),
         }
     }
     Ok(stats)

@@ -78,7 +78,9 @@ fn commit(addr: u64, len: u64) -> Result<u64, Error> {
     while at < end {
         let step = STEP.min(end - at);
         let space = running_space();
-        brought_in += vm::with_reclaim(space, |s| s.commit(at, step)).expect("the running process has a space").map_err(error)?;
+        brought_in += vm::with_reclaim(space, |s| s.commit(at, step))
+            .expect("the running process has a space")
+            .map_err(error)?;
         at += step;
     }
     Ok(brought_in)

@@ -88,7 +88,10 @@ pub fn with<R>(id: SpaceId, f: impl FnOnce(&mut Space) -> R) -> Option<R> {
 /// Like [`with`], and when `f` runs out of memory, reclaims a batch of
 /// pages (direct reclaim) and tries again, as long as reclaim frees some.
 /// For system calls that allocate (commit).
-pub fn with_reclaim<R>(id: SpaceId, mut f: impl FnMut(&mut Space) -> Result<R, VmError>) -> Option<Result<R, VmError>> {
+pub fn with_reclaim<R>(
+    id: SpaceId,
+    mut f: impl FnMut(&mut Space) -> Result<R, VmError>,
+) -> Option<Result<R, VmError>> {
     without_interrupts(|| {
         let mut spaces = SPACES.lock();
         reclaim::direct_if_at_min(&mut spaces);

@@ -3,10 +3,10 @@
 
 use super::{reclaim, SpaceId};
 use crate::memory::{frames, phys_to_virt};
-use mm::swap::SwapError;
 use mm::addr::{Pfn, UserAddr};
 use mm::frame::{FrameBlock, Owner};
 use mm::paging::{ENTRIES, KERNEL_ROOT_ENTRIES};
+use mm::swap::SwapError;
 use spin::Once;
 
 /// The kernel's own top-level table (CR3 at boot): the source of every

@@ -35,10 +35,16 @@ pub enum HeaderError {
     NotSwap,
     UnsupportedVersion(u32),
     PageSize(u32),
-    BadChecksum { stored: u32, computed: u32 },
+    BadChecksum {
+        stored: u32,
+        computed: u32,
+    },
     /// The header claims more slots than the disk holds (or than a
     /// page-table entry can name).
-    TooBig { slots: u64, disk_pages: u64 },
+    TooBig {
+        slots: u64,
+        disk_pages: u64,
+    },
     /// No slot at all.
     Empty,
 }

@@ -30,7 +30,9 @@ pub enum SwapError {
     /// The kernel heap could not hold the slot map.
     NoMemoryForSlotMap,
     /// A page buffer that is not one page long.
-    NotAPage { len: usize },
+    NotAPage {
+        len: usize,
+    },
 }
 
 impl fmt::Display for SwapError {

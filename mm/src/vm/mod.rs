@@ -478,7 +478,9 @@ impl fmt::Display for VmError {
             VmError::NotYetBacked { addr } => {
                 write!(f, "page {addr:#x} is file-backed (not implemented)")
             }
-            VmError::SwapIn { addr, error } => write!(f, "page {addr:#x} could not be read from swap: {error}"),
+            VmError::SwapIn { addr, error } => {
+                write!(f, "page {addr:#x} could not be read from swap: {error}")
+            }
             VmError::Corrupt { addr, raw } => write!(f, "corrupt page-table entry {raw:#x} for {addr:#x}"),
         }
     }

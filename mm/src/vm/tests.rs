@@ -197,7 +197,8 @@ fn touch(space: &mut Space, addr: u64, write: bool) -> Result<Pfn, FaultOutcome>
             if !write || m.prot.write {
                 // A TLB fill sets Accessed (and Dirty on a write) in the entry.
                 let slot = space.leaf(UserAddr::new(page)).unwrap().unwrap();
-                space.write(slot, PteState::Present(Mapping { accessed: true, dirty: m.dirty || write, ..m }));
+                space
+                    .write(slot, PteState::Present(Mapping { accessed: true, dirty: m.dirty || write, ..m }));
                 space.platform_mut().tlb.insert(page, (m.frame, m.prot.write));
                 return Ok(m.frame);
             }

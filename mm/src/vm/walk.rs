@@ -146,7 +146,10 @@ impl<P: Platform> AddressSpace<P> {
                     }
                     Ok(PteState::Swapped { slot, .. }) => self.drop_swap_slot(slot),
                     Ok(
-                        PteState::DemandZero { .. } | PteState::File { .. } | PteState::Guard | PteState::Absent,
+                        PteState::DemandZero { .. }
+                        | PteState::File { .. }
+                        | PteState::Guard
+                        | PteState::Absent,
                     )
                     | Err(_) => {}
                 }
