@@ -75,6 +75,32 @@ pub fn release(slot: u64) {
     }
 }
 
+/// For `make bench`: moves `pages` pages straight between a kernel frame
+/// and the disk, one page per request (the size swap uses), to slots
+/// 1..=pages. Refused unless every slot is free, so no swapped page can be
+/// overwritten.
+pub fn raw_pages(pages: u64, write: bool) -> Result<(), SwapError> {
+    use mm::block::BlockDevice;
+    let buffer = crate::memory::frames::allocate_zeroed(0, mm::frame::Owner::Kernel)
+        .map_err(|_| SwapError::NoMemoryForSlotMap)?;
+    let result = with(|area| {
+        if area.free_slots() != area.total_slots() || pages > area.total_slots() {
+            return Err(SwapError::Full);
+        }
+        // SAFETY: `buffer` was just allocated for this transfer.
+        let page = unsafe { &mut *page(buffer.start()) };
+        let sectors = PAGE_SIZE / mm::block::SECTOR_SIZE as u64;
+        for slot in 1..=pages {
+            let disk = area.device_mut();
+            let done = if write { disk.write(slot * sectors, page) } else { disk.read(slot * sectors, page) };
+            done.map_err(SwapError::Device)?;
+        }
+        Ok(())
+    });
+    crate::memory::frames::free(buffer).expect("the buffer frame is ours");
+    result
+}
+
 /// Swap as meminfo shows it; `None` without a swap device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SwapInfo {

@@ -194,6 +194,20 @@ fn demo_kernel_runs_processes_and_stays_up() {
     }
 }
 
+/// `make bench`: swap-out and swap-in throughput against the raw device in
+/// one boot (kernel/tests/swap_bench.rs); prints the ratios.
+#[test]
+#[ignore = "a benchmark; run by make bench"]
+fn swap_throughput_against_the_raw_device() {
+    let mut config = config(Kernel::Named("swap_bench"));
+    config.swap_mib = 64;
+    let outcome = boot(&config);
+    for line in outcome.serial.lines().filter(|l| l.starts_with("swap bench") || l.contains(" of raw ")) {
+        println!("{line}");
+    }
+    assert_eq!(outcome.exit, QemuExit::Success, "{}", outcome.serial);
+}
+
 /// `make fuzz SEED=.. SECONDS=..` (ignored by `make test`, which runs the
 /// short fixed-seed round inside every suite boot).
 #[test]

@@ -89,15 +89,18 @@ fn reserve_of(stats: &FrameStats) -> u64 {
     mm::reclaim::Watermarks::for_total(stats.total).min
 }
 
-/// Like [`allocate_zeroed`], but refuses to dip into the kernel's reserve.
-pub fn allocate_for_process(order: u8, owner: Owner) -> Result<FrameBlock, AllocError> {
+/// Like [`allocate`] (zeroed when `zeroed`), but refuses to dip into the
+/// kernel's reserve.
+pub fn allocate_for_process(order: u8, owner: Owner, zeroed: bool) -> Result<FrameBlock, AllocError> {
     let block = with(|frames| {
         if frames.stats().free < reserve_of(frames.stats()) + (1 << order) {
             return Err(AllocError::OutOfFrames { order });
         }
         frames.allocate(order, owner)
     })?;
-    zero(&block);
+    if zeroed {
+        zero(&block);
+    }
     Ok(block)
 }
 

@@ -79,15 +79,15 @@ unsafe impl mm::vm::Platform for KernelPlatform {
     }
 
     fn alloc_table(&mut self) -> Option<FrameBlock> {
-        frames::allocate_for_process(0, Owner::PageTable).ok()
+        frames::allocate_for_process(0, Owner::PageTable, true).ok()
     }
 
     fn free_table(&mut self, table: FrameBlock) {
         free(table);
     }
 
-    fn alloc_page(&mut self, va: UserAddr) -> Option<FrameBlock> {
-        let block = frames::allocate_for_process(0, Owner::Process).ok()?;
+    fn alloc_page(&mut self, va: UserAddr, zeroed: bool) -> Option<FrameBlock> {
+        let block = frames::allocate_for_process(0, Owner::Process, zeroed).ok()?;
         reclaim::record(block.start(), self.space, va);
         Some(block)
     }

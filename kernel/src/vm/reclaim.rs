@@ -102,6 +102,20 @@ pub(super) fn direct_after_failure(spaces: &mut BTreeMap<SpaceId, Space>) -> u64
     evicted
 }
 
+/// Evicts up to `want` pages now, whatever the watermarks say (for
+/// `make bench`); returns how many went.
+pub fn evict(want: u64) -> u64 {
+    let mut evicted = 0;
+    while evicted < want {
+        let swept = super::with_all(|spaces| sweep(spaces, want - evicted));
+        evicted += swept.evicted;
+        if swept.evicted == 0 {
+            break;
+        }
+    }
+    evicted
+}
+
 /// Between time slices: below low, evict a batch towards high.
 pub fn in_background() {
     let (free, marks) = (free_frames(), watermarks());

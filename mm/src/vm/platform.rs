@@ -13,7 +13,8 @@ use crate::swap::SwapError;
 /// a promise that:
 /// 1. `alloc_root` and `alloc_table` return zeroed frames (a root with the
 ///    kernel half filled in) that nobody else uses until they come back
-///    through `free_table`; `alloc_page` likewise, until `free_page`;
+///    through `free_table`; `alloc_page` likewise (zeroed when asked),
+///    until `free_page`;
 /// 2. `read_entry` and `write_entry`, given such a table frame, touch that
 ///    one entry and nothing else;
 /// 3. `flush` and `flush_all` really drop what they say from the TLB and
@@ -37,9 +38,11 @@ pub unsafe trait Platform {
     fn alloc_table(&mut self) -> Option<FrameBlock>;
     /// Frees a page table (or the root) frame.
     fn free_table(&mut self, table: FrameBlock);
-    /// A zeroed frame for process memory, to be mapped at `va` of this
-    /// space (the kernel records it in the reverse map that reclaim uses).
-    fn alloc_page(&mut self, va: UserAddr) -> Option<FrameBlock>;
+    /// A frame for process memory, to be mapped at `va` of this space (the
+    /// kernel records it in the reverse map that reclaim uses). Zeroed when
+    /// `zeroed`; otherwise its contents are stale and the VMM overwrites
+    /// every byte (swap-in) before the frame is mapped, or frees it unmapped.
+    fn alloc_page(&mut self, va: UserAddr, zeroed: bool) -> Option<FrameBlock>;
     /// Frees a process memory frame. The VMM calls it only after the page's
     /// entry is gone and [`Platform::flush`] has run for its address.
     fn free_page(&mut self, frame: FrameBlock);

@@ -63,9 +63,15 @@ impl<P: Platform> AddressSpace<P> {
     /// Brings a swapped page back: a new frame, filled from `swap_slot`,
     /// mapped with the protection the entry kept; then the slot is free.
     pub(super) fn map_swapped(&mut self, va: UserAddr, swap_slot: u64, prot: Prot) -> Result<(), VmError> {
-        self.map_new_page(va, prot, &mut |platform, frame| {
-            platform.swap_in(swap_slot, frame).map_err(|error| VmError::SwapIn { addr: va.as_u64(), error })
-        })?;
+        self.map_new_page(
+            va,
+            prot,
+            Some(&mut |platform, frame| {
+                platform
+                    .swap_in(swap_slot, frame)
+                    .map_err(|error| VmError::SwapIn { addr: va.as_u64(), error })
+            }),
+        )?;
         self.drop_swap_slot(swap_slot);
         Ok(())
     }

@@ -90,10 +90,11 @@ unsafe impl Platform for FakeMachine {
         assert!(self.tables.remove(&table).is_some(), "free of unknown table {table:?}");
     }
 
-    fn alloc_page(&mut self, va: UserAddr) -> Option<FrameBlock> {
+    fn alloc_page(&mut self, va: UserAddr, zeroed: bool) -> Option<FrameBlock> {
         let pfn = self.take_frame()?;
         self.pages.insert(pfn);
-        self.contents.insert(pfn, 0);
+        // Not zeroed: stale contents, which swap-in must overwrite.
+        self.contents.insert(pfn, if zeroed { 0 } else { 0xdead_beef });
         self.rmap.insert(pfn, va);
         Some(FrameBlock::from_raw(pfn, 0, Owner::Process))
     }

@@ -204,23 +204,26 @@ impl<P: Platform> AddressSpace<P> {
     }
 
     pub(super) fn map_zeroed(&mut self, va: UserAddr, prot: Prot) -> Result<(), VmError> {
-        self.map_new_page(va, prot, &mut |_, _| Ok(()))
+        self.map_new_page(va, prot, None)
     }
 
-    /// Maps a new anonymous frame at `va`, filled by `fill` before the entry
-    /// is written (so no access sees it half filled). When `fill` fails, the
-    /// frame goes back and the entry is untouched.
+    /// Maps a new anonymous frame at `va`: zeroed, or filled whole by
+    /// `fill` before the entry is written (so no access sees it half filled,
+    /// and it need not be zeroed first). When `fill` fails, the frame goes
+    /// back unmapped and the entry is untouched.
     pub(super) fn map_new_page(
         &mut self,
         va: UserAddr,
         prot: Prot,
-        fill: &mut dyn FnMut(&mut P, Pfn) -> Result<(), VmError>,
+        fill: Option<&mut dyn FnMut(&mut P, Pfn) -> Result<(), VmError>>,
     ) -> Result<(), VmError> {
         let slot = self.leaf_or_create(va)?;
-        let block = self.platform.alloc_page(va).ok_or(VmError::OutOfMemory)?;
-        if let Err(e) = fill(&mut self.platform, block.start()) {
-            self.platform.free_page(block);
-            return Err(e);
+        let block = self.platform.alloc_page(va, fill.is_none()).ok_or(VmError::OutOfMemory)?;
+        if let Some(fill) = fill {
+            if let Err(e) = fill(&mut self.platform, block.start()) {
+                self.platform.free_page(block);
+                return Err(e);
+            }
         }
         let frame = into_entry(block);
         let mapping =

@@ -1,0 +1,88 @@
+//! `make bench`'s swap boot: swap-out and swap-in throughput against the raw
+//! throughput of the same virtio-blk disk, measured in this one boot (TSC
+//! cycles; only the ratios mean anything under TCG).
+//!
+//! - raw write / read: one page per request, straight to the disk, the
+//!   same request size swap uses, into slots nobody holds yet;
+//! - swap-out: a space of N committed pages, evicted by the clock (PTE
+//!   check, device write, entry change, flush, frame freed, per page);
+//! - swap-in: `commit` over the range, which reads every page back.
+#![no_std]
+#![no_main]
+
+use bootloader_api::{entry_point, BootInfo};
+use mm::pte::Prot;
+use pagekeeper::arch::qemu;
+use pagekeeper::vm::{self, RegionKind, PROCESS_LIMITS};
+use pagekeeper::{println, swap, BOOTLOADER_CONFIG};
+
+entry_point!(main, config = &BOOTLOADER_CONFIG);
+
+const PAGES: u64 = 8192;
+const PAGE: u64 = 4096;
+
+fn cycles() -> u64 {
+    // SAFETY: rdtsc has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+fn timed(f: impl FnOnce()) -> u64 {
+    let start = cycles();
+    f();
+    cycles() - start
+}
+
+fn fail(what: &str) -> ! {
+    println!("swap bench: {what}");
+    println!("test result: FAILED. 0 passed; 1 failed");
+    qemu::exit(qemu::ExitCode::Failure)
+}
+
+fn main(boot_info: &'static mut BootInfo) -> ! {
+    pagekeeper::init(boot_info);
+    let Some(info) = swap::info() else { fail("no swap disk") };
+    if info.total_slots < PAGES + 1 {
+        fail("swap disk too small");
+    }
+    let raw_write = timed(|| swap::raw_pages(PAGES, true).unwrap_or_else(|e| fail(&alloc_free(e))));
+    let raw_read = timed(|| swap::raw_pages(PAGES, false).unwrap_or_else(|e| fail(&alloc_free(e))));
+
+    let id = vm::create(PROCESS_LIMITS).unwrap_or_else(|_| fail("create"));
+    let len = PAGES * PAGE;
+    let base = vm::with(id, |s| s.reserve(len, Prot::USER_RW, RegionKind::Anonymous))
+        .and_then(|r| r.ok())
+        .unwrap_or_else(|| fail("reserve"))
+        .as_u64();
+    vm::with(id, |s| s.commit(base, len)).and_then(|r| r.ok()).unwrap_or_else(|| fail("commit"));
+    let mut evicted = 0;
+    let swap_out = timed(|| evicted = vm::reclaim::evict(PAGES));
+    let swap_in = timed(|| {
+        vm::with(id, |s| s.commit(base, len)).and_then(|r| r.ok()).unwrap_or_else(|| fail("swap-in commit"));
+    });
+    vm::destroy(id);
+    if evicted != PAGES {
+        fail("not every page was evicted");
+    }
+    let ratio = |raw: u64, path: u64| raw as f64 / path as f64;
+    println!("swap bench: {PAGES} pages, one page per request, cycles per page:");
+    println!(
+        "  raw write {:>8}   swap-out {:>8}   swap-out throughput = {:.2} of raw (target >= 0.7)",
+        raw_write / PAGES,
+        swap_out / PAGES,
+        ratio(raw_write, swap_out)
+    );
+    println!(
+        "  raw read  {:>8}   swap-in  {:>8}   swap-in throughput  = {:.2} of raw (target >= 0.7)",
+        raw_read / PAGES,
+        swap_in / PAGES,
+        ratio(raw_read, swap_in)
+    );
+    println!("test result: ok. 1 passed; 0 failed");
+    qemu::exit(qemu::ExitCode::Success)
+}
+
+fn alloc_free(e: mm::swap::SwapError) -> alloc::string::String {
+    alloc::format!("raw transfer: {e}")
+}
+
+extern crate alloc;
