@@ -30,6 +30,9 @@ struct UnlinkedTables {
 pub(super) type LeafVisitor<'a, P> =
     dyn FnMut(&mut AddressSpace<P>, Slot, UserAddr) -> Result<(), VmError> + 'a;
 
+/// Fills a new frame before it is mapped (swap-in reads the slot into it).
+pub(super) type PageFill<'a, P> = dyn FnMut(&mut P, Pfn) -> Result<(), VmError> + 'a;
+
 /// A frame handed to the page tables: from now on an entry owns it.
 pub(super) fn into_entry(block: FrameBlock) -> Pfn {
     debug_assert_eq!(block.order(), 0, "page tables map single frames");
@@ -215,7 +218,7 @@ impl<P: Platform> AddressSpace<P> {
         &mut self,
         va: UserAddr,
         prot: Prot,
-        fill: Option<&mut dyn FnMut(&mut P, Pfn) -> Result<(), VmError>>,
+        fill: Option<&mut PageFill<'_, P>>,
     ) -> Result<(), VmError> {
         let slot = self.leaf_or_create(va)?;
         let block = self.platform.alloc_page(va, fill.is_none()).ok_or(VmError::OutOfMemory)?;
