@@ -9,12 +9,15 @@
 //! takes it).
 
 use crate::drivers::virtio_blk::VirtioDisk;
+use crate::memory::frames;
 use crate::memory::phys_to_virt;
 use crate::{info, warn};
 use alloc::vec::Vec;
 use core::fmt;
 use mm::addr::{Pfn, PAGE_SIZE};
-use mm::swap::{SwapArea, SwapCounters, SwapError};
+use mm::block::{BlockDevice, BlockError};
+use mm::frame::Owner;
+use mm::swap::{slot_sector, SwapArea, SwapCounters, SwapError};
 use spin::Mutex;
 use x86_64::instructions::interrupts::without_interrupts;
 
@@ -23,24 +26,24 @@ static SWAP: Mutex<Option<SwapArea<VirtioDisk>>> = Mutex::new(None);
 /// Opens the first disk that carries a swap header as swap; leaves the
 /// others alone.
 pub fn init(disks: Vec<VirtioDisk>) {
+    let mut opened = None;
     for (index, disk) in disks.into_iter().enumerate() {
         if disk.read_only() {
             info!("disk {index}: read-only, not swap");
-            continue;
-        }
-        match SwapArea::open(disk) {
-            Ok(area) if without_interrupts(|| SWAP.lock().is_none()) => {
-                info!(
-                    "swap on disk {index}: {} MiB ({} slots)",
-                    (area.total_slots() * PAGE_SIZE) >> 20,
-                    area.total_slots()
-                );
-                without_interrupts(|| *SWAP.lock() = Some(area));
+        } else if opened.is_some() {
+            info!("disk {index}: not opened, swap is already on a disk");
+        } else {
+            match SwapArea::open(disk) {
+                Ok(area) => {
+                    let slots = area.total_slots();
+                    info!("swap on disk {index}: {} MiB ({slots} slots)", (slots * PAGE_SIZE) >> 20);
+                    opened = Some(area);
+                }
+                Err((e, _disk)) => warn!("disk {index}: not used as swap: {e}"),
             }
-            Ok(_) => info!("disk {index}: a second swap area, not used"),
-            Err((e, _disk)) => warn!("disk {index}: not used as swap: {e}"),
         }
     }
+    without_interrupts(|| *SWAP.lock() = opened);
 }
 
 fn with<R>(f: impl FnOnce(&mut SwapArea<VirtioDisk>) -> Result<R, SwapError>) -> Result<R, SwapError> {
@@ -75,29 +78,50 @@ pub fn release(slot: u64) {
     }
 }
 
+/// Why [`raw_pages`] did not run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawTransferError {
+    NoSwap,
+    /// No frame for the page buffer.
+    NoBuffer,
+    /// Some slot holds a swapped page (or the disk has fewer slots).
+    SlotsInUse,
+    Device(BlockError),
+}
+
+impl fmt::Display for RawTransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawTransferError::NoSwap => write!(f, "no swap device"),
+            RawTransferError::NoBuffer => write!(f, "no frame for the page buffer"),
+            RawTransferError::SlotsInUse => write!(f, "swap slots in use (or too few)"),
+            RawTransferError::Device(e) => write!(f, "swap device: {e}"),
+        }
+    }
+}
+
 /// For `make bench`: moves `pages` pages straight between a kernel frame
 /// and the disk, one page per request (the size swap uses), to slots
 /// 1..=pages. Refused unless every slot is free, so no swapped page can be
 /// overwritten.
-pub fn raw_pages(pages: u64, write: bool) -> Result<(), SwapError> {
-    use mm::block::BlockDevice;
-    let buffer = crate::memory::frames::allocate_zeroed(0, mm::frame::Owner::Kernel)
-        .map_err(|_| SwapError::NoMemoryForSlotMap)?;
-    let result = with(|area| {
+pub fn raw_pages(pages: u64, write: bool) -> Result<(), RawTransferError> {
+    let buffer = frames::allocate_zeroed(0, Owner::Kernel).map_err(|_| RawTransferError::NoBuffer)?;
+    let result = without_interrupts(|| {
+        let mut swap = SWAP.lock();
+        let area = swap.as_mut().ok_or(RawTransferError::NoSwap)?;
         if area.free_slots() != area.total_slots() || pages > area.total_slots() {
-            return Err(SwapError::Full);
+            return Err(RawTransferError::SlotsInUse);
         }
         // SAFETY: `buffer` was just allocated for this transfer.
         let page = unsafe { &mut *page(buffer.start()) };
-        let sectors = PAGE_SIZE / mm::block::SECTOR_SIZE as u64;
         for slot in 1..=pages {
-            let disk = area.device_mut();
-            let done = if write { disk.write(slot * sectors, page) } else { disk.read(slot * sectors, page) };
-            done.map_err(SwapError::Device)?;
+            let (disk, sector) = (area.device_mut(), slot_sector(slot));
+            let done = if write { disk.write(sector, page) } else { disk.read(sector, page) };
+            done.map_err(RawTransferError::Device)?;
         }
         Ok(())
     });
-    crate::memory::frames::free(buffer).expect("the buffer frame is ours");
+    frames::free(buffer).expect("the buffer frame is ours");
     result
 }
 

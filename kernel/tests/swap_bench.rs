@@ -10,6 +10,9 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+use alloc::format;
 use bootloader_api::{entry_point, BootInfo};
 use mm::pte::Prot;
 use pagekeeper::arch::qemu;
@@ -44,8 +47,10 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     if info.total_slots < PAGES + 1 {
         fail("swap disk too small");
     }
-    let raw_write = timed(|| swap::raw_pages(PAGES, true).unwrap_or_else(|e| fail(&alloc_free(e))));
-    let raw_read = timed(|| swap::raw_pages(PAGES, false).unwrap_or_else(|e| fail(&alloc_free(e))));
+    let raw_write =
+        timed(|| swap::raw_pages(PAGES, true).unwrap_or_else(|e| fail(&format!("raw write: {e}"))));
+    let raw_read =
+        timed(|| swap::raw_pages(PAGES, false).unwrap_or_else(|e| fail(&format!("raw read: {e}"))));
 
     let id = vm::create(PROCESS_LIMITS).unwrap_or_else(|_| fail("create"));
     let len = PAGES * PAGE;
@@ -80,9 +85,3 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     println!("test result: ok. 1 passed; 0 failed");
     qemu::exit(qemu::ExitCode::Success)
 }
-
-fn alloc_free(e: mm::swap::SwapError) -> alloc::string::String {
-    alloc::format!("raw transfer: {e}")
-}
-
-extern crate alloc;

@@ -73,11 +73,11 @@ fn commit(addr: u64, len: u64) -> Result<u64, Error> {
     const STEP: u64 = 2 << 20;
     let range = mm::vm::check_user_range(addr, len).map_err(error)?;
     let (start, end) = (range.start.as_u64(), range.end.as_u64());
+    let space = running_space();
     let mut brought_in = 0;
     let mut at = start;
     while at < end {
         let step = STEP.min(end - at);
-        let space = running_space();
         brought_in += vm::with_reclaim(space, |s| s.commit(at, step))
             .expect("the running process has a space")
             .map_err(error)?;

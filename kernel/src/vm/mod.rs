@@ -94,16 +94,14 @@ pub fn with_reclaim<R>(
 ) -> Option<Result<R, VmError>> {
     without_interrupts(|| {
         let mut spaces = SPACES.lock();
-        reclaim::direct_if_at_min(&mut spaces);
-        loop {
-            let result = f(spaces.get_mut(&id)?);
-            if result.as_ref().is_err_and(|e| *e == VmError::OutOfMemory)
-                && reclaim::direct_after_failure(&mut spaces) > 0
-            {
-                continue;
-            }
-            return Some(result);
+        if !spaces.contains_key(&id) {
+            return None;
         }
+        Some(reclaim::direct(
+            &mut spaces,
+            |spaces| f(spaces.get_mut(&id).expect("checked above")),
+            |result| matches!(result, Err(VmError::OutOfMemory)),
+        ))
     })
 }
 
@@ -230,15 +228,14 @@ fn resolve(fault: &PageFault) -> (Option<SpaceId>, FaultOutcome, Option<Region>)
     if !spaces.contains_key(&space_id) {
         return (Some(space_id), FaultOutcome::Violation(Violation::Unreserved), None);
     }
-    reclaim::direct_if_at_min(&mut spaces);
-    loop {
-        let space = spaces.get_mut(&space_id).expect("checked above");
-        let (outcome, region) = space.resolve_fault(fault.address, fault.access());
-        if outcome == FaultOutcome::OutOfMemory && reclaim::direct_after_failure(&mut spaces) > 0 {
-            continue;
-        }
-        return (Some(space_id), outcome, region);
-    }
+    let (outcome, region) = reclaim::direct(
+        &mut spaces,
+        |spaces| {
+            spaces.get_mut(&space_id).expect("checked above").resolve_fault(fault.address, fault.access())
+        },
+        |(outcome, _)| *outcome == FaultOutcome::OutOfMemory,
+    );
+    (Some(space_id), outcome, region)
 }
 
 /// Why a fault found no memory even after reclaim.

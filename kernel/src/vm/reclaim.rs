@@ -22,7 +22,7 @@ use spin::{Mutex, Once};
 use x86_64::instructions::interrupts::without_interrupts;
 
 static RMAP: Once<Mutex<ReverseMap>> = Once::new();
-static CLOCK: Mutex<Clock> = Mutex::new(Clock::default_const());
+static CLOCK: Mutex<Clock> = Mutex::new(Clock::new());
 static WATERMARKS: Once<Watermarks> = Once::new();
 
 /// Pages evicted, by who did it.
@@ -85,18 +85,29 @@ fn free_frames() -> u64 {
 /// the page tables on its way (three levels below the root).
 const FRAMES_PER_PAGE: u64 = 4;
 
-/// In the fault path and in commit, before allocating: when the next
-/// allocation would fail (free frames at the min watermark), evict a batch
-/// first, so the fault does not fail and get counted as out of memory.
-pub(super) fn direct_if_at_min(spaces: &mut BTreeMap<SpaceId, Space>) {
+/// Direct reclaim around one allocating attempt (a fault, a commit step):
+/// when the next allocation would fail (free frames at the min watermark)
+/// a batch is evicted first, so the attempt does not fail and get counted
+/// as out of memory; when it still ran out of memory, another batch, and
+/// the attempt again, for as long as reclaim frees some.
+pub(super) fn direct<R>(
+    spaces: &mut BTreeMap<SpaceId, Space>,
+    mut attempt: impl FnMut(&mut BTreeMap<SpaceId, Space>) -> R,
+    out_of_memory: impl Fn(&R) -> bool,
+) -> R {
     if free_frames() < watermarks().min + FRAMES_PER_PAGE {
-        direct_after_failure(spaces);
+        evict_batch(spaces);
+    }
+    loop {
+        let result = attempt(spaces);
+        if !(out_of_memory(&result) && evict_batch(spaces) > 0) {
+            return result;
+        }
     }
 }
 
-/// In the fault path, after an allocation failed: evict a batch. Returns
-/// how many pages went.
-pub(super) fn direct_after_failure(spaces: &mut BTreeMap<SpaceId, Space>) -> u64 {
+/// Evicts a batch for direct reclaim; returns how many pages went.
+fn evict_batch(spaces: &mut BTreeMap<SpaceId, Space>) -> u64 {
     let evicted = sweep(spaces, DIRECT_BATCH).evicted;
     DIRECT.fetch_add(evicted, Ordering::Relaxed);
     evicted

@@ -109,7 +109,10 @@ impl ReverseMap {
     }
 
     pub fn get(&self, frame: Pfn) -> Option<PageOwner> {
-        let raw = *self.entries.get(frame.number().checked_sub(self.span.start.number())? as usize)?;
+        if !self.span.contains(&frame) {
+            return None;
+        }
+        let raw = self.entries[self.index(frame)];
         (raw != 0).then(|| PageOwner {
             space: (raw >> PAGE_BITS) as u32,
             page: UserAddr::new((raw & ((1 << PAGE_BITS) - 1)) * PAGE_SIZE),
@@ -152,8 +155,8 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// A clock with its hand at frame 0 (for statics).
-    pub const fn default_const() -> Clock {
+    /// A clock with its hand at frame 0 (`const`, for statics).
+    pub const fn new() -> Clock {
         Clock { hand: 0 }
     }
 

@@ -17,6 +17,12 @@ use core::fmt;
 
 const SECTORS_PER_PAGE: u64 = PAGE_SIZE / SECTOR_SIZE as u64;
 
+/// The first sector of slot `slot` (page `slot` of the disk): the one place
+/// that knows where a slot lies.
+pub fn slot_sector(slot: u64) -> u64 {
+    slot * SECTORS_PER_PAGE
+}
+
 /// Why a swap operation failed. Nothing changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SwapError {
@@ -111,7 +117,7 @@ impl<D: BlockDevice> SwapArea<D> {
     pub fn write_out(&mut self, page: &[u8]) -> Result<u64, SwapError> {
         one_page(page.len())?;
         let slot = self.slots.allocate().ok_or(SwapError::Full)?;
-        if let Err(e) = self.device.write(slot * SECTORS_PER_PAGE, page) {
+        if let Err(e) = self.device.write(slot_sector(slot), page) {
             self.slots.release(slot).expect("just allocated");
             self.counters.errors += 1;
             return Err(SwapError::Device(e));
@@ -126,7 +132,7 @@ impl<D: BlockDevice> SwapArea<D> {
         if self.slots.users(slot).map_err(SwapError::Slot)? == 0 {
             return Err(SwapError::Slot(SlotError::NotInUse(slot)));
         }
-        if let Err(e) = self.device.read(slot * SECTORS_PER_PAGE, page) {
+        if let Err(e) = self.device.read(slot_sector(slot), page) {
             self.counters.errors += 1;
             return Err(SwapError::Device(e));
         }
