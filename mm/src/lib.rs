@@ -14,6 +14,7 @@ extern crate alloc;
 pub mod addr;
 pub mod bitmap;
 pub mod block;
+pub mod files;
 pub mod frame;
 pub mod memory_map;
 pub mod paging;
