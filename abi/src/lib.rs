@@ -2,7 +2,7 @@
 //! cannot disagree.
 //!
 //! A call is `int 0x80` with the number in `rax` and arguments in `rdi`,
-//! `rsi`, `rdx`; the result comes back in `rax`: a value ≥ 0 on success, or
+//! `rsi`, `rdx`, `r10` (Linux's order); the result comes back in `rax`: a value ≥ 0 on success, or
 //! a negative [`Error`] code. Every other register is preserved.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -37,12 +37,25 @@ pub enum Syscall {
     Yield = 7,
     /// memstats(ptr): fills a [`MemStats`] at ptr; returns 0.
     MemStats = 8,
+    /// open(name_ptr, name_len): the id of the file of that name on the
+    /// file disk.
+    Open = 9,
+    /// file_size(id): the file's size in bytes.
+    FileSize = 10,
+    /// map(id, offset, len, prot | MAP_PRIVATE): maps `len` bytes of the
+    /// file from page-aligned `offset` at an address the kernel picks;
+    /// returns it. Pages are read on first touch. Shared (the default):
+    /// read-only, the page cache's frames. [`MAP_PRIVATE`]: may be
+    /// writable; a written page becomes the process's own copy. The range
+    /// may run past the end of the file; touching a page wholly past it
+    /// kills the process (a bus error). `release` unmaps.
+    Map = 11,
 }
 
 impl Syscall {
     pub fn from_number(n: u64) -> Option<Syscall> {
         use Syscall::*;
-        [Exit, Write, Reserve, Commit, Decommit, Release, Protect, Yield, MemStats]
+        [Exit, Write, Reserve, Commit, Decommit, Release, Protect, Yield, MemStats, Open, FileSize, Map]
             .into_iter()
             .find(|s| *s as u64 == n)
     }
@@ -52,6 +65,8 @@ impl Syscall {
 pub const PROT_WRITE: u64 = 1;
 pub const PROT_EXEC: u64 = 2;
 pub const PROT_MASK: u64 = PROT_WRITE | PROT_EXEC;
+/// map(): a private (copy-on-write) mapping instead of a shared one.
+pub const MAP_PRIVATE: u64 = 1 << 8;
 
 /// Error codes, returned negated in `rax`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,14 +86,19 @@ pub enum Error {
     NotReserved = 6,
     /// Out of physical memory, or of address space within the limit.
     NoMemory = 7,
-    /// The pages are file-backed and that is not supported yet.
+    /// The page-table entries are not ones the kernel wrote.
     NotSupported = 8,
-    /// A page could not be read back from swap (a device error).
+    /// A page could not be read back from swap or from the file disk (a
+    /// device error).
     Io = 9,
+    /// No file of that name, or no file of that id.
+    NotFound = 10,
+    /// A shared file mapping cannot be writable (map it private).
+    ReadOnly = 11,
 }
 
 impl Error {
-    pub const ALL: [Error; 9] = [
+    pub const ALL: [Error; 11] = [
         Error::NoSuchCall,
         Error::Invalid,
         Error::BadAddress,
@@ -88,6 +108,8 @@ impl Error {
         Error::NoMemory,
         Error::NotSupported,
         Error::Io,
+        Error::NotFound,
+        Error::ReadOnly,
     ];
 
     /// The value a failed call returns.
@@ -119,6 +141,9 @@ pub struct MemStats {
     pub swapped_pages: u64,
     /// Faults that read a page of this process back from swap.
     pub swap_in_faults: u64,
+    /// Of the resident pages, those that are page-cache frames (mapped
+    /// files, program text), shared with other mappings of the same page.
+    pub file_pages: u64,
 }
 
 impl MemStats {
@@ -134,6 +159,7 @@ impl MemStats {
             self.free_frames,
             self.swapped_pages,
             self.swap_in_faults,
+            self.file_pages,
         ];
         let mut bytes = [0; Self::SIZE];
         for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
@@ -143,7 +169,7 @@ impl MemStats {
     }
 }
 
-const _: () = assert!(MemStats::SIZE == 7 * 8, "to_bytes lists every field");
+const _: () = assert!(MemStats::SIZE == 8 * 8, "to_bytes lists every field");
 
 /// Most bytes one write() call takes.
 pub const MAX_WRITE: u64 = 4096;
@@ -154,10 +180,10 @@ mod tests {
 
     #[test]
     fn numbers_and_errors_round_trip() {
-        for n in 0..9 {
+        for n in 0..12 {
             assert_eq!(Syscall::from_number(n).map(|s| s as u64), Some(n));
         }
-        assert_eq!(Syscall::from_number(9), None);
+        assert_eq!(Syscall::from_number(12), None);
         for e in Error::ALL {
             assert_eq!(Error::from_return(e.to_return()), Err(e));
         }
@@ -174,6 +200,7 @@ mod tests {
             free_frames: 5,
             swapped_pages: 6,
             swap_in_faults: 7,
+            file_pages: 8,
         };
         let bytes = s.to_bytes();
         for (i, chunk) in bytes.chunks_exact(8).enumerate() {

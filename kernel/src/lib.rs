@@ -12,6 +12,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod drivers;
+pub mod files;
 pub mod log;
 pub mod memory;
 pub mod process;
@@ -41,7 +42,10 @@ pub fn init(boot_info: &'static mut BootInfo) {
     arch::init();
     let boot = memory::init(boot_info);
     vm::init();
-    swap::init(drivers::virtio_blk::probe());
+    // Read-only disks may be the file disk; writable ones may be swap.
+    let (read_only, writable) = drivers::virtio_blk::probe().into_iter().partition(|d| d.read_only());
+    swap::init(writable);
+    files::init(read_only);
     process::init();
     info!("CPU tables, interrupts and {} Hz timer up", arch::timer::TICK_HZ);
     info!("kernel image at {:#x}", boot.kernel_image_offset);

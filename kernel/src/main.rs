@@ -7,7 +7,7 @@
 
 use bootloader_api::{entry_point, BootInfo};
 use pagekeeper::process::{self, programs};
-use pagekeeper::{arch, info, memory, println, swap, vm, BOOTLOADER_CONFIG};
+use pagekeeper::{arch, files, info, memory, println, swap, vm, BOOTLOADER_CONFIG};
 
 entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 
@@ -17,6 +17,10 @@ fn meminfo() {
     match swap::info() {
         Some(info) => println!("{info}"),
         None => println!("swap: none (make run SWAP=MiB attaches a swap disk)"),
+    }
+    match files::info() {
+        Some(info) => println!("{info}"),
+        None => println!("page cache: no file disk"),
     }
     println!("{}", vm::reclaim::info());
 }

@@ -4,12 +4,16 @@ use abi::{Error, MemStats, Syscall};
 use core::arch::asm;
 
 fn call(number: Syscall, a: u64, b: u64, c: u64) -> Result<u64, Error> {
+    call4(number, a, b, c, 0)
+}
+
+fn call4(number: Syscall, a: u64, b: u64, c: u64, d: u64) -> Result<u64, Error> {
     let ret: i64;
-    // SAFETY: the kernel's syscall gate reads rax/rdi/rsi/rdx, writes rax
-    // and preserves every other register; it only touches memory the
+    // SAFETY: the kernel's syscall gate reads rax/rdi/rsi/rdx/r10, writes
+    // rax and preserves every other register; it only touches memory the
     // arguments name, after validating it.
     unsafe {
-        asm!("int 0x80", inlateout("rax") number as u64 => ret, in("rdi") a, in("rsi") b, in("rdx") c, options(nostack));
+        asm!("int 0x80", inlateout("rax") number as u64 => ret, in("rdi") a, in("rsi") b, in("rdx") c, in("r10") d, options(nostack));
     }
     Error::from_return(ret)
 }
@@ -61,4 +65,18 @@ pub fn memstats() -> MemStats {
     let mut stats = MemStats::default();
     call(Syscall::MemStats, &mut stats as *mut MemStats as u64, 0, 0).expect("memstats on our own stack");
     stats
+}
+
+/// The id of the file called `name` on the file disk.
+pub fn open(name: &str) -> Result<u64, Error> {
+    call(Syscall::Open, name.as_ptr() as u64, name.len() as u64, 0)
+}
+
+pub fn file_size(file: u64) -> Result<u64, Error> {
+    call(Syscall::FileSize, file, 0, 0)
+}
+
+/// Maps `len` bytes of `file` from `offset`; `flags` is PROT_* | MAP_PRIVATE.
+pub fn map(file: u64, offset: u64, len: u64, flags: u64) -> Result<u64, Error> {
+    call4(Syscall::Map, file, offset, len, flags)
 }

@@ -9,12 +9,15 @@ use super::{running_space, write_output, ExitStatus, Next};
 use crate::arch::trap::TrapFrame;
 use crate::memory::frames;
 use crate::vm::{self, probe, RegionKind, VmError};
-use abi::{Error, MemStats, Syscall, MAX_WRITE, PROT_EXEC, PROT_MASK, PROT_WRITE};
+use abi::{Error, MemStats, Syscall, MAP_PRIVATE, MAX_WRITE, PROT_EXEC, PROT_MASK, PROT_WRITE};
+use mm::addr::PAGE_SIZE;
+use mm::files::{FileEntry, FileError, FileId, MAX_NAME};
+use mm::pte::MAX_FILE_PAGE;
 use mm::pte::Prot;
 use mm::vm::USER_END;
 
 pub(super) fn handle(frame: &mut TrapFrame) -> Next {
-    let (a, b, c) = (frame.rdi, frame.rsi, frame.rdx);
+    let (a, b, c, d) = (frame.rdi, frame.rsi, frame.rdx, frame.r10);
     let result = match Syscall::from_number(frame.rax) {
         None => Err(Error::NoSuchCall),
         Some(Syscall::Exit) => return Next::End(ExitStatus::Exited(a as i32)),
@@ -33,6 +36,9 @@ pub(super) fn handle(frame: &mut TrapFrame) -> Next {
         }
         Some(Syscall::Protect) => prot(c).and_then(|p| space_op(|s| s.protect(a, b, p).map(|()| 0))),
         Some(Syscall::MemStats) => memstats(a),
+        Some(Syscall::Open) => open(a, b),
+        Some(Syscall::FileSize) => file(a).map(|(_, entry)| entry.size),
+        Some(Syscall::Map) => map(a, b, c, d),
     };
     frame.rax = match result {
         Ok(value) => value,
@@ -52,8 +58,15 @@ fn error(e: VmError) -> Error {
         | VmError::OutOfMemory
         | VmError::RegionLimit { .. }
         | VmError::KernelMemoryLimit { .. } => Error::NoMemory,
-        VmError::NotYetBacked { .. } | VmError::Corrupt { .. } => Error::NotSupported,
+        VmError::Corrupt { .. } => Error::NotSupported,
         VmError::SwapIn { .. } => Error::Io,
+        VmError::File { error, .. } => match error {
+            FileError::NoSuchFile => Error::NotFound,
+            FileError::PastEnd { .. } => Error::OutOfRange,
+            FileError::Device(_) => Error::Io,
+            FileError::NoMemory => Error::NoMemory,
+        },
+        VmError::SharedFileWritable { .. } => Error::ReadOnly,
     }
 }
 
@@ -107,18 +120,56 @@ fn user_range(ptr: u64, len: u64) -> bool {
     ptr.checked_add(len).is_some_and(|end| end <= USER_END)
 }
 
+/// The file with id `id`.
+fn file(id: u64) -> Result<(FileId, &'static FileEntry), Error> {
+    let id = FileId(u16::try_from(id).map_err(|_| Error::NotFound)?);
+    Ok((id, crate::files::table().get(id).ok_or(Error::NotFound)?))
+}
+
+fn open(ptr: u64, len: u64) -> Result<u64, Error> {
+    if len == 0 || len > MAX_NAME as u64 {
+        return Err(Error::Invalid);
+    }
+    let mut buf = [0u8; MAX_NAME];
+    let name = read_user(ptr, &mut buf[..len as usize])?;
+    let name = core::str::from_utf8(name).map_err(|_| Error::Invalid)?;
+    crate::files::open(name).map(|(id, _)| u64::from(id.0)).ok_or(Error::NotFound)
+}
+
+/// Maps `len` bytes of file `id` from page-aligned `offset` (see
+/// `abi::Syscall::Map`). The range may run past the file's end, but must
+/// start inside it.
+fn map(id: u64, offset: u64, len: u64, flags: u64) -> Result<u64, Error> {
+    if flags & !(PROT_MASK | MAP_PRIVATE) != 0 || !offset.is_multiple_of(PAGE_SIZE) {
+        return Err(Error::Invalid);
+    }
+    let (id, entry) = file(id)?;
+    let first_page = offset / PAGE_SIZE;
+    if first_page >= entry.pages() || first_page.saturating_add(len / PAGE_SIZE) > MAX_FILE_PAGE {
+        return Err(Error::OutOfRange);
+    }
+    let (prot, private) = (prot(flags & PROT_MASK)?, flags & MAP_PRIVATE != 0);
+    let kind = RegionKind::File { file: id.0, first_page, private };
+    space_op(|s| s.reserve(len, prot, kind).map(|a| a.as_u64()))
+}
+
+/// Copies `buf.len()` bytes from user address `ptr`.
+fn read_user(ptr: u64, buf: &mut [u8]) -> Result<&[u8], Error> {
+    if !user_range(ptr, buf.len() as u64) {
+        return Err(Error::BadAddress);
+    }
+    for (i, byte) in buf.iter_mut().enumerate() {
+        *byte = probe::read(ptr + i as u64).map_err(|_| Error::BadAddress)?;
+    }
+    Ok(buf)
+}
+
 fn write(ptr: u64, len: u64) -> Result<u64, Error> {
     if len > MAX_WRITE {
         return Err(Error::Invalid);
     }
-    if !user_range(ptr, len) {
-        return Err(Error::BadAddress);
-    }
     let mut buf = [0u8; MAX_WRITE as usize];
-    for (i, byte) in buf[..len as usize].iter_mut().enumerate() {
-        *byte = probe::read(ptr + i as u64).map_err(|_| Error::BadAddress)?;
-    }
-    write_output(&buf[..len as usize]);
+    write_output(read_user(ptr, &mut buf[..len as usize])?);
     Ok(len)
 }
 
@@ -139,6 +190,7 @@ fn memstats(ptr: u64) -> Result<u64, Error> {
         free_frames: frames::stats().free,
         swapped_pages: space.swapped_pages,
         swap_in_faults: space.faults.swapped_in,
+        file_pages: space.file_pages,
     };
     for (i, byte) in stats.to_bytes().into_iter().enumerate() {
         // SAFETY: the range is in the user half of the running process and

@@ -45,9 +45,11 @@ static KERNEL_FAULTS: AtomicU64 = AtomicU64::new(0);
 static RETIRED: Mutex<FaultCounters> = Mutex::new(FaultCounters {
     demand_zero: 0,
     swapped_in: 0,
+    file_mapped: 0,
+    copied_on_write: 0,
     spurious: 0,
     violations: 0,
-    not_yet_backed: 0,
+    file_errors: 0,
     out_of_memory: 0,
     swap_in_failed: 0,
 });
@@ -286,6 +288,9 @@ fn kernel_page_fault(frame: &mut TrapFrame, fault: &PageFault) {
 pub struct VmSummary {
     pub spaces: usize,
     pub resident_pages: u64,
+    /// Of the resident pages, page-cache pages mapped (counted once per
+    /// entry: a page two spaces share counts twice).
+    pub file_pages: u64,
     pub swapped_pages: u64,
     pub table_frames: u64,
     pub faults: FaultCounters,
@@ -300,6 +305,7 @@ pub fn summary() -> VmSummary {
         for space in spaces.values() {
             let st = space.stats();
             s.resident_pages += st.resident_pages;
+            s.file_pages += st.file_pages;
             s.swapped_pages += st.swapped_pages;
             s.table_frames += st.table_frames;
             s.faults.add(&st.faults);
@@ -313,13 +319,13 @@ impl fmt::Display for VmSummary {
         let fc = &self.faults;
         writeln!(
             f,
-            "vm: {} address spaces, {} resident pages, {} swapped pages, {} page-table frames",
-            self.spaces, self.resident_pages, self.swapped_pages, self.table_frames
+            "vm: {} address spaces, {} resident pages ({} of them file pages), {} swapped pages, {} page-table frames",
+            self.spaces, self.resident_pages, self.file_pages, self.swapped_pages, self.table_frames
         )?;
         write!(
             f,
-            "  faults: demand-zero {}, swap-in {}, spurious {}, violations {}, not-yet-backed {}, out-of-memory {}, swap-in failed {}, outside any space {}",
-            fc.demand_zero, fc.swapped_in, fc.spurious, fc.violations, fc.not_yet_backed, fc.out_of_memory, fc.swap_in_failed, self.kernel_faults
+            "  faults: demand-zero {}, swap-in {}, file {}, copy-on-write {}, spurious {}, violations {}, file errors {}, out-of-memory {}, swap-in failed {}, outside any space {}",
+            fc.demand_zero, fc.swapped_in, fc.file_mapped, fc.copied_on_write, fc.spurious, fc.violations, fc.file_errors, fc.out_of_memory, fc.swap_in_failed, self.kernel_faults
         )
     }
 }

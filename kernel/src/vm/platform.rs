@@ -6,6 +6,7 @@ use crate::memory::{frames, phys_to_virt};
 use mm::addr::{Pfn, UserAddr};
 use mm::frame::{FrameBlock, Owner};
 use mm::paging::{ENTRIES, KERNEL_ROOT_ENTRIES};
+use mm::files::{FileError, FileId, FilePage};
 use mm::swap::SwapError;
 use spin::Once;
 
@@ -107,6 +108,21 @@ unsafe impl mm::vm::Platform for KernelPlatform {
 
     fn swap_release(&mut self, slot: u64) {
         crate::swap::release(slot);
+    }
+
+    fn map_file_page(&mut self, file: u16, page: u64) -> Result<Pfn, FileError> {
+        crate::files::map_page(FilePage { file: FileId(file), page })
+    }
+
+    fn unmap_file_page(&mut self, frame: Pfn) {
+        crate::files::unmap_page(frame);
+    }
+
+    fn copy_page(&mut self, from: Pfn, to: Pfn) {
+        let (from, to) = (phys_to_virt(from).as_ptr::<u8>(), phys_to_virt(to).as_mut_ptr::<u8>());
+        // SAFETY: both are RAM frames in the physical window; `to` is a new
+        // frame nothing maps yet, so the two do not overlap.
+        unsafe { core::ptr::copy_nonoverlapping(from, to, mm::addr::PAGE_SIZE as usize) };
     }
 
     fn flush(&mut self, va: UserAddr) {

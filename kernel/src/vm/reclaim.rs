@@ -10,13 +10,18 @@
 //!   that faults seldom have to.
 //!
 //! Both run with the address-space registry locked (they change other
-//! spaces' page tables); the clock sees every process page of every space.
+//! spaces' page tables); the clock sees every process page of every space
+//! and every page of the page cache. An anonymous page goes to swap; a
+//! cached file page, which any number of spaces may map, is aged in all of
+//! them (second chance if any entry was accessed), then unmapped from all
+//! and dropped: it is clean, the disk still has it.
 
 use super::{Space, SpaceId};
 use crate::memory::frames;
 use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::{Pfn, UserAddr};
+use mm::files::FilePage;
 use mm::reclaim::{Clock, PageOwner, ReverseMap, Sweep, Verdict, Watermarks};
 use spin::{Mutex, Once};
 use x86_64::instructions::interrupts::without_interrupts;
@@ -54,8 +59,18 @@ pub(super) fn record(frame: Pfn, space: SpaceId, va: UserAddr) {
     rmap(|map| map.set(frame, PageOwner { space: space.0, page: va }));
 }
 
-/// `frame` holds no process page any more.
-pub(super) fn forget(frame: Pfn) {
+/// `frame` now caches file page `key`.
+pub fn record_cached(frame: Pfn, key: FilePage) {
+    rmap(|map| map.set_cached(frame, key));
+}
+
+/// The file page `frame` caches, if it is a page-cache frame.
+pub fn cached_page(frame: Pfn) -> Option<FilePage> {
+    rmap(|map| map.get_cached(frame))
+}
+
+/// `frame` holds no process or page-cache page any more.
+pub fn forget(frame: Pfn) {
     rmap(|map| map.clear(frame));
 }
 
@@ -64,10 +79,13 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
     let frames = rmap(|map| map.frames());
     let mut clock = *CLOCK.lock();
     let sweep = clock.sweep(frames, want, 2 * frames, |index| {
-        let (frame, owner) = rmap(|map| {
+        let (frame, owner, cached) = rmap(|map| {
             let frame = map.frame_at(index);
-            (frame, map.get(frame))
+            (frame, map.get(frame), map.get_cached(frame))
         });
+        if let Some(key) = cached {
+            return age_or_drop_cached(spaces, key, frame);
+        }
         match owner.and_then(|o| Some((o.page, spaces.get_mut(&SpaceId(o.space))?))) {
             Some((page, space)) => space.age_or_evict(page, frame),
             None => Verdict::Skipped,
@@ -75,6 +93,28 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
     });
     *CLOCK.lock() = clock;
     sweep
+}
+
+/// The clock's step on a page-cache frame: referenced if the cache saw it
+/// used or any entry that maps it was accessed (all bits cleared);
+/// otherwise unmapped from every space and dropped.
+fn age_or_drop_cached(spaces: &mut BTreeMap<SpaceId, Space>, key: FilePage, frame: Pfn) -> Verdict {
+    let (file, page) = (key.file.0, key.page);
+    let mut referenced = crate::files::take_referenced(key);
+    for space in spaces.values_mut() {
+        referenced |= space.age_file_page(file, page, frame);
+    }
+    if referenced {
+        return Verdict::Referenced;
+    }
+    for space in spaces.values_mut() {
+        space.drop_file_page(file, page, frame);
+    }
+    if crate::files::evict(key, frame) {
+        Verdict::Evicted
+    } else {
+        Verdict::Skipped
+    }
 }
 
 fn free_frames() -> u64 {
@@ -160,7 +200,7 @@ impl core::fmt::Display for ReclaimInfo {
         let m = self.marks;
         write!(
             f,
-            "reclaim: watermarks min {} / low {} / high {} free frames; evicted {} directly, {} in the background; {} frames in the reverse map",
+            "reclaim: watermarks min {} / low {} / high {} free frames; evicted {} directly, {} in the background; {} frames in the reverse map (process and page-cache pages)",
             m.min, m.low, m.high, self.direct, self.background, self.mapped_frames
         )
     }

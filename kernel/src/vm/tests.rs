@@ -139,12 +139,13 @@ fn released_range_and_protect_change_what_faults() {
 }
 
 #[test_case]
-fn file_pages_fail_cleanly_as_not_yet_backed() {
+fn a_file_page_of_no_file_is_a_clean_fault() {
     in_fresh_space(|id| {
-        let file = reserve(id, 2 * PAGE, Prot::USER_READ, RegionKind::File { file: 3, first_page: 10 });
+        let kind = RegionKind::File { file: 4000, first_page: 10, private: false };
+        let file = reserve(id, 2 * PAGE, Prot::USER_READ, kind);
         let report = probe::read(file + PAGE).unwrap_err();
-        assert_eq!(report.outcome, FaultOutcome::NotYetBacked(mm::vm::Backing::File { file: 3, page: 11 }));
-        assert!(alloc::format!("{report}").contains("not yet backed"));
+        assert_eq!(report.outcome, FaultOutcome::File(mm::files::FileError::NoSuchFile));
+        assert!(alloc::format!("{report}").contains("no such file"), "{report}");
     });
 }
 

@@ -118,6 +118,11 @@ pub struct FileTable {
 }
 
 impl FileTable {
+    /// A table with no files (`const`, for statics).
+    pub const fn empty() -> FileTable {
+        FileTable { files: Vec::new() }
+    }
+
     /// Reads the archive's index from `disk`, one header sector at a time.
     /// Directories are skipped; other entries (links, pax attributes) are
     /// skipped with their data.

@@ -21,6 +21,7 @@
 //! ```
 
 use crate::addr::{Pfn, UserAddr, PAGE_SIZE};
+use crate::files::{FileId, FilePage};
 use crate::paging::USER_END;
 use alloc::collections::TryReserveError;
 use alloc::vec::Vec;
@@ -57,15 +58,22 @@ pub struct PageOwner {
     pub page: UserAddr,
 }
 
-/// The largest space number a [`ReverseMap`] entry holds (29 bits: the
-/// other 35 hold a user page number).
+/// The largest space number a [`ReverseMap`] entry holds (28 bits: 35 hold
+/// a user page number, and the top bit says "page cache").
 pub const MAX_SPACE: u32 = (1 << SPACE_BITS) - 1;
-const SPACE_BITS: u32 = 64 - PAGE_BITS;
+const SPACE_BITS: u32 = 63 - PAGE_BITS;
+/// Tag of an entry for a page-cache frame: the rest is the (file, page) it
+/// caches, as `(file + 1) << 36 | page`.
+const CACHED: u64 = 1 << 63;
+const FILE_PAGE_BITS: u32 = 36;
 const PAGE_BITS: u32 = (USER_END / PAGE_SIZE).trailing_zeros();
 
-/// frame → (space, page); see the module documentation. An entry is
-/// `space << 35 | page number`, 0 when the frame holds no process page (no
-/// user page has number 0: page 0 is never mapped).
+/// frame → (space, page) for a process page, frame → (file, page) for a
+/// page-cache page (which any number of spaces may map: reclaim finds
+/// those through their file regions); see the module documentation. An
+/// entry is `space << 35 | page number`, or [`CACHED`] and the file page,
+/// 0 when the frame holds neither (no user page has number 0: page 0 is
+/// never mapped).
 pub struct ReverseMap {
     span: Range<Pfn>,
     entries: Vec<u64>,
@@ -108,18 +116,40 @@ impl ReverseMap {
         self.entries[i] = 0;
     }
 
-    pub fn get(&self, frame: Pfn) -> Option<PageOwner> {
-        if !self.span.contains(&frame) {
-            return None;
+    /// Records that `frame` holds the cached file page `key`.
+    pub fn set_cached(&mut self, frame: Pfn, key: FilePage) {
+        assert!(key.page < 1 << FILE_PAGE_BITS, "file page {} does not fit the reverse map", key.page);
+        let i = self.index(frame);
+        self.entries[i] = CACHED | ((u64::from(key.file.0) + 1) << FILE_PAGE_BITS) | key.page;
+    }
+
+    fn raw(&self, frame: Pfn) -> u64 {
+        if self.span.contains(&frame) {
+            self.entries[self.index(frame)]
+        } else {
+            0
         }
-        let raw = self.entries[self.index(frame)];
-        (raw != 0).then(|| PageOwner {
+    }
+
+    /// The file page `frame` caches, if it is a page-cache frame.
+    pub fn get_cached(&self, frame: Pfn) -> Option<FilePage> {
+        let raw = self.raw(frame);
+        (raw & CACHED != 0).then(|| FilePage {
+            file: FileId((((raw & !CACHED) >> FILE_PAGE_BITS) - 1) as u16),
+            page: raw & ((1 << FILE_PAGE_BITS) - 1),
+        })
+    }
+
+    /// The process page `frame` holds, if it holds one.
+    pub fn get(&self, frame: Pfn) -> Option<PageOwner> {
+        let raw = self.raw(frame);
+        (raw != 0 && raw & CACHED == 0).then(|| PageOwner {
             space: (raw >> PAGE_BITS) as u32,
             page: UserAddr::new((raw & ((1 << PAGE_BITS) - 1)) * PAGE_SIZE),
         })
     }
 
-    /// Frames that hold a process page.
+    /// Frames that hold a process page or a cached file page.
     pub fn mapped(&self) -> u64 {
         self.entries.iter().filter(|&&e| e != 0).count() as u64
     }

@@ -29,6 +29,10 @@ fn the_reverse_map_remembers_each_frames_page() {
     assert_eq!(map.mapped(), 2);
     map.clear(Pfn::new(100));
     assert_eq!((map.get(Pfn::new(100)), map.mapped()), (None, 1));
+    let key = crate::files::FilePage { file: crate::files::FileId(u16::MAX), page: (1 << 36) - 1 };
+    map.set_cached(Pfn::new(150), key);
+    assert_eq!((map.get_cached(Pfn::new(150)), map.get(Pfn::new(150))), (Some(key), None));
+    assert_eq!(map.get_cached(Pfn::new(199)), None, "a process page is not a cached one");
     assert_eq!(map.frame_at(5), Pfn::new(105));
 }
 

@@ -2,14 +2,16 @@
 //! when the access is legal. The fault path in one read: `resolve_fault`
 //! finds the region, takes the page's state (its entry, or the region's
 //! default), checks the access against its protection, and either maps a
-//! zeroed frame (demand-zero) or reads the page back (swapped), flushes a stale translation (spurious), or
-//! names the violation. Errors met on the way map to outcomes with a full
+//! zeroed frame (demand-zero), reads the page back (swapped), maps the page
+//! cache's frame (file), copies a file page for a writer (copy on write),
+//! flushes a stale translation (spurious), or names the violation. Errors met on the way map to outcomes with a full
 //! match (`FaultOutcome::from_table_error`), so a new error cannot silently
 //! become "out of memory".
 
 use super::{AddressSpace, Platform, Region, VmError, USER_END, USER_START};
 use crate::addr::{UserAddr, PAGE_SIZE};
-use crate::pte::{Prot, PteState};
+use crate::files::FileError;
+use crate::pte::{Mapping, PageKind, Prot, PteState};
 use crate::swap::SwapError;
 use core::fmt;
 
@@ -35,12 +37,6 @@ pub enum Violation {
     CorruptEntry(u64),
 }
 
-/// Pages whose backing store is not implemented yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backing {
-    File { file: u16, page: u64 },
-}
-
 /// What a page fault turned out to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultOutcome {
@@ -48,12 +44,19 @@ pub enum FaultOutcome {
     DemandZero,
     /// The page was read back from its swap slot (now free); retry.
     SwappedIn,
+    /// The page cache's frame of a file page was mapped (read from the
+    /// disk first if it was not cached); retry.
+    FileMapped,
+    /// A write to a page of a private file mapping: the space got its own
+    /// anonymous copy of the page; retry.
+    CopiedOnWrite,
     /// The page was already mapped with enough rights (a stale TLB entry):
     /// flushed; retry.
     Spurious,
     Violation(Violation),
-    /// The page is legal but its backing store is not implemented yet.
-    NotYetBacked(Backing),
+    /// A file page that cannot be had: it lies wholly past the end of the
+    /// file (Linux's SIGBUS), or the disk failed.
+    File(FileError),
     /// Legal, but no frame could be had.
     OutOfMemory,
     /// Legal, but the page could not be read back from swap (it stays
@@ -68,9 +71,12 @@ pub enum FaultOutcome {
 pub struct FaultCounters {
     pub demand_zero: u64,
     pub swapped_in: u64,
+    pub file_mapped: u64,
+    pub copied_on_write: u64,
     pub spurious: u64,
     pub violations: u64,
-    pub not_yet_backed: u64,
+    /// File pages past the end of their file, or unreadable.
+    pub file_errors: u64,
     /// No frame, or the kernel-memory limit, stopped a legal fault.
     pub out_of_memory: u64,
     pub swap_in_failed: u64,
@@ -82,9 +88,11 @@ impl FaultCounters {
         self.demand_zero += other.demand_zero;
         self.swapped_in += other.swapped_in;
         self.swap_in_failed += other.swap_in_failed;
+        self.file_mapped += other.file_mapped;
+        self.copied_on_write += other.copied_on_write;
         self.spurious += other.spurious;
         self.violations += other.violations;
-        self.not_yet_backed += other.not_yet_backed;
+        self.file_errors += other.file_errors;
         self.out_of_memory += other.out_of_memory;
     }
 
@@ -93,9 +101,11 @@ impl FaultCounters {
             FaultOutcome::DemandZero => &mut self.demand_zero,
             FaultOutcome::SwappedIn => &mut self.swapped_in,
             FaultOutcome::SwapInFailed(_) => &mut self.swap_in_failed,
+            FaultOutcome::FileMapped => &mut self.file_mapped,
+            FaultOutcome::CopiedOnWrite => &mut self.copied_on_write,
             FaultOutcome::Spurious => &mut self.spurious,
             FaultOutcome::Violation(_) => &mut self.violations,
-            FaultOutcome::NotYetBacked(_) => &mut self.not_yet_backed,
+            FaultOutcome::File(_) => &mut self.file_errors,
             FaultOutcome::OutOfMemory | FaultOutcome::KernelMemoryLimit => &mut self.out_of_memory,
         };
         *counter += 1;
@@ -115,8 +125,9 @@ impl<P: Platform> AddressSpace<P> {
         let first = UserAddr::new(addr).page_down();
         let last = UserAddr::new(end - 1).page_down();
         (first.as_u64()..=last.as_u64()).step_by(PAGE_SIZE as usize).all(|va| {
-            let prot = match self.effective_state(UserAddr::new(va)) {
-                Ok(PteState::Present(m)) => m.prot,
+            let va = UserAddr::new(va);
+            let prot = match self.effective_state(va) {
+                Ok(PteState::Present(m)) => self.logical_prot(va, m),
                 Ok(
                     PteState::DemandZero { prot }
                     | PteState::Swapped { prot, .. }
@@ -152,7 +163,7 @@ impl<P: Platform> AddressSpace<P> {
         };
         let prot = match state {
             PteState::Guard => return FaultOutcome::Violation(Violation::GuardPage),
-            PteState::Present(m) => m.prot,
+            PteState::Present(m) => self.logical_prot(va, m),
             PteState::DemandZero { prot } | PteState::Swapped { prot, .. } | PteState::File { prot, .. } => {
                 prot
             }
@@ -161,10 +172,25 @@ impl<P: Platform> AddressSpace<P> {
         if let Some(violation) = check_access(access, prot) {
             return FaultOutcome::Violation(violation);
         }
+        let done = |result: Result<(), VmError>, outcome| match result {
+            Ok(()) => outcome,
+            Err(e) => FaultOutcome::from_table_error(e),
+        };
         match state {
+            // Only a private file page can be writable here (check_access
+            // refused the rest): the writer gets its own copy.
+            PteState::Present(m) if access.write && m.kind == PageKind::File => {
+                done(self.copy_mapped_file_page(va, m, prot), FaultOutcome::CopiedOnWrite)
+            }
             PteState::Present(_) => {
                 self.platform.flush(va);
                 FaultOutcome::Spurious
+            }
+            PteState::File { file, page, prot } if access.write => {
+                done(self.copy_file_page(va, file, page, prot), FaultOutcome::CopiedOnWrite)
+            }
+            PteState::File { file, page, prot } => {
+                done(self.map_file(va, file, page, prot), FaultOutcome::FileMapped)
             }
             PteState::DemandZero { prot } => match self.map_zeroed(va, prot) {
                 Ok(()) => FaultOutcome::DemandZero,
@@ -174,10 +200,21 @@ impl<P: Platform> AddressSpace<P> {
                 Ok(()) => FaultOutcome::SwappedIn,
                 Err(e) => FaultOutcome::from_table_error(e),
             },
-            PteState::File { file, page, .. } => FaultOutcome::NotYetBacked(Backing::File { file, page }),
             PteState::Guard | PteState::Absent => {
                 unreachable!("handled above / replaced by the region default")
             }
+        }
+    }
+}
+
+impl<P: Platform> AddressSpace<P> {
+    /// What a present page allows: its entry's rights, except for a page
+    /// of the page cache, which is mapped read-only whatever its region
+    /// allows (a write to a private one must fault, to be copied).
+    pub(super) fn logical_prot(&self, va: UserAddr, m: Mapping) -> Prot {
+        match (m.kind, self.regions.find(va)) {
+            (PageKind::File, Some(region)) => region.prot,
+            _ => m.prot,
         }
     }
 }
@@ -211,10 +248,14 @@ impl FaultOutcome {
     /// The page is usable now: the faulting access may be retried.
     pub fn is_resolved(&self) -> bool {
         match self {
-            FaultOutcome::DemandZero | FaultOutcome::SwappedIn | FaultOutcome::Spurious => true,
+            FaultOutcome::DemandZero
+            | FaultOutcome::SwappedIn
+            | FaultOutcome::FileMapped
+            | FaultOutcome::CopiedOnWrite
+            | FaultOutcome::Spurious => true,
             FaultOutcome::SwapInFailed(_)
             | FaultOutcome::Violation(_)
-            | FaultOutcome::NotYetBacked(_)
+            | FaultOutcome::File(_)
             | FaultOutcome::OutOfMemory
             | FaultOutcome::KernelMemoryLimit => false,
         }
@@ -228,6 +269,7 @@ impl FaultOutcome {
             VmError::OutOfMemory => FaultOutcome::OutOfMemory,
             VmError::KernelMemoryLimit { .. } => FaultOutcome::KernelMemoryLimit,
             VmError::SwapIn { error, .. } => FaultOutcome::SwapInFailed(error),
+            VmError::File { error, .. } => FaultOutcome::File(error),
             VmError::ZeroLength
             | VmError::Unaligned { .. }
             | VmError::NullPage
@@ -238,7 +280,7 @@ impl FaultOutcome {
             | VmError::LimitExceeded { .. }
             | VmError::NoSpace { .. }
             | VmError::RegionLimit { .. }
-            | VmError::NotYetBacked { .. } => unreachable!("fault resolution does not check arguments: {e}"),
+            | VmError::SharedFileWritable { .. } => unreachable!("fault resolution does not check arguments: {e}"),
         }
     }
 }
@@ -248,12 +290,13 @@ impl fmt::Display for FaultOutcome {
         match self {
             FaultOutcome::DemandZero => write!(f, "demand-zero page mapped"),
             FaultOutcome::SwappedIn => write!(f, "page read back from swap"),
+            FaultOutcome::FileMapped => write!(f, "file page mapped from the page cache"),
+            FaultOutcome::CopiedOnWrite => write!(f, "private copy of a file page made for a write"),
             FaultOutcome::SwapInFailed(e) => write!(f, "could not read the page back from swap: {e}"),
             FaultOutcome::Spurious => write!(f, "spurious (stale translation flushed)"),
             FaultOutcome::Violation(v) => write!(f, "access violation: {v}"),
-            FaultOutcome::NotYetBacked(Backing::File { file, page }) => {
-                write!(f, "not yet backed: page {page} of file {file}, and file mapping is not implemented")
-            }
+            FaultOutcome::File(e @ FileError::PastEnd { .. }) => write!(f, "bus error (SIGBUS): {e}"),
+            FaultOutcome::File(e) => write!(f, "file page unavailable: {e}"),
             FaultOutcome::OutOfMemory => write!(f, "out of memory"),
             FaultOutcome::KernelMemoryLimit => {
                 write!(f, "the page table it needs would pass the process's kernel-memory limit")

@@ -19,12 +19,16 @@
 //!   address means, and bringing the page in when it is legal.
 //! - [`age_or_evict`](AddressSpace::age_or_evict): reclaim's step on one
 //!   page: second chance if it was accessed, otherwise out to swap.
+//! - [`age_file_page`](AddressSpace::age_file_page) /
+//!   [`drop_file_page`](AddressSpace::drop_file_page): the same for a page
+//!   of the page cache, which any number of spaces may map.
 //!
 //! Files: this one holds the operations and their argument checks;
 //! `fault.rs` the fault classification (the whole fault path in one read);
 //! `walk.rs` the page-table walker (the only code that follows table
-//! entries); `swap.rs` pages leaving for swap and coming back; `region.rs` the region map; `platform.rs` what the machine
-//! provides.
+//! entries); `swap.rs` pages leaving for swap and coming back; `file.rs`
+//! file pages and copy on write; `region.rs` the region map; `platform.rs`
+//! what the machine provides.
 //!
 //! Frames are freed only after their entry is gone *and* the translation is
 //! flushed ([`Platform::flush`]), so no stale TLB entry can reach a frame
@@ -32,6 +36,7 @@
 //! ([`Platform::flush_all`]).
 
 mod fault;
+mod file;
 mod platform;
 mod region;
 mod swap;
@@ -39,12 +44,13 @@ mod swap;
 mod tests;
 mod walk;
 
-pub use fault::{Access, Backing, FaultCounters, FaultOutcome, Violation};
+pub use fault::{Access, FaultCounters, FaultOutcome, Violation};
 pub use platform::Platform;
 pub use region::{NoRoomForRegions, Region, RegionKind, RegionMap};
 
 use crate::addr::{Pfn, UserAddr, PAGE_SIZE};
-use crate::pte::{Mapping, Prot, PteState};
+use crate::files::FileError;
+use crate::pte::{Mapping, PageKind, Prot, PteState};
 use crate::swap::SwapError;
 use core::fmt;
 use core::ops::Range;
@@ -120,9 +126,15 @@ pub enum VmError {
         charged: u64,
         requested: u64,
     },
-    /// A page of the range has contents elsewhere that cannot be brought in
-    /// yet (file-backed).
-    NotYetBacked {
+    /// A file page of the range could not be had (past the end of its
+    /// file, or the disk failed).
+    File {
+        addr: u64,
+        error: FileError,
+    },
+    /// A shared file mapping cannot be writable (the file disk is
+    /// read-only; a private mapping can be).
+    SharedFileWritable {
         addr: u64,
     },
     /// A swapped page could not be read back (it stays swapped).
@@ -142,6 +154,9 @@ pub enum VmError {
 pub struct SpaceStats {
     /// Data pages mapped now.
     pub resident_pages: u64,
+    /// Of the resident pages, those that are page-cache frames (file pages
+    /// mapped from the cache, shared with every other mapping of them).
+    pub file_pages: u64,
     /// Pages whose contents are in a swap slot.
     pub swapped_pages: u64,
     /// Pages written to swap over the space's life.
@@ -263,6 +278,9 @@ impl<P: Platform> AddressSpace<P> {
         kind: RegionKind,
     ) -> Result<UserAddr, VmError> {
         let range = check_user_range(addr, len)?;
+        if prot.write && matches!(kind, RegionKind::File { private: false, .. }) {
+            return Err(VmError::SharedFileWritable { addr });
+        }
         if let Some(r) = self.regions.first_overlap(&range) {
             return Err(VmError::Overlap { region_start: r.start.as_u64(), region_end: r.end.as_u64() });
         }
@@ -349,30 +367,38 @@ impl<P: Platform> AddressSpace<P> {
                     self.map_swapped(va, slot, prot)?;
                     brought_in += 1;
                 }
-                PteState::File { .. } => return Err(VmError::NotYetBacked { addr: va.as_u64() }),
+                PteState::File { file, page, prot } => {
+                    self.map_file(va, file, page, prot)?;
+                    brought_in += 1;
+                }
                 PteState::Present(_) | PteState::Guard | PteState::Absent => {}
             }
         }
         Ok(brought_in)
     }
 
-    /// Gives the frames of the range back; its pages read as zero on next
-    /// touch. Returns how many frames were freed.
+    /// Gives the frames of the range back (like `MADV_DONTNEED`): pages of
+    /// anonymous memory read as zero on next touch, pages of a file mapping
+    /// as the file again (a private copy is dropped). Returns how many
+    /// pages were unmapped.
     pub fn decommit(&mut self, addr: u64, len: u64) -> Result<u64, VmError> {
         let range = self.reserved_range(addr, len)?;
         self.check_entries(&range)?;
         let mut freed = 0;
         self.walk_leaves(&range, &mut |s, slot, va| {
+            let in_file = s.regions.find(va).is_some_and(|r| matches!(r.kind, RegionKind::File { .. }));
+            // The region's default: the file page, or demand-zero.
+            let fresh = |prot| if in_file { PteState::Absent } else { PteState::DemandZero { prot } };
             match s.read(slot, va)? {
                 PteState::Present(m) => {
-                    s.unmap(slot, va, m, PteState::DemandZero { prot: m.prot });
+                    s.unmap(slot, va, m, fresh(m.prot));
                     freed += 1;
                 }
                 PteState::Swapped { slot: swap_slot, prot } => {
-                    s.write(slot, PteState::DemandZero { prot });
+                    s.write(slot, fresh(prot));
                     s.drop_swap_slot(swap_slot);
                 }
-                PteState::File { prot, .. } => s.write(slot, PteState::DemandZero { prot }),
+                PteState::File { .. } => s.write(slot, PteState::Absent),
                 PteState::DemandZero { .. } | PteState::Guard | PteState::Absent => {}
             }
             Ok(())
@@ -384,13 +410,21 @@ impl<P: Platform> AddressSpace<P> {
     /// its ends).
     pub fn protect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<(), VmError> {
         let range = self.reserved_range(addr, len)?;
+        let shared_file = |r: &&Region| matches!(r.kind, RegionKind::File { private: false, .. });
+        if let Some(r) = self.regions.overlapping(&range).iter().find(shared_file).filter(|_| prot.write) {
+            return Err(VmError::SharedFileWritable { addr: r.start.as_u64().max(addr) });
+        }
         self.check_entries(&range)?;
         self.make_region_room(self.regions.splits_needed(&range))?;
         for region in self.regions.isolate(&range) {
             region.prot = prot;
         }
+        // A page of the page cache stays read-only in its entry whatever
+        // the region allows: a write must fault, to be copied.
+        let cached = Prot { write: false, ..prot };
         self.walk_leaves(&range, &mut |s, slot, va| {
             let new = match s.read(slot, va)? {
+                PteState::Present(m) if m.kind == PageKind::File => PteState::Present(Mapping { prot: cached, ..m }),
                 PteState::Present(m) => PteState::Present(Mapping { prot, ..m }),
                 PteState::DemandZero { .. } => PteState::DemandZero { prot },
                 PteState::Swapped { slot, .. } => PteState::Swapped { slot, prot },
@@ -475,8 +509,9 @@ impl fmt::Display for VmError {
             VmError::KernelMemoryLimit { limit, charged, requested } => {
                 write!(f, "kernel-memory limit {limit} bytes: {charged} charged, {requested} more needed")
             }
-            VmError::NotYetBacked { addr } => {
-                write!(f, "page {addr:#x} is file-backed (not implemented)")
+            VmError::File { addr, error } => write!(f, "file page at {addr:#x}: {error}"),
+            VmError::SharedFileWritable { addr } => {
+                write!(f, "{addr:#x}: a shared file mapping cannot be writable (map it private)")
             }
             VmError::SwapIn { addr, error } => {
                 write!(f, "page {addr:#x} could not be read from swap: {error}")

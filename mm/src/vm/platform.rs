@@ -4,6 +4,7 @@
 //! TLB (`tests.rs`), so the VMM's logic runs and is checked on the host.
 
 use crate::addr::{Pfn, UserAddr};
+use crate::files::FileError;
 use crate::frame::FrameBlock;
 use crate::swap::SwapError;
 
@@ -54,6 +55,18 @@ pub unsafe trait Platform {
     /// The page that held `slot` is gone (swapped in, decommitted,
     /// released): the slot may be reused.
     fn swap_release(&mut self, slot: u64);
+    /// The frame of the page cache that holds page `page` of `file` (read
+    /// from the file's disk on a miss), counted as one more mapping: the
+    /// VMM maps it read-only, and gives it back with
+    /// [`Platform::unmap_file_page`] when the entry lets go of it. The
+    /// frame is the page cache's, never freed by the VMM.
+    fn map_file_page(&mut self, file: u16, page: u64) -> Result<Pfn, FileError>;
+    /// An entry that mapped the cached page in `frame` is gone (changed
+    /// and flushed).
+    fn unmap_file_page(&mut self, frame: Pfn);
+    /// Copies the page in `from` into `to`, a new frame nobody maps yet
+    /// (copy on write).
+    fn copy_page(&mut self, from: Pfn, to: Pfn);
     /// Drops any cached translation of the page at `va` (x86: `invlpg`).
     fn flush(&mut self, va: UserAddr);
     /// Drops every cached translation *and* every cached upper-level entry

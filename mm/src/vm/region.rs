@@ -15,8 +15,12 @@ pub enum RegionKind {
     /// Demand-zero memory whose lowest `guard_pages` pages are guard pages
     /// (a downward-growing stack runs into them on overflow).
     Stack { guard_pages: u64 },
-    /// Page i of the region is page `first_page + i` of `file`.
-    File { file: u16, first_page: u64 },
+    /// Page i of the region is page `first_page + i` of `file`. Shared
+    /// (`private: false`): every mapping sees the page cache's frame, and
+    /// the region is never writable (the file disk is read-only). Private:
+    /// the first write to a page gives the space its own anonymous copy
+    /// (copy on write).
+    File { file: u16, first_page: u64, private: bool },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +36,18 @@ impl Region {
         (self.end.as_u64() - self.start.as_u64()) / PAGE_SIZE
     }
 
+    /// The address of page `page` of `file` in this region, if the region
+    /// maps that page of that file.
+    pub fn address_of(&self, file: u16, page: u64) -> Option<UserAddr> {
+        match self.kind {
+            RegionKind::File { file: f, first_page, .. } if f == file && page >= first_page => {
+                let index = page - first_page;
+                (index < self.pages()).then(|| UserAddr::new(self.start.as_u64() + index * PAGE_SIZE))
+            }
+            _ => None,
+        }
+    }
+
     pub fn contains(&self, va: UserAddr) -> bool {
         (self.start..self.end).contains(&va)
     }
@@ -42,7 +58,7 @@ impl Region {
         match self.kind {
             RegionKind::Stack { guard_pages } if page < guard_pages => PteState::Guard,
             RegionKind::Anonymous | RegionKind::Stack { .. } => PteState::DemandZero { prot: self.prot },
-            RegionKind::File { file, first_page } => {
+            RegionKind::File { file, first_page, .. } => {
                 PteState::File { file, page: first_page + page, prot: self.prot }
             }
         }
@@ -58,9 +74,9 @@ impl Region {
                 RegionKind::Stack { guard_pages: guard_pages.min(below_pages) },
                 RegionKind::Stack { guard_pages: guard_pages.saturating_sub(below_pages) },
             ),
-            RegionKind::File { file, first_page } => (
-                RegionKind::File { file, first_page },
-                RegionKind::File { file, first_page: first_page + below_pages },
+            RegionKind::File { file, first_page, private } => (
+                RegionKind::File { file, first_page, private },
+                RegionKind::File { file, first_page: first_page + below_pages, private },
             ),
         };
         (Region { end: at, kind: low_kind, ..self }, Region { start: at, kind: high_kind, ..self })
@@ -72,7 +88,8 @@ impl fmt::Display for Region {
         let kind = match self.kind {
             RegionKind::Anonymous => "anonymous",
             RegionKind::Stack { .. } => "stack",
-            RegionKind::File { .. } => "file",
+            RegionKind::File { private: false, .. } => "file (shared)",
+            RegionKind::File { private: true, .. } => "file (private)",
         };
         write!(f, "{}..{} {} {kind}", self.start, self.end, self.prot)
     }
@@ -133,6 +150,20 @@ impl RegionMap {
 
     pub fn len(&self) -> usize {
         self.regions.len()
+    }
+
+    /// The `i`-th region in address order.
+    pub fn get(&self, i: usize) -> Option<&Region> {
+        self.regions.get(i)
+    }
+
+    /// The regions overlapping `range`, in address order.
+    pub fn overlapping(&self, range: &Range<UserAddr>) -> &[Region] {
+        let first = match self.last_at_or_below(range.start) {
+            Some(i) if self.regions[i].contains(range.start) => i,
+            _ => self.first_at_or_above(range.start),
+        };
+        &self.regions[first..self.first_at_or_above(range.end).max(first)]
     }
 
     pub fn is_empty(&self) -> bool {

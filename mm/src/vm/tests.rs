@@ -4,7 +4,10 @@ use super::*;
 use crate::frame::{FrameBlock, Owner};
 use crate::pte;
 use proptest::prelude::*;
+use crate::files::FileError;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 use std::vec::Vec;
 
 const GIB: u64 = 1 << 30;
@@ -39,6 +42,30 @@ struct FakeMachine {
     next_slot: u64,
     /// Reverse map as the kernel keeps it: frame → page.
     rmap: HashMap<Pfn, UserAddr>,
+    /// Files and their page cache, shared by the spaces of one test.
+    files: Rc<RefCell<FakeFiles>>,
+}
+
+/// Files of `pages[file]` pages each, whose page p holds the word
+/// `file_word(file, p)`, and a page cache of their frames.
+#[derive(Default)]
+struct FakeFiles {
+    pages: HashMap<u16, u64>,
+    /// (file, page) → (frame, mappings).
+    cache: HashMap<(u16, u64), (Pfn, u32)>,
+    by_frame: HashMap<Pfn, (u16, u64)>,
+    next_frame: u64,
+    disk_reads: u64,
+}
+
+fn file_word(file: u16, page: u64) -> u64 {
+    0xf11e_0000_0000_0000 | (u64::from(file) << 32) | page
+}
+
+impl FakeFiles {
+    fn mappings(&self, file: u16, page: u64) -> Option<u32> {
+        self.cache.get(&(file, page)).map(|e| e.1)
+    }
 }
 
 impl FakeMachine {
@@ -135,6 +162,38 @@ unsafe impl Platform for FakeMachine {
         self.rmap.remove(&frame);
     }
 
+    fn map_file_page(&mut self, file: u16, page: u64) -> Result<Pfn, FileError> {
+        let mut files = self.files.borrow_mut();
+        let pages = *files.pages.get(&file).ok_or(FileError::NoSuchFile)?;
+        if page >= pages {
+            return Err(FileError::PastEnd { page, size: pages * PAGE_SIZE });
+        }
+        if let Some(entry) = files.cache.get_mut(&(file, page)) {
+            entry.1 += 1;
+            return Ok(entry.0);
+        }
+        files.next_frame += 1;
+        files.disk_reads += 1;
+        let frame = Pfn::new(0x100_0000 + files.next_frame);
+        files.cache.insert((file, page), (frame, 1));
+        files.by_frame.insert(frame, (file, page));
+        drop(files);
+        self.contents.insert(frame, file_word(file, page));
+        Ok(frame)
+    }
+
+    fn unmap_file_page(&mut self, frame: Pfn) {
+        let mut files = self.files.borrow_mut();
+        let key = files.by_frame[&frame];
+        let entry = files.cache.get_mut(&key).expect("a cached page");
+        entry.1 = entry.1.checked_sub(1).expect("unmap of a page with no mapping");
+    }
+
+    fn copy_page(&mut self, from: Pfn, to: Pfn) {
+        let word = self.contents[&from];
+        self.contents.insert(to, word);
+    }
+
     fn flush(&mut self, va: UserAddr) {
         self.tlb.remove(&va.as_u64());
         self.flushes += 1;
@@ -205,7 +264,7 @@ fn touch(space: &mut Space, addr: u64, write: bool) -> Result<Pfn, FaultOutcome>
             }
         }
         match space.resolve_fault(addr, Access { write, exec: false, user: true }).0 {
-            FaultOutcome::DemandZero | FaultOutcome::SwappedIn | FaultOutcome::Spurious => continue,
+            outcome if outcome.is_resolved() => continue,
             other => return Err(other),
         }
     }
@@ -369,22 +428,145 @@ fn commit_populates_and_skips_guard_pages() {
     done(s);
 }
 
+/// A space whose machine has files of the given pages, sharing `files`.
+fn space_with_files(files: &Rc<RefCell<FakeFiles>>) -> Space {
+    let machine = FakeMachine { files: files.clone(), ..FakeMachine::default() };
+    AddressSpace::new(machine, Limits::UNLIMITED).unwrap()
+}
+
+fn files(list: &[(u16, u64)]) -> Rc<RefCell<FakeFiles>> {
+    let files = Rc::new(RefCell::new(FakeFiles::default()));
+    files.borrow_mut().pages.extend(list.iter().copied());
+    files
+}
+
+fn file_region(file: u16, first_page: u64, private: bool) -> RegionKind {
+    RegionKind::File { file, first_page, private }
+}
+
+/// The content word a space sees at `addr` (through the page cache's frame
+/// for a file page; the cache's contents live in the machine that read it).
+fn read_file_word(space: &mut Space, addr: u64, files_of: &Space) -> u64 {
+    let frame = touch(space, addr, false).expect("readable");
+    space.platform().contents.get(&frame).or_else(|| files_of.platform().contents.get(&frame)).copied().unwrap()
+}
+
 #[test]
-fn file_pages_reach_the_not_yet_backed_path() {
-    let mut s = space();
-    let file = s
-        .reserve(4 * PAGE_SIZE, Prot::USER_READ, RegionKind::File { file: 7, first_page: 100 })
-        .unwrap()
-        .as_u64();
+fn a_file_page_is_mapped_read_only_from_the_cache_and_shared_by_spaces() {
+    let f = files(&[(7, 16)]);
+    let (mut a, mut b) = (space_with_files(&f), space_with_files(&f));
+    let at_a = a.reserve(4 * PAGE_SIZE, Prot::USER_READ, file_region(7, 10, false)).unwrap().as_u64();
+    let at_b = b.reserve(8 * PAGE_SIZE, Prot::USER_READ, file_region(7, 8, false)).unwrap().as_u64();
+    assert_eq!(read_word(&mut a, at_a + PAGE_SIZE), file_word(7, 11));
+    let frame = walk(&a, UserAddr::new(at_a + PAGE_SIZE)).unwrap();
+    assert_eq!((frame.kind, frame.prot.write), (PageKind::File, false));
+    // Page 11 of the file, at index 3 of b's region: the same frame.
+    let in_b = touch(&mut b, at_b + 3 * PAGE_SIZE, false).unwrap();
+    assert_eq!(in_b, frame.frame, "one frame per cached page");
+    assert_eq!(f.borrow().mappings(7, 11), Some(2));
+    assert_eq!(f.borrow().disk_reads, 1, "the second mapping found it cached");
+    assert_eq!((a.stats().resident_pages, a.stats().file_pages), (1, 1));
+    assert_eq!(a.stats().faults.file_mapped, 1);
     assert_eq!(
-        touch(&mut s, file + 2 * PAGE_SIZE, false),
-        Err(FaultOutcome::NotYetBacked(Backing::File { file: 7, page: 102 }))
+        touch(&mut a, at_a + PAGE_SIZE, true),
+        Err(FaultOutcome::Violation(Violation::WriteToReadOnly)),
+        "a shared mapping is never written"
     );
-    assert_eq!(s.commit(file, PAGE_SIZE), Err(VmError::NotYetBacked { addr: file }));
-    assert_eq!(s.stats().faults.not_yet_backed, 1);
+    assert_eq!(a.release(at_a, 4 * PAGE_SIZE), Ok(1));
+    assert_eq!(f.borrow().mappings(7, 11), Some(1), "release let go of a's mapping only");
+    done(b);
+    assert_eq!(f.borrow().mappings(7, 11), Some(0), "and destroy of b's");
+    assert_eq!(a.stats().file_pages, 0);
+    done(a);
+}
+
+#[test]
+fn a_private_write_is_seen_by_the_writer_only() {
+    let f = files(&[(3, 4)]);
+    let (mut writer, mut reader) = (space_with_files(&f), space_with_files(&f));
+    let w = writer.reserve(4 * PAGE_SIZE, Prot::USER_RW, file_region(3, 0, true)).unwrap().as_u64();
+    let r = reader.reserve(4 * PAGE_SIZE, Prot::USER_READ, file_region(3, 0, false)).unwrap().as_u64();
+    // Page 0: read first (mapped from the cache), then written (copied).
+    assert_eq!(read_word(&mut writer, w), file_word(3, 0));
+    let cached = walk(&writer, UserAddr::new(w)).unwrap().frame;
+    write_word(&mut writer, w, 0x5ec2e7);
+    let own = walk(&writer, UserAddr::new(w)).unwrap();
+    assert_ne!(own.frame, cached);
+    assert_eq!((own.kind, own.prot.write), (PageKind::Anonymous, true));
+    // Page 1: written without a read first: copied straight from the cache.
+    write_word(&mut writer, w + PAGE_SIZE, 0xabc);
+    assert_eq!(writer.stats().faults.copied_on_write, 2);
+    assert_eq!(read_word(&mut writer, w), 0x5ec2e7);
+    assert_eq!(read_file_word(&mut reader, r, &writer), file_word(3, 0), "the file is unchanged");
+    assert_eq!(read_file_word(&mut reader, r + PAGE_SIZE, &writer), file_word(3, 1));
+    assert_eq!(f.borrow().mappings(3, 0), Some(1), "only the reader maps the cached page now");
+    assert_eq!(f.borrow().mappings(3, 1), Some(1));
+    assert_eq!((writer.stats().resident_pages, writer.stats().file_pages), (2, 0));
+    // Decommit drops the private copies: the pages read as the file again.
+    assert_eq!(writer.decommit(w, 4 * PAGE_SIZE), Ok(2));
+    assert_eq!(read_file_word(&mut writer, w, &reader), file_word(3, 0));
+    done(reader);
+    done(writer);
+}
+
+#[test]
+fn shared_file_mappings_cannot_be_made_writable() {
+    let f = files(&[(1, 4)]);
+    let mut s = space_with_files(&f);
+    let at = s.reserve(4 * PAGE_SIZE, Prot::USER_READ, file_region(1, 0, false)).unwrap().as_u64();
+    assert!(matches!(
+        s.reserve(PAGE_SIZE, Prot::USER_RW, file_region(1, 0, false)),
+        Err(VmError::SharedFileWritable { .. })
+    ));
+    assert_eq!(s.protect(at, 4 * PAGE_SIZE, Prot::USER_RW), Err(VmError::SharedFileWritable { addr: at }));
+    // A private one can; its cached pages stay read-only in the entry.
+    let private = s.reserve(2 * PAGE_SIZE, Prot::USER_READ, file_region(1, 0, true)).unwrap().as_u64();
+    assert_eq!(read_word(&mut s, private), file_word(1, 0));
+    s.protect(private, 2 * PAGE_SIZE, Prot::USER_RW).unwrap();
+    assert!(!walk(&s, UserAddr::new(private)).unwrap().prot.write);
+    write_word(&mut s, private, 9);
+    assert_eq!(f.borrow().mappings(1, 0), Some(0));
     done(s);
 }
 
+#[test]
+fn a_page_past_the_end_of_its_file_is_a_file_error() {
+    let f = files(&[(2, 3)]);
+    let mut s = space_with_files(&f);
+    let at = s.reserve(8 * PAGE_SIZE, Prot::USER_READ, file_region(2, 0, true)).unwrap().as_u64();
+    assert_eq!(read_word(&mut s, at + 2 * PAGE_SIZE), file_word(2, 2));
+    let past = FileError::PastEnd { page: 3, size: 3 * PAGE_SIZE };
+    assert_eq!(touch(&mut s, at + 3 * PAGE_SIZE, false), Err(FaultOutcome::File(past)));
+    assert_eq!(s.commit(at, 8 * PAGE_SIZE), Err(VmError::File { addr: at + 3 * PAGE_SIZE, error: past }));
+    assert_eq!(s.stats().faults.file_errors, 1);
+    assert_eq!(s.stats().file_pages, 3, "commit brought in the pages before the end");
+    done(s);
+}
+
+#[test]
+fn reclaim_ages_a_shared_page_in_every_space_and_drops_it_from_all() {
+    let f = files(&[(5, 2)]);
+    let (mut a, mut b) = (space_with_files(&f), space_with_files(&f));
+    let at_a = a.reserve(2 * PAGE_SIZE, Prot::USER_READ, file_region(5, 0, false)).unwrap().as_u64();
+    let at_b = b.reserve(2 * PAGE_SIZE, Prot::USER_RX, file_region(5, 0, true)).unwrap().as_u64();
+    let frame = touch(&mut a, at_a, false).unwrap();
+    touch(&mut b, at_b, false).unwrap();
+    assert!(a.age_file_page(5, 0, frame) && b.age_file_page(5, 0, frame), "both were accessed");
+    assert!(!a.age_file_page(5, 0, frame) && !b.age_file_page(5, 0, frame), "bits cleared");
+    assert_eq!(a.drop_file_page(5, 0, frame) + b.drop_file_page(5, 0, frame), 2);
+    assert_eq!(f.borrow().mappings(5, 0), Some(0), "no entry maps the frame: it may be freed");
+    assert!(!a.platform().tlb.values().any(|&(fr, _)| fr == frame), "flushed");
+    assert_eq!(a.stats().file_pages, 0);
+    let entry = a.leaf(UserAddr::new(at_a)).unwrap().unwrap();
+    assert!(matches!(a.read(entry, UserAddr::new(at_a)), Ok(PteState::File { file: 5, page: 0, .. })));
+    // The cache drops the page; the next touch reads it again.
+    f.borrow_mut().cache.clear();
+    assert_eq!(read_word(&mut a, at_a), file_word(5, 0));
+    assert_eq!(f.borrow().disk_reads, 2);
+    assert_eq!(b.commit(at_b, 2 * PAGE_SIZE), Ok(2), "commit maps file pages too");
+    done(a);
+    done(b);
+}
 #[test]
 fn bad_arguments_get_their_errors() {
     let mut s = AddressSpace::new(

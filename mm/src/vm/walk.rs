@@ -45,7 +45,7 @@ fn table_block(table: Pfn) -> FrameBlock {
 }
 
 /// The block of a data frame an entry lets go of. Only anonymous pages are
-/// owned by the space (file pages will belong to the page cache).
+/// owned by the space (file pages belong to the page cache).
 fn page_block(frame: Pfn) -> FrameBlock {
     FrameBlock::from_raw(frame, 0, Owner::Process)
 }
@@ -140,13 +140,8 @@ impl<P: Platform> AddressSpace<P> {
                 }
             } else {
                 match PteState::decode(raw) {
-                    Ok(PteState::Present(m)) => {
-                        // The space is not active, so no TLB can hold its entries.
-                        if m.kind == PageKind::Anonymous {
-                            self.platform.free_page(page_block(m.frame));
-                        }
-                        self.stats.resident_pages -= 1;
-                    }
+                    // The space is not active, so no TLB can hold its entries.
+                    Ok(PteState::Present(m)) => self.let_go(m),
                     Ok(PteState::Swapped { slot, .. }) => self.drop_swap_slot(slot),
                     Ok(
                         PteState::DemandZero { .. }
@@ -241,8 +236,20 @@ impl<P: Platform> AddressSpace<P> {
     pub(super) fn unmap(&mut self, slot: Slot, va: UserAddr, mapping: Mapping, then: PteState) {
         self.write(slot, then);
         self.platform.flush(va);
-        if mapping.kind == PageKind::Anonymous {
-            self.platform.free_page(page_block(mapping.frame));
+        self.let_go(mapping);
+    }
+
+    /// The frame of a mapping whose entry is gone (and flushed) goes back:
+    /// an anonymous one to the frame allocator, a page-cache one to the
+    /// cache (one mapping fewer).
+    fn let_go(&mut self, mapping: Mapping) {
+        match mapping.kind {
+            PageKind::Anonymous => self.platform.free_page(page_block(mapping.frame)),
+            PageKind::File => {
+                self.platform.unmap_file_page(mapping.frame);
+                self.stats.file_pages -= 1;
+            }
+            PageKind::Other => {}
         }
         self.stats.resident_pages -= 1;
     }
