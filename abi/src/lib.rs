@@ -208,3 +208,67 @@ mod tests {
         }
     }
 }
+
+/// The self-checking page format of the file disk's test data
+/// (`data/pages32`): written on the host by `pagekeeper-boot`, checked by
+/// the programs that map it. Here so that the writer and the checkers
+/// cannot disagree.
+///
+/// Page `index` holds, as little-endian words: `index`, then 510 words of
+/// a generator seeded by `index`, then the FNV-1a hash of the 4088 bytes
+/// before it.
+pub mod pattern {
+    use super::PAGE_SIZE;
+
+    const WORDS: usize = PAGE_SIZE as usize / 8;
+
+    fn fnv1a(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    }
+
+    /// Fills `page` with page `index` of the pattern.
+    pub fn fill(index: u64, page: &mut [u8; PAGE_SIZE as usize]) {
+        let mut state = index.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        for (i, chunk) in page.chunks_exact_mut(8).enumerate().take(WORDS - 1) {
+            let word = if i == 0 {
+                index
+            } else {
+                // xorshift64
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        let sum = fnv1a(&page[..PAGE_SIZE as usize - 8]);
+        page[PAGE_SIZE as usize - 8..].copy_from_slice(&sum.to_le_bytes());
+    }
+
+    /// Whether `page` is intact page `index`: its first word names it and
+    /// its last word is the hash of the rest.
+    pub fn check(index: u64, page: &[u8]) -> bool {
+        let word = |i: usize| u64::from_le_bytes(page[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        page.len() == PAGE_SIZE as usize
+            && word(0) == index
+            && word(WORDS - 1) == fnv1a(&page[..PAGE_SIZE as usize - 8])
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_filled_page_checks_and_any_flipped_bit_does_not() {
+            let mut page = [0u8; PAGE_SIZE as usize];
+            fill(77, &mut page);
+            assert!(check(77, &page));
+            assert!(!check(78, &page), "another page's index");
+            for bit in [0, 100, 4087 * 8, 4095 * 8 + 7] {
+                let mut bad = page;
+                bad[bit / 8] ^= 1 << (bit % 8);
+                assert!(!check(77, &bad), "bit {bit}");
+            }
+        }
+    }
+}

@@ -8,6 +8,9 @@
 //! A kernel reports its result by writing to the `isa-debug-exit` port; QEMU
 //! then exits with `(value << 1) | 1`. [`QemuExit`] is the decoded form.
 
+pub mod files;
+
+pub use files::{standard_files, FileDisk};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -55,6 +58,9 @@ pub struct RunConfig {
     /// MiB of swap: a fresh swap disk (header written, like `mkswap`) is
     /// made for the run, attached as virtio-blk, and deleted after. 0: none.
     pub swap_mib: u32,
+    /// A directory to pack into a read-only file disk (virtio-blk, after
+    /// the swap disk): the kernel maps files and starts programs from it.
+    pub files: Option<PathBuf>,
     /// Stop at the first instruction and wait for gdb on localhost:1234.
     pub gdb: bool,
     /// Tie the guest clock to executed instructions (repeatable cost counts,
@@ -76,6 +82,7 @@ impl RunConfig {
             timeout: Some(Duration::from_secs(300)),
             disks: Vec::new(),
             swap_mib: 0,
+            files: None,
             gdb: false,
             icount: false,
             echo: false,
@@ -215,9 +222,25 @@ impl Drop for SwapDisk {
     }
 }
 
-/// The QEMU command line for `config`, booting `image`, with `swap` as its
-/// virtio-blk swap disk.
-pub fn qemu_command(config: &RunConfig, image: &Path, swap: Option<&SwapDisk>) -> Command {
+/// The disks a run makes for itself, deleted after it.
+#[derive(Default)]
+pub struct RunDisks {
+    pub swap: Option<SwapDisk>,
+    pub files: Option<FileDisk>,
+}
+
+impl RunDisks {
+    fn for_config(config: &RunConfig) -> io::Result<RunDisks> {
+        Ok(RunDisks {
+            swap: (config.swap_mib > 0).then(|| SwapDisk::create(config.swap_mib)).transpose()?,
+            files: config.files.as_deref().map(FileDisk::create).transpose()?,
+        })
+    }
+}
+
+/// The QEMU command line for `config`, booting `image`, with `disks` as
+/// its virtio-blk disks (swap first, then files, read-only).
+pub fn qemu_command(config: &RunConfig, image: &Path, disks: &RunDisks) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     // KVM does not work on these machines (nested virtualisation fails), so
     // always use the TCG software emulator.
@@ -234,9 +257,13 @@ pub fn qemu_command(config: &RunConfig, image: &Path, swap: Option<&SwapDisk>) -
     for disk in &config.disks {
         cmd.arg("-drive").arg(format!("format=raw,if=ide,file={}", disk.display()));
     }
-    if let Some(swap) = swap {
+    if let Some(swap) = &disks.swap {
         cmd.arg("-drive").arg(format!("if=none,id=swap0,format=raw,file={}", swap.path.display()));
         cmd.args(["-device", "virtio-blk-pci,drive=swap0"]);
+    }
+    if let Some(files) = &disks.files {
+        cmd.arg("-drive").arg(format!("if=none,id=files0,format=raw,readonly=on,file={}", files.path.display()));
+        cmd.args(["-device", "virtio-blk-pci,drive=files0"]);
     }
     if config.icount {
         cmd.args(["-icount", "shift=0,sleep=off"]);
@@ -251,8 +278,8 @@ pub fn qemu_command(config: &RunConfig, image: &Path, swap: Option<&SwapDisk>) -
 /// and returns the serial output and how it ended.
 pub fn run(config: &RunConfig) -> io::Result<RunOutcome> {
     let image = disk_image(&config.kernel, config.firmware)?;
-    let swap = swap_disk(config)?;
-    let mut cmd = qemu_command(config, &image, swap.as_ref());
+    let disks = RunDisks::for_config(config)?;
+    let mut cmd = qemu_command(config, &image, &disks);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| io::Error::other(format!("starting QEMU: {e}")))?;
@@ -271,10 +298,6 @@ pub fn run(config: &RunConfig) -> io::Result<RunOutcome> {
         serial.push_str(&stderr);
     }
     Ok(RunOutcome { exit, serial, elapsed: start.elapsed() })
-}
-
-fn swap_disk(config: &RunConfig) -> io::Result<Option<SwapDisk>> {
-    (config.swap_mib > 0).then(|| SwapDisk::create(config.swap_mib)).transpose()
 }
 
 fn text(bytes: &Mutex<Vec<u8>>) -> String {
@@ -345,8 +368,8 @@ fn kill(child: &mut Child, exit: QemuExit) -> io::Result<QemuExit> {
 /// `make gdb`): the guest's serial port is our stdin/stdout.
 pub fn run_interactive(config: &RunConfig) -> io::Result<QemuExit> {
     let image = disk_image(&config.kernel, config.firmware)?;
-    let swap = swap_disk(config)?;
-    let mut cmd = qemu_command(config, &image, swap.as_ref());
+    let disks = RunDisks::for_config(config)?;
+    let mut cmd = qemu_command(config, &image, &disks);
     let mut child = cmd.spawn().map_err(|e| io::Error::other(format!("starting QEMU: {e}")))?;
     wait(&mut child, config.timeout, None)
 }

@@ -12,6 +12,9 @@ usage: pagekeeper-boot [options] KERNEL_ELF
   --timeout SECS    kill QEMU after SECS seconds (default: never)
   --disk FILE       attach FILE as an extra raw disk (repeatable)
   --swap MIB        attach a fresh swap disk of MIB MiB (virtio-blk; default 0: none)
+  --files DIR       pack DIR into a read-only file disk (virtio-blk, after the swap disk)
+  --standard-files  the file disk of the tests and the demo: every user program as
+                    bin/NAME and the test data (made in target/files)
   --gdb             wait for gdb on localhost:1234 before the first instruction
   --icount          tie the guest clock to executed instructions (benchmarks)
   --image-only      build the disk image, print its path, do not boot";
@@ -39,6 +42,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(RunConfig, bool), St
             "--timeout" => config.timeout = Some(Duration::from_secs(number(&value("--timeout")?)?)),
             "--disk" => config.disks.push(value("--disk")?.into()),
             "--swap" => config.swap_mib = number(&value("--swap")?)?,
+            "--files" => config.files = Some(value("--files")?.into()),
+            "--standard-files" => {
+                let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("boot/ has a parent");
+                config.files = Some(pagekeeper_boot::standard_files(root).map_err(|e| e.to_string())?);
+            }
             "--gdb" => config.gdb = true,
             "--icount" => config.icount = true,
             "--image-only" => image_only = true,

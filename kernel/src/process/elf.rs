@@ -22,6 +22,10 @@ pub enum ElfError {
     SegmentOutsideFile,
     /// A segment's `vaddr + mem_size` overflows or leaves the user half.
     SegmentOutsideUserSpace,
+    /// A segment's address and file offset differ by other than a
+    /// multiple of the page size, so its pages cannot be mapped from the
+    /// file's pages.
+    SegmentMisaligned,
 }
 
 const PT_LOAD: u32 = 1;
@@ -46,8 +50,10 @@ fn u64_at(data: &[u8], at: usize) -> Result<u64, ElfError> {
     Ok(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
 }
 
-/// The entry point and the loadable segments of `data`.
-pub fn parse(data: &[u8]) -> Result<(u64, impl Iterator<Item = Segment> + '_), ElfError> {
+/// The entry point and the loadable segments of an executable whose first
+/// bytes are `data` (the headers must be in them) and whose size is
+/// `file_len`.
+pub fn parse(data: &[u8], file_len: u64) -> Result<(u64, impl Iterator<Item = Segment> + '_), ElfError> {
     if data.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1]) {
         return Err(ElfError::NotElf64LittleEndian);
     }
@@ -69,13 +75,15 @@ pub fn parse(data: &[u8]) -> Result<(u64, impl Iterator<Item = Segment> + '_), E
         if u32_at(data, at)? == PT_LOAD {
             let (offset, file_size, mem_size) =
                 (u64_at(data, at + 8)?, u64_at(data, at + 32)?, u64_at(data, at + 40)?);
-            if file_size > mem_size || offset.checked_add(file_size).is_none_or(|end| end > data.len() as u64)
-            {
+            if file_size > mem_size || offset.checked_add(file_size).is_none_or(|end| end > file_len) {
                 return Err(ElfError::SegmentOutsideFile);
             }
             let vaddr = u64_at(data, at + 16)?;
             if vaddr.checked_add(mem_size).is_none_or(|end| end > mm::vm::USER_END) {
                 return Err(ElfError::SegmentOutsideUserSpace);
+            }
+            if !vaddr.wrapping_sub(offset).is_multiple_of(mm::paging::PAGE_SIZE) {
+                return Err(ElfError::SegmentMisaligned);
             }
         }
     }

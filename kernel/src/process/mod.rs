@@ -35,6 +35,7 @@ use crate::arch::gdt;
 use crate::arch::timer;
 use crate::arch::trap::{self, exception_name, Report, Trap, TrapFrame};
 use crate::vm::{self, FaultReport, RegionKind, SpaceId, VmError};
+use mm::files::{FileEntry, FileError, FileId};
 use crate::{info, println, warn};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -141,6 +142,8 @@ pub enum SpawnError {
     Elf(ElfError),
     /// A segment or the stack could not be placed (overlap, out of memory).
     Memory(VmError),
+    /// The program's file could not be read.
+    File(FileError),
 }
 
 fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
@@ -155,8 +158,27 @@ pub fn spawn(name: &'static str, image: &[u8]) -> Result<Pid, SpawnError> {
 
 /// Like [`spawn`]; the program finds `arg` in `rdi` (its `main`'s argument).
 pub fn spawn_with_arg(name: &'static str, image: &[u8], arg: u64) -> Result<Pid, SpawnError> {
+    start(name, arg, |space| load(space, image))
+}
+
+/// Starts the program in file `path` of the file disk, demand-paged: its
+/// text and data are mapped from the page cache (private, so a write
+/// copies), its bss is demand-zero, and only the pages it touches are ever
+/// read. Processes running the same program share its text frames.
+pub fn spawn_file(path: &str, arg: u64) -> Result<Pid, SpawnError> {
+    let (file, entry) = crate::files::open(path).ok_or(SpawnError::NoSuchProgram)?;
+    let name = entry.name.rsplit('/').next().unwrap_or(&entry.name);
+    start(name, arg, |space| load_file(space, file, entry))
+}
+
+/// A new space, loaded by `load`, made ready to run with `arg` in `rdi`.
+fn start(
+    name: &'static str,
+    arg: u64,
+    load: impl FnOnce(SpaceId) -> Result<u64, SpawnError>,
+) -> Result<Pid, SpawnError> {
     let space = vm::create(vm::PROCESS_LIMITS).map_err(SpawnError::Memory)?;
-    match load(space, image) {
+    match load(space) {
         Ok(entry) => {
             let context = TrapFrame { rdi: arg, ..initial_context(entry) };
             let pid = with_table(|t| {
@@ -186,36 +208,109 @@ pub fn spawn_with_arg(name: &'static str, image: &[u8], arg: u64) -> Result<Pid,
 
 /// Maps the segments and the stack; returns the entry point.
 fn load(space: SpaceId, image: &[u8]) -> Result<u64, SpawnError> {
-    let (entry, segments) = elf::parse(image).map_err(SpawnError::Elf)?;
-    let segments: Vec<elf::Segment> = segments.collect();
-    vm::activate(space).expect("the space was just created");
-    let result = segments.iter().try_for_each(|s| load_segment(space, image, s));
-    vm::activate_kernel();
-    result?;
-    let stack = STACK_TOP - STACK_SIZE - PAGE;
-    vm::with(space, |s| {
-        s.reserve_at(stack, STACK_SIZE + PAGE, Prot::USER_RW, RegionKind::Stack { guard_pages: 1 })
-    })
-    .expect("live space")
-    .map_err(SpawnError::Memory)?;
+    let (entry, segments) = elf::parse(image, image.len() as u64).map_err(SpawnError::Elf)?;
+    for segment in segments {
+        let start = segment.vaddr & !(PAGE - 1);
+        let end = (segment.vaddr + segment.mem_size).next_multiple_of(PAGE);
+        let bytes = &image[segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
+        fill_anonymous(space, start..end, segment.vaddr, bytes, prot_of(&segment))?;
+    }
+    reserve_stack(space)?;
     Ok(entry)
 }
 
-fn load_segment(space: SpaceId, image: &[u8], segment: &elf::Segment) -> Result<(), SpawnError> {
-    let start = segment.vaddr & !(PAGE - 1);
-    let end = (segment.vaddr + segment.mem_size).next_multiple_of(PAGE);
-    let len = end - start;
-    let run = |f: &mut dyn FnMut(&mut vm::Space) -> Result<u64, VmError>| {
-        vm::with(space, |s| f(s)).expect("live space").map_err(SpawnError::Memory)
-    };
-    run(&mut |s| s.reserve_at(start, len, Prot::USER_RW, RegionKind::Anonymous).map(|a| a.as_u64()))?;
-    run(&mut |s| s.commit(start, len))?;
-    let bytes = &image[segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
+fn prot_of(segment: &elf::Segment) -> Prot {
+    Prot { write: segment.writable, exec: segment.executable, user: true }
+}
+
+fn in_space(space: SpaceId, f: impl FnOnce(&mut vm::Space) -> Result<u64, VmError>) -> Result<u64, SpawnError> {
+    vm::with(space, f).expect("live space").map_err(SpawnError::Memory)
+}
+
+fn reserve_stack(space: SpaceId) -> Result<(), SpawnError> {
+    let stack = STACK_TOP - STACK_SIZE - PAGE;
+    let kind = RegionKind::Stack { guard_pages: 1 };
+    in_space(space, |s| s.reserve_at(stack, STACK_SIZE + PAGE, Prot::USER_RW, kind).map(|a| a.as_u64()))?;
+    Ok(())
+}
+
+/// Reserves `pages` as anonymous memory with `prot`, committed, with
+/// `bytes` copied to `at` and zeros elsewhere.
+fn fill_anonymous(
+    space: SpaceId,
+    pages: core::ops::Range<u64>,
+    at: u64,
+    bytes: &[u8],
+    prot: Prot,
+) -> Result<(), SpawnError> {
+    let (start, len) = (pages.start, pages.end - pages.start);
+    in_space(space, |s| s.reserve_at(start, len, Prot::USER_RW, RegionKind::Anonymous).map(|a| a.as_u64()))?;
+    in_space(space, |s| s.commit(start, len))?;
+    vm::activate(space).expect("a live space");
     // SAFETY: the space is active and the range was just reserved writable
     // and committed; the kernel may write user pages (no SMAP).
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), segment.vaddr as *mut u8, bytes.len()) };
-    let prot = Prot { write: segment.writable, exec: segment.executable, user: true };
-    run(&mut |s| s.protect(start, len, prot).map(|()| 0))?;
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) };
+    vm::activate_kernel();
+    in_space(space, |s| s.protect(start, len, prot).map(|()| 0))?;
+    Ok(())
+}
+
+/// Loads the executable in `file` demand-paged (see [`spawn_file`]);
+/// returns the entry point.
+fn load_file(space: SpaceId, file: FileId, entry: &FileEntry) -> Result<u64, SpawnError> {
+    let mut head = [0u8; PAGE as usize];
+    let head = &mut head[..entry.size.min(PAGE) as usize];
+    crate::files::read(file, 0, head).map_err(SpawnError::File)?;
+    let (entry_point, segments) = elf::parse(head, entry.size).map_err(SpawnError::Elf)?;
+    for segment in segments {
+        map_segment(space, file, &segment)?;
+    }
+    reserve_stack(space)?;
+    Ok(entry_point)
+}
+
+/// One segment of a program on the file disk:
+///
+/// ```text
+///  start        file_end↓ (page-aligned down)   file_end      mem_end
+///  ├── file pages, private ──┼── one anonymous page ──┼── bss: demand-zero ──┤
+///      (text: shared frames;    (the file's last bytes
+///       data: copied on write)   copied, then zeros)
+/// ```
+///
+/// Without bss, the file pages run to the end (the last one holds what
+/// follows the segment in the file, as on Linux).
+fn map_segment(space: SpaceId, file: FileId, segment: &elf::Segment) -> Result<(), SpawnError> {
+    let prot = prot_of(segment);
+    let start = segment.vaddr & !(PAGE - 1);
+    let file_end = segment.vaddr + segment.file_size;
+    let mem_end = (segment.vaddr + segment.mem_size).next_multiple_of(PAGE);
+    let has_bss = segment.mem_size > segment.file_size;
+    let mapped_end = if has_bss { file_end & !(PAGE - 1) } else { file_end.next_multiple_of(PAGE) };
+    if mapped_end > start {
+        let first_page = (segment.file_offset - (segment.vaddr - start)) / PAGE;
+        let kind = RegionKind::File { file: file.0, first_page, private: true };
+        in_space(space, |s| s.reserve_at(start, mapped_end - start, prot, kind).map(|a| a.as_u64()))?;
+    }
+    if !has_bss {
+        return Ok(());
+    }
+    let anon_start = mapped_end.max(start);
+    let tail_end = (anon_start + PAGE).min(mem_end);
+    // The file bytes of the page where the segment's file part ends.
+    let from = segment.vaddr.max(anon_start);
+    let mut tail = [0u8; PAGE as usize];
+    let tail = &mut tail[..file_end.saturating_sub(from) as usize];
+    if !tail.is_empty() {
+        let offset = segment.file_offset + (from - segment.vaddr);
+        crate::files::read(file, offset, tail).map_err(SpawnError::File)?;
+        fill_anonymous(space, anon_start..tail_end, from, tail, prot)?;
+    }
+    let bss_start = if tail.is_empty() { anon_start } else { tail_end };
+    if mem_end > bss_start {
+        let len = mem_end - bss_start;
+        in_space(space, |s| s.reserve_at(bss_start, len, prot, RegionKind::Anonymous).map(|a| a.as_u64()))?;
+    }
     Ok(())
 }
 

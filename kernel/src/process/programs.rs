@@ -1,5 +1,7 @@
-//! The user programs embedded in the kernel image: every file of
-//! `user/src/bin`, built and listed by `build.rs`.
+//! The user programs: on the file disk as `bin/NAME` (started from there,
+//! demand-paged, when the disk is attached), and embedded in the kernel
+//! image (every file of `user/src/bin`, built and listed by `build.rs`)
+//! for kernels booted without a file disk.
 
 use super::{Pid, SpawnError};
 
@@ -16,8 +18,14 @@ pub fn spawn(name: &'static str) -> Result<Pid, SpawnError> {
     spawn_with_arg(name, 0)
 }
 
-/// Spawns the embedded program `name` with `arg` as its `main`'s argument.
+/// Spawns program `name` with `arg` as its `main`'s argument: from the
+/// file disk (`bin/NAME`, demand-paged) when there is one, else the
+/// embedded copy.
 pub fn spawn_with_arg(name: &'static str, arg: u64) -> Result<Pid, SpawnError> {
+    let path = alloc::format!("bin/{name}");
+    if crate::files::open(&path).is_some() {
+        return super::spawn_file(&path, arg);
+    }
     let image = image(name).ok_or(SpawnError::NoSuchProgram)?;
     super::spawn_with_arg(name, image, arg)
 }
