@@ -190,6 +190,26 @@ pub fn evict(key: FilePage, frame: Pfn) -> bool {
     }
 }
 
+/// Pages of `file` in the cache now.
+pub fn cached_pages_of(file: FileId) -> u64 {
+    with(|c| Ok(c.cache.iter().filter(|(key, _, _)| key.file == file).count() as u64)).unwrap_or(0)
+}
+
+/// Whether the cache holds any page (reclaim has something to drop).
+pub fn has_pages() -> bool {
+    info().is_some_and(|i| i.stats.pages > 0)
+}
+
+/// Drops every cached page no entry maps (for tests and `make bench`:
+/// the next touch reads from the disk). Returns how many went.
+pub fn drop_unmapped() -> u64 {
+    let unmapped: Vec<(FilePage, Pfn)> = with(|c| {
+        Ok(c.cache.iter().filter(|&(_, _, mappings)| mappings == 0).map(|(k, f, _)| (k, f)).collect())
+    })
+    .unwrap_or_default();
+    unmapped.into_iter().filter(|&(key, frame)| evict(key, frame)).count() as u64
+}
+
 /// The page cache as meminfo shows it; `None` without a file disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheInfo {

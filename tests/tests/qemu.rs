@@ -92,6 +92,25 @@ fn without_swap_a_process_bigger_than_ram_is_killed() {
     assert!(outcome.serial.contains("out of memory: no swap device"), "{}", outcome.serial);
 }
 
+/// Files at 64 MiB without swap, from the standard file disk: a 32 MiB
+/// file mapped and checked page by page, pages shared by two processes,
+/// copy on write, clean pages dropped under pressure and read again, the
+/// bus error past the end, every bad argument, a program that costs only
+/// the pages it touches (kernel/tests/files.rs).
+#[test]
+fn files_suite_passes_at_64_mib_from_the_file_disk() {
+    let mut config = config(Kernel::Named("files"));
+    config.memory_mib = 64;
+    config.files = Some(pagekeeper_boot::standard_files(&pagekeeper_tests::repo_root()).expect("target/files"));
+    config.timeout = Some(Duration::from_secs(600));
+    let outcome = boot(&config);
+    let summary = expect_suite_passed("qemu-files", &outcome);
+    assert_eq!(summary.passed, 7, "{}", outcome.serial);
+    for line in outcome.serial.lines().filter(|l| l.contains("big_text:") || l.starts_with("pressure:")) {
+        println!("{line}");
+    }
+}
+
 #[test]
 fn in_kernel_suite_passes_under_bios() {
     let mut config = config(Kernel::Suite);

@@ -74,10 +74,16 @@ pub fn forget(frame: Pfn) {
     rmap(|map| map.clear(frame));
 }
 
-/// Evicts up to `want` pages with the clock (two turns at most).
+/// Evicts up to `want` pages with the clock (two turns at most). When
+/// swap takes no more pages, anonymous pages are passed over and the sweep
+/// goes on for page-cache pages, which need no swap.
 fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
+    if !anything_to_reclaim() {
+        return Sweep::default();
+    }
     let frames = rmap(|map| map.frames());
     let mut clock = *CLOCK.lock();
+    let mut swap_refused = false;
     let sweep = clock.sweep(frames, want, 2 * frames, |index| {
         let (frame, owner, cached) = rmap(|map| {
             let frame = map.frame_at(index);
@@ -86,13 +92,28 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
         if let Some(key) = cached {
             return age_or_drop_cached(spaces, key, frame);
         }
-        match owner.and_then(|o| Some((o.page, spaces.get_mut(&SpaceId(o.space))?))) {
+        if swap_refused {
+            return Verdict::Skipped;
+        }
+        let verdict = match owner.and_then(|o| Some((o.page, spaces.get_mut(&SpaceId(o.space))?))) {
             Some((page, space)) => space.age_or_evict(page, frame),
             None => Verdict::Skipped,
+        };
+        if verdict == Verdict::Stop {
+            swap_refused = true;
+            return if crate::files::has_pages() { Verdict::Skipped } else { Verdict::Stop };
         }
+        verdict
     });
     *CLOCK.lock() = clock;
     sweep
+}
+
+/// Whether a sweep could free anything: swap has a free slot, or the page
+/// cache holds pages. (Without either, a sweep would visit every frame for
+/// nothing, on every allocation that fails.)
+fn anything_to_reclaim() -> bool {
+    crate::swap::info().is_some_and(|s| s.free_slots > 0) || crate::files::has_pages()
 }
 
 /// The clock's step on a page-cache frame: referenced if the cache saw it

@@ -1,0 +1,141 @@
+//! The file test kernel: booted by the host tests at 64 MiB, without swap,
+//! with the standard file disk (every user program as `bin/NAME`, and
+//! `data/pages32`: 32 MiB of self-checking pages). Programs start from the
+//! disk. Each test checks what the processes reported and that process
+//! frames, page tables and the page cache's books balance afterwards.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use bootloader_api::{entry_point, BootInfo};
+use mm::files::cache::CacheStats;
+use mm::files::FileError;
+use mm::frame::Owner;
+use pagekeeper::memory::frames;
+use pagekeeper::process::{programs, run_until_idle, ExitStatus, Finished};
+use pagekeeper::testing::{run_tests_with, RunnerConfig, Testable};
+use pagekeeper::vm::FaultOutcome;
+use pagekeeper::{files, println, BOOTLOADER_CONFIG};
+
+entry_point!(main, config = &BOOTLOADER_CONFIG);
+
+const READ: u64 = 0;
+const SHARE: u64 = 1;
+const PRIVATE: u64 = 2;
+const PAST_END: u64 = 3;
+const BAD_ARGUMENTS: u64 = 4;
+const PRESSURE: u64 = 5;
+
+fn arg(mode: u64, count: u64) -> u64 {
+    mode | count << 8
+}
+
+fn cache() -> CacheStats {
+    files::info().expect("the file disk is attached").stats
+}
+
+/// Runs the programs to the end; checks that every process frame and page
+/// table came back, that no entry maps a cached page any more, and that
+/// the page cache's frames are exactly its pages.
+fn run(programs_and_args: &[(&'static str, u64)]) -> Vec<Finished> {
+    let before = frames::stats();
+    for &(name, arg) in programs_and_args {
+        programs::spawn_with_arg(name, arg).expect("spawn");
+    }
+    let done = run_until_idle();
+    let after = frames::stats();
+    for owner in [Owner::Process, Owner::PageTable] {
+        assert_eq!(after.used_by(owner), before.used_by(owner), "{owner:?} frames came back");
+    }
+    let stats = cache();
+    assert_eq!((stats.mapped_pages, stats.mappings), (0, 0), "no entry maps a cached page after exit");
+    assert_eq!(after.used_by(Owner::PageCache), stats.pages, "page-cache frames are its pages");
+    println!("{}", files::info().expect("file disk"));
+    done
+}
+
+fn exited_ok(done: &[Finished]) {
+    for f in done {
+        assert_eq!(f.status, ExitStatus::Exited(0), "{} ({}): {}", f.pid, f.name, f.status);
+    }
+}
+
+fn a_32_mib_file_is_mapped_and_read_bit_exact_at_64_mib() {
+    exited_ok(&run(&[("file_check", arg(READ, 0))]));
+}
+
+fn two_processes_share_the_frames_of_a_mapped_file() {
+    files::drop_unmapped();
+    let data = files::open("data/pages32").expect("the test data").0;
+    let before = cache();
+    exited_ok(&run(&[("file_check", arg(SHARE, 1024)), ("file_check", arg(SHARE, 1024))]));
+    let after = cache();
+    assert_eq!(files::cached_pages_of(data), 1024, "each page cached once, not once per process");
+    let reads = after.misses - before.misses;
+    assert!((1024..1024 + 64).contains(&reads), "{reads} disk reads for 1024 shared pages and the program");
+    assert!(after.hits - before.hits >= 1024, "the second process found the pages cached");
+}
+
+fn a_private_write_is_seen_by_the_writer_only() {
+    exited_ok(&run(&[("file_check", arg(PRIVATE, 256))]));
+    // A reader that starts afterwards sees the file as it is on the disk.
+    exited_ok(&run(&[("file_check", arg(READ, 0))]));
+}
+
+fn under_pressure_clean_pages_are_dropped_and_read_again_bit_exact() {
+    let before = cache();
+    exited_ok(&run(&[("file_check", arg(PRESSURE, 40))]));
+    let after = cache();
+    let (dropped, reads) = (after.dropped - before.dropped, after.misses - before.misses);
+    println!("pressure: {dropped} cached pages dropped, {reads} disk reads");
+    assert!(dropped > 1024, "reclaim dropped file pages ({dropped})");
+    assert!(reads > 8192, "dropped pages were read again ({reads})");
+}
+
+fn touching_a_page_past_the_end_of_the_file_is_a_bus_error() {
+    let done = run(&[("file_check", arg(PAST_END, 0)), ("hello", 0)]);
+    let checker = done.iter().find(|f| f.name == "file_check").expect("it ran");
+    match checker.status {
+        ExitStatus::KilledByFault(report) => {
+            assert!(matches!(report.outcome, FaultOutcome::File(FileError::PastEnd { .. })), "{report}");
+            assert!(alloc::format!("{report}").contains("SIGBUS"), "{report}");
+        }
+        other => panic!("not killed by the fault: {other}"),
+    }
+    let hello = done.iter().find(|f| f.name == "hello").expect("it ran");
+    assert_eq!(hello.status, ExitStatus::Exited(0), "the others go on");
+}
+
+fn every_bad_argument_gets_its_error() {
+    exited_ok(&run(&[("file_check", arg(BAD_ARGUMENTS, 0))]));
+}
+
+fn a_program_costs_only_the_pages_it_touches_and_shares_its_text() {
+    let (file, entry) = files::open("bin/big_text").expect("big_text on the disk");
+    files::drop_unmapped();
+    let done = run(&[("big_text", 0), ("big_text", 0)]);
+    let size_pages = entry.pages();
+    for f in &done {
+        let ExitStatus::Exited(resident) = f.status else { panic!("{}: {}", f.name, f.status) };
+        println!("big_text: {resident} pages resident of a {size_pages}-page program");
+        assert!((resident as u64) * 20 < size_pages, "{resident} resident pages of {size_pages}");
+    }
+    let cached = files::cached_pages_of(file);
+    assert!(cached * 20 < size_pages, "{cached} of its pages cached once for both processes");
+}
+
+fn main(boot_info: &'static mut BootInfo) -> ! {
+    pagekeeper::init(boot_info);
+    let tests: &[&dyn Testable] = &[
+        &a_32_mib_file_is_mapped_and_read_bit_exact_at_64_mib,
+        &two_processes_share_the_frames_of_a_mapped_file,
+        &a_private_write_is_seen_by_the_writer_only,
+        &under_pressure_clean_pages_are_dropped_and_read_again_bit_exact,
+        &touching_a_page_past_the_end_of_the_file_is_a_bus_error,
+        &every_bad_argument_gets_its_error,
+        &a_program_costs_only_the_pages_it_touches_and_shares_its_text,
+    ];
+    run_tests_with(tests, RunnerConfig { timeout_ms: 600_000 })
+}
