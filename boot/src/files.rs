@@ -81,7 +81,10 @@ pub fn standard_files(root: &Path) -> io::Result<PathBuf> {
         if path.extension().is_some_and(|e| e == "rs") {
             let program = built.join(name);
             if !program.exists() {
-                return Err(io::Error::other(format!("{} not built: build the kernel first", program.display())));
+                return Err(io::Error::other(format!(
+                    "{} not built: build the kernel first",
+                    program.display()
+                )));
             }
             std::fs::copy(&program, bin.join(name))?;
         }

@@ -262,7 +262,8 @@ pub fn qemu_command(config: &RunConfig, image: &Path, disks: &RunDisks) -> Comma
         cmd.args(["-device", "virtio-blk-pci,drive=swap0"]);
     }
     if let Some(files) = &disks.files {
-        cmd.arg("-drive").arg(format!("if=none,id=files0,format=raw,readonly=on,file={}", files.path.display()));
+        cmd.arg("-drive")
+            .arg(format!("if=none,id=files0,format=raw,readonly=on,file={}", files.path.display()));
         cmd.args(["-device", "virtio-blk-pci,drive=files0"]);
     }
     if config.icount {

@@ -44,7 +44,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(RunConfig, bool), St
             "--swap" => config.swap_mib = number(&value("--swap")?)?,
             "--files" => config.files = Some(value("--files")?.into()),
             "--standard-files" => {
-                let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("boot/ has a parent");
+                let root =
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("boot/ has a parent");
                 config.files = Some(pagekeeper_boot::standard_files(root).map_err(|e| e.to_string())?);
             }
             "--gdb" => config.gdb = true,

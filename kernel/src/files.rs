@@ -103,7 +103,8 @@ impl Cached {
         if self.cache.is_full() {
             return Err(FileError::NoMemory);
         }
-        let block = frames::allocate_for_process(0, Owner::PageCache, false).map_err(|_| FileError::NoMemory)?;
+        let block =
+            frames::allocate_for_process(0, Owner::PageCache, false).map_err(|_| FileError::NoMemory)?;
         let frame = block.start();
         // SAFETY: the frame was just allocated and nothing maps it yet.
         let read = table().read_page(&mut self.disk, key.file, key.page, unsafe { &mut *page_bytes(frame) });
@@ -138,7 +139,8 @@ pub fn map_page(key: FilePage) -> Result<Pfn, FileError> {
 
 /// A mapping of the cached page in `frame` is gone.
 pub fn unmap_page(frame: Pfn) {
-    let unmapped = reclaim::cached_page(frame).is_some_and(|key| with(|c| Ok(c.cache.unmap(key))) == Ok(true));
+    let unmapped =
+        reclaim::cached_page(frame).is_some_and(|key| with(|c| Ok(c.cache.unmap(key))) == Ok(true));
     if !unmapped {
         warn!("page cache: unmapping frame {frame:?}, which it does not count as mapped (kernel bug)");
     }

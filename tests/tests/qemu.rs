@@ -101,7 +101,8 @@ fn without_swap_a_process_bigger_than_ram_is_killed() {
 fn files_suite_passes_at_64_mib_from_the_file_disk() {
     let mut config = config(Kernel::Named("files"));
     config.memory_mib = 64;
-    config.files = Some(pagekeeper_boot::standard_files(&pagekeeper_tests::repo_root()).expect("target/files"));
+    config.files =
+        Some(pagekeeper_boot::standard_files(&pagekeeper_tests::repo_root()).expect("target/files"));
     config.timeout = Some(Duration::from_secs(600));
     let outcome = boot(&config);
     let summary = expect_suite_passed("qemu-files", &outcome);

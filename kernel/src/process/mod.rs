@@ -35,11 +35,11 @@ use crate::arch::gdt;
 use crate::arch::timer;
 use crate::arch::trap::{self, exception_name, Report, Trap, TrapFrame};
 use crate::vm::{self, FaultReport, RegionKind, SpaceId, VmError};
-use mm::files::{FileEntry, FileError, FileId};
 use crate::{info, println, warn};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
+use mm::files::{FileEntry, FileError, FileId};
 use mm::paging::PAGE_SIZE as PAGE;
 use mm::pte::Prot;
 use spin::Mutex;
@@ -223,7 +223,10 @@ fn prot_of(segment: &elf::Segment) -> Prot {
     Prot { write: segment.writable, exec: segment.executable, user: true }
 }
 
-fn in_space(space: SpaceId, f: impl FnOnce(&mut vm::Space) -> Result<u64, VmError>) -> Result<u64, SpawnError> {
+fn in_space(
+    space: SpaceId,
+    f: impl FnOnce(&mut vm::Space) -> Result<u64, VmError>,
+) -> Result<u64, SpawnError> {
     vm::with(space, f).expect("live space").map_err(SpawnError::Memory)
 }
 

@@ -12,8 +12,8 @@ use crate::vm::{self, probe, RegionKind, VmError};
 use abi::{Error, MemStats, Syscall, MAP_PRIVATE, MAX_WRITE, PROT_EXEC, PROT_MASK, PROT_WRITE};
 use mm::addr::PAGE_SIZE;
 use mm::files::{FileEntry, FileError, FileId, MAX_NAME};
-use mm::pte::MAX_FILE_PAGE;
 use mm::pte::Prot;
+use mm::pte::MAX_FILE_PAGE;
 use mm::vm::USER_END;
 
 pub(super) fn handle(frame: &mut TrapFrame) -> Next {

@@ -256,6 +256,9 @@ fn out_of_memory_reason(outcome: FaultOutcome) -> Option<&'static str> {
 /// it is legal (the access is then retried); otherwise returns the report,
 /// and the caller decides what it means (the process layer kills the
 /// process; [`kernel_page_fault`] fixes up a probe or panics).
+// A report is made once per killed process; boxing it would allocate in
+// the fault path, which must not.
+#[allow(clippy::result_large_err)]
 pub fn handle_fault(fault: &PageFault) -> Result<(), FaultReport> {
     let (space, outcome, region) = resolve(fault);
     if outcome.is_resolved() {

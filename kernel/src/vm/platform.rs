@@ -4,9 +4,9 @@
 use super::{reclaim, SpaceId};
 use crate::memory::{frames, phys_to_virt};
 use mm::addr::{Pfn, UserAddr};
+use mm::files::{FileError, FileId, FilePage};
 use mm::frame::{FrameBlock, Owner};
 use mm::paging::{ENTRIES, KERNEL_ROOT_ENTRIES};
-use mm::files::{FileError, FileId, FilePage};
 use mm::swap::SwapError;
 use spin::Once;
 

@@ -18,6 +18,9 @@ fn take() -> FaultReport {
 }
 
 /// Reads the byte at `addr`, or returns the fault report.
+// A report is made once per killed process; boxing it would allocate in
+// the fault path, which must not.
+#[allow(clippy::result_large_err)]
 pub fn read(addr: u64) -> Result<u8, FaultReport> {
     arch::read_u8(addr).ok_or_else(take)
 }
@@ -26,6 +29,9 @@ pub fn read(addr: u64) -> Result<u8, FaultReport> {
 ///
 /// # Safety
 /// A successful write changes memory at `addr`: the caller must own it.
+// A report is made once per killed process; boxing it would allocate in
+// the fault path, which must not.
+#[allow(clippy::result_large_err)]
 pub unsafe fn write(addr: u64, value: u8) -> Result<(), FaultReport> {
     // SAFETY: forwarded to the caller.
     if unsafe { arch::write_u8(addr, value) } {

@@ -280,7 +280,9 @@ impl FaultOutcome {
             | VmError::LimitExceeded { .. }
             | VmError::NoSpace { .. }
             | VmError::RegionLimit { .. }
-            | VmError::SharedFileWritable { .. } => unreachable!("fault resolution does not check arguments: {e}"),
+            | VmError::SharedFileWritable { .. } => {
+                unreachable!("fault resolution does not check arguments: {e}")
+            }
         }
     }
 }

@@ -45,7 +45,13 @@ impl<P: Platform> AddressSpace<P> {
 
     /// A write to a private file page that was never mapped here: the
     /// space's own copy of it, straight from the page cache.
-    pub(super) fn copy_file_page(&mut self, va: UserAddr, file: u16, page: u64, prot: Prot) -> Result<(), VmError> {
+    pub(super) fn copy_file_page(
+        &mut self,
+        va: UserAddr,
+        file: u16,
+        page: u64,
+        prot: Prot,
+    ) -> Result<(), VmError> {
         let source = self.platform.map_file_page(file, page).map_err(|e| file_error(va, e))?;
         let copied = self.map_copy(va, source, prot);
         self.platform.unmap_file_page(source);
@@ -56,7 +62,12 @@ impl<P: Platform> AddressSpace<P> {
     /// from the cache's frame to a copy of it, then the cache's frame is
     /// let go of (after the flush, so no stale translation still reaches
     /// the shared page).
-    pub(super) fn copy_mapped_file_page(&mut self, va: UserAddr, old: Mapping, prot: Prot) -> Result<(), VmError> {
+    pub(super) fn copy_mapped_file_page(
+        &mut self,
+        va: UserAddr,
+        old: Mapping,
+        prot: Prot,
+    ) -> Result<(), VmError> {
         self.map_copy(va, old.frame, prot)?;
         self.platform.flush(va);
         self.platform.unmap_file_page(old.frame);

@@ -424,7 +424,9 @@ impl<P: Platform> AddressSpace<P> {
         let cached = Prot { write: false, ..prot };
         self.walk_leaves(&range, &mut |s, slot, va| {
             let new = match s.read(slot, va)? {
-                PteState::Present(m) if m.kind == PageKind::File => PteState::Present(Mapping { prot: cached, ..m }),
+                PteState::Present(m) if m.kind == PageKind::File => {
+                    PteState::Present(Mapping { prot: cached, ..m })
+                }
                 PteState::Present(m) => PteState::Present(Mapping { prot, ..m }),
                 PteState::DemandZero { .. } => PteState::DemandZero { prot },
                 PteState::Swapped { slot, .. } => PteState::Swapped { slot, prot },

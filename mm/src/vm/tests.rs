@@ -1,10 +1,10 @@
 extern crate std;
 
 use super::*;
+use crate::files::FileError;
 use crate::frame::{FrameBlock, Owner};
 use crate::pte;
 use proptest::prelude::*;
-use crate::files::FileError;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
@@ -448,7 +448,13 @@ fn file_region(file: u16, first_page: u64, private: bool) -> RegionKind {
 /// for a file page; the cache's contents live in the machine that read it).
 fn read_file_word(space: &mut Space, addr: u64, files_of: &Space) -> u64 {
     let frame = touch(space, addr, false).expect("readable");
-    space.platform().contents.get(&frame).or_else(|| files_of.platform().contents.get(&frame)).copied().unwrap()
+    space
+        .platform()
+        .contents
+        .get(&frame)
+        .or_else(|| files_of.platform().contents.get(&frame))
+        .copied()
+        .unwrap()
 }
 
 #[test]

@@ -12,7 +12,10 @@ static TABLE: [u8; 2 << 20] = [0x5a; 2 << 20];
 fn main() -> i32 {
     let sum: u32 = (0..4).map(|i| u32::from(core::hint::black_box(&TABLE)[i * 500_000])).sum();
     let s = sys::memstats();
-    println!("big_text: read {sum:#x} from a 2 MiB table; {} pages resident, {} of them file pages", s.resident_pages, s.file_pages);
+    println!(
+        "big_text: read {sum:#x} from a 2 MiB table; {} pages resident, {} of them file pages",
+        s.resident_pages, s.file_pages
+    );
     s.resident_pages as i32
 }
 

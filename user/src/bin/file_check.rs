@@ -86,9 +86,13 @@ fn private(count: u64) -> i32 {
         unsafe { core::ptr::write_volatile((mine + i * PAGE + 8) as *mut u64, 0x5eed_0000 + i) };
     }
     // SAFETY: as above, read back.
-    let written = (0..count).all(|i| unsafe { core::ptr::read_volatile((mine + i * PAGE + 8) as *const u64) } == 0x5eed_0000 + i);
+    let written = (0..count)
+        .all(|i| unsafe { core::ptr::read_volatile((mine + i * PAGE + 8) as *const u64) } == 0x5eed_0000 + i);
     let s = sys::memstats();
-    println!("file_check: private: wrote {count} pages ({} file pages, {} resident)", s.file_pages, s.resident_pages);
+    println!(
+        "file_check: private: wrote {count} pages ({} file pages, {} resident)",
+        s.file_pages, s.resident_pages
+    );
     if !written {
         println!("file_check: private: a written page did not keep its value");
         return 2;
