@@ -15,7 +15,7 @@ MEMORY ?= 128
 SWAP ?= 256
 KERNEL_ELF := target/kernel/x86_64-unknown-none/debug/pagekeeper
 BOOT_TOOL := target/debug/pagekeeper-boot
-BOOT_FLAGS := $(if $(filter bios,$(BOOT)),--bios) --memory $(MEMORY) --swap $(SWAP)
+BOOT_FLAGS := $(if $(filter bios,$(BOOT)),--bios) --memory $(MEMORY) --swap $(SWAP) --standard-files
 # The bootloader loads the (position-independent) kernel here (the first
 # upper-half slot; the boot log prints it as "kernel image at").
 KERNEL_LOAD_OFFSET := 0xffff800000000000
@@ -55,11 +55,12 @@ fuzz: setup
 	PK_FUZZ_SEED=$(SEED) PK_FUZZ_SECONDS=$(SECONDS) cargo test -p pagekeeper-tests --test qemu -- \
 		--ignored --nocapture fuzzing_for_a_while_leaves_the_kernel_intact
 
-## make bench: host benchmarks (optimised) and the swap boot; each prints ratios measured in the same run.
+## make bench: host benchmarks (optimised), the swap boot and the file boot; each prints ratios measured in the same run.
 bench: setup
 	cargo bench -p pagekeeper-mm --bench frame_alloc
 	cargo bench -p pagekeeper-mm --bench reclaim
 	cargo test -p pagekeeper-tests --test qemu -- --ignored --nocapture swap_throughput_against_the_raw_device
+	cargo test -p pagekeeper-tests --test qemu -- --ignored --nocapture file_fault_costs_against_copy_and_demand_zero
 	cargo bench -p pagekeeper-heap --features host --bench heap
 
 ## make lint: rustfmt and clippy (warnings are errors) on both workspaces.

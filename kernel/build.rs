@@ -1,7 +1,7 @@
 //! Builds the user programs (`../user`, their own workspace and target
 //! directory) and writes the list the kernel embeds: one entry per file in
-//! `user/src/bin` (the only list of programs), included by
-//! `src/process/programs.rs`.
+//! `user/src/bin` (the only list of programs) up to 256 KiB, included by
+//! `src/process/programs.rs`. Bigger ones are on the file disk only.
 
 use std::env;
 use std::fmt::Write;
@@ -21,6 +21,9 @@ fn programs(root: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Largest program embedded in the kernel image.
+const MAX_EMBEDDED: u64 = 256 * 1024;
 
 fn main() {
     let kernel = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
@@ -45,6 +48,12 @@ fn main() {
     for name in programs(root) {
         let path = bin_dir.join(&name);
         assert!(path.exists(), "user program {} was not built", path.display());
+        // Big programs live on the file disk only: every byte embedded is
+        // loaded with the kernel, and small machines (48 MiB under UEFI)
+        // must still boot.
+        if path.metadata().map(|m| m.len()).unwrap_or(0) > MAX_EMBEDDED {
+            continue;
+        }
         writeln!(list, "    ({name:?}, include_bytes!({:?})),", path.display().to_string()).unwrap();
     }
     list.push(']');

@@ -1,7 +1,9 @@
 //! The Pagekeeper kernel binary: `make run` boots it into a demo. Several
 //! processes allocate, free and scavenge; one hits a wild pointer and is
-//! killed; one overflows its stack into the guard page. Then the kernel
-//! shows that every frame came back and stays up.
+//! killed; one overflows its stack into the guard page. Programs start from
+//! the file disk, sharing their text; the page cache shrinks under
+//! pressure; a process bigger than RAM swaps. Then the kernel shows that
+//! every frame came back and stays up.
 #![no_std]
 #![no_main]
 
@@ -25,6 +27,45 @@ fn meminfo() {
     println!("{}", vm::reclaim::info());
 }
 
+fn run_and_report() {
+    for done in process::run_until_idle() {
+        println!("  process {} ({}): {}", done.pid, done.name, done.status);
+    }
+}
+
+/// Programs from the file disk, and the page cache under pressure.
+fn from_the_file_disk() {
+    let Some((big_text, entry)) = files::open("bin/big_text") else {
+        println!("\n(no file disk: `make run` attaches one with --standard-files)");
+        return;
+    };
+    println!("\n=== demo: two copies of a {} KiB program start from the file disk, demand-paged ===", entry.size / 1024);
+    for _ in 0..2 {
+        if let Err(e) = programs::spawn("big_text") {
+            println!("could not start big_text: {e:?}");
+        }
+    }
+    run_and_report();
+    println!(
+        "  (the exit code is the resident page count) {} of its {} pages are in the page cache, shared by both",
+        files::cached_pages_of(big_text),
+        entry.pages()
+    );
+    println!("\n=== demo: a process maps a 32 MiB file and checks every page; its pages stay cached ===");
+    print_cache();
+    match programs::spawn("file_check") {
+        Ok(_) => run_and_report(),
+        Err(e) => println!("could not start file_check: {e:?}"),
+    }
+    print_cache();
+}
+
+fn print_cache() {
+    if let Some(info) = files::info() {
+        println!("  {info}");
+    }
+}
+
 /// A process with more memory than the machine has RAM: it runs to the
 /// end when there is swap, and is killed out of memory when there is not.
 fn bigger_than_ram() {
@@ -32,13 +73,11 @@ fn bigger_than_ram() {
     let mib = ram_mib + ram_mib / 4;
     println!("\n=== demo: a process writes {mib} MiB (RAM is {ram_mib} MiB) and reads it back ===");
     match programs::spawn_with_arg("swap_pattern", mib | 42 << 32) {
-        Ok(_) => {
-            for done in process::run_until_idle() {
-                println!("  process {} ({}): {}", done.pid, done.name, done.status);
-            }
-        }
+        Ok(_) => run_and_report(),
         Err(e) => println!("could not start swap_pattern: {e:?}"),
     }
+    println!("  the page cache under that pressure (clean pages dropped, none written):");
+    print_cache();
 }
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
@@ -55,16 +94,16 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         }
     }
     process::print_table();
-    for done in process::run_until_idle() {
-        println!("  process {} ({}): {}", done.pid, done.name, done.status);
-    }
+    run_and_report();
+    from_the_file_disk();
     bigger_than_ram();
     println!("\n=== after the demo ===");
     meminfo();
     let free_after = memory::frames::stats().free;
-    let heap_growth = free_before - free_after.min(free_before);
+    let cached = files::info().map_or(0, |i| i.stats.pages);
+    let heap_growth = free_before.saturating_sub(free_after + cached);
     println!(
-        "free frames: {free_before} before the processes, {free_after} after ({heap_growth} went to the kernel heap's own growth)"
+        "free frames: {free_before} before the processes, {free_after} after ({cached} hold cached file pages, {heap_growth} went to the kernel heap's own growth)"
     );
     info!("kernel up; close QEMU to stop (Ctrl-C)");
     arch::halt_forever()

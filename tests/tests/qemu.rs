@@ -180,6 +180,7 @@ fn kernel_page_fault_prints_report_and_fails() {
 fn demo_kernel_runs_processes_and_stays_up() {
     let mut config = config(Kernel::Demo);
     config.swap_mib = 256;
+    config.files = Some(pagekeeper_boot::standard_files(&pagekeeper_tests::repo_root()).expect("target/files"));
     config.stop_after = Some(("kernel up".into(), Duration::from_secs(3)));
     let outcome = boot(&config);
     let console = &outcome.serial;
@@ -202,12 +203,19 @@ fn demo_kernel_runs_processes_and_stays_up() {
         "(scribbler): exited with code 0",
         "after scavenge",
         "swap on disk 0: 255 MiB",
-        "(RAM is 120 MiB) and reads it back",
+        "MiB) and reads it back",
+        "file disk: ",
+        "big_text: read 0x168 from a 2 MiB table",
+        "(big_text): exited with code 6",
+        "are in the page cache, shared by both",
+        "file_check: read: 8192 pages intact",
+        "(file_check): exited with code 0",
+        "dropped",
         "swap_pattern: read back bit-exact",
         "(swap_pattern): exited with code 0",
         "pages out,",
         "reclaim: watermarks min",
-        "vm: 0 address spaces, 0 resident pages, 0 swapped pages, 0 page-table frames",
+        "vm: 0 address spaces, 0 resident pages (0 of them file pages), 0 swapped pages, 0 page-table frames",
         "kernel up",
     ] {
         assert!(console.contains(expected), "missing {expected:?} in:\n{console}");
@@ -223,6 +231,20 @@ fn swap_throughput_against_the_raw_device() {
     config.swap_mib = 64;
     let outcome = boot(&config);
     for line in outcome.serial.lines().filter(|l| l.starts_with("swap bench") || l.contains(" of raw ")) {
+        println!("{line}");
+    }
+    assert_eq!(outcome.exit, QemuExit::Success, "{}", outcome.serial);
+}
+
+/// `make bench`: file faults against their neighbours, in one boot
+/// (kernel/tests/files_bench.rs).
+#[test]
+#[ignore = "a benchmark; run by make bench"]
+fn file_fault_costs_against_copy_and_demand_zero() {
+    let mut config = config(Kernel::Named("files_bench"));
+    config.files = Some(pagekeeper_boot::standard_files(&pagekeeper_tests::repo_root()).expect("target/files"));
+    let outcome = boot(&config);
+    for line in outcome.serial.lines().filter(|l| l.starts_with("files bench") || l.contains(" = ")) {
         println!("{line}");
     }
     assert_eq!(outcome.exit, QemuExit::Success, "{}", outcome.serial);
