@@ -39,7 +39,10 @@ fn from_the_file_disk() {
         println!("\n(no file disk: `make run` attaches one with --standard-files)");
         return;
     };
-    println!("\n=== demo: two copies of a {} KiB program start from the file disk, demand-paged ===", entry.size / 1024);
+    println!(
+        "\n=== demo: two copies of a {} KiB program start from the file disk, demand-paged ===",
+        entry.size / 1024
+    );
     for _ in 0..2 {
         if let Err(e) = programs::spawn("big_text") {
             println!("could not start big_text: {e:?}");

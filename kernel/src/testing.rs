@@ -173,3 +173,30 @@ pub fn run_tests_with(tests: &[&dyn Testable], config: RunnerConfig) -> ! {
     );
     qemu::exit(if failed == 0 { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })
 }
+
+/// Helpers of the benchmark kernels (`kernel/tests/*_bench.rs`), which
+/// measure in TSC cycles and report ratios measured in the same boot.
+pub mod bench {
+    use crate::arch::qemu;
+    use crate::println;
+
+    pub fn cycles() -> u64 {
+        // SAFETY: rdtsc has no side effects.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+
+    /// Cycles `f` took.
+    pub fn timed(f: impl FnOnce()) -> u64 {
+        let start = cycles();
+        f();
+        cycles() - start
+    }
+
+    /// Ends a benchmark boot that could not measure: says why, in the
+    /// test runner's format, and exits QEMU with failure.
+    pub fn fail(bench: &str, what: &str) -> ! {
+        println!("{bench}: {what}");
+        println!("test result: FAILED. 0 passed; 1 failed");
+        qemu::exit(qemu::ExitCode::Failure)
+    }
+}

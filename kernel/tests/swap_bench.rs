@@ -16,6 +16,7 @@ use alloc::format;
 use bootloader_api::{entry_point, BootInfo};
 use mm::pte::Prot;
 use pagekeeper::arch::qemu;
+use pagekeeper::testing::bench::{self, timed};
 use pagekeeper::vm::{self, RegionKind, PROCESS_LIMITS};
 use pagekeeper::{println, swap, BOOTLOADER_CONFIG};
 
@@ -24,21 +25,8 @@ entry_point!(main, config = &BOOTLOADER_CONFIG);
 const PAGES: u64 = 8192;
 const PAGE: u64 = 4096;
 
-fn cycles() -> u64 {
-    // SAFETY: rdtsc has no side effects.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-fn timed(f: impl FnOnce()) -> u64 {
-    let start = cycles();
-    f();
-    cycles() - start
-}
-
 fn fail(what: &str) -> ! {
-    println!("swap bench: {what}");
-    println!("test result: FAILED. 0 passed; 1 failed");
-    qemu::exit(qemu::ExitCode::Failure)
+    bench::fail("swap bench", what)
 }
 
 fn main(boot_info: &'static mut BootInfo) -> ! {

@@ -180,7 +180,8 @@ fn kernel_page_fault_prints_report_and_fails() {
 fn demo_kernel_runs_processes_and_stays_up() {
     let mut config = config(Kernel::Demo);
     config.swap_mib = 256;
-    config.files = Some(pagekeeper_boot::standard_files(&pagekeeper_tests::repo_root()).expect("target/files"));
+    config.files =
+        Some(pagekeeper_boot::standard_files(&pagekeeper_tests::repo_root()).expect("target/files"));
     config.stop_after = Some(("kernel up".into(), Duration::from_secs(3)));
     let outcome = boot(&config);
     let console = &outcome.serial;
@@ -242,7 +243,8 @@ fn swap_throughput_against_the_raw_device() {
 #[ignore = "a benchmark; run by make bench"]
 fn file_fault_costs_against_copy_and_demand_zero() {
     let mut config = config(Kernel::Named("files_bench"));
-    config.files = Some(pagekeeper_boot::standard_files(&pagekeeper_tests::repo_root()).expect("target/files"));
+    config.files =
+        Some(pagekeeper_boot::standard_files(&pagekeeper_tests::repo_root()).expect("target/files"));
     let outcome = boot(&config);
     for line in outcome.serial.lines().filter(|l| l.starts_with("files bench") || l.contains(" = ")) {
         println!("{line}");
