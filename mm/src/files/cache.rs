@@ -15,19 +15,17 @@
 //! not fill up with dead slots.
 //!
 //! ```text
-//!  slot:  key = (file+1) << 36 | page, bit 63 "referenced"  (0: empty)
+//!  slot:  key = FilePage::pack() = (file+1) << 36 | page, bit 63 "referenced"  (0: empty)
 //!         frame (u32 frame number)  mappings (u32)
 //!  16 bytes per slot; slots = next power of two ≥ 5/4 × the page limit
 //! ```
 
-use super::{FileId, FilePage};
+use super::FilePage;
 use crate::addr::Pfn;
-use crate::pte::MAX_FILE_PAGE;
 use alloc::vec::Vec;
 
+/// Above [`FilePage::pack`]'s 53 bits.
 const REFERENCED: u64 = 1 << 63;
-const PAGE_BITS: u32 = 36;
-const _: () = assert!(MAX_FILE_PAGE == (1 << PAGE_BITS) - 1);
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Slot {
@@ -40,15 +38,6 @@ impl Slot {
     fn key(&self) -> u64 {
         self.key & !REFERENCED
     }
-}
-
-fn encode(key: FilePage) -> u64 {
-    assert!(key.page <= MAX_FILE_PAGE, "file page {} out of range", key.page);
-    ((u64::from(key.file.0) + 1) << PAGE_BITS) | key.page
-}
-
-fn decode(raw: u64) -> FilePage {
-    FilePage { file: FileId(((raw >> PAGE_BITS) - 1) as u16), page: raw & MAX_FILE_PAGE }
 }
 
 /// What the cache holds and has done.
@@ -138,7 +127,7 @@ impl PageCache {
     }
 
     fn find(&self, key: FilePage) -> Option<usize> {
-        match self.probe(encode(key)) {
+        match self.probe(key.pack()) {
             (i, true) => Some(i),
             (_, false) => None,
         }
@@ -173,7 +162,7 @@ impl PageCache {
     /// Adds a page just read into `frame`, with one mapping if `mapped`.
     pub fn insert(&mut self, key: FilePage, frame: Pfn, mapped: bool) -> Result<(), InsertError> {
         let frame = u32::try_from(frame.number()).map_err(|_| InsertError::FrameTooHigh)?;
-        let raw = encode(key);
+        let raw = key.pack();
         let (i, present) = self.probe(raw);
         if present {
             return Err(InsertError::Present);
@@ -252,6 +241,6 @@ impl PageCache {
         self.slots
             .iter()
             .filter(|s| s.key() != 0)
-            .map(|s| (decode(s.key()), Pfn::new(u64::from(s.frame)), s.mappings))
+            .map(|s| (FilePage::unpack(s.key()), Pfn::new(u64::from(s.frame)), s.mappings))
     }
 }

@@ -29,6 +29,7 @@ pub mod ustar;
 
 use crate::addr::PAGE_SIZE;
 use crate::block::{BlockDevice, BlockError, SECTOR_SIZE};
+use crate::pte::MAX_FILE_PAGE;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -44,6 +45,25 @@ pub struct FilePage {
     pub file: FileId,
     pub page: u64,
 }
+
+impl FilePage {
+    /// The page as one non-zero word of 53 bits, `(file + 1) << 36 | page`:
+    /// how the page cache's index and the reverse map store it (0 stays
+    /// free to mean "nothing"). Panics on a page above [`MAX_FILE_PAGE`],
+    /// which no PTE can name either.
+    pub fn pack(self) -> u64 {
+        assert!(self.page <= MAX_FILE_PAGE, "file page {} out of range", self.page);
+        ((u64::from(self.file.0) + 1) << PAGE_BITS) | self.page
+    }
+
+    /// The page [`pack`](Self::pack) made `raw` from.
+    pub fn unpack(raw: u64) -> FilePage {
+        FilePage { file: FileId(((raw >> PAGE_BITS) - 1) as u16), page: raw & MAX_FILE_PAGE }
+    }
+}
+
+const PAGE_BITS: u32 = 36;
+const _: () = assert!(MAX_FILE_PAGE == (1 << PAGE_BITS) - 1);
 
 /// Files a table holds at most: ids must fit a PTE's 16-bit file field,
 /// and a hostile archive must not fill the kernel heap at boot.

@@ -21,7 +21,7 @@
 //! ```
 
 use crate::addr::{Pfn, UserAddr, PAGE_SIZE};
-use crate::files::{FileId, FilePage};
+use crate::files::FilePage;
 use crate::paging::USER_END;
 use alloc::collections::TryReserveError;
 use alloc::vec::Vec;
@@ -63,9 +63,8 @@ pub struct PageOwner {
 pub const MAX_SPACE: u32 = (1 << SPACE_BITS) - 1;
 const SPACE_BITS: u32 = 63 - PAGE_BITS;
 /// Tag of an entry for a page-cache frame: the rest is the (file, page) it
-/// caches, as `(file + 1) << 36 | page`.
+/// caches, as [`FilePage::pack`] makes it (53 bits).
 const CACHED: u64 = 1 << 63;
-const FILE_PAGE_BITS: u32 = 36;
 const PAGE_BITS: u32 = (USER_END / PAGE_SIZE).trailing_zeros();
 
 /// frame → (space, page) for a process page, frame → (file, page) for a
@@ -118,9 +117,8 @@ impl ReverseMap {
 
     /// Records that `frame` holds the cached file page `key`.
     pub fn set_cached(&mut self, frame: Pfn, key: FilePage) {
-        assert!(key.page < 1 << FILE_PAGE_BITS, "file page {} does not fit the reverse map", key.page);
         let i = self.index(frame);
-        self.entries[i] = CACHED | ((u64::from(key.file.0) + 1) << FILE_PAGE_BITS) | key.page;
+        self.entries[i] = CACHED | key.pack();
     }
 
     fn raw(&self, frame: Pfn) -> u64 {
@@ -134,10 +132,7 @@ impl ReverseMap {
     /// The file page `frame` caches, if it is a page-cache frame.
     pub fn get_cached(&self, frame: Pfn) -> Option<FilePage> {
         let raw = self.raw(frame);
-        (raw & CACHED != 0).then(|| FilePage {
-            file: FileId((((raw & !CACHED) >> FILE_PAGE_BITS) - 1) as u16),
-            page: raw & ((1 << FILE_PAGE_BITS) - 1),
-        })
+        (raw & CACHED != 0).then(|| FilePage::unpack(raw & !CACHED))
     }
 
     /// The process page `frame` holds, if it holds one.
