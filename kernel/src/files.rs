@@ -179,17 +179,11 @@ pub fn take_referenced(key: FilePage) -> bool {
 
 /// Drops `key` from the cache and frees its frame, if no entry maps it.
 pub fn evict(key: FilePage, frame: Pfn) -> bool {
-    let removed = with(|c| c.cache.remove(key).map_err(|_| FileError::NoMemory));
-    match removed {
-        Ok(removed) => {
-            debug_assert_eq!(removed, frame);
-            reclaim::forget(frame);
-            frames::free(mm::frame::FrameBlock::from_raw(frame, 0, Owner::PageCache))
-                .expect("a page-cache frame");
-            true
-        }
-        Err(_) => false,
-    }
+    let Ok(Some(removed)) = with(|c| Ok(c.cache.remove(key).ok())) else { return false };
+    debug_assert_eq!(removed, frame, "the reverse map and the cache agree");
+    reclaim::forget(removed);
+    frames::free(mm::frame::FrameBlock::from_raw(removed, 0, Owner::PageCache)).expect("a page-cache frame");
+    true
 }
 
 /// Pages of `file` in the cache now.

@@ -93,7 +93,7 @@ impl<P: Platform> AddressSpace<P> {
     /// maps it (flushing each); true if any was set.
     pub fn age_file_page(&mut self, file: u16, page: u64, frame: Pfn) -> bool {
         let mut referenced = false;
-        self.for_each_mapping(file, page, frame, &mut |s, slot, va, m| {
+        self.for_each_mapping(file, page, frame, &mut |s, slot, va, m, _| {
             if m.accessed {
                 s.write(slot, PteState::Present(Mapping { accessed: false, ..m }));
                 s.platform.flush(va);
@@ -108,30 +108,34 @@ impl<P: Platform> AddressSpace<P> {
     /// faults it in again. Returns how many there were.
     pub fn drop_file_page(&mut self, file: u16, page: u64, frame: Pfn) -> u64 {
         let mut dropped = 0;
-        self.for_each_mapping(file, page, frame, &mut |s, slot, va, m| {
-            let prot = s.regions.find(va).map_or(m.prot, |r| r.prot);
+        self.for_each_mapping(file, page, frame, &mut |s, slot, va, m, prot| {
             s.unmap(slot, va, m, PteState::File { file, page, prot });
             dropped += 1;
         });
         dropped
     }
 
-    /// Calls `f` for each entry that maps the cached `frame`: found through
-    /// the file regions that cover page `page` of `file` (the reverse map
-    /// of a shared page is the regions, as Linux's `i_mmap`).
+    /// Calls `f` for each entry that maps the cached `frame`, with its
+    /// region's protection: found through the file regions that cover page
+    /// `page` of `file` (the reverse map of a shared page is the regions,
+    /// as Linux's `i_mmap`).
     fn for_each_mapping(
         &mut self,
         file: u16,
         page: u64,
         frame: Pfn,
-        f: &mut dyn FnMut(&mut Self, Slot, UserAddr, Mapping),
+        f: &mut dyn FnMut(&mut Self, Slot, UserAddr, Mapping, Prot),
     ) {
         for i in 0..self.regions.len() {
-            let Some(va) = self.regions.get(i).and_then(|r| r.address_of(file, page)) else { continue };
+            let Some((va, prot)) =
+                self.regions.get(i).and_then(|r| Some((r.address_of(file, page)?, r.prot)))
+            else {
+                continue;
+            };
             let Ok(Some(slot)) = self.leaf(va) else { continue };
             if let Ok(PteState::Present(m)) = self.read(slot, va) {
                 if m.frame == frame && m.kind == PageKind::File {
-                    f(self, slot, va, m);
+                    f(self, slot, va, m, prot);
                 }
             }
         }
