@@ -230,11 +230,15 @@ fn in_space(
     vm::with(space, f).expect("live space").map_err(SpawnError::Memory)
 }
 
+/// Reserves exactly `start..start + len` of `space` as a region of `kind`.
+fn reserve_at(space: SpaceId, start: u64, len: u64, prot: Prot, kind: RegionKind) -> Result<(), SpawnError> {
+    in_space(space, |s| s.reserve_at(start, len, prot, kind).map(|_| 0)).map(|_| ())
+}
+
 fn reserve_stack(space: SpaceId) -> Result<(), SpawnError> {
     let stack = STACK_TOP - STACK_SIZE - PAGE;
     let kind = RegionKind::Stack { guard_pages: 1 };
-    in_space(space, |s| s.reserve_at(stack, STACK_SIZE + PAGE, Prot::USER_RW, kind).map(|a| a.as_u64()))?;
-    Ok(())
+    reserve_at(space, stack, STACK_SIZE + PAGE, Prot::USER_RW, kind)
 }
 
 /// Reserves `pages` as anonymous memory with `prot`, committed, with
@@ -247,7 +251,7 @@ fn fill_anonymous(
     prot: Prot,
 ) -> Result<(), SpawnError> {
     let (start, len) = (pages.start, pages.end - pages.start);
-    in_space(space, |s| s.reserve_at(start, len, Prot::USER_RW, RegionKind::Anonymous).map(|a| a.as_u64()))?;
+    reserve_at(space, start, len, Prot::USER_RW, RegionKind::Anonymous)?;
     in_space(space, |s| s.commit(start, len))?;
     vm::activate(space).expect("a live space");
     // SAFETY: the space is active and the range was just reserved writable
@@ -293,7 +297,7 @@ fn map_segment(space: SpaceId, file: FileId, segment: &elf::Segment) -> Result<(
     if mapped_end > start {
         let first_page = (segment.file_offset - (segment.vaddr - start)) / PAGE;
         let kind = RegionKind::File { file: file.0, first_page, private: true };
-        in_space(space, |s| s.reserve_at(start, mapped_end - start, prot, kind).map(|a| a.as_u64()))?;
+        reserve_at(space, start, mapped_end - start, prot, kind)?;
     }
     if !has_bss {
         return Ok(());
@@ -311,8 +315,7 @@ fn map_segment(space: SpaceId, file: FileId, segment: &elf::Segment) -> Result<(
     }
     let bss_start = if tail.is_empty() { anon_start } else { tail_end };
     if mem_end > bss_start {
-        let len = mem_end - bss_start;
-        in_space(space, |s| s.reserve_at(bss_start, len, prot, RegionKind::Anonymous).map(|a| a.as_u64()))?;
+        reserve_at(space, bss_start, mem_end - bss_start, prot, RegionKind::Anonymous)?;
     }
     Ok(())
 }
