@@ -7,6 +7,7 @@
 //! file (path relative to the directory, '/'-separated, sorted, so file
 //! ids are repeatable), read-only mode, no directories.
 
+use super::TempDisk;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -16,18 +17,11 @@ use std::path::{Path, PathBuf};
 pub const PATTERN_FILE: &str = "data/pages32";
 pub const PATTERN_PAGES: u64 = 8192;
 
-/// A file disk for one run, deleted when dropped.
-pub struct FileDisk {
-    pub path: PathBuf,
-}
-
-impl FileDisk {
-    /// Packs every regular file under `dir` into a fresh archive.
-    pub fn create(dir: &Path) -> io::Result<FileDisk> {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("pagekeeper-files-{}-{n}.tar", std::process::id()));
-        let disk = FileDisk { path };
+impl TempDisk {
+    /// A file disk: every regular file under `dir` packed into a fresh
+    /// archive.
+    pub fn files(dir: &Path) -> io::Result<TempDisk> {
+        let disk = TempDisk::named("files", "tar");
         let mut files = Vec::new();
         list(dir, dir, &mut files)?;
         files.sort();
@@ -42,12 +36,6 @@ impl FileDisk {
         }
         builder.into_inner()?.flush()?;
         Ok(disk)
-    }
-}
-
-impl Drop for FileDisk {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 

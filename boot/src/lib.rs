@@ -10,7 +10,7 @@
 
 pub mod files;
 
-pub use files::{standard_files, FileDisk};
+pub use files::standard_files;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -197,26 +197,36 @@ fn is_newer(a: &Path, b: &Path) -> bool {
     matches!((modified(a), modified(b)), (Some(ma), Some(mb)) if ma >= mb)
 }
 
-/// A swap disk for one run: a sparse file of `mib` MiB with a swap header
-/// (`mm::swap::header`), deleted when dropped.
-pub struct SwapDisk {
+/// A disk image made for one run, in the temporary directory, deleted when
+/// dropped: the swap disk ([`TempDisk::swap`]) and the file disk
+/// ([`TempDisk::files`]).
+pub struct TempDisk {
     pub path: PathBuf,
 }
 
-impl SwapDisk {
-    pub fn create(mib: u32) -> io::Result<SwapDisk> {
+impl TempDisk {
+    /// A fresh name: `pagekeeper-KIND-PID-N.EXT` (runs on several threads
+    /// and in several processes at once never share one).
+    fn named(kind: &str, ext: &str) -> TempDisk {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("pagekeeper-swap-{}-{n}.img", std::process::id()));
+        let name = format!("pagekeeper-{kind}-{}-{n}.{ext}", std::process::id());
+        TempDisk { path: std::env::temp_dir().join(name) }
+    }
+
+    /// A swap disk: a sparse file of `mib` MiB with a swap header
+    /// (`mm::swap::header`).
+    pub fn swap(mib: u32) -> io::Result<TempDisk> {
+        let disk = TempDisk::named("swap", "img");
         let bytes = u64::from(mib) << 20;
-        let mut file = std::fs::File::create(&path)?;
+        let mut file = std::fs::File::create(&disk.path)?;
         file.write_all(&mm::swap::SwapHeader::for_disk(bytes).encode())?;
         file.set_len(bytes)?;
-        Ok(SwapDisk { path })
+        Ok(disk)
     }
 }
 
-impl Drop for SwapDisk {
+impl Drop for TempDisk {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
@@ -225,15 +235,15 @@ impl Drop for SwapDisk {
 /// The disks a run makes for itself, deleted after it.
 #[derive(Default)]
 pub struct RunDisks {
-    pub swap: Option<SwapDisk>,
-    pub files: Option<FileDisk>,
+    pub swap: Option<TempDisk>,
+    pub files: Option<TempDisk>,
 }
 
 impl RunDisks {
     fn for_config(config: &RunConfig) -> io::Result<RunDisks> {
         Ok(RunDisks {
-            swap: (config.swap_mib > 0).then(|| SwapDisk::create(config.swap_mib)).transpose()?,
-            files: config.files.as_deref().map(FileDisk::create).transpose()?,
+            swap: (config.swap_mib > 0).then(|| TempDisk::swap(config.swap_mib)).transpose()?,
+            files: config.files.as_deref().map(TempDisk::files).transpose()?,
         })
     }
 }
