@@ -174,6 +174,14 @@ pub fn run_tests_with(tests: &[&dyn Testable], config: RunnerConfig) -> ! {
     qemu::exit(if failed == 0 { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })
 }
 
+/// Asserts that every process in `done` exited with code 0 (for test
+/// kernels that run programs to the end).
+pub fn assert_exited_ok(done: &[crate::process::Finished]) {
+    for f in done {
+        assert_eq!(f.status, crate::process::ExitStatus::Exited(0), "{} ({}): {}", f.pid, f.name, f.status);
+    }
+}
+
 /// Helpers of the benchmark kernels (`kernel/tests/*_bench.rs`), which
 /// measure in TSC cycles and report ratios measured in the same boot.
 pub mod bench {

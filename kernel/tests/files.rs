@@ -15,7 +15,7 @@ use mm::files::FileError;
 use mm::frame::Owner;
 use pagekeeper::memory::frames;
 use pagekeeper::process::{programs, run_until_idle, ExitStatus, Finished};
-use pagekeeper::testing::{run_tests_with, RunnerConfig, Testable};
+use pagekeeper::testing::{assert_exited_ok, run_tests_with, RunnerConfig, Testable};
 use pagekeeper::vm::FaultOutcome;
 use pagekeeper::{files, println, BOOTLOADER_CONFIG};
 
@@ -56,21 +56,15 @@ fn run(programs_and_args: &[(&'static str, u64)]) -> Vec<Finished> {
     done
 }
 
-fn exited_ok(done: &[Finished]) {
-    for f in done {
-        assert_eq!(f.status, ExitStatus::Exited(0), "{} ({}): {}", f.pid, f.name, f.status);
-    }
-}
-
 fn a_32_mib_file_is_mapped_and_read_bit_exact_at_64_mib() {
-    exited_ok(&run(&[("file_check", arg(READ, 0))]));
+    assert_exited_ok(&run(&[("file_check", arg(READ, 0))]));
 }
 
 fn two_processes_share_the_frames_of_a_mapped_file() {
     files::drop_unmapped();
     let data = files::open("data/pages32").expect("the test data").0;
     let before = cache();
-    exited_ok(&run(&[("file_check", arg(SHARE, 1024)), ("file_check", arg(SHARE, 1024))]));
+    assert_exited_ok(&run(&[("file_check", arg(SHARE, 1024)), ("file_check", arg(SHARE, 1024))]));
     let after = cache();
     assert_eq!(files::cached_pages_of(data), 1024, "each page cached once, not once per process");
     let reads = after.misses - before.misses;
@@ -79,14 +73,14 @@ fn two_processes_share_the_frames_of_a_mapped_file() {
 }
 
 fn a_private_write_is_seen_by_the_writer_only() {
-    exited_ok(&run(&[("file_check", arg(PRIVATE, 256))]));
+    assert_exited_ok(&run(&[("file_check", arg(PRIVATE, 256))]));
     // A reader that starts afterwards sees the file as it is on the disk.
-    exited_ok(&run(&[("file_check", arg(READ, 0))]));
+    assert_exited_ok(&run(&[("file_check", arg(READ, 0))]));
 }
 
 fn under_pressure_clean_pages_are_dropped_and_read_again_bit_exact() {
     let before = cache();
-    exited_ok(&run(&[("file_check", arg(PRESSURE, 40))]));
+    assert_exited_ok(&run(&[("file_check", arg(PRESSURE, 40))]));
     let after = cache();
     let (dropped, reads) = (after.dropped - before.dropped, after.misses - before.misses);
     println!("pressure: {dropped} cached pages dropped, {reads} disk reads");
@@ -109,7 +103,7 @@ fn touching_a_page_past_the_end_of_the_file_is_a_bus_error() {
 }
 
 fn every_bad_argument_gets_its_error() {
-    exited_ok(&run(&[("file_check", arg(BAD_ARGUMENTS, 0))]));
+    assert_exited_ok(&run(&[("file_check", arg(BAD_ARGUMENTS, 0))]));
 }
 
 fn a_program_costs_only_the_pages_it_touches_and_shares_its_text() {

@@ -12,7 +12,7 @@ use bootloader_api::{entry_point, BootInfo};
 use mm::frame::Owner;
 use pagekeeper::memory::frames;
 use pagekeeper::process::{programs, run_until_idle, ExitStatus, Finished};
-use pagekeeper::testing::{run_tests_with, RunnerConfig, Testable};
+use pagekeeper::testing::{assert_exited_ok, run_tests_with, RunnerConfig, Testable};
 use pagekeeper::vm::FaultOutcome;
 use pagekeeper::{println, swap, BOOTLOADER_CONFIG};
 
@@ -48,27 +48,21 @@ fn run(programs_and_args: &[(&'static str, u64)]) -> Vec<Finished> {
     done
 }
 
-fn exited_ok(done: &[Finished]) {
-    for f in done {
-        assert_eq!(f.status, ExitStatus::Exited(0), "{} ({}): {}", f.pid, f.name, f.status);
-    }
-}
-
 fn a_process_writes_160_mib_at_64_mib_and_reads_it_back_bit_exact() {
-    exited_ok(&run(&[("swap_pattern", arg(160, PATTERN, 1))]));
+    assert_exited_ok(&run(&[("swap_pattern", arg(160, PATTERN, 1))]));
 }
 
 fn two_processes_bigger_than_ram_swap_at_once() {
-    exited_ok(&run(&[("swap_pattern", arg(100, PATTERN, 2)), ("swap_pattern", arg(100, PATTERN, 3))]));
+    assert_exited_ok(&run(&[("swap_pattern", arg(100, PATTERN, 2)), ("swap_pattern", arg(100, PATTERN, 3))]));
 }
 
 fn a_hot_set_stays_resident_while_a_cold_set_is_swapped() {
-    exited_ok(&run(&[("swap_pattern", arg(96, HOT_AND_COLD, 4))]));
+    assert_exited_ok(&run(&[("swap_pattern", arg(96, HOT_AND_COLD, 4))]));
 }
 
 fn decommit_release_and_exit_give_every_slot_back() {
-    exited_ok(&run(&[("swap_pattern", arg(96, GIVE_BACK, 5))]));
-    exited_ok(&run(&[("swap_pattern", arg(96, EXIT_IN_SWAP, 6))]));
+    assert_exited_ok(&run(&[("swap_pattern", arg(96, GIVE_BACK, 5))]));
+    assert_exited_ok(&run(&[("swap_pattern", arg(96, EXIT_IN_SWAP, 6))]));
 }
 
 fn out_of_memory_kill(done: &[Finished], reason: &str) {

@@ -97,6 +97,12 @@ pub fn config(kernel: Kernel) -> RunConfig {
     config
 }
 
+/// The standard file disk's directory (`target/files`: every user program
+/// as `bin/NAME`, and the test data), made or brought up to date.
+pub fn standard_files() -> PathBuf {
+    pagekeeper_boot::standard_files(&repo_root()).expect("making target/files")
+}
+
 /// Boots with `config`; panics with the whole console output if QEMU cannot run.
 pub fn boot(config: &RunConfig) -> RunOutcome {
     pagekeeper_boot::run(config).unwrap_or_else(|e| panic!("running {}: {e}", config.kernel.display()))

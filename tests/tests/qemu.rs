@@ -2,7 +2,9 @@
 //! code. Each test is one boot; the in-kernel suite groups many tests per boot.
 
 use pagekeeper_boot::{Firmware, QemuExit};
-use pagekeeper_tests::{boot, config, expect_suite_passed, parse_summary, test_lines, Kernel, Summary};
+use pagekeeper_tests::{
+    boot, config, expect_suite_passed, parse_summary, standard_files, test_lines, Kernel, Summary,
+};
 use std::time::Duration;
 
 #[test]
@@ -101,8 +103,7 @@ fn without_swap_a_process_bigger_than_ram_is_killed() {
 fn files_suite_passes_at_64_mib_from_the_file_disk() {
     let mut config = config(Kernel::Named("files"));
     config.memory_mib = 64;
-    config.files =
-        Some(pagekeeper_boot::standard_files(&pagekeeper_tests::repo_root()).expect("target/files"));
+    config.files = Some(standard_files());
     config.timeout = Some(Duration::from_secs(600));
     let outcome = boot(&config);
     let summary = expect_suite_passed("qemu-files", &outcome);
@@ -180,8 +181,7 @@ fn kernel_page_fault_prints_report_and_fails() {
 fn demo_kernel_runs_processes_and_stays_up() {
     let mut config = config(Kernel::Demo);
     config.swap_mib = 256;
-    config.files =
-        Some(pagekeeper_boot::standard_files(&pagekeeper_tests::repo_root()).expect("target/files"));
+    config.files = Some(standard_files());
     config.stop_after = Some(("kernel up".into(), Duration::from_secs(3)));
     let outcome = boot(&config);
     let console = &outcome.serial;
@@ -243,8 +243,7 @@ fn swap_throughput_against_the_raw_device() {
 #[ignore = "a benchmark; run by make bench"]
 fn file_fault_costs_against_copy_and_demand_zero() {
     let mut config = config(Kernel::Named("files_bench"));
-    config.files =
-        Some(pagekeeper_boot::standard_files(&pagekeeper_tests::repo_root()).expect("target/files"));
+    config.files = Some(standard_files());
     let outcome = boot(&config);
     for line in outcome.serial.lines().filter(|l| l.starts_with("files bench") || l.contains(" = ")) {
         println!("{line}");
