@@ -209,14 +209,48 @@ mod tests {
     }
 }
 
+/// The one small deterministic generator of the project (xorshift64*),
+/// for everything that must behave the same for the same seed: user
+/// programs (`pkrt::Rng`), the test data pattern below, and the host's
+/// reference-trace generator (`mm::reclaim::sim::TraceRng`). Here because
+/// this is the crate all of them depend on. Not for anything secret.
+pub mod rng {
+    pub struct Xorshift64Star(u64);
+
+    impl Xorshift64Star {
+        /// A generator whose state is `seed` scrambled (any seed, 0 too).
+        pub fn new(seed: u64) -> Self {
+            Xorshift64Star(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+        }
+
+        /// A generator whose state is `state` itself (0 becomes 1: the
+        /// all-zero state never leaves zero).
+        pub fn from_state(state: u64) -> Self {
+            Xorshift64Star(state.max(1))
+        }
+
+        pub fn next_u64(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        /// A number in `0..n` (n > 0).
+        pub fn below(&mut self, n: u64) -> u64 {
+            self.next_u64() % n
+        }
+    }
+}
+
 /// The self-checking page format of the file disk's test data
 /// (`data/pages32`): written on the host by `pagekeeper-boot`, checked by
 /// the programs that map it. Here so that the writer and the checkers
 /// cannot disagree.
 ///
 /// Page `index` holds, as little-endian words: `index`, then 510 words of
-/// a generator seeded by `index`, then the FNV-1a hash of the 4088 bytes
-/// before it.
+/// [`rng::Xorshift64Star`] seeded by `index`, then the FNV-1a hash of the
+/// 4088 bytes before it.
 pub mod pattern {
     use super::PAGE_SIZE;
 
@@ -228,17 +262,9 @@ pub mod pattern {
 
     /// Fills `page` with page `index` of the pattern.
     pub fn fill(index: u64, page: &mut [u8; PAGE_SIZE as usize]) {
-        let mut state = index.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut rng = super::rng::Xorshift64Star::new(index);
         for (i, chunk) in page.chunks_exact_mut(8).enumerate().take(WORDS - 1) {
-            let word = if i == 0 {
-                index
-            } else {
-                // xorshift64
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state
-            };
+            let word = if i == 0 { index } else { rng.next_u64() };
             chunk.copy_from_slice(&word.to_le_bytes());
         }
         let sum = fnv1a(&page[..PAGE_SIZE as usize - 8]);

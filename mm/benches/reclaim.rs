@@ -24,7 +24,7 @@ fn row(name: &str, trace: &[u64], frames: usize) {
 fn main() {
     let frames = 1024;
     let len = 200_000;
-    let mut rng = TraceRng::new(2026);
+    let mut rng = TraceRng::from_state(2026);
     println!("page replacement, faults on {len}-reference traces (target: clock <= 1.3x optimal, better than fifo)");
     row("looping", &sim::looping(frames as u64 * 5 / 4, len), frames);
     row("zipf", &sim::zipf(frames as u64 * 4, len, &mut rng), frames);

@@ -47,27 +47,9 @@ pub fn fxsave(fill: u8) -> [u8; 512] {
     area.0
 }
 
-/// A small deterministic random number generator (xorshift64*), for
-/// programs that must behave the same for the same seed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
+/// A small deterministic random number generator, for programs that must
+/// behave the same for the same seed (`Rng::new(seed)`).
+pub use abi::rng::Xorshift64Star as Rng;
 
 /// Buffers formatted output and writes it with one system call per line.
 pub struct Console {

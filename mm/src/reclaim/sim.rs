@@ -96,26 +96,9 @@ pub fn optimal_faults(trace: &[u64], frames: usize) -> u64 {
     faults
 }
 
-/// A small seeded generator (xorshift64*), so traces are repeatable.
-pub struct TraceRng(u64);
-
-impl TraceRng {
-    pub fn new(seed: u64) -> Self {
-        TraceRng(seed.max(1))
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
+/// A small seeded generator, so traces are repeatable
+/// (`TraceRng::from_state(seed)`).
+pub use abi::rng::Xorshift64Star as TraceRng;
 
 /// `len` references looping over `pages` pages in order.
 pub fn looping(pages: u64, len: usize) -> Vec<u64> {

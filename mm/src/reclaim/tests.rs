@@ -94,7 +94,7 @@ fn a_sweep_stops_when_told_and_after_max_scan() {
 fn the_clock_keeps_a_hot_set_that_fifo_loses() {
     // 8 hot pages touched between every cold reference, 16 frames: the clock
     // keeps the hot set, FIFO keeps pushing it out.
-    let mut rng = TraceRng::new(7);
+    let mut rng = TraceRng::from_state(7);
     let trace: Vec<u64> =
         (0..4000).map(|i| if i % 2 == 0 { rng.below(8) } else { 100 + rng.below(200) }).collect();
     let (clock, fifo, opt) =
@@ -105,7 +105,7 @@ fn the_clock_keeps_a_hot_set_that_fifo_loses() {
 
 #[test]
 fn traces_have_the_shapes_they_claim() {
-    let mut rng = TraceRng::new(1);
+    let mut rng = TraceRng::from_state(1);
     assert_eq!(sim::looping(3, 7), [0, 1, 2, 0, 1, 2, 0]);
     let z = sim::zipf(100, 10_000, &mut rng);
     let zeros = z.iter().filter(|&&p| p == 0).count();
