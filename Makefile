@@ -13,6 +13,10 @@ BOOT ?= uefi
 MEMORY ?= 128
 # MiB of swap disk for `make run` (0: none).
 SWAP ?= 256
+# Overcommit mode and ratio the kernel boots with (MODE or MODE:RATIO, as
+# Linux's vm.overcommit_memory / vm.overcommit_ratio); empty: 0:50.
+OVERCOMMIT ?=
+export PAGEKEEPER_OVERCOMMIT := $(OVERCOMMIT)
 KERNEL_ELF := target/kernel/x86_64-unknown-none/debug/pagekeeper
 BOOT_TOOL := target/debug/pagekeeper-boot
 BOOT_FLAGS := $(if $(filter bios,$(BOOT)),--bios) --memory $(MEMORY) --swap $(SWAP) --standard-files
@@ -33,7 +37,7 @@ kernel: setup
 boot-tool: setup
 	cargo build -p pagekeeper-boot
 
-## make run [BOOT=bios] [MEMORY=MiB] [SWAP=MiB]: boot the demo kernel, console here (Ctrl-C quits).
+## make run [BOOT=bios] [MEMORY=MiB] [SWAP=MiB] [OVERCOMMIT=MODE[:RATIO]]: boot the demo kernel, console here (Ctrl-C quits).
 run: kernel boot-tool
 	$(BOOT_TOOL) $(BOOT_FLAGS) $(KERNEL_ELF)
 

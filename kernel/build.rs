@@ -26,6 +26,8 @@ fn programs(root: &Path) -> Vec<String> {
 const MAX_EMBEDDED: u64 = 256 * 1024;
 
 fn main() {
+    // The overcommit setting the kernel boots with (src/policy/commit.rs).
+    println!("cargo:rerun-if-env-changed=PAGEKEEPER_OVERCOMMIT");
     let kernel = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let root = kernel.parent().expect("kernel/ has a parent");
     let target_dir = root.join("target/user");

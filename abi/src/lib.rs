@@ -22,8 +22,10 @@ pub enum Syscall {
     Exit = 0,
     /// write(ptr, len): writes bytes to the console; returns len.
     Write = 1,
-    /// reserve(len, prot, addr): takes an address range, no memory yet (at
-    /// `addr` if it is not 0, else anywhere); returns its address.
+    /// reserve(len, prot | NO_RESERVE, addr): takes an address range, no
+    /// memory yet (at `addr` if it is not 0, else anywhere); returns its
+    /// address. A writable range is charged to the commit account (see
+    /// [`NO_RESERVE`]); the overcommit policy may refuse it (NoMemory).
     Reserve = 2,
     /// commit(addr, len): brings the pages in now; returns how many.
     Commit = 3,
@@ -67,6 +69,12 @@ pub const PROT_EXEC: u64 = 2;
 pub const PROT_MASK: u64 = PROT_WRITE | PROT_EXEC;
 /// map(): a private (copy-on-write) mapping instead of a shared one.
 pub const MAP_PRIVATE: u64 = 1 << 8;
+/// reserve(): do not promise memory for the range (Linux's
+/// `MAP_NORESERVE`), for sparse reservations much larger than what will be
+/// touched. Under overcommit modes 0 and 1 the range is not charged to
+/// `Committed_AS`, so touching more than memory holds can end in an
+/// out-of-memory kill; mode 2 charges it anyway.
+pub const NO_RESERVE: u64 = 1 << 9;
 
 /// Error codes, returned negated in `rax`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,10 +103,15 @@ pub enum Error {
     NotFound = 10,
     /// A shared file mapping cannot be writable (map it private).
     ReadOnly = 11,
+    /// The process's RAM quota would be passed.
+    QuotaExceeded = 12,
+    /// The range includes the page the kernel shares with every process
+    /// (the pressure page), which no process may change or give up.
+    Protected = 13,
 }
 
 impl Error {
-    pub const ALL: [Error; 11] = [
+    pub const ALL: [Error; 13] = [
         Error::NoSuchCall,
         Error::Invalid,
         Error::BadAddress,
@@ -110,6 +123,8 @@ impl Error {
         Error::Io,
         Error::NotFound,
         Error::ReadOnly,
+        Error::QuotaExceeded,
+        Error::Protected,
     ];
 
     /// The value a failed call returns.

@@ -18,6 +18,9 @@ pub struct HostKernel {
     pub regions: BTreeMap<usize, usize>,
     pub decommitted: Vec<(usize, usize)>,
     pub released: usize,
+    /// Arena growth: calls granted, and how many more may be (`None`: all).
+    pub grown: Vec<(usize, usize)>,
+    pub grow_budget: Option<usize>,
 }
 
 // SAFETY: reserve returns fresh zeroed host memory owned by the heap until
@@ -31,6 +34,15 @@ unsafe impl Kernel for HostKernel {
             self.regions.insert(p, len);
             p
         })
+    }
+
+    fn grow(&mut self, addr: usize, len: usize) -> bool {
+        if let Some(left) = &mut self.grow_budget {
+            let Some(rest) = left.checked_sub(1) else { return false };
+            *left = rest;
+        }
+        self.grown.push((addr, len));
+        true
     }
 
     fn release(&mut self, addr: usize, len: usize) {

@@ -44,6 +44,9 @@ use core::ptr::NonNull;
 pub const PAGE: usize = abi::PAGE_SIZE as usize;
 /// Size and alignment of a span.
 pub const SPAN: usize = 64 * 1024;
+/// Spans the arena grows by at once (1 MiB): few system calls, a small
+/// commit charge ahead of use.
+const GROW_SPANS: usize = 16;
 const PAGES_PER_SPAN: usize = SPAN / PAGE;
 /// Alignment of every block.
 pub const MIN_ALIGN: usize = 16;
@@ -71,10 +74,25 @@ const _: () = assert!(BITMAP_WORDS <= 64, "the summary word covers the bitmap");
 /// # Safety
 /// `reserve` must return the start of `len` bytes of readable, writable
 /// memory that reads as zero and that nothing else uses until `release`;
-/// after `decommit(addr, len)` those bytes must read as zero.
+/// `reserve_growable` likewise, except that the bytes need only be
+/// writable once `grow` returned true for them; after `decommit(addr,
+/// len)` those bytes must read as zero.
 pub unsafe trait Kernel {
     /// Reserves `len` bytes (a multiple of [`SPAN`]), page-aligned.
     fn reserve(&mut self, len: usize) -> Option<usize>;
+    /// Reserves `len` bytes of address space for the arena, not writable
+    /// yet, so that the kernel promises no memory for them (commit
+    /// accounting: a 64 MiB arena would otherwise count in full, as
+    /// glibc's arenas avoid by mapping `PROT_NONE` first). Default: an
+    /// ordinary reserve.
+    fn reserve_growable(&mut self, len: usize) -> Option<usize> {
+        self.reserve(len)
+    }
+    /// Makes `addr..addr+len` of a growable reservation writable; false
+    /// when the kernel refuses (its commit limit). Default: already is.
+    fn grow(&mut self, _addr: usize, _len: usize) -> bool {
+        true
+    }
     fn release(&mut self, addr: usize, len: usize);
     /// Takes the pages back; they read as zero on next touch.
     fn decommit(&mut self, addr: usize, len: usize);
@@ -184,6 +202,8 @@ pub struct Heap<K: Kernel> {
     large: &'static mut [LargeEntry],
     /// Spans ever used: spans[..bump] are initialised.
     bump: usize,
+    /// Spans of the arena made writable so far ([`Kernel::grow`]).
+    writable: usize,
     large_live: usize,
     free_spans: u32,
     partial: [u32; CLASSES.len()],
@@ -207,7 +227,7 @@ impl<K: Kernel> Heap<K> {
         let meta_bytes = span_count * core::mem::size_of::<SpanMeta>();
         let large_bytes = config.large_slots * core::mem::size_of::<LargeEntry>();
         let meta_len = round_up(meta_bytes + large_bytes, SPAN);
-        let arena = kernel.reserve(span_count * SPAN)?;
+        let arena = kernel.reserve_growable(span_count * SPAN)?;
         let meta = kernel.reserve(meta_len)?;
         // SAFETY: the kernel gave us `meta_len` zeroed bytes that only this
         // heap uses until it releases them (Kernel's contract); all-zero is a
@@ -225,6 +245,7 @@ impl<K: Kernel> Heap<K> {
             spans,
             large,
             bump: 0,
+            writable: 0,
             large_live: 0,
             free_spans: NONE,
             partial: [NONE; CLASSES.len()],
@@ -324,6 +345,13 @@ impl<K: Kernel> Heap<K> {
         }
         if self.bump == self.spans.len() {
             return None;
+        }
+        if self.bump == self.writable {
+            let grow = GROW_SPANS.min(self.spans.len() - self.writable);
+            if !self.kernel.grow(self.arena + self.writable * SPAN, grow * SPAN) {
+                return None;
+            }
+            self.writable += grow;
         }
         self.bump += 1;
         self.spans[self.bump - 1].clean = u16::MAX;

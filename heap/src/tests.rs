@@ -263,3 +263,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_arena_grows_a_mib_at_a_time_and_a_refused_growth_is_a_failed_allocation() {
+    let mut kernel = FakeKernel::default();
+    kernel.grow_budget = Some(2);
+    let mut h = Heap::new(kernel, HeapConfig { arena: 8 << 20, large_slots: 4 }).unwrap();
+    assert!(h.kernel().grown.is_empty(), "nothing made writable before the first block");
+    let mut blocks = Vec::new();
+    // Two 1 MiB growths hold 32 spans of 64 KiB blocks... of one 32 KiB
+    // class block each here: allocate until the kernel refuses to grow.
+    while let Ok(p) = h.allocate(MAX_SMALL, 8) {
+        fill(p, MAX_SMALL, 0x5a);
+        blocks.push(p);
+    }
+    let grown = &h.kernel().grown;
+    assert_eq!(grown.len(), 2);
+    assert_eq!(grown[0], (h.arena().start, 1 << 20));
+    assert_eq!(grown[1], (h.arena().start + (1 << 20), 1 << 20));
+    assert_eq!(blocks.len() * MAX_SMALL, 2 << 20, "every byte of the grown arena used, none past it");
+    // Freed spans are reused without growing again.
+    h.free(blocks.pop().unwrap()).unwrap();
+    assert!(h.allocate(MAX_SMALL, 8).is_ok());
+    assert!(blocks.iter().all(|&p| all(p, MAX_SMALL, 0x5a)));
+}

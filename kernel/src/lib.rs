@@ -15,6 +15,7 @@ pub mod drivers;
 pub mod files;
 pub mod log;
 pub mod memory;
+pub mod policy;
 pub mod process;
 pub mod swap;
 pub mod testing;
@@ -45,6 +46,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     // Read-only disks may be the file disk; writable ones may be swap.
     let (read_only, writable) = drivers::virtio_blk::probe().into_iter().partition(|d| d.read_only());
     swap::init(writable);
+    policy::commit::init();
     files::init(read_only);
     process::init();
     info!("CPU tables, interrupts and {} Hz timer up", arch::timer::TICK_HZ);

@@ -9,7 +9,7 @@
 
 use bootloader_api::{entry_point, BootInfo};
 use pagekeeper::process::{self, programs};
-use pagekeeper::{arch, files, info, memory, println, swap, vm, BOOTLOADER_CONFIG};
+use pagekeeper::{arch, files, info, memory, policy, println, swap, vm, BOOTLOADER_CONFIG};
 
 entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 
@@ -25,6 +25,7 @@ fn meminfo() {
         None => println!("page cache: no file disk"),
     }
     println!("{}", vm::reclaim::info());
+    println!("{}", policy::commit::info());
 }
 
 fn run_and_report() {

@@ -9,12 +9,12 @@ use super::{running_space, write_output, ExitStatus, Next};
 use crate::arch::trap::TrapFrame;
 use crate::memory::frames;
 use crate::vm::{self, probe, RegionKind, VmError};
-use abi::{Error, MemStats, Syscall, MAP_PRIVATE, MAX_WRITE, PROT_EXEC, PROT_MASK, PROT_WRITE};
+use abi::{Error, MemStats, Syscall, MAP_PRIVATE, MAX_WRITE, NO_RESERVE, PROT_EXEC, PROT_MASK, PROT_WRITE};
 use mm::addr::PAGE_SIZE;
 use mm::files::{FileEntry, FileError, FileId, MAX_NAME};
 use mm::pte::Prot;
 use mm::pte::MAX_FILE_PAGE;
-use mm::vm::USER_END;
+use mm::vm::{Accounting, USER_END};
 
 pub(super) fn handle(frame: &mut TrapFrame) -> Next {
     let (a, b, c, d) = (frame.rdi, frame.rsi, frame.rdx, frame.r10);
@@ -56,6 +56,7 @@ fn error(e: VmError) -> Error {
         VmError::LimitExceeded { .. }
         | VmError::NoSpace { .. }
         | VmError::OutOfMemory
+        | VmError::CommitRefused(_)
         | VmError::RegionLimit { .. }
         | VmError::KernelMemoryLimit { .. } => Error::NoMemory,
         VmError::Corrupt { .. } => Error::NotSupported,
@@ -67,6 +68,8 @@ fn error(e: VmError) -> Error {
             FileError::NoMemory => Error::NoMemory,
         },
         VmError::SharedFileWritable { .. } => Error::ReadOnly,
+        VmError::QuotaExceeded { .. } => Error::QuotaExceeded,
+        VmError::KernelShared { .. } => Error::Protected,
     }
 }
 
@@ -106,12 +109,17 @@ fn prot(bits: u64) -> Result<Prot, Error> {
     Ok(Prot { write: bits & PROT_WRITE != 0, exec: bits & PROT_EXEC != 0, user: true })
 }
 
-fn reserve(len: u64, prot_bits: u64, addr: u64) -> Result<u64, Error> {
-    let prot = prot(prot_bits)?;
+fn reserve(len: u64, flags: u64, addr: u64) -> Result<u64, Error> {
+    let prot = prot(flags & !NO_RESERVE)?;
+    let accounting = if flags & NO_RESERVE != 0 { Accounting::NoReserve } else { Accounting::Normal };
     let anon = RegionKind::Anonymous;
     space_op(|s| {
-        if addr == 0 { s.reserve(len, prot, anon) } else { s.reserve_at(addr, len, prot, anon) }
-            .map(|a| a.as_u64())
+        if addr == 0 {
+            s.reserve_with(len, prot, anon, accounting)
+        } else {
+            s.reserve_at_with(addr, len, prot, anon, accounting)
+        }
+        .map(|a| a.as_u64())
     })
 }
 

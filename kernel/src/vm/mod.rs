@@ -52,6 +52,7 @@ static RETIRED: Mutex<FaultCounters> = Mutex::new(FaultCounters {
     file_errors: 0,
     out_of_memory: 0,
     swap_in_failed: 0,
+    quota_exceeded: 0,
 });
 
 /// What a process's space may take (docs/process.md, "What a process
@@ -59,8 +60,14 @@ static RETIRED: Mutex<FaultCounters> = Mutex::new(FaultCounters {
 /// 16,384 regions (Linux's `vm.max_map_count` is 65,530), and 8 MiB of
 /// kernel memory for its region records and page tables (enough to map
 /// 4 GiB densely).
-pub const PROCESS_LIMITS: Limits =
-    Limits { address_space: 64 << 30, regions: 16_384, kernel_memory: 8 << 20 };
+/// No RAM quota or redline unless the process is started with one.
+pub const PROCESS_LIMITS: Limits = Limits {
+    address_space: 64 << 30,
+    regions: 16_384,
+    kernel_memory: 8 << 20,
+    ram_quota: u64::MAX,
+    redline: u64::MAX,
+};
 
 pub fn init() {
     platform::init();

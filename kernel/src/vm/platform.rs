@@ -7,6 +7,7 @@ use mm::addr::{Pfn, UserAddr};
 use mm::files::{FileError, FileId, FilePage};
 use mm::frame::{FrameBlock, Owner};
 use mm::paging::{ENTRIES, KERNEL_ROOT_ENTRIES};
+use mm::policy::commit::CommitRefused;
 use mm::swap::SwapError;
 use spin::Once;
 
@@ -116,6 +117,14 @@ unsafe impl mm::vm::Platform for KernelPlatform {
 
     fn unmap_file_page(&mut self, frame: Pfn) {
         crate::files::unmap_page(frame);
+    }
+
+    fn charge_commit(&mut self, pages: u64, no_reserve: bool) -> Result<bool, CommitRefused> {
+        crate::policy::commit::charge(pages, no_reserve)
+    }
+
+    fn uncharge_commit(&mut self, pages: u64) {
+        crate::policy::commit::uncharge(pages);
     }
 
     fn copy_page(&mut self, from: Pfn, to: Pfn) {

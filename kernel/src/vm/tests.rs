@@ -21,8 +21,11 @@ fn in_fresh_space(f: impl FnOnce(SpaceId)) {
     assert_eq!(frames::stats().free, free_before, "destroy returned every frame");
 }
 
+/// Reserves without a commit charge (these tests reserve GiBs sparsely,
+/// more than the default overcommit mode would promise at once).
 fn reserve(id: SpaceId, len: u64, prot: Prot, kind: RegionKind) -> u64 {
-    with(id, |s| s.reserve(len, prot, kind)).unwrap().expect("reserve").as_u64()
+    let no_reserve = mm::vm::Accounting::NoReserve;
+    with(id, |s| s.reserve_with(len, prot, kind, no_reserve)).unwrap().expect("reserve").as_u64()
 }
 
 fn read(addr: u64) -> u8 {

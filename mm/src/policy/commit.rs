@@ -145,6 +145,21 @@ impl CommitAccount {
         Ok(())
     }
 
+    /// Promises `pages` for a region reserved with Linux's `MAP_NORESERVE`
+    /// when `no_reserve`: modes 0 and 1 waive the charge (`Ok(false)`),
+    /// mode 2 charges it like any other (`Ok(true)`).
+    pub fn charge_region(
+        &mut self,
+        pages: u64,
+        no_reserve: bool,
+        backing: Backing,
+    ) -> Result<bool, CommitRefused> {
+        if no_reserve && self.policy.mode != OvercommitMode::Never {
+            return Ok(false);
+        }
+        self.charge(pages, backing).map(|()| true)
+    }
+
     /// Gives back `pages` promised earlier.
     pub fn uncharge(&mut self, pages: u64) {
         debug_assert!(pages <= self.committed, "uncharging {pages} of {} committed", self.committed);

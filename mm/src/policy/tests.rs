@@ -36,6 +36,19 @@ fn mode_0_refuses_only_one_request_larger_than_ram_and_swap() {
 }
 
 #[test]
+fn no_reserve_is_waived_except_in_mode_2() {
+    for mode in [OvercommitMode::Heuristic, OvercommitMode::Always] {
+        let mut a = account(mode, 50);
+        assert_eq!(a.charge_region(1 << 40, true, BACKING), Ok(false));
+        assert_eq!(a.committed(), 0);
+    }
+    let mut a = account(OvercommitMode::Never, 50);
+    assert_eq!(a.charge_region(100, true, BACKING), Ok(true));
+    assert_eq!(a.committed(), 100);
+    assert!(a.charge_region(1 << 40, true, BACKING).is_err());
+}
+
+#[test]
 fn mode_1_always_allows_and_still_counts() {
     let mut a = account(OvercommitMode::Always, 50);
     a.charge(u64::MAX / 2, BACKING).unwrap();

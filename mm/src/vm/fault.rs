@@ -65,6 +65,11 @@ pub enum FaultOutcome {
     /// Legal, but the page table it needs would pass the space's
     /// kernel-memory limit.
     KernelMemoryLimit,
+    /// Legal, but the page (or its page table) would pass the space's RAM
+    /// quota.
+    QuotaExceeded {
+        quota: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -80,6 +85,8 @@ pub struct FaultCounters {
     /// No frame, or the kernel-memory limit, stopped a legal fault.
     pub out_of_memory: u64,
     pub swap_in_failed: u64,
+    /// The space's RAM quota stopped a legal fault.
+    pub quota_exceeded: u64,
 }
 
 impl FaultCounters {
@@ -94,6 +101,7 @@ impl FaultCounters {
         self.violations += other.violations;
         self.file_errors += other.file_errors;
         self.out_of_memory += other.out_of_memory;
+        self.quota_exceeded += other.quota_exceeded;
     }
 
     fn count(&mut self, outcome: FaultOutcome) {
@@ -107,6 +115,7 @@ impl FaultCounters {
             FaultOutcome::Violation(_) => &mut self.violations,
             FaultOutcome::File(_) => &mut self.file_errors,
             FaultOutcome::OutOfMemory | FaultOutcome::KernelMemoryLimit => &mut self.out_of_memory,
+            FaultOutcome::QuotaExceeded { .. } => &mut self.quota_exceeded,
         };
         *counter += 1;
     }
@@ -257,7 +266,8 @@ impl FaultOutcome {
             | FaultOutcome::Violation(_)
             | FaultOutcome::File(_)
             | FaultOutcome::OutOfMemory
-            | FaultOutcome::KernelMemoryLimit => false,
+            | FaultOutcome::KernelMemoryLimit
+            | FaultOutcome::QuotaExceeded { .. } => false,
         }
     }
 
@@ -268,6 +278,7 @@ impl FaultOutcome {
             VmError::Corrupt { raw, .. } => FaultOutcome::Violation(Violation::CorruptEntry(raw)),
             VmError::OutOfMemory => FaultOutcome::OutOfMemory,
             VmError::KernelMemoryLimit { .. } => FaultOutcome::KernelMemoryLimit,
+            VmError::QuotaExceeded { quota, .. } => FaultOutcome::QuotaExceeded { quota },
             VmError::SwapIn { error, .. } => FaultOutcome::SwapInFailed(error),
             VmError::File { error, .. } => FaultOutcome::File(error),
             VmError::ZeroLength
@@ -280,6 +291,8 @@ impl FaultOutcome {
             | VmError::LimitExceeded { .. }
             | VmError::NoSpace { .. }
             | VmError::RegionLimit { .. }
+            | VmError::CommitRefused(_)
+            | VmError::KernelShared { .. }
             | VmError::SharedFileWritable { .. } => {
                 unreachable!("fault resolution does not check arguments: {e}")
             }
@@ -302,6 +315,9 @@ impl fmt::Display for FaultOutcome {
             FaultOutcome::OutOfMemory => write!(f, "out of memory"),
             FaultOutcome::KernelMemoryLimit => {
                 write!(f, "the page table it needs would pass the process's kernel-memory limit")
+            }
+            FaultOutcome::QuotaExceeded { quota } => {
+                write!(f, "the page would pass the process's RAM quota of {} KiB", quota / 1024)
             }
         }
     }

@@ -50,6 +50,7 @@ pub use region::{NoRoomForRegions, Region, RegionKind, RegionMap};
 
 use crate::addr::{Pfn, UserAddr, PAGE_SIZE};
 use crate::files::FileError;
+use crate::policy::commit::CommitRefused;
 use crate::pte::{Mapping, PageKind, Prot, PteState};
 use crate::swap::SwapError;
 use core::fmt;
@@ -67,11 +68,27 @@ pub struct Limits {
     /// Kernel memory the space may cause: its region records plus its
     /// page-table frames, in bytes.
     pub kernel_memory: u64,
+    /// RAM quota (shared/seeds/003, Genode): bytes of memory the space may
+    /// hold at once, its own frames (data pages and page tables) plus its
+    /// region records ([`SpaceStats::charged_bytes`]). Past it, an
+    /// allocation is refused with [`VmError::QuotaExceeded`]. Page-cache
+    /// frames it maps are not its own: they are shared and dropped by
+    /// reclaim.
+    pub ram_quota: u64,
+    /// Redline (shared/seeds/001, Ejscript's MPR): a soft limit below the
+    /// quota. Crossing it refuses nothing; [`AddressSpace::poll_redline`]
+    /// reports each crossing once, so the process can be told.
+    pub redline: u64,
 }
 
 impl Limits {
-    pub const UNLIMITED: Limits =
-        Limits { address_space: u64::MAX, regions: usize::MAX, kernel_memory: u64::MAX };
+    pub const UNLIMITED: Limits = Limits {
+        address_space: u64::MAX,
+        regions: usize::MAX,
+        kernel_memory: u64::MAX,
+        ram_quota: u64::MAX,
+        redline: u64::MAX,
+    };
 }
 
 /// Why an operation on an address space was refused. Nothing changed.
@@ -126,11 +143,25 @@ pub enum VmError {
         charged: u64,
         requested: u64,
     },
+    /// The space's RAM quota ([`Limits::ram_quota`]) would be passed.
+    QuotaExceeded {
+        quota: u64,
+        charged: u64,
+        requested: u64,
+    },
+    /// The overcommit policy refused to promise the memory a writable
+    /// private mapping may need (commit accounting).
+    CommitRefused(CommitRefused),
     /// A file page of the range could not be had (past the end of its
     /// file, or the disk failed).
     File {
         addr: u64,
         error: FileError,
+    },
+    /// The range includes a page the kernel shares with the process (the
+    /// pressure page): the process cannot change or give it up.
+    KernelShared {
+        addr: u64,
     },
     /// A shared file mapping cannot be writable (the file disk is
     /// read-only; a private mapping can be).
@@ -147,6 +178,17 @@ pub enum VmError {
         addr: u64,
         raw: u64,
     },
+}
+
+/// Whether a new region's pages are promised memory (commit accounting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accounting {
+    /// Charged when writable and private.
+    Normal,
+    /// Linux's `MAP_NORESERVE`, for sparse reservations: not charged in
+    /// overcommit modes 0 and 1 (the process accepts that touching more
+    /// than memory holds gets it killed); mode 2 charges it anyway.
+    NoReserve,
 }
 
 /// Per-space counters.
@@ -167,6 +209,11 @@ pub struct SpaceStats {
     pub regions: u64,
     /// Kernel heap taken by the region records (their capacity).
     pub region_bytes: u64,
+    /// Pages of its writable private regions, promised by commit
+    /// accounting (its share of `Committed_AS`).
+    pub committed_pages: u64,
+    /// Times it crossed its redline upwards.
+    pub redline_crossings: u64,
     pub faults: FaultCounters,
 }
 
@@ -174,6 +221,12 @@ impl SpaceStats {
     /// Kernel memory this space causes: what [`Limits::kernel_memory`] bounds.
     pub fn kernel_bytes(&self) -> u64 {
         kernel_bytes(self.region_bytes, self.table_frames)
+    }
+
+    /// What the RAM quota bounds: the space's own frames (anonymous data
+    /// pages and page tables; not the page cache's) and its region records.
+    pub fn charged_bytes(&self) -> u64 {
+        (self.resident_pages - self.file_pages) * PAGE_SIZE + self.kernel_bytes()
     }
 }
 
@@ -190,6 +243,9 @@ pub struct AddressSpace<P: Platform> {
     regions: RegionMap,
     limits: Limits,
     stats: SpaceStats,
+    /// Set while the space is at or below its redline: the next crossing
+    /// is reported.
+    redline_armed: bool,
     destroyed: bool,
 }
 
@@ -224,7 +280,8 @@ impl<P: Platform> AddressSpace<P> {
     pub fn new(mut platform: P, limits: Limits) -> Result<Self, VmError> {
         let root = walk::into_entry(platform.alloc_root().ok_or(VmError::OutOfMemory)?);
         let stats = SpaceStats { table_frames: 1, ..SpaceStats::default() };
-        Ok(AddressSpace { platform, root, regions: RegionMap::default(), limits, stats, destroyed: false })
+        let regions = RegionMap::default();
+        Ok(AddressSpace { platform, root, regions, limits, stats, redline_armed: true, destroyed: false })
     }
 
     pub fn limits(&self) -> Limits {
@@ -260,13 +317,7 @@ impl<P: Platform> AddressSpace<P> {
 
     /// Reserves `len` bytes at the lowest free address.
     pub fn reserve(&mut self, len: u64, prot: Prot, kind: RegionKind) -> Result<UserAddr, VmError> {
-        check_user_range(USER_START, len)?;
-        self.check_limit(len)?;
-        let start = self
-            .regions
-            .find_gap(len, UserAddr::new(USER_START)..UserAddr::new(USER_END))
-            .ok_or(VmError::NoSpace { len })?;
-        self.reserve_at(start.as_u64(), len, prot, kind)
+        self.reserve_with(len, prot, kind, Accounting::Normal)
     }
 
     /// Reserves exactly `addr..addr+len`.
@@ -277,6 +328,35 @@ impl<P: Platform> AddressSpace<P> {
         prot: Prot,
         kind: RegionKind,
     ) -> Result<UserAddr, VmError> {
+        self.reserve_at_with(addr, len, prot, kind, Accounting::Normal)
+    }
+
+    /// [`reserve`](Self::reserve) with a choice of commit accounting.
+    pub fn reserve_with(
+        &mut self,
+        len: u64,
+        prot: Prot,
+        kind: RegionKind,
+        accounting: Accounting,
+    ) -> Result<UserAddr, VmError> {
+        check_user_range(USER_START, len)?;
+        self.check_limit(len)?;
+        let start = self
+            .regions
+            .find_gap(len, UserAddr::new(USER_START)..UserAddr::new(USER_END))
+            .ok_or(VmError::NoSpace { len })?;
+        self.reserve_at_with(start.as_u64(), len, prot, kind, accounting)
+    }
+
+    /// [`reserve_at`](Self::reserve_at) with a choice of commit accounting.
+    pub fn reserve_at_with(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: Prot,
+        kind: RegionKind,
+        accounting: Accounting,
+    ) -> Result<UserAddr, VmError> {
         let range = check_user_range(addr, len)?;
         if prot.write && matches!(kind, RegionKind::File { private: false, .. }) {
             return Err(VmError::SharedFileWritable { addr });
@@ -286,9 +366,62 @@ impl<P: Platform> AddressSpace<P> {
         }
         self.check_limit(len)?;
         self.make_region_room(1)?;
-        self.regions.insert(Region { start: range.start, end: range.end, prot, kind });
+        let no_reserve = accounting == Accounting::NoReserve;
+        let mut region =
+            Region { start: range.start, end: range.end, prot, kind, accounted: false, no_reserve };
+        if Region::needs_accounting(prot, kind) {
+            region.accounted = self.charge_commit(region.chargeable_pages(), no_reserve)?;
+        }
+        self.regions.insert(region);
         self.stats.reserved_bytes += len;
         Ok(range.start)
+    }
+
+    /// Charges `pages` to the commit account; false when the policy let a
+    /// no-reserve request go uncharged. Nothing is charged when it refuses.
+    fn charge_commit(&mut self, pages: u64, no_reserve: bool) -> Result<bool, VmError> {
+        if pages == 0 {
+            return Ok(true);
+        }
+        let charged = self.platform.charge_commit(pages, no_reserve).map_err(VmError::CommitRefused)?;
+        if charged {
+            self.stats.committed_pages += pages;
+        }
+        Ok(charged)
+    }
+
+    fn uncharge_commit(&mut self, pages: u64) {
+        if pages > 0 {
+            self.platform.uncharge_commit(pages);
+            self.stats.committed_pages -= pages;
+        }
+    }
+
+    /// Refuses `extra` more bytes of the space's own memory past its RAM
+    /// quota. Called before every frame and region record it allocates.
+    fn check_quota(&self, extra: u64) -> Result<(), VmError> {
+        let charged = self.stats().charged_bytes();
+        if charged.saturating_add(extra) > self.limits.ram_quota {
+            return Err(VmError::QuotaExceeded { quota: self.limits.ram_quota, charged, requested: extra });
+        }
+        Ok(())
+    }
+
+    /// Whether the space crossed its redline upwards since the last call
+    /// that saw it at or below it: true once per crossing (the process is
+    /// told once; it is re-armed when its memory falls back to the
+    /// redline).
+    pub fn poll_redline(&mut self) -> bool {
+        if self.stats().charged_bytes() <= self.limits.redline {
+            self.redline_armed = true;
+            return false;
+        }
+        let crossed = self.redline_armed;
+        if crossed {
+            self.redline_armed = false;
+            self.stats.redline_crossings += 1;
+        }
+        crossed
     }
 
     fn check_limit(&self, len: u64) -> Result<(), VmError> {
@@ -324,16 +457,50 @@ impl<P: Platform> AddressSpace<P> {
         if self.regions.len() + extra > self.limits.regions {
             return Err(VmError::RegionLimit { limit: self.limits.regions });
         }
-        self.check_kernel_memory(self.regions.bytes_after_growth(extra), self.stats.table_frames)?;
+        let growth = self.regions.bytes_after_growth(extra);
+        self.check_kernel_memory(growth, self.stats.table_frames)?;
+        self.check_quota(growth.saturating_sub(self.regions.bytes()))?;
         self.regions.try_reserve(extra).map_err(|NoRoomForRegions| VmError::OutOfMemory)
     }
 
-    /// A reserved range: checked, and every page inside some region.
+    /// A reserved range the process may change: checked, every page
+    /// inside some region, and none of them the kernel's.
     fn reserved_range(&self, addr: u64, len: u64) -> Result<Range<UserAddr>, VmError> {
         let range = check_user_range(addr, len)?;
-        match self.regions.first_gap(&range) {
-            Some(gap) => Err(VmError::NotReserved { addr: gap.as_u64() }),
-            None => Ok(range),
+        if let Some(gap) = self.regions.first_gap(&range) {
+            return Err(VmError::NotReserved { addr: gap.as_u64() });
+        }
+        let kernel_shared = |r: &&Region| r.kind == RegionKind::KernelShared;
+        if let Some(r) = self.regions.overlapping(&range).iter().find(kernel_shared) {
+            return Err(VmError::KernelShared { addr: r.start.as_u64() });
+        }
+        Ok(range)
+    }
+
+    /// Maps the kernel's page `frame` read-only at `addr` for the rest of
+    /// the space's life (a [`RegionKind::KernelShared`] region): not
+    /// counted as the space's memory, never reclaimed, never freed by it.
+    pub fn map_kernel_shared(&mut self, addr: u64, frame: Pfn) -> Result<(), VmError> {
+        self.reserve_at(addr, PAGE_SIZE, Prot::USER_READ, RegionKind::KernelShared)?;
+        let va = UserAddr::new(addr);
+        match self.leaf_or_create(va) {
+            Ok(slot) => {
+                let mapping = Mapping {
+                    frame,
+                    prot: Prot::USER_READ,
+                    kind: PageKind::Other,
+                    pinned: true,
+                    accessed: false,
+                    dirty: false,
+                };
+                self.write(slot, PteState::Present(mapping));
+                Ok(())
+            }
+            Err(e) => {
+                self.regions.remove_inside(&(va..UserAddr::new(addr + PAGE_SIZE)));
+                self.stats.reserved_bytes -= PAGE_SIZE;
+                Err(e)
+            }
         }
     }
 
@@ -416,7 +583,24 @@ impl<P: Platform> AddressSpace<P> {
         }
         self.check_entries(&range)?;
         self.make_region_room(self.regions.splits_needed(&range))?;
+        // Making a private region writable promises memory for its pages
+        // (no-reserve regions are charged apart: the policy may waive them).
+        let newly_accounted = |r: &Region| !r.accounted && Region::needs_accounting(prot, r.kind);
+        let [normal, no_reserve] = [false, true].map(|flag| {
+            let parts = self.regions.overlapping(&range).iter().filter(|r| r.no_reserve == flag);
+            parts.filter(|r| newly_accounted(r)).map(|r| r.clipped(&range).chargeable_pages()).sum::<u64>()
+        });
+        let normal_charged = self.charge_commit(normal, false)?;
+        let no_reserve_charged = match self.charge_commit(no_reserve, true) {
+            Ok(charged) => charged,
+            Err(e) => {
+                self.uncharge_commit(normal);
+                return Err(e);
+            }
+        };
         for region in self.regions.isolate(&range) {
+            let charged = if region.no_reserve { no_reserve_charged } else { normal_charged };
+            region.accounted |= newly_accounted(region) && charged;
             region.prot = prot;
         }
         // A page of the page cache stays read-only in its entry whatever
@@ -466,7 +650,8 @@ impl<P: Platform> AddressSpace<P> {
             }
             Ok(())
         })?;
-        self.regions.isolate(&range);
+        let committed: u64 = self.regions.isolate(&range).iter().map(Region::committed_pages).sum();
+        self.uncharge_commit(committed);
         self.regions.remove_inside(&range);
         self.regions.shrink();
         self.stats.reserved_bytes -= len;
@@ -510,6 +695,13 @@ impl fmt::Display for VmError {
             VmError::RegionLimit { limit } => write!(f, "region limit of {limit} reached"),
             VmError::KernelMemoryLimit { limit, charged, requested } => {
                 write!(f, "kernel-memory limit {limit} bytes: {charged} charged, {requested} more needed")
+            }
+            VmError::QuotaExceeded { quota, charged, requested } => {
+                write!(f, "RAM quota of {quota} bytes: {charged} charged, {requested} more asked")
+            }
+            VmError::CommitRefused(refused) => write!(f, "{refused}"),
+            VmError::KernelShared { addr } => {
+                write!(f, "{addr:#x} is a page the kernel shares read-only with every process")
             }
             VmError::File { addr, error } => write!(f, "file page at {addr:#x}: {error}"),
             VmError::SharedFileWritable { addr } => {

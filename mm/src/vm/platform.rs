@@ -6,6 +6,7 @@
 use crate::addr::{Pfn, UserAddr};
 use crate::files::FileError;
 use crate::frame::FrameBlock;
+use crate::policy::commit::CommitRefused;
 use crate::swap::SwapError;
 
 /// # Safety
@@ -67,6 +68,13 @@ pub unsafe trait Platform {
     /// Copies the page in `from` into `to`, a new frame nobody maps yet
     /// (copy on write).
     fn copy_page(&mut self, from: Pfn, to: Pfn);
+    /// Promises `pages` more pages of memory to this space's writable
+    /// private mappings (commit accounting, `mm::policy::commit`); the
+    /// system's overcommit policy may refuse. For a `no_reserve` region the
+    /// policy may also waive the charge: then `Ok(false)`.
+    fn charge_commit(&mut self, pages: u64, no_reserve: bool) -> Result<bool, CommitRefused>;
+    /// Gives back `pages` promised earlier (their mapping is gone).
+    fn uncharge_commit(&mut self, pages: u64);
     /// Drops any cached translation of the page at `va` (x86: `invlpg`).
     fn flush(&mut self, va: UserAddr);
     /// Drops every cached translation *and* every cached upper-level entry

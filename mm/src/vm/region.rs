@@ -21,6 +21,10 @@ pub enum RegionKind {
     /// the first write to a page gives the space its own anonymous copy
     /// (copy on write).
     File { file: u16, first_page: u64, private: bool },
+    /// One page of the kernel's, mapped read-only into the space when it
+    /// was made (the pressure page): not the space's memory, never
+    /// reclaimed, and no operation of the process may change it.
+    KernelShared,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,9 +33,42 @@ pub struct Region {
     pub end: UserAddr,
     pub prot: Prot,
     pub kind: RegionKind,
+    /// Its pages are counted in the commit charge (`Committed_AS`): set
+    /// when it is made writable and private, and kept until it is released
+    /// even if it is made read-only (its written pages still hold memory),
+    /// as Linux's `VM_ACCOUNT`.
+    pub accounted: bool,
+    /// Reserved with [`Accounting::NoReserve`](super::Accounting): the
+    /// policy may leave it uncharged (Linux's `VM_NORESERVE`).
+    pub no_reserve: bool,
 }
 
 impl Region {
+    /// Whether a region of `kind` with `prot` is charged to the commit
+    /// account: writable and private (a shared file mapping is never
+    /// writable; a private one's written pages become anonymous copies).
+    pub fn needs_accounting(prot: Prot, kind: RegionKind) -> bool {
+        prot.write && !matches!(kind, RegionKind::File { private: false, .. })
+    }
+
+    /// Pages of it that may ever need memory of their own (guard pages
+    /// never do).
+    pub fn chargeable_pages(&self) -> u64 {
+        match self.kind {
+            RegionKind::Stack { guard_pages } => self.pages().saturating_sub(guard_pages),
+            RegionKind::Anonymous | RegionKind::File { .. } | RegionKind::KernelShared => self.pages(),
+        }
+    }
+
+    /// Pages it has in the commit charge.
+    pub fn committed_pages(&self) -> u64 {
+        if self.accounted {
+            self.chargeable_pages()
+        } else {
+            0
+        }
+    }
+
     pub fn pages(&self) -> u64 {
         (self.end.as_u64() - self.start.as_u64()) / PAGE_SIZE
     }
@@ -61,7 +98,23 @@ impl Region {
             RegionKind::File { file, first_page, .. } => {
                 PteState::File { file, page: first_page + page, prot: self.prot }
             }
+            // Mapped for the space's whole life; never absent in practice,
+            // and nothing to bring in if it were.
+            RegionKind::KernelShared => PteState::Guard,
         }
+    }
+
+    /// The part of it inside `range` (which must overlap it), with each
+    /// page's meaning kept.
+    pub fn clipped(&self, range: &Range<UserAddr>) -> Region {
+        let mut part = *self;
+        if part.start < range.start {
+            part = part.split(range.start).1;
+        }
+        if part.end > range.end {
+            part = part.split(range.end).0;
+        }
+        part
     }
 
     /// Splits at page-aligned `at` (strictly inside) into (below, above),
@@ -78,6 +131,7 @@ impl Region {
                 RegionKind::File { file, first_page, private },
                 RegionKind::File { file, first_page: first_page + below_pages, private },
             ),
+            RegionKind::KernelShared => (RegionKind::KernelShared, RegionKind::KernelShared),
         };
         (Region { end: at, kind: low_kind, ..self }, Region { start: at, kind: high_kind, ..self })
     }
@@ -90,6 +144,7 @@ impl fmt::Display for Region {
             RegionKind::Stack { .. } => "stack",
             RegionKind::File { private: false, .. } => "file (shared)",
             RegionKind::File { private: true, .. } => "file (private)",
+            RegionKind::KernelShared => "kernel-shared",
         };
         write!(f, "{}..{} {} {kind}", self.start, self.end, self.prot)
     }

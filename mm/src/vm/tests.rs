@@ -44,6 +44,10 @@ struct FakeMachine {
     rmap: HashMap<Pfn, UserAddr>,
     /// Files and their page cache, shared by the spaces of one test.
     files: Rc<RefCell<FakeFiles>>,
+    /// Commit accounting: pages charged, and the most that may be (strict
+    /// overcommit) when set.
+    committed: u64,
+    commit_limit: Option<u64>,
 }
 
 /// Files of `pages[file]` pages each, whose page p holds the word
@@ -187,6 +191,31 @@ unsafe impl Platform for FakeMachine {
         let key = files.by_frame[&frame];
         let entry = files.cache.get_mut(&key).expect("a cached page");
         entry.1 = entry.1.checked_sub(1).expect("unmap of a page with no mapping");
+    }
+
+    fn charge_commit(
+        &mut self,
+        pages: u64,
+        no_reserve: bool,
+    ) -> Result<bool, crate::policy::commit::CommitRefused> {
+        if no_reserve && self.commit_limit.is_none() {
+            return Ok(false);
+        }
+        if let Some(limit) = self.commit_limit.filter(|&l| self.committed + pages > l) {
+            let mode = crate::policy::commit::OvercommitMode::Never;
+            return Err(crate::policy::commit::CommitRefused {
+                mode,
+                requested: pages,
+                committed: self.committed,
+                limit,
+            });
+        }
+        self.committed += pages;
+        Ok(true)
+    }
+
+    fn uncharge_commit(&mut self, pages: u64) {
+        self.committed = self.committed.checked_sub(pages).expect("uncharged more than was charged");
     }
 
     fn copy_page(&mut self, from: Pfn, to: Pfn) {
@@ -1026,3 +1055,5 @@ fn stale_pinned_and_foreign_frames_are_skipped() {
     assert_eq!(s.age_or_evict(va, frame), crate::reclaim::Verdict::Skipped, "pinned pages stay");
     done(s);
 }
+
+mod policy;

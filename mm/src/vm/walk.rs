@@ -4,7 +4,7 @@
 //! what an entry *means* is the PTE codec's (`crate::pte`).
 
 use super::{AddressSpace, Platform, VmError};
-use crate::addr::{Pfn, UserAddr};
+use crate::addr::{Pfn, UserAddr, PAGE_SIZE};
 use crate::frame::{FrameBlock, Owner};
 use crate::paging::{entry_span, ENTRIES, LEVELS, USER_ROOT_ENTRIES};
 use crate::pte::{self, CorruptPte, Mapping, PageKind, Prot, PteState};
@@ -125,6 +125,7 @@ impl<P: Platform> AddressSpace<P> {
         }
         self.platform.free_table(table_block(self.root));
         self.stats.table_frames -= 1;
+        self.uncharge_commit(self.stats.committed_pages);
         self.destroyed = true;
     }
 
@@ -181,6 +182,7 @@ impl<P: Platform> AddressSpace<P> {
                 Ok(Some(next)) => next,
                 Ok(None) => {
                     self.check_kernel_memory(self.regions.bytes(), self.stats.table_frames + 1)?;
+                    self.check_quota(PAGE_SIZE)?;
                     let next = into_entry(self.platform.alloc_table().ok_or(VmError::OutOfMemory)?);
                     self.stats.table_frames += 1;
                     self.platform.write_entry(table, index, pte::table::encode(next));
@@ -216,6 +218,7 @@ impl<P: Platform> AddressSpace<P> {
         fill: Option<&mut PageFill<'_, P>>,
     ) -> Result<(), VmError> {
         let slot = self.leaf_or_create(va)?;
+        self.check_quota(PAGE_SIZE)?;
         let block = self.platform.alloc_page(va, fill.is_none()).ok_or(VmError::OutOfMemory)?;
         if let Some(fill) = fill {
             if let Err(e) = fill(&mut self.platform, block.start()) {
@@ -249,7 +252,8 @@ impl<P: Platform> AddressSpace<P> {
                 self.platform.unmap_file_page(mapping.frame);
                 self.stats.file_pages -= 1;
             }
-            PageKind::Other => {}
+            // The kernel's page (map_kernel_shared): never counted.
+            PageKind::Other => return,
         }
         self.stats.resident_pages -= 1;
     }

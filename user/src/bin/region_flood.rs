@@ -9,7 +9,7 @@
 
 extern crate alloc;
 
-use abi::{Error, PROT_WRITE};
+use abi::{Error, NO_RESERVE, PROT_WRITE};
 use alloc::vec;
 use pkrt::{println, sys};
 
@@ -30,7 +30,7 @@ fn main(exhaust_first: u64) -> i32 {
     let mut hog = (0, 0);
     if exhaust_first == 1 {
         let len = 1 << 30;
-        let start = sys::reserve(len, PROT_WRITE).expect("reserve 1 GiB");
+        let start = sys::reserve(len, PROT_WRITE | NO_RESERVE).expect("reserve 1 GiB");
         let mut committed = 0;
         while committed < len && sys::commit(start + committed, 64 * PAGE).is_ok() {
             committed += 64 * PAGE;

@@ -6,14 +6,14 @@
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-use abi::PROT_WRITE;
+use abi::{NO_RESERVE, PROT_WRITE};
 use pkrt::{println, sys};
 
 const GIB: u64 = 1 << 30;
 
 fn main() -> i32 {
     let len = 63 * GIB;
-    let Ok(start) = sys::reserve(len, PROT_WRITE) else { return 1 };
+    let Ok(start) = sys::reserve(len, PROT_WRITE | NO_RESERVE) else { return 1 };
     for i in 0..4u64 {
         let at = (start + i * 20 * GIB) as *mut u64;
         // SAFETY: inside the range just reserved, writable.

@@ -17,7 +17,7 @@
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-use abi::PROT_WRITE;
+use abi::{NO_RESERVE, PROT_WRITE};
 use pkrt::{println, sys};
 
 const MIB: u64 = 1 << 20;
@@ -128,7 +128,7 @@ fn main(arg: u64) -> i32 {
     let len = (arg & 0xffff) * MIB;
     let mode = (arg >> 16) & 0xff;
     let seed = arg >> 32;
-    let base = sys::reserve(len.max(PAGE), PROT_WRITE).expect("reserve");
+    let base = sys::reserve(len.max(PAGE), PROT_WRITE | NO_RESERVE).expect("reserve");
     match mode {
         0 => pattern(base, len, seed),
         1 => hot_and_cold(base, len, seed),
