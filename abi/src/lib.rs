@@ -52,14 +52,44 @@ pub enum Syscall {
     /// may run past the end of the file; touching a page wholly past it
     /// kills the process (a bus error). `release` unmaps.
     Map = 11,
+    /// on_event(kind, handler): runs `handler(kind, info)` on the next
+    /// return to user mode after an event of `kind` ([`EVENT_REDLINE`]: the
+    /// process crossed its redline, info = bytes charged; [`EVENT_PRESSURE`]:
+    /// the pressure level changed, info = the new level). The handler runs
+    /// on the interrupted stack (below its red zone) and must end with
+    /// `event_return`; events that arrive meanwhile wait for it. Handler 0
+    /// unregisters. Returns 0.
+    OnEvent = 12,
+    /// event_return(): back to where the handler interrupted, every
+    /// register as it was. Invalid outside a handler.
+    EventReturn = 13,
+    /// set_oom_score_adj(adj): -1000..=1000; a process may raise its own
+    /// but not lower it below what it was started with (NotPermitted).
+    SetOomScoreAdj = 14,
 }
 
 impl Syscall {
     pub fn from_number(n: u64) -> Option<Syscall> {
         use Syscall::*;
-        [Exit, Write, Reserve, Commit, Decommit, Release, Protect, Yield, MemStats, Open, FileSize, Map]
-            .into_iter()
-            .find(|s| *s as u64 == n)
+        [
+            Exit,
+            Write,
+            Reserve,
+            Commit,
+            Decommit,
+            Release,
+            Protect,
+            Yield,
+            MemStats,
+            Open,
+            FileSize,
+            Map,
+            OnEvent,
+            EventReturn,
+            SetOomScoreAdj,
+        ]
+        .into_iter()
+        .find(|s| *s as u64 == n)
     }
 }
 
@@ -75,6 +105,10 @@ pub const MAP_PRIVATE: u64 = 1 << 8;
 /// `Committed_AS`, so touching more than memory holds can end in an
 /// out-of-memory kill; mode 2 charges it anyway.
 pub const NO_RESERVE: u64 = 1 << 9;
+
+/// on_event() kinds.
+pub const EVENT_REDLINE: u64 = 1;
+pub const EVENT_PRESSURE: u64 = 2;
 
 /// Error codes, returned negated in `rax`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,10 +142,12 @@ pub enum Error {
     /// The range includes the page the kernel shares with every process
     /// (the pressure page), which no process may change or give up.
     Protected = 13,
+    /// The process may not do that (lower its oom_score_adj below its start).
+    NotPermitted = 14,
 }
 
 impl Error {
-    pub const ALL: [Error; 13] = [
+    pub const ALL: [Error; 14] = [
         Error::NoSuchCall,
         Error::Invalid,
         Error::BadAddress,
@@ -125,6 +161,7 @@ impl Error {
         Error::ReadOnly,
         Error::QuotaExceeded,
         Error::Protected,
+        Error::NotPermitted,
     ];
 
     /// The value a failed call returns.
@@ -159,6 +196,13 @@ pub struct MemStats {
     /// Of the resident pages, those that are page-cache frames (mapped
     /// files, program text), shared with other mappings of the same page.
     pub file_pages: u64,
+    /// What the RAM quota counts: own frames and kernel records, in bytes.
+    pub charged_bytes: u64,
+    /// The RAM quota and the redline, in bytes (`u64::MAX`: none).
+    pub ram_quota: u64,
+    pub redline: u64,
+    /// Pages of this process promised by commit accounting.
+    pub committed_pages: u64,
 }
 
 impl MemStats {
@@ -175,6 +219,10 @@ impl MemStats {
             self.swapped_pages,
             self.swap_in_faults,
             self.file_pages,
+            self.charged_bytes,
+            self.ram_quota,
+            self.redline,
+            self.committed_pages,
         ];
         let mut bytes = [0; Self::SIZE];
         for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
@@ -184,7 +232,7 @@ impl MemStats {
     }
 }
 
-const _: () = assert!(MemStats::SIZE == 8 * 8, "to_bytes lists every field");
+const _: () = assert!(MemStats::SIZE == 12 * 8, "to_bytes lists every field");
 
 /// Most bytes one write() call takes.
 pub const MAX_WRITE: u64 = 4096;
@@ -195,10 +243,10 @@ mod tests {
 
     #[test]
     fn numbers_and_errors_round_trip() {
-        for n in 0..12 {
+        for n in 0..15 {
             assert_eq!(Syscall::from_number(n).map(|s| s as u64), Some(n));
         }
-        assert_eq!(Syscall::from_number(12), None);
+        assert_eq!(Syscall::from_number(15), None);
         for e in Error::ALL {
             assert_eq!(Error::from_return(e.to_return()), Err(e));
         }
@@ -216,6 +264,10 @@ mod tests {
             swapped_pages: 6,
             swap_in_faults: 7,
             file_pages: 8,
+            charged_bytes: 9,
+            ram_quota: 10,
+            redline: 11,
+            committed_pages: 12,
         };
         let bytes = s.to_bytes();
         for (i, chunk) in bytes.chunks_exact(8).enumerate() {
@@ -312,4 +364,34 @@ pub mod pattern {
             }
         }
     }
+}
+
+/// The pressure page (shared/seeds/002's low-memory notification): one
+/// page the kernel maps read-only at [`PRESSURE_PAGE`](pressure::PRESSURE_PAGE)
+/// in every process and keeps current, so a process reads how short
+/// memory is with a load, no system call. Words (u64, little endian) at
+/// the indices below; `on_event(EVENT_PRESSURE, ..)` also tells a
+/// process when the level changes.
+pub mod pressure {
+    /// Its address: the last page of the user half.
+    pub const PRESSURE_PAGE: u64 = 0x0000_7fff_ffff_f000;
+
+    /// 0 normal, 1 low (reclaim running), 2 medium (page cache spent,
+    /// swapping), 3 critical (nothing left to reclaim: OOM kills near).
+    pub const LEVEL: usize = 0;
+    /// Bumped on every level change.
+    pub const GENERATION: usize = 1;
+    pub const FREE_FRAMES: usize = 2;
+    /// Free frames plus the clean page cache (Linux's MemAvailable).
+    pub const AVAILABLE_FRAMES: usize = 3;
+    pub const TOTAL_FRAMES: usize = 4;
+    pub const SWAP_FREE: usize = 5;
+    /// Committed_AS and CommitLimit, in pages.
+    pub const COMMITTED: usize = 6;
+    pub const COMMIT_LIMIT: usize = 7;
+    /// Times the kernel rewrote the page.
+    pub const UPDATES: usize = 8;
+    pub const WORDS: usize = 9;
+
+    pub const LEVEL_NAMES: [&str; 4] = ["normal", "low", "medium", "critical"];
 }

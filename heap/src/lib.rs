@@ -543,24 +543,35 @@ impl<K: Kernel> Heap<K> {
     /// be clean already. When `hand_back` returns true the pages read as zero
     /// afterwards and are marked clean. Returns the bytes handed back.
     pub fn scavenge(&mut self, min_len: usize, mut hand_back: impl FnMut(usize, usize) -> bool) -> usize {
-        self.scavenge_with(min_len, |_, addr, len| hand_back(addr, len))
+        self.scavenge_with(min_len, usize::MAX, |_, addr, len| hand_back(addr, len))
     }
 
     /// [`Self::scavenge`] with the default callback: [`Kernel::decommit`].
     pub fn scavenge_to_kernel(&mut self, min_len: usize) -> usize {
-        self.scavenge_with(min_len, |kernel, addr, len| {
+        self.scavenge_some(min_len, usize::MAX)
+    }
+
+    /// Like [`Self::scavenge_to_kernel`], but hands back at most
+    /// `max_bytes` (rounded down to pages; the rest of a longer run waits
+    /// for the next call): one bounded step of a paced background
+    /// scavenger.
+    pub fn scavenge_some(&mut self, min_len: usize, max_bytes: usize) -> usize {
+        self.scavenge_with(min_len, max_bytes, |kernel, addr, len| {
             kernel.decommit(addr, len);
             true
         })
     }
 
-    /// One pass over the spans in use; `hand_back` also gets the kernel.
+    /// One pass over the spans in use, until `max_bytes` are handed back;
+    /// `hand_back` also gets the kernel.
     fn scavenge_with(
         &mut self,
         min_len: usize,
+        max_bytes: usize,
         mut hand_back: impl FnMut(&mut K, usize, usize) -> bool,
     ) -> usize {
         let min_len = round_up(min_len.max(PAGE), PAGE);
+        let max_pages = max_bytes / PAGE;
         let mut total = 0;
         let mut run: Option<(usize, usize)> = None; // (first page, pages), pages counted from the arena start
         let pages = self.bump * PAGES_PER_SPAN;
@@ -570,12 +581,18 @@ impl<K: Kernel> Heap<K> {
                 (Some((_, n)), true) => *n += 1,
                 (None, true) => run = Some((page, 1)),
                 (Some((first, n)), false) => {
-                    let (first, n) = (*first, *n);
+                    let (first, whole) = (*first, *n);
                     run = None;
-                    if n * PAGE >= min_len && hand_back(&mut self.kernel, self.arena + first * PAGE, n * PAGE)
+                    let n = whole.min(max_pages - total / PAGE);
+                    if whole * PAGE >= min_len
+                        && n > 0
+                        && hand_back(&mut self.kernel, self.arena + first * PAGE, n * PAGE)
                     {
                         self.mark_clean(first, n);
                         total += n * PAGE;
+                    }
+                    if total / PAGE == max_pages {
+                        break;
                     }
                 }
                 (None, false) => {}

@@ -287,3 +287,27 @@ fn the_arena_grows_a_mib_at_a_time_and_a_refused_growth_is_a_failed_allocation()
     assert!(h.allocate(MAX_SMALL, 8).is_ok());
     assert!(blocks.iter().all(|&p| all(p, MAX_SMALL, 0x5a)));
 }
+
+#[test]
+fn a_bounded_scavenge_step_hands_back_at_most_its_budget_and_the_next_goes_on() {
+    let mut h = heap();
+    let blocks: Vec<_> = (0..64).map(|_| h.allocate(MAX_SMALL, 8).unwrap()).collect();
+    for &p in &blocks {
+        fill(p, MAX_SMALL, 1);
+    }
+    for p in blocks {
+        h.free(p).unwrap();
+    }
+    let step = 64 * 1024 + 100;
+    let mut steps = Vec::new();
+    loop {
+        let bytes = h.scavenge_some(PAGE, step);
+        if bytes == 0 {
+            break;
+        }
+        steps.push(bytes);
+    }
+    assert!(steps.iter().all(|&b| b <= 64 * 1024), "{steps:?}");
+    assert_eq!(steps.iter().sum::<usize>(), 64 * MAX_SMALL, "every freed page handed back once, in steps");
+    assert_eq!(h.scavenge_to_kernel(PAGE), 0, "nothing left");
+}

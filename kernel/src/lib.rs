@@ -48,6 +48,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     swap::init(writable);
     policy::commit::init();
     files::init(read_only);
+    policy::pressure::init();
     process::init();
     info!("CPU tables, interrupts and {} Hz timer up", arch::timer::TICK_HZ);
     info!("kernel image at {:#x}", boot.kernel_image_offset);

@@ -13,7 +13,6 @@ use mm::frame::Owner;
 use pagekeeper::memory::frames;
 use pagekeeper::process::{programs, run_until_idle, ExitStatus, Finished};
 use pagekeeper::testing::{assert_exited_ok, run_tests_with, RunnerConfig, Testable};
-use pagekeeper::vm::FaultOutcome;
 use pagekeeper::{println, swap, BOOTLOADER_CONFIG};
 
 entry_point!(main, config = &BOOTLOADER_CONFIG);
@@ -65,12 +64,14 @@ fn decommit_release_and_exit_give_every_slot_back() {
     assert_exited_ok(&run(&[("swap_pattern", arg(96, EXIT_IN_SWAP, 6))]));
 }
 
-fn out_of_memory_kill(done: &[Finished], reason: &str) {
+/// The hog, the biggest process by far, was the OOM killer's choice when
+/// its own fault found no memory.
+fn out_of_memory_kill(done: &[Finished]) {
     let hog = done.iter().find(|f| f.name == "swap_pattern").expect("the hog ran");
     match hog.status {
-        ExitStatus::KilledByFault(report) => {
-            assert_eq!(report.outcome, FaultOutcome::OutOfMemory, "{report}");
-            assert_eq!(report.out_of_memory_reason, Some(reason), "{report}");
+        ExitStatus::KilledByOom(kill) => {
+            assert_eq!(kill.trigger, hog.pid, "it asked for the page itself");
+            assert!(kill.score > kill.next_score, "{kill}");
         }
         other => panic!("the hog was not killed out of memory: {other}"),
     }
@@ -78,7 +79,7 @@ fn out_of_memory_kill(done: &[Finished], reason: &str) {
 
 fn when_swap_is_full_the_hog_is_killed_and_the_others_go_on() {
     let done = run(&[("swap_pattern", arg(400, PATTERN, 7)), ("hello", 0), ("alloc_demo", 0)]);
-    out_of_memory_kill(&done, "swap full");
+    out_of_memory_kill(&done);
     for f in done.iter().filter(|f| f.name != "swap_pattern") {
         assert_eq!(f.status, ExitStatus::Exited(0), "{}: {}", f.name, f.status);
     }
@@ -86,7 +87,7 @@ fn when_swap_is_full_the_hog_is_killed_and_the_others_go_on() {
 
 fn without_swap_a_process_bigger_than_ram_is_killed_out_of_memory() {
     let done = run(&[("swap_pattern", arg(160, PATTERN, 1)), ("hello", 0)]);
-    out_of_memory_kill(&done, "no swap device");
+    out_of_memory_kill(&done);
 }
 
 fn main(boot_info: &'static mut BootInfo) -> ! {

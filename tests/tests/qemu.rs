@@ -76,8 +76,28 @@ fn swap_suite_passes_at_64_mib_with_256_mib_of_swap() {
     assert_eq!(summary.passed, 5, "{}", outcome.serial);
     let console = &outcome.serial;
     assert!(console.contains("swap on disk 0: 255 MiB (65535 slots)"), "{console}");
-    assert!(console.contains("out of memory: swap full"), "{console}");
+    assert!(console.contains("no memory is left (swap full)"), "{console}");
     for line in console.lines().filter(|l| l.contains("swap_pattern: hot set")) {
+        println!("{line}");
+    }
+}
+
+/// Memory policy at 64 MiB without swap: overcommit boundaries, quota,
+/// redline, pressure page, background scavenger, OOM storm.
+#[test]
+fn policy_suite_passes_at_64_mib() {
+    let mut config = config(Kernel::Named("policy"));
+    config.memory_mib = 64;
+    config.timeout = Some(Duration::from_secs(600));
+    let outcome = boot(&config);
+    let summary = expect_suite_passed("qemu-policy", &outcome);
+    assert_eq!(summary.passed, 8, "{}", outcome.serial);
+    let console = &outcome.serial;
+    assert!(console.contains("oom: killed process"), "the storm's report: {console}");
+    for line in console
+        .lines()
+        .filter(|l| l.contains("policy_check:") || l.starts_with("oom") || l.contains("  oom:"))
+    {
         println!("{line}");
     }
 }
@@ -91,7 +111,7 @@ fn without_swap_a_process_bigger_than_ram_is_killed() {
     let outcome = boot(&config);
     let summary = expect_suite_passed("qemu-no-swap", &outcome);
     assert_eq!(summary.passed, 1, "{}", outcome.serial);
-    assert!(outcome.serial.contains("out of memory: no swap device"), "{}", outcome.serial);
+    assert!(outcome.serial.contains("no memory is left (no swap device)"), "{}", outcome.serial);
 }
 
 /// Files at 64 MiB without swap, from the standard file disk: a 32 MiB

@@ -1,12 +1,21 @@
 //! The process's global allocator: Pagekeeper's heap (the `heap` crate) on
-//! three system calls. A double free or a foreign pointer is reported and
+//! a few system calls. A double free or a foreign pointer is reported and
 //! ends the process with [`HEAP_ERROR_EXIT`].
+//!
+//! It also runs the **background scavenger** (shared/seeds/002; Go's
+//! runtime scavenger as the anchor): while the pressure page says memory
+//! is short (level low or worse), free heap pages go back to the kernel
+//! without the program calling [`scavenge`], in bounded steps taken on
+//! `free` and on pressure notifications, paced like Go's so that its time
+//! stays within [`SCAVENGER_BUDGET_PERCENT`] of the time elapsed since it
+//! started: a step runs only while `spent ≤ budget × elapsed`.
 
 use crate::sys;
 use abi::PROT_WRITE;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use heap::{Heap, HeapConfig, Kernel};
 
 /// Exit code of a process whose heap refused a free.
@@ -50,16 +59,97 @@ unsafe impl Sync for ProcessHeap {}
 #[global_allocator]
 static HEAP: ProcessHeap = ProcessHeap(UnsafeCell::new(None));
 
-/// Runs `f` on the process heap, creating it on first use.
+/// Set while a heap operation runs: an event handler arriving then must
+/// wait (see `events`).
+static IN_USE: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn in_use() -> bool {
+    IN_USE.load(Ordering::Relaxed)
+}
+
+/// Runs `f` on the process heap, creating it on first use. Event handlers
+/// that arrived meanwhile run when it is done.
 pub fn with_heap<R>(f: impl FnOnce(&mut Heap<SysKernel>) -> R) -> R {
-    // SAFETY: single-threaded (see ProcessHeap), and no caller re-enters
-    // with_heap from inside `f`.
+    assert!(!IN_USE.swap(true, Ordering::Relaxed), "heap re-entered (from an event handler?)");
+    // SAFETY: single-threaded (see ProcessHeap), and IN_USE (checked above)
+    // keeps anyone, event handlers included, from re-entering meanwhile.
     let slot = unsafe { &mut *HEAP.0.get() };
     let heap = slot.get_or_insert_with(|| {
         let config = HeapConfig { arena: 64 << 20, large_slots: 1024 };
+        // The background scavenger hears of pressure even when idle.
+        let _ = crate::events::listen_to_pressure();
         Heap::new(SysKernel, config).expect("address space for the heap")
     });
-    f(heap)
+    let result = f(heap);
+    IN_USE.store(false, Ordering::Relaxed);
+    crate::events::run_pending();
+    result
+}
+
+/// Most time the background scavenger takes, as a share of the time since
+/// it first ran (Go's runtime aims at about 1 % of one CPU).
+pub const SCAVENGER_BUDGET_PERCENT: u64 = 1;
+/// Most bytes one step hands back (64 pages): a step stays short.
+const STEP_BYTES: usize = 64 * heap::PAGE;
+
+static STARTED: AtomicU64 = AtomicU64::new(0);
+static SPENT: AtomicU64 = AtomicU64::new(0);
+static STEPS: AtomicU64 = AtomicU64::new(0);
+static RETURNED: AtomicU64 = AtomicU64::new(0);
+
+/// What the background scavenger did: its cost against the budget.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScavengerStats {
+    pub steps: u64,
+    pub bytes_returned: u64,
+    /// TSC cycles spent in steps, and elapsed since the first.
+    pub spent_cycles: u64,
+    pub elapsed_cycles: u64,
+}
+
+pub fn scavenger_stats() -> ScavengerStats {
+    let started = STARTED.load(Ordering::Relaxed);
+    ScavengerStats {
+        steps: STEPS.load(Ordering::Relaxed),
+        bytes_returned: RETURNED.load(Ordering::Relaxed),
+        spent_cycles: SPENT.load(Ordering::Relaxed),
+        elapsed_cycles: if started == 0 { 0 } else { tsc() - started },
+    }
+}
+
+fn tsc() -> u64 {
+    // SAFETY: rdtsc only reads the time-stamp counter (allowed in ring 3:
+    // the kernel leaves CR4.TSD clear).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// One paced step when memory is short: hands back up to [`STEP_BYTES`]
+/// of free pages if the time spent so far is within budget.
+fn background_step(heap: &mut Heap<SysKernel>) {
+    if crate::pressure::level() == 0 {
+        return;
+    }
+    let now = tsc();
+    let started = match STARTED.load(Ordering::Relaxed) {
+        0 => {
+            STARTED.store(now, Ordering::Relaxed);
+            now
+        }
+        t => t,
+    };
+    let budget = (now - started) / 100 * SCAVENGER_BUDGET_PERCENT;
+    if STEPS.load(Ordering::Relaxed) > 0 && SPENT.load(Ordering::Relaxed) > budget {
+        return;
+    }
+    let bytes = heap.scavenge_some(heap::PAGE, STEP_BYTES);
+    SPENT.fetch_add(tsc() - now, Ordering::Relaxed);
+    STEPS.fetch_add(1, Ordering::Relaxed);
+    RETURNED.fetch_add(bytes as u64, Ordering::Relaxed);
+}
+
+/// The pressure level changed (from `events`, at a safe point).
+pub(crate) fn on_pressure() {
+    with_heap(background_step);
 }
 
 /// Hands free heap pages back to the kernel; returns the bytes.
@@ -87,7 +177,12 @@ unsafe impl GlobalAlloc for ProcessHeap {
 
     unsafe fn dealloc(&self, ptr: *mut u8, _: Layout) {
         let Some(ptr) = NonNull::new(ptr) else { return };
-        if let Err(e) = with_heap(|h| h.free(ptr)) {
+        let freed = with_heap(|h| {
+            let freed = h.free(ptr);
+            background_step(h);
+            freed
+        });
+        if let Err(e) = freed {
             refused(e);
         }
     }

@@ -8,7 +8,9 @@
 
 extern crate alloc;
 
+pub mod events;
 pub mod heap;
+pub mod pressure;
 pub mod sys;
 
 pub use abi;

@@ -80,3 +80,19 @@ pub fn file_size(file: u64) -> Result<u64, Error> {
 pub fn map(file: u64, offset: u64, len: u64, flags: u64) -> Result<u64, Error> {
     call4(Syscall::Map, file, offset, len, flags)
 }
+
+/// Runs `handler(kind, info)` on the next return to user mode after an
+/// event of `kind` (see `abi::Syscall::OnEvent`; `pkrt::events` wraps it).
+pub fn on_event(kind: u64, handler: u64) -> Result<u64, Error> {
+    call(Syscall::OnEvent, kind, handler, 0)
+}
+
+/// Ends an event handler: back to what it interrupted.
+pub fn event_return() -> ! {
+    let _ = call(Syscall::EventReturn, 0, 0, 0);
+    unreachable!("event_return outside a handler")
+}
+
+pub fn set_oom_score_adj(adj: i16) -> Result<u64, Error> {
+    call(Syscall::SetOomScoreAdj, adj as i64 as u64, 0, 0)
+}

@@ -28,7 +28,9 @@ pub fn round(seeds: &[u64]) -> Result<RoundStats, alloc::boxed::Box<Finished>> {
         info!("fuzz process {}: {}", finished.pid, finished.status);
         match finished.status {
             ExitStatus::Exited(0) => stats.exited += 1,
-            ExitStatus::KilledByFault(_) | ExitStatus::KilledByException { .. } => stats.killed += 1,
+            ExitStatus::KilledByFault(_)
+            | ExitStatus::KilledByException { .. }
+            | ExitStatus::KilledByOom(_) => stats.killed += 1,
             ExitStatus::Exited(_) => return Err(alloc::boxed::Box::new(finished)),
         }
     }

@@ -20,7 +20,9 @@
 //! every frame it held goes back, and the others keep running.
 
 mod elf;
+mod events;
 pub mod fuzz;
+pub mod oom;
 mod output;
 pub mod programs;
 mod syscall;
@@ -28,6 +30,7 @@ mod syscall;
 mod tests;
 
 pub use elf::ElfError;
+pub use oom::OomKill;
 
 use crate::arch::context::{self, JumpBuf};
 use crate::arch::fpu::FpuState;
@@ -66,6 +69,8 @@ pub enum ExitStatus {
         rip: u64,
         error_code: u64,
     },
+    /// Chosen by the OOM killer when some process's fault found no memory.
+    KilledByOom(OomKill),
 }
 
 impl fmt::Display for ExitStatus {
@@ -80,6 +85,7 @@ impl fmt::Display for ExitStatus {
                     exception_name(*vector)
                 )
             }
+            ExitStatus::KilledByOom(kill) => write!(f, "{kill}"),
         }
     }
 }
@@ -103,6 +109,11 @@ struct Process {
     output: output::LineBuffer,
     /// Timer tick at which the running process's time slice ends.
     slice_end: u64,
+    /// Linux's oom_score_adj (-1000..=1000), and the least it may set
+    /// itself (what it was started with).
+    oom_score_adj: i16,
+    oom_score_adj_floor: i16,
+    events: events::Events,
 }
 
 #[derive(Default)]
@@ -144,6 +155,38 @@ pub enum SpawnError {
     Memory(VmError),
     /// The program's file could not be read.
     File(FileError),
+    /// oom_score_adj outside -1000..=1000, or a redline above the quota.
+    BadOptions,
+}
+
+/// How a process starts: its RAM quota and redline (shared/seeds/003 and
+/// 001; `vm::Limits`), and its oom_score_adj.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpawnOptions {
+    /// Bytes of memory it may hold (its frames and kernel records).
+    pub ram_quota: Option<u64>,
+    /// Bytes past which its redline handler runs (below the quota).
+    pub redline: Option<u64>,
+    pub oom_score_adj: i16,
+}
+
+impl SpawnOptions {
+    pub const DEFAULT: SpawnOptions = SpawnOptions { ram_quota: None, redline: None, oom_score_adj: 0 };
+
+    fn limits(&self) -> Result<vm::Limits, SpawnError> {
+        let (quota, redline) = (self.ram_quota.unwrap_or(u64::MAX), self.redline.unwrap_or(u64::MAX));
+        let adj = mm::policy::oom::OOM_SCORE_ADJ_MIN..=mm::policy::oom::OOM_SCORE_ADJ_MAX;
+        if (self.redline.is_some() && redline > quota) || !adj.contains(&self.oom_score_adj) {
+            return Err(SpawnError::BadOptions);
+        }
+        Ok(vm::Limits { ram_quota: quota, redline, ..vm::PROCESS_LIMITS })
+    }
+}
+
+impl Default for SpawnOptions {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
@@ -158,27 +201,42 @@ pub fn spawn(name: &'static str, image: &[u8]) -> Result<Pid, SpawnError> {
 
 /// Like [`spawn`]; the program finds `arg` in `rdi` (its `main`'s argument).
 pub fn spawn_with_arg(name: &'static str, image: &[u8], arg: u64) -> Result<Pid, SpawnError> {
-    start(name, arg, |space| load(space, image))
+    spawn_with(name, image, arg, SpawnOptions::DEFAULT)
+}
+
+/// Like [`spawn_with_arg`], started with `options`.
+pub fn spawn_with(
+    name: &'static str,
+    image: &[u8],
+    arg: u64,
+    options: SpawnOptions,
+) -> Result<Pid, SpawnError> {
+    start(name, arg, options, |space| load(space, image))
 }
 
 /// Starts the program in file `path` of the file disk, demand-paged: its
 /// text and data are mapped from the page cache (private, so a write
 /// copies), its bss is demand-zero, and only the pages it touches are ever
 /// read. Processes running the same program share its text frames.
-pub fn spawn_file(path: &str, arg: u64) -> Result<Pid, SpawnError> {
+pub fn spawn_file(path: &str, arg: u64, options: SpawnOptions) -> Result<Pid, SpawnError> {
     let (file, entry) = crate::files::open(path).ok_or(SpawnError::NoSuchProgram)?;
     let name = entry.name.rsplit('/').next().unwrap_or(&entry.name);
-    start(name, arg, |space| load_file(space, file, entry))
+    start(name, arg, options, |space| load_file(space, file, entry))
 }
 
 /// A new space, loaded by `load`, made ready to run with `arg` in `rdi`.
 fn start(
     name: &'static str,
     arg: u64,
+    options: SpawnOptions,
     load: impl FnOnce(SpaceId) -> Result<u64, SpawnError>,
 ) -> Result<Pid, SpawnError> {
-    let space = vm::create(vm::PROCESS_LIMITS).map_err(SpawnError::Memory)?;
-    match load(space) {
+    let space = vm::create(options.limits()?).map_err(SpawnError::Memory)?;
+    let pressure_page = |space| {
+        let frame = crate::policy::pressure::frame();
+        in_space(space, |s| s.map_kernel_shared(abi::pressure::PRESSURE_PAGE, frame).map(|()| 0))
+    };
+    match pressure_page(space).and_then(|_| load(space)) {
         Ok(entry) => {
             let context = TrapFrame { rdi: arg, ..initial_context(entry) };
             let pid = with_table(|t| {
@@ -191,6 +249,9 @@ fn start(
                     fpu: FpuState::INITIAL,
                     output: output::LineBuffer::new(),
                     slice_end: 0,
+                    oom_score_adj: options.oom_score_adj,
+                    oom_score_adj_floor: options.oom_score_adj,
+                    events: events::Events::new(),
                 };
                 t.processes.insert(pid, process);
                 t.ready.push_back(pid);
@@ -340,11 +401,13 @@ pub fn run_until_idle() -> Vec<Finished> {
     loop {
         // Between slices: the background half of reclaim (kswapd's job).
         vm::reclaim::in_background();
+        crate::policy::pressure::update();
         let next = with_table(|t| {
             let pid = t.ready.pop_front()?;
             t.running = Some(pid);
             let p = t.processes.get_mut(&pid).expect("ready processes exist");
             p.slice_end = timer::ticks() + TIME_SLICE_TICKS;
+            events::before_resume(p);
             p.fpu.restore();
             Some((p.space, p.context.clone()))
         });
@@ -372,12 +435,16 @@ enum Next {
 /// user-trap stack or the page-fault IST stack). This layer only decides
 /// what a trap means for the process: resume it, switch, or end it.
 fn user_trap(frame: &mut TrapFrame, trap: Trap) {
+    let memory_changed = matches!(trap, Trap::Syscall | Trap::PageFault(_));
     let next = match trap {
         Trap::Syscall => syscall::handle(frame),
         Trap::Timer if slice_over() => Next::Requeue,
         Trap::Timer | Trap::Interrupt => Next::Resume,
         Trap::PageFault(fault) => match vm::handle_fault(&fault) {
             Ok(()) => Next::Resume,
+            Err(report) if report.outcome == vm::FaultOutcome::OutOfMemory => {
+                oom::out_of_memory(running_pid(), report)
+            }
             Err(report) => Next::End(ExitStatus::KilledByFault(report)),
         },
         Trap::Exception(vector) => {
@@ -385,8 +452,11 @@ fn user_trap(frame: &mut TrapFrame, trap: Trap) {
             Next::End(ExitStatus::KilledByException { vector, rip: frame.rip, error_code: frame.error_code })
         }
     };
+    if memory_changed {
+        crate::policy::pressure::update();
+    }
     match next {
-        Next::Resume => {}
+        Next::Resume => events::before_return(frame, memory_changed),
         Next::Requeue => {
             with_table(|t| {
                 let pid = t.running.take().expect("a process is running");
@@ -412,19 +482,42 @@ fn slice_over() -> bool {
 
 /// Removes the running process, frees its address space and reports.
 fn end_running(status: ExitStatus) {
-    let (pid, mut process) = with_table(|t| {
+    let (pid, process) = with_table(|t| {
         let pid = t.running.take().expect("a process is running");
         (pid, t.processes.remove(&pid).expect("running process exists"))
     });
+    retire(pid, process, |_| status);
+}
+
+/// Ends process `pid`, which is not running (waiting in the ready queue),
+/// with the status `status` makes of the pages its end freed; returns
+/// them.
+fn finish(pid: Pid, status: impl FnOnce(u64) -> ExitStatus) -> u64 {
+    let process = with_table(|t| {
+        t.ready.retain(|&p| p != pid);
+        t.processes.remove(&pid).expect("a live process")
+    });
+    retire(pid, process, status)
+}
+
+/// Frees a removed process's address space, reports its end and records
+/// it; returns the pages (frames and swap slots) its end gave back.
+fn retire(pid: Pid, mut process: Process, status: impl FnOnce(u64) -> ExitStatus) -> u64 {
     process.output.flush(&mut |line| emit_line(pid, process.name, line));
     let final_stats = vm::destroy(process.space).expect("the process's space is live");
     crate::memory::heap::trim_slack();
+    crate::policy::pressure::update();
+    let freed = final_stats.resident_pages - final_stats.file_pages
+        + final_stats.swapped_pages
+        + final_stats.table_frames;
+    let status = status(freed);
     match status {
         ExitStatus::Exited(_) => info!("process {pid} ({}) {status}", process.name),
         _ => warn!("process {pid} ({}) {status}", process.name),
     }
     crate::debug!("process {pid}: {} pages were resident at the end, all freed", final_stats.resident_pages);
     with_table(|t| t.finished.push(Finished { pid, name: process.name, status }));
+    freed
 }
 
 fn back_to_scheduler() -> ! {
@@ -436,6 +529,37 @@ fn back_to_scheduler() -> ! {
 /// The running process's space (for system calls).
 fn running_space() -> SpaceId {
     with_table(|t| t.processes[&t.running.expect("a process is running")].space)
+}
+
+fn running_pid() -> Pid {
+    with_table(|t| t.running.expect("a process is running"))
+}
+
+/// Sets process `pid`'s oom_score_adj (an operator's command: no floor).
+pub fn set_oom_score_adj(pid: Pid, adj: i16) -> Result<(), SpawnError> {
+    let range = mm::policy::oom::OOM_SCORE_ADJ_MIN..=mm::policy::oom::OOM_SCORE_ADJ_MAX;
+    if !range.contains(&adj) {
+        return Err(SpawnError::BadOptions);
+    }
+    with_table(|t| t.processes.get_mut(&pid).map(|p| p.oom_score_adj = adj)).ok_or(SpawnError::NoSuchProgram)
+}
+
+/// set_oom_score_adj(adj) from the running process itself: it may raise
+/// its own, not lower it below its start (Linux needs CAP_SYS_RESOURCE).
+fn set_own_oom_score_adj(adj: i64) -> Result<u64, abi::Error> {
+    let range = i64::from(mm::policy::oom::OOM_SCORE_ADJ_MIN)..=i64::from(mm::policy::oom::OOM_SCORE_ADJ_MAX);
+    if !range.contains(&adj) {
+        return Err(abi::Error::Invalid);
+    }
+    with_table(|t| {
+        let p =
+            t.processes.get_mut(&t.running.expect("a process is running")).expect("running process exists");
+        if (adj as i16) < p.oom_score_adj_floor {
+            return Err(abi::Error::NotPermitted);
+        }
+        p.oom_score_adj = adj as i16;
+        Ok(0)
+    })
 }
 
 /// One console line of process `pid`, tagged and escaped (see `output`).

@@ -3,7 +3,7 @@
 //! image (every file of `user/src/bin`, built and listed by `build.rs`)
 //! for kernels booted without a file disk.
 
-use super::{Pid, SpawnError};
+use super::{Pid, SpawnError, SpawnOptions};
 
 /// (name, ELF image) of every embedded program, sorted by name.
 pub static PROGRAMS: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/programs.rs"));
@@ -22,10 +22,16 @@ pub fn spawn(name: &'static str) -> Result<Pid, SpawnError> {
 /// file disk (`bin/NAME`, demand-paged) when there is one, else the
 /// embedded copy.
 pub fn spawn_with_arg(name: &'static str, arg: u64) -> Result<Pid, SpawnError> {
+    spawn_with(name, arg, SpawnOptions::DEFAULT)
+}
+
+/// Like [`spawn_with_arg`], started with `options` (quota, redline,
+/// oom_score_adj).
+pub fn spawn_with(name: &'static str, arg: u64, options: SpawnOptions) -> Result<Pid, SpawnError> {
     let path = alloc::format!("bin/{name}");
     if crate::files::open(&path).is_some() {
-        return super::spawn_file(&path, arg);
+        return super::spawn_file(&path, arg, options);
     }
     let image = image(name).ok_or(SpawnError::NoSuchProgram)?;
-    super::spawn_with_arg(name, image, arg)
+    super::spawn_with(name, image, arg, options)
 }

@@ -39,6 +39,13 @@ pub(super) fn handle(frame: &mut TrapFrame) -> Next {
         Some(Syscall::Open) => open(a, b),
         Some(Syscall::FileSize) => file(a).map(|(_, entry)| entry.size),
         Some(Syscall::Map) => map(a, b, c, d),
+        Some(Syscall::OnEvent) => super::events::on_event(a, b),
+        Some(Syscall::EventReturn) => match super::events::event_return(frame) {
+            // Every register is the interrupted code's again, rax too.
+            Ok(()) => return Next::Resume,
+            Err(e) => Err(e),
+        },
+        Some(Syscall::SetOomScoreAdj) => super::set_own_oom_score_adj(a as i64),
     };
     frame.rax = match result {
         Ok(value) => value,
@@ -186,7 +193,8 @@ fn memstats(ptr: u64) -> Result<u64, Error> {
     // user half, reserved, writable), so a bad one leaves the process's
     // memory as it was. (The probes below can
     // then fail only if no frame is left for a demand-zero page.)
-    let (writable, space) = in_running_space(|s| (s.user_may_write(ptr, MemStats::SIZE as u64), s.stats()));
+    let (writable, space, limits) =
+        in_running_space(|s| (s.user_may_write(ptr, MemStats::SIZE as u64), s.stats(), s.limits()));
     if !writable {
         return Err(Error::BadAddress);
     }
@@ -199,6 +207,10 @@ fn memstats(ptr: u64) -> Result<u64, Error> {
         swapped_pages: space.swapped_pages,
         swap_in_faults: space.faults.swapped_in,
         file_pages: space.file_pages,
+        charged_bytes: space.charged_bytes(),
+        ram_quota: limits.ram_quota,
+        redline: limits.redline,
+        committed_pages: space.committed_pages,
     };
     for (i, byte) in stats.to_bytes().into_iter().enumerate() {
         // SAFETY: the range is in the user half of the running process and

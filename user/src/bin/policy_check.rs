@@ -1,0 +1,248 @@
+//! Memory policy exerciser (docs/memory-policy.md). The argument: bits
+//! 0..8 the mode, bits 8..64 its parameter `n`.
+//!
+//! - 0, commit boundary: reads `CommitLimit - Committed_AS` from the
+//!   pressure page, reserves exactly that many writable pages (must
+//!   succeed), then one page more (must fail: NoMemory, in mode 2), a
+//!   read-only page (never charged), releases, and reserves it again.
+//!   Exit 0 when each call did what strict overcommit promises.
+//! - 1, single request: reserves `n` writable pages, then `n + 1` (mode 0
+//!   refuses only the second when `n` = RAM + swap). Exit 0 = both as
+//!   expected: the first succeeds, the second fails.
+//! - 2, quota: commits 1 MiB steps until refused (must be QuotaExceeded,
+//!   with the charge at most the quota), then touches a page more: the
+//!   kernel kills it (the exit code is never reached).
+//! - 3, redline: with a redline handler, commits past the redline, further,
+//!   decommits below it and crosses again. Exit 0 when the handler ran
+//!   exactly once per crossing (2), 5 otherwise.
+//! - 4, pressure watcher: yields, watching the pressure page and counting
+//!   notifications, until the level rose to at least `n` and fell back to
+//!   normal. Exit 0 then (with at least one notification), 6 on timeout.
+//! - 5, hog: for `n >> 16` time slices, commits one more MiB each (after
+//!   a refusal it tries again the next), up to `n & 0xffff` MiB; exits 0.
+//! - 6, background scavenger: allocates and frees 8 MiB of heap blocks,
+//!   then waits (a little heap churn, yields) until the runtime's
+//!   background scavenger handed 90 % of what it grew by back without a
+//!   `scavenge` call. Exit 0 then, 7 on timeout; prints its cost against its budget.
+//! - 7, grower: touches `n` MiB page by page, yielding every 64 pages,
+//!   and holds it for 100 time slices (OOM storms: whoever the killer
+//!   chooses never exits). Exit 0.
+#![no_std]
+#![no_main]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+use abi::{Error, EVENT_PRESSURE, EVENT_REDLINE, NO_RESERVE, PROT_WRITE};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use pkrt::{events, heap, pressure, println, sys};
+
+const PAGE: u64 = abi::PAGE_SIZE;
+const MIB: u64 = 1 << 20;
+
+fn commit_boundary() -> i32 {
+    let p = pressure::read();
+    let headroom = p.commit_limit.saturating_sub(p.committed);
+    println!(
+        "policy_check: CommitLimit {} pages, Committed_AS {} pages: {headroom} pages left",
+        p.commit_limit, p.committed
+    );
+    let Ok(base) = sys::reserve(headroom * PAGE, PROT_WRITE) else {
+        println!("policy_check: a reserve of exactly the headroom was refused");
+        return 1;
+    };
+    let one_more = sys::reserve(PAGE, PROT_WRITE);
+    let read_only = sys::reserve(PAGE, 0);
+    println!("policy_check: one page more: {one_more:?}; a read-only page: {read_only:?}");
+    let released = sys::release(base, headroom * PAGE).is_ok();
+    let again = sys::reserve(headroom * PAGE, PROT_WRITE).is_ok();
+    i32::from(!(one_more == Err(Error::NoMemory) && read_only.is_ok() && released && again))
+}
+
+fn single_request(pages: u64) -> i32 {
+    let first = sys::reserve(pages * PAGE, PROT_WRITE);
+    let second = sys::reserve((pages + 1) * PAGE, PROT_WRITE);
+    println!(
+        "policy_check: {pages} pages: {:?}; {} pages: {:?}",
+        first.map(|_| ()),
+        pages + 1,
+        second.map(|_| ())
+    );
+    i32::from(!(first.is_ok() && second == Err(Error::NoMemory)))
+}
+
+/// A big no-reserve region to commit or touch in.
+fn arena(len: u64) -> u64 {
+    sys::reserve(len, PROT_WRITE | NO_RESERVE).expect("reserve the arena")
+}
+
+fn quota() -> i32 {
+    let base = arena(1 << 30);
+    let mut committed = 0;
+    let error = loop {
+        match sys::commit(base + committed, MIB) {
+            Ok(_) => committed += MIB,
+            Err(e) => break e,
+        }
+    };
+    let s = sys::memstats();
+    println!(
+        "policy_check: commit refused after {} MiB: {error:?}; charged {} KiB of a {} KiB quota",
+        committed / MIB,
+        s.charged_bytes / 1024,
+        s.ram_quota / 1024
+    );
+    if error != Error::QuotaExceeded || s.charged_bytes > s.ram_quota {
+        return 1;
+    }
+    // The first page the commit could not bring in: past the quota.
+    let past = (base + committed) as *mut u64;
+    for i in 0..MIB / PAGE {
+        // SAFETY: inside the arena reserved above, writable.
+        unsafe { past.add((i * PAGE / 8) as usize).write_volatile(i) };
+    }
+    println!("policy_check: touched past the quota and was not stopped");
+    2
+}
+
+static REDLINE_RUNS: AtomicU64 = AtomicU64::new(0);
+
+fn redline() -> i32 {
+    events::on_redline(|charged| {
+        REDLINE_RUNS.fetch_add(1, Ordering::Relaxed);
+        println!("policy_check: redline handler: {} KiB charged", charged / 1024);
+    })
+    .expect("register the redline handler");
+    let line = sys::memstats().redline;
+    let len = (line + 4 * MIB).next_multiple_of(MIB);
+    let base = arena(2 * len);
+    let ok = sys::commit(base, len).is_ok();
+    let first = REDLINE_RUNS.load(Ordering::Relaxed);
+    let more = sys::commit(base + len, len / 2).is_ok();
+    let still = REDLINE_RUNS.load(Ordering::Relaxed);
+    let down = sys::decommit(base, 2 * len).is_ok();
+    let again = sys::commit(base, len).is_ok();
+    let second = REDLINE_RUNS.load(Ordering::Relaxed);
+    println!("policy_check: redline {} KiB: runs after crossing {first}, further {still}, crossing again {second} (events seen: {})", line / 1024, events::runs(EVENT_REDLINE));
+    if ok && more && down && again && (first, still, second) == (1, 1, 2) {
+        0
+    } else {
+        5
+    }
+}
+
+static HIGHEST: AtomicU64 = AtomicU64::new(0);
+
+fn watch(target: u64) -> i32 {
+    events::on_pressure(|level| {
+        HIGHEST.fetch_max(level, Ordering::Relaxed);
+    })
+    .expect("register the pressure handler");
+    let mut seen_high = false;
+    for round in 0..200_000u64 {
+        let level = pressure::level();
+        HIGHEST.fetch_max(level, Ordering::Relaxed);
+        seen_high |= level >= target;
+        if seen_high && level == 0 {
+            let p = pressure::read();
+            let notes = events::runs(EVENT_PRESSURE);
+            println!(
+                "policy_check: pressure rose to {} and fell back to normal after {round} rounds; {notes} notifications; page rewritten {} times",
+                pressure::level_name(HIGHEST.load(Ordering::Relaxed)),
+                p.updates
+            );
+            return if notes > 0 { 0 } else { 6 };
+        }
+        sys::yield_now();
+    }
+    println!(
+        "policy_check: the pressure never rose to {target} and fell back (highest {})",
+        HIGHEST.load(Ordering::Relaxed)
+    );
+    6
+}
+
+fn hog(arg: u64) -> i32 {
+    let (mib, rounds) = (arg & 0xffff, arg >> 16);
+    let base = arena(mib * MIB);
+    let mut committed = 0;
+    let mut highest = 0;
+    // Keeps asking for more (what others give back, it takes) until it
+    // holds `mib` MiB, for `rounds` time slices.
+    for _ in 0..rounds {
+        if committed < mib && sys::commit(base + committed * MIB, MIB).is_ok() {
+            committed += 1;
+        }
+        highest = highest.max(pressure::level());
+        sys::yield_now();
+    }
+    println!("policy_check: hog held {committed} MiB; pressure reached {}", pressure::level_name(highest));
+    0
+}
+
+fn background_scavenger() -> i32 {
+    const BLOCK: usize = 16 * 1024;
+    let base = sys::memstats().resident_pages;
+    let blocks: Vec<Vec<u8>> = (0..(8 * MIB as usize) / BLOCK).map(|i| alloc::vec![i as u8; BLOCK]).collect();
+    let held = sys::memstats().resident_pages;
+    drop(blocks);
+    let after_free = sys::memstats().resident_pages;
+    for round in 0..100_000u64 {
+        // A little churn, as a program would have: each free may take a step.
+        drop(alloc::vec![0u8; 64]);
+        let now = sys::memstats().resident_pages;
+        if now - base <= (held - base) / 10 {
+            let s = heap::scavenger_stats();
+            let permille = s.spent_cycles * 1000 / s.elapsed_cycles.max(1);
+            println!(
+                "policy_check: {} of {held} resident pages returned after {round} rounds, no scavenge call; {} steps, {} KiB; scavenger time {}.{} % of elapsed (budget {} %)",
+                held - now,
+                s.steps,
+                s.bytes_returned / 1024,
+                permille / 10,
+                permille % 10,
+                heap::SCAVENGER_BUDGET_PERCENT
+            );
+            return 0;
+        }
+        sys::yield_now();
+    }
+    let now = sys::memstats().resident_pages;
+    println!("policy_check: resident {base} before, {held} with the blocks, {after_free} at free, still {now}; scavenger {:?}", heap::scavenger_stats());
+    7
+}
+
+fn grow(mib: u64) -> i32 {
+    let base = arena(mib * MIB);
+    for page in 0..mib * MIB / PAGE {
+        // SAFETY: inside the arena reserved above, writable.
+        unsafe { ((base + page * PAGE) as *mut u64).write_volatile(page) };
+        if page % 64 == 63 {
+            sys::yield_now();
+        }
+    }
+    println!("policy_check: grew to {mib} MiB");
+    // Holds it a while, so that the storm is on with everyone in it.
+    for _ in 0..100 {
+        sys::yield_now();
+    }
+    0
+}
+
+fn main(arg: u64) -> i32 {
+    let n = arg >> 8;
+    match arg & 0xff {
+        0 => commit_boundary(),
+        1 => single_request(n),
+        2 => quota(),
+        3 => redline(),
+        4 => watch(n),
+        5 => hog(n),
+        6 => background_scavenger(),
+        7 => grow(n),
+        _ => 1,
+    }
+}
+
+pkrt::entry!(with_arg main);

@@ -1,0 +1,80 @@
+//! Event handlers in user space: the redline (the process crossed its
+//! soft limit: free caches, scavenge) and memory pressure (the level on
+//! the pressure page changed).
+//!
+//! The kernel diverts the process into [`trampoline`] on its next return
+//! to user mode, wherever it was, possibly in the middle of `malloc`.
+//! Like a signal handler, a handler must not then touch the heap: so the
+//! trampoline runs handlers at once only when the heap is not in use, and
+//! otherwise leaves them pending for the heap to run when its operation
+//! ends (a safe point). Handlers registered here are plain `fn`s.
+
+use crate::sys;
+use abi::{EVENT_PRESSURE, EVENT_REDLINE};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// The program's handlers (0: none), pending kinds (bit `kind`), and the
+/// info of the latest event of each kind.
+static REDLINE: AtomicUsize = AtomicUsize::new(0);
+static PRESSURE: AtomicUsize = AtomicUsize::new(0);
+static PENDING: AtomicU64 = AtomicU64::new(0);
+static INFO: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+/// Handler runs, by kind (for tests and reports).
+static RUNS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Runs `handler(bytes charged)` once each time the process crosses its
+/// redline upwards.
+pub fn on_redline(handler: fn(u64)) -> Result<(), abi::Error> {
+    REDLINE.store(handler as usize, Ordering::Relaxed);
+    sys::on_event(EVENT_REDLINE, trampoline as usize as u64).map(|_| ())
+}
+
+/// Runs `handler(level)` when the pressure level changes. The runtime's
+/// background scavenger listens too (see `heap`).
+pub fn on_pressure(handler: fn(u64)) -> Result<(), abi::Error> {
+    PRESSURE.store(handler as usize, Ordering::Relaxed);
+    listen_to_pressure()
+}
+
+pub(crate) fn listen_to_pressure() -> Result<(), abi::Error> {
+    sys::on_event(EVENT_PRESSURE, trampoline as usize as u64).map(|_| ())
+}
+
+/// How many times the handlers of `kind` ran.
+pub fn runs(kind: u64) -> u64 {
+    RUNS.get(kind as usize).map_or(0, |r| r.load(Ordering::Relaxed))
+}
+
+extern "C" fn trampoline(kind: u64, info: u64) -> ! {
+    if let Some(slot) = INFO.get(kind as usize) {
+        slot.store(info, Ordering::Relaxed);
+        PENDING.fetch_or(1 << kind, Ordering::Relaxed);
+    }
+    if !crate::heap::in_use() {
+        run_pending();
+    }
+    sys::event_return()
+}
+
+/// Runs the handlers of pending events (called by the trampoline, or by
+/// the heap when an operation an event interrupted is over).
+pub(crate) fn run_pending() {
+    let pending = PENDING.swap(0, Ordering::Relaxed);
+    for kind in [EVENT_REDLINE, EVENT_PRESSURE] {
+        if pending & (1 << kind) == 0 {
+            continue;
+        }
+        let info = INFO[kind as usize].load(Ordering::Relaxed);
+        RUNS[kind as usize].fetch_add(1, Ordering::Relaxed);
+        if kind == EVENT_PRESSURE {
+            crate::heap::on_pressure();
+        }
+        let handler = if kind == EVENT_REDLINE { &REDLINE } else { &PRESSURE };
+        let f = handler.load(Ordering::Relaxed);
+        if f != 0 {
+            // SAFETY: only on_redline/on_pressure store here, from a `fn(u64)`.
+            let f: fn(u64) = unsafe { core::mem::transmute::<usize, fn(u64)>(f) };
+            f(info);
+        }
+    }
+}
