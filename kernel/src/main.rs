@@ -2,13 +2,14 @@
 //! processes allocate, free and scavenge; one hits a wild pointer and is
 //! killed; one overflows its stack into the guard page. Programs start from
 //! the file disk, sharing their text; the page cache shrinks under
-//! pressure; a process bigger than RAM swaps. Then the kernel shows that
-//! every frame came back and stays up.
+//! pressure; a process bigger than RAM swaps; an OOM storm ends with the
+//! killer's report. Then the kernel shows that every frame came back and
+//! stays up.
 #![no_std]
 #![no_main]
 
 use bootloader_api::{entry_point, BootInfo};
-use pagekeeper::process::{self, programs};
+use pagekeeper::process::{self, programs, SpawnOptions};
 use pagekeeper::{arch, files, info, memory, policy, println, swap, vm, BOOTLOADER_CONFIG};
 
 entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
@@ -26,6 +27,8 @@ fn meminfo() {
     }
     println!("{}", vm::reclaim::info());
     println!("{}", policy::commit::info());
+    println!("{}", policy::pressure::info());
+    println!("oom killer: {} processes killed", process::oom::kills());
 }
 
 fn run_and_report() {
@@ -84,6 +87,35 @@ fn bigger_than_ram() {
     print_cache();
 }
 
+/// An OOM storm: five processes grow at once past what RAM holds, with
+/// swap switched off so that reclaim has nothing to give. The killer
+/// chooses by badness: the one with oom_score_adj 500 first, then the
+/// biggest; the one with -1000 is never chosen.
+fn oom_storm() {
+    let ram_mib = (memory::frames::stats().total * 4096) >> 20;
+    let each = ram_mib * 3 / 8;
+    println!(
+        "\n=== demo: an OOM storm: three processes grow to {each} MiB each, one protected (oom_score_adj -1000) to {} MiB, one preferred (+500) to {} MiB; RAM is {ram_mib} MiB, swap off ===",
+        each / 2,
+        each / 4
+    );
+    let swap_was_on = swap::info().is_some();
+    if let Err(in_use) = swap::swap_off() {
+        println!("  (swap holds {in_use} pages: not switched off; the storm would swap first)");
+    }
+    let grow = |mib: u64| 7 | mib << 8;
+    let options = |adj| SpawnOptions { oom_score_adj: adj, ..SpawnOptions::DEFAULT };
+    for (mib, adj) in [(each, 0), (each, 0), (each, 0), (each / 2, -1000), (each / 4, 500)] {
+        if let Err(e) = programs::spawn_with("policy_check", grow(mib), options(adj)) {
+            println!("could not start policy_check: {e:?}");
+        }
+    }
+    run_and_report();
+    if swap_was_on {
+        swap::swap_on();
+    }
+}
+
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     println!("\nPagekeeper {}", env!("CARGO_PKG_VERSION"));
     pagekeeper::init(boot_info);
@@ -101,6 +133,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     run_and_report();
     from_the_file_disk();
     bigger_than_ram();
+    oom_storm();
     println!("\n=== after the demo ===");
     meminfo();
     let free_after = memory::frames::stats().free;

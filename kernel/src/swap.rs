@@ -46,6 +46,36 @@ pub fn init(disks: Vec<VirtioDisk>) {
     without_interrupts(|| *SWAP.lock() = opened);
 }
 
+/// The swap area while it is switched off ([`swap_off`]).
+static OFF: Mutex<Option<SwapArea<VirtioDisk>>> = Mutex::new(None);
+
+/// Stops using the swap disk (like `swapoff`), if no page is in it (this
+/// simple one does not read pages back in); until [`swap_on`], the kernel
+/// runs as with no swap device. Returns the slots in use when refused.
+pub fn swap_off() -> Result<(), u64> {
+    without_interrupts(|| {
+        let mut swap = SWAP.lock();
+        if let Some(in_use) = swap.as_ref().map(|a| a.total_slots() - a.free_slots()).filter(|&n| n > 0) {
+            return Err(in_use);
+        }
+        if let Some(area) = swap.take() {
+            *OFF.lock() = Some(area);
+        }
+        Ok(())
+    })
+}
+
+/// Uses the swap disk again after [`swap_off`]; false if it was not off.
+pub fn swap_on() -> bool {
+    without_interrupts(|| match OFF.lock().take() {
+        Some(area) => {
+            *SWAP.lock() = Some(area);
+            true
+        }
+        None => false,
+    })
+}
+
 fn with<R>(f: impl FnOnce(&mut SwapArea<VirtioDisk>) -> Result<R, SwapError>) -> Result<R, SwapError> {
     without_interrupts(|| SWAP.lock().as_mut().map_or(Err(SwapError::NoDevice), f))
 }

@@ -236,6 +236,12 @@ fn demo_kernel_runs_processes_and_stays_up() {
         "(swap_pattern): exited with code 0",
         "pages out,",
         "reclaim: watermarks min",
+        "an OOM storm",
+        "oom_score_adj  score",
+        "oom: killed process",
+        "killed by the OOM killer",
+        "commit: CommitLimit",
+        "pressure: normal",
         "vm: 0 address spaces, 0 resident pages (0 of them file pages), 0 swapped pages, 0 page-table frames",
         "kernel up",
     ] {

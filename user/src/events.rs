@@ -26,7 +26,7 @@ static RUNS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::
 /// redline upwards.
 pub fn on_redline(handler: fn(u64)) -> Result<(), abi::Error> {
     REDLINE.store(handler as usize, Ordering::Relaxed);
-    sys::on_event(EVENT_REDLINE, trampoline as usize as u64).map(|_| ())
+    sys::on_event(EVENT_REDLINE, trampoline_address()).map(|_| ())
 }
 
 /// Runs `handler(level)` when the pressure level changes. The runtime's
@@ -37,12 +37,16 @@ pub fn on_pressure(handler: fn(u64)) -> Result<(), abi::Error> {
 }
 
 pub(crate) fn listen_to_pressure() -> Result<(), abi::Error> {
-    sys::on_event(EVENT_PRESSURE, trampoline as usize as u64).map(|_| ())
+    sys::on_event(EVENT_PRESSURE, trampoline_address()).map(|_| ())
 }
 
 /// How many times the handlers of `kind` ran.
 pub fn runs(kind: u64) -> u64 {
     RUNS.get(kind as usize).map_or(0, |r| r.load(Ordering::Relaxed))
+}
+
+fn trampoline_address() -> u64 {
+    trampoline as *const () as u64
 }
 
 extern "C" fn trampoline(kind: u64, info: u64) -> ! {

@@ -118,7 +118,7 @@ impl core::fmt::Display for PressureInfo {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "pressure: {} (changed {} times); MemAvailable {} KiB (free + page cache); the page was rewritten {} times",
+            "pressure: {}; {} notifications (level changes, and every 10 ms while above normal); MemAvailable {} KiB (free + page cache); the page was rewritten {} times",
             self.level.name(),
             self.changes,
             self.available * 4,

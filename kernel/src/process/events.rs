@@ -23,7 +23,7 @@
 use super::{running_space, with_table, Process};
 use crate::arch::fpu::FpuState;
 use crate::arch::trap::TrapFrame;
-use crate::vm;
+use crate::vm::{self, SpaceId};
 use abi::{Error, EVENT_PRESSURE, EVENT_REDLINE};
 use mm::vm::USER_END;
 
@@ -94,31 +94,32 @@ pub(super) fn before_return(frame: &mut TrapFrame, memory_changed: bool) {
     let crossed = memory_changed && vm::with(running_space(), |s| s.poll_redline()).unwrap_or(false);
     with_running(|p| {
         p.events.redline_pending |= crossed && p.events.redline_handler != 0;
-        let mut fpu = FpuState::INITIAL;
-        fpu.save();
-        deliver(p, frame, fpu);
+        deliver(&mut p.events, p.space, frame, || {
+            let mut fpu = FpuState::INITIAL;
+            fpu.save();
+            fpu
+        });
     });
 }
 
 /// Called when the scheduler resumes `p`, whose registers are `p.context`
 /// and `p.fpu`: a process that only yields hears of events too.
 pub(super) fn before_resume(p: &mut Process) {
-    let mut context = p.context.clone();
-    deliver(p, &mut context, p.fpu.clone());
-    p.context = context;
+    let Process { events, space, context, fpu, .. } = p;
+    deliver(events, *space, context, || fpu.clone());
 }
 
 /// Diverts `frame` into the handler of the first event due, saving it
-/// and `fpu` for event_return.
-fn deliver(p: &mut Process, frame: &mut TrapFrame, fpu: FpuState) {
-    let e = &mut p.events;
+/// and the FPU state (`fpu` makes it: only when an event is delivered)
+/// for event_return.
+fn deliver(e: &mut Events, space: SpaceId, frame: &mut TrapFrame, fpu: impl FnOnce() -> FpuState) {
     if e.interrupted.is_some() {
         return;
     }
     let generation = crate::policy::pressure::generation();
     let (handler, kind, info) = if e.redline_pending {
         e.redline_pending = false;
-        let charged = vm::with(p.space, |s| s.stats().charged_bytes()).unwrap_or(0);
+        let charged = vm::with(space, |s| s.stats().charged_bytes()).unwrap_or(0);
         (e.redline_handler, EVENT_REDLINE, charged)
     } else if e.pressure_handler != 0 && e.pressure_seen != generation {
         e.pressure_seen = generation;
@@ -126,7 +127,7 @@ fn deliver(p: &mut Process, frame: &mut TrapFrame, fpu: FpuState) {
     } else {
         return;
     };
-    e.interrupted = Some((frame.clone(), fpu));
+    e.interrupted = Some((frame.clone(), fpu()));
     e.delivered += 1;
     frame.rip = handler;
     frame.rdi = kind;
