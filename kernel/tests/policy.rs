@@ -55,7 +55,8 @@ fn run(list: &[(u64, SpawnOptions)]) -> Vec<Finished> {
     done
 }
 
-fn exit_code(done: &[Finished], index: usize) -> ExitStatus {
+/// How the `index`-th process started by one `run` ended.
+fn status_of(done: &[Finished], index: usize) -> ExitStatus {
     done.iter().find(|f| f.pid.0 == first_pid(done) + index as u32).expect("it ran").status
 }
 
@@ -78,7 +79,7 @@ fn strict_overcommit_refuses_one_page_past_the_computed_commit_limit() {
         let (ram, swap) = ram_and_swap();
         assert_eq!(commit::info().limit, swap + ram * 60 / 100, "CommitLimit = swap + RAM x ratio / 100");
         let done = run(&[(check(COMMIT_BOUNDARY, 0), SpawnOptions::DEFAULT)]);
-        assert_eq!(exit_code(&done, 0), ExitStatus::Exited(0));
+        assert_eq!(status_of(&done, 0), ExitStatus::Exited(0));
     });
 }
 
@@ -86,7 +87,7 @@ fn heuristic_overcommit_refuses_only_one_request_larger_than_ram_and_swap() {
     with_policy(OvercommitMode::Heuristic, 50, || {
         let (ram, swap) = ram_and_swap();
         let done = run(&[(check(SINGLE_REQUEST, ram + swap), SpawnOptions::DEFAULT)]);
-        assert_eq!(exit_code(&done, 0), ExitStatus::Exited(0), "RAM + swap pages allowed, one more refused");
+        assert_eq!(status_of(&done, 0), ExitStatus::Exited(0), "RAM + swap pages allowed, one more refused");
     });
 }
 
@@ -95,7 +96,7 @@ fn always_overcommit_allows_any_request() {
         let (ram, swap) = ram_and_swap();
         let done = run(&[(check(SINGLE_REQUEST, ram + swap), SpawnOptions::DEFAULT)]);
         // 1: the request mode 0 refuses was allowed too.
-        assert_eq!(exit_code(&done, 0), ExitStatus::Exited(1));
+        assert_eq!(status_of(&done, 0), ExitStatus::Exited(1));
     });
 }
 
@@ -106,21 +107,21 @@ fn a_process_at_its_quota_gets_an_error_then_a_kill_and_its_neighbours_go_on() {
         (check(GROW, 16), SpawnOptions::DEFAULT),
         (check(GROW, 16), SpawnOptions::DEFAULT),
     ]);
-    match exit_code(&done, 0) {
+    match status_of(&done, 0) {
         ExitStatus::KilledByFault(report) => {
             assert_eq!(report.outcome, FaultOutcome::QuotaExceeded { quota: 8 * MIB }, "{report}")
         }
         other => panic!("the quota'd process was not stopped at its quota: {other}"),
     }
     for i in 1..3 {
-        assert_eq!(exit_code(&done, i), ExitStatus::Exited(0), "neighbour {i}");
+        assert_eq!(status_of(&done, i), ExitStatus::Exited(0), "neighbour {i}");
     }
 }
 
 fn the_redline_handler_runs_once_per_crossing() {
     let options = SpawnOptions { ram_quota: Some(32 * MIB), redline: Some(8 * MIB), ..SpawnOptions::DEFAULT };
     let done = run(&[(check(REDLINE, 0), options)]);
-    assert_eq!(exit_code(&done, 0), ExitStatus::Exited(0));
+    assert_eq!(status_of(&done, 0), ExitStatus::Exited(0));
 }
 
 fn the_pressure_page_rises_with_a_hog_and_falls_back_when_it_exits() {
@@ -129,8 +130,8 @@ fn the_pressure_page_rises_with_a_hog_and_falls_back_when_it_exits() {
         (check(WATCH, PressureLevel::Medium as u64), SpawnOptions::DEFAULT),
         (check(HOG, 1000 | 400 << 16), SpawnOptions::DEFAULT),
     ]);
-    assert_eq!(exit_code(&done, 0), ExitStatus::Exited(0), "the watcher saw it rise and fall");
-    assert_eq!(exit_code(&done, 1), ExitStatus::Exited(0));
+    assert_eq!(status_of(&done, 0), ExitStatus::Exited(0), "the watcher saw it rise and fall");
+    assert_eq!(status_of(&done, 1), ExitStatus::Exited(0));
     assert_eq!(pressure::current(), PressureLevel::Normal);
 }
 
@@ -141,7 +142,7 @@ fn the_background_scavenger_returns_freed_heap_pages_without_a_call() {
         // back, keeping memory short, until the scavenger is done.
         (check(HOG, 1000 | 20_000 << 16), SpawnOptions::DEFAULT),
     ]);
-    assert_eq!(exit_code(&done, 0), ExitStatus::Exited(0), "its pages came back without scavenge");
+    assert_eq!(status_of(&done, 0), ExitStatus::Exited(0), "its pages came back without scavenge");
 }
 
 fn an_oom_storm_kills_the_highest_scores_only_and_spares_the_protected() {
@@ -166,8 +167,8 @@ fn an_oom_storm_kills_the_highest_scores_only_and_spares_the_protected() {
         }
     }
     assert!(kills >= 1, "80 MiB wanted at 64 MiB without swap: someone had to go");
-    assert_eq!(exit_code(&done, 3), ExitStatus::Exited(0), "oom_score_adj -1000 is never chosen");
-    assert!(matches!(exit_code(&done, 4), ExitStatus::KilledByOom(_)), "adj +500 made the small one first");
+    assert_eq!(status_of(&done, 3), ExitStatus::Exited(0), "oom_score_adj -1000 is never chosen");
+    assert!(matches!(status_of(&done, 4), ExitStatus::KilledByOom(_)), "adj +500 made the small one first");
     assert!(kills < 5, "not everyone");
     println!("oom storm: {kills} killed of 5");
 }

@@ -27,13 +27,9 @@ impl PressureLevel {
         [Normal, Low, Medium, Critical].into_iter().find(|l| *l as u64 == n)
     }
 
+    /// Its name, as the pressure page's readers print it.
     pub fn name(self) -> &'static str {
-        match self {
-            PressureLevel::Normal => "normal",
-            PressureLevel::Low => "low",
-            PressureLevel::Medium => "medium",
-            PressureLevel::Critical => "critical",
-        }
+        abi::pressure::LEVEL_NAMES[self as usize]
     }
 }
 
