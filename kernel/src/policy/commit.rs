@@ -63,7 +63,11 @@ pub struct CommitInfo {
 }
 
 pub fn info() -> CommitInfo {
-    let backing = backing();
+    info_for(backing())
+}
+
+/// [`info`] for counts the caller has already read (the pressure page).
+pub fn info_for(backing: Backing) -> CommitInfo {
     with(|a| CommitInfo { policy: a.policy, committed: a.committed(), limit: a.limit(backing) })
 }
 

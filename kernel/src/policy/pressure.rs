@@ -22,6 +22,7 @@ use abi::pressure::*;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::Pfn;
 use mm::frame::Owner;
+use mm::policy::commit::Backing;
 use mm::policy::pressure::{level, MemoryCounts, PressureLevel};
 use spin::Once;
 
@@ -61,12 +62,13 @@ pub fn update() {
     if FRAME.get().is_none() {
         return;
     }
+    // Each count read once: this runs after every fault and system call.
     let frames = frames::stats();
     let cached = crate::files::info().map_or(0, |i| i.stats.pages);
-    let swap_free = crate::swap::info().map_or(0, |s| s.free_slots);
+    let (swap_free, swap_total) = crate::swap::info().map_or((0, 0), |s| (s.free_slots, s.total_slots));
     let counts = MemoryCounts { free: frames.free, cached, swap_free };
     let new = level(counts, crate::vm::reclaim::watermarks());
-    let commit = super::commit::info();
+    let commit = super::commit::info_for(Backing { ram_pages: frames.total, swap_pages: swap_total });
     let w = words();
     for (index, value) in [
         (FREE_FRAMES, counts.free),
@@ -92,7 +94,8 @@ pub fn current() -> PressureLevel {
     PressureLevel::from_number(word(LEVEL)).expect("the kernel writes valid levels")
 }
 
-/// How many times the level changed.
+/// Notifications so far: bumped on each level change, and every
+/// [`REPEAT_TICKS`] while the level stays above normal.
 pub fn generation() -> u64 {
     word(GENERATION)
 }
@@ -100,7 +103,7 @@ pub fn generation() -> u64 {
 /// meminfo's pressure line.
 pub struct PressureInfo {
     pub level: PressureLevel,
-    pub changes: u64,
+    pub notifications: u64,
     pub available: u64,
     pub updates: u64,
 }
@@ -108,7 +111,7 @@ pub struct PressureInfo {
 pub fn info() -> PressureInfo {
     PressureInfo {
         level: current(),
-        changes: generation(),
+        notifications: generation(),
         available: word(AVAILABLE_FRAMES),
         updates: word(UPDATES),
     }
@@ -120,7 +123,7 @@ impl core::fmt::Display for PressureInfo {
             f,
             "pressure: {}; {} notifications (level changes, and every 10 ms while above normal); MemAvailable {} KiB (free + page cache); the page was rewritten {} times",
             self.level.name(),
-            self.changes,
+            self.notifications,
             self.available * 4,
             self.updates
         )
