@@ -20,7 +20,7 @@
 //! poll_redline`); a pressure change when the published generation differs
 //! from the one the process last heard.
 
-use super::{running_space, with_table, Process};
+use super::{with_running, Process};
 use crate::arch::fpu::FpuState;
 use crate::arch::trap::TrapFrame;
 use crate::vm::{self, SpaceId};
@@ -36,7 +36,6 @@ pub(super) struct Events {
     pressure_seen: u64,
     /// The registers a running handler interrupted.
     interrupted: Option<(TrapFrame, FpuState)>,
-    pub delivered: u64,
 }
 
 impl Events {
@@ -47,7 +46,6 @@ impl Events {
             redline_pending: false,
             pressure_seen: 0,
             interrupted: None,
-            delivered: 0,
         }
     }
 }
@@ -58,7 +56,7 @@ pub(super) fn on_event(kind: u64, handler: u64) -> Result<u64, Error> {
         return Err(Error::BadAddress);
     }
     let generation = crate::policy::pressure::generation();
-    with_running(|p| {
+    with_running(|_, p| {
         match kind {
             EVENT_REDLINE => p.events.redline_handler = handler,
             EVENT_PRESSURE => {
@@ -73,17 +71,10 @@ pub(super) fn on_event(kind: u64, handler: u64) -> Result<u64, Error> {
 
 /// event_return(): restores what the handler interrupted into `frame`.
 pub(super) fn event_return(frame: &mut TrapFrame) -> Result<(), Error> {
-    let (saved, fpu) = with_running(|p| p.events.interrupted.take()).ok_or(Error::Invalid)?;
+    let (saved, fpu) = with_running(|_, p| p.events.interrupted.take()).ok_or(Error::Invalid)?;
     *frame = saved;
     fpu.restore();
     Ok(())
-}
-
-fn with_running<R>(f: impl FnOnce(&mut Process) -> R) -> R {
-    with_table(|t| {
-        let pid = t.running.expect("a process is running");
-        f(t.processes.get_mut(&pid).expect("running process exists"))
-    })
 }
 
 /// Called on every return to the running process from a trap: notes a
@@ -91,8 +82,8 @@ fn with_running<R>(f: impl FnOnce(&mut Process) -> R) -> R {
 /// fault or a system call), then diverts `frame` into a handler if one is
 /// due (the FPU state to save is the CPU's).
 pub(super) fn before_return(frame: &mut TrapFrame, memory_changed: bool) {
-    let crossed = memory_changed && vm::with(running_space(), |s| s.poll_redline()).unwrap_or(false);
-    with_running(|p| {
+    with_running(|_, p| {
+        let crossed = memory_changed && vm::with(p.space, |s| s.poll_redline()).unwrap_or(false);
         p.events.redline_pending |= crossed && p.events.redline_handler != 0;
         deliver(&mut p.events, p.space, frame, || {
             let mut fpu = FpuState::INITIAL;
@@ -128,7 +119,6 @@ fn deliver(e: &mut Events, space: SpaceId, frame: &mut TrapFrame, fpu: impl FnOn
         return;
     };
     e.interrupted = Some((frame.clone(), fpu()));
-    e.delivered += 1;
     frame.rip = handler;
     frame.rdi = kind;
     frame.rsi = info;

@@ -175,8 +175,7 @@ impl SpawnOptions {
 
     fn limits(&self) -> Result<vm::Limits, SpawnError> {
         let (quota, redline) = (self.ram_quota.unwrap_or(u64::MAX), self.redline.unwrap_or(u64::MAX));
-        let adj = mm::policy::oom::OOM_SCORE_ADJ_MIN..=mm::policy::oom::OOM_SCORE_ADJ_MAX;
-        if (self.redline.is_some() && redline > quota) || !adj.contains(&self.oom_score_adj) {
+        if (self.redline.is_some() && redline > quota) || oom_score_adj(self.oom_score_adj.into()).is_none() {
             return Err(SpawnError::BadOptions);
         }
         Ok(vm::Limits { ram_quota: quota, redline, ..vm::PROCESS_LIMITS })
@@ -526,40 +525,46 @@ fn back_to_scheduler() -> ! {
     unsafe { context::jump_back(core::ptr::addr_of!(SCHEDULER)) }
 }
 
+/// Runs `f` on the running process and its pid.
+fn with_running<R>(f: impl FnOnce(Pid, &mut Process) -> R) -> R {
+    with_table(|t| {
+        let pid = t.running.expect("a process is running");
+        f(pid, t.processes.get_mut(&pid).expect("running process exists"))
+    })
+}
+
 /// The running process's space (for system calls).
 fn running_space() -> SpaceId {
-    with_table(|t| t.processes[&t.running.expect("a process is running")].space)
+    with_running(|_, p| p.space)
 }
 
 fn running_pid() -> Pid {
-    with_table(|t| t.running.expect("a process is running"))
+    with_running(|pid, _| pid)
 }
 
 /// Sets process `pid`'s oom_score_adj (an operator's command: no floor).
 pub fn set_oom_score_adj(pid: Pid, adj: i16) -> Result<(), SpawnError> {
-    let range = mm::policy::oom::OOM_SCORE_ADJ_MIN..=mm::policy::oom::OOM_SCORE_ADJ_MAX;
-    if !range.contains(&adj) {
-        return Err(SpawnError::BadOptions);
-    }
+    let adj = oom_score_adj(i64::from(adj)).ok_or(SpawnError::BadOptions)?;
     with_table(|t| t.processes.get_mut(&pid).map(|p| p.oom_score_adj = adj)).ok_or(SpawnError::NoSuchProgram)
 }
 
 /// set_oom_score_adj(adj) from the running process itself: it may raise
 /// its own, not lower it below its start (Linux needs CAP_SYS_RESOURCE).
 fn set_own_oom_score_adj(adj: i64) -> Result<u64, abi::Error> {
-    let range = i64::from(mm::policy::oom::OOM_SCORE_ADJ_MIN)..=i64::from(mm::policy::oom::OOM_SCORE_ADJ_MAX);
-    if !range.contains(&adj) {
-        return Err(abi::Error::Invalid);
-    }
-    with_table(|t| {
-        let p =
-            t.processes.get_mut(&t.running.expect("a process is running")).expect("running process exists");
-        if (adj as i16) < p.oom_score_adj_floor {
+    let adj = oom_score_adj(adj).ok_or(abi::Error::Invalid)?;
+    with_running(|_, p| {
+        if adj < p.oom_score_adj_floor {
             return Err(abi::Error::NotPermitted);
         }
-        p.oom_score_adj = adj as i16;
+        p.oom_score_adj = adj;
         Ok(0)
     })
+}
+
+/// `adj` if it is a valid oom_score_adj (-1000..=1000).
+fn oom_score_adj(adj: i64) -> Option<i16> {
+    let range = mm::policy::oom::OOM_SCORE_ADJ_MIN..=mm::policy::oom::OOM_SCORE_ADJ_MAX;
+    i16::try_from(adj).ok().filter(|adj| range.contains(adj))
 }
 
 /// One console line of process `pid`, tagged and escaped (see `output`).
@@ -569,9 +574,7 @@ fn emit_line(pid: Pid, name: &str, line: &[u8]) {
 
 /// Console output of the running process: whole lines go out tagged.
 fn write_output(bytes: &[u8]) {
-    with_table(|t| {
-        let pid = t.running.expect("a process is running");
-        let p = t.processes.get_mut(&pid).expect("running process exists");
+    with_running(|pid, p| {
         let name = p.name;
         p.output.push(bytes, &mut |line| emit_line(pid, name, line));
     });

@@ -89,30 +89,50 @@ pub(super) fn out_of_memory(running: Pid, report: FaultReport) -> Next {
     let refused = Next::End(ExitStatus::KilledByFault(report));
     let Some(entries) = candidates() else { return refused };
     let total = total_pages();
-    let all: Vec<Candidate> = entries.iter().map(|e| e.candidate).collect();
-    let Some(victim) = choose(&all, total).copied() else {
+    let all = || entries.iter().map(|e| &e.candidate);
+    let Some(victim) = choose(all(), total).copied() else {
         warn!("out of memory: process {running} needs a page and every process is protected (oom_score_adj -1000)");
         return refused;
     };
     log_report(running, &report, &entries, total);
-    let next_score = all.iter().filter(|c| c.pid != victim.pid).map(|c| c.score(total)).max().unwrap_or(0);
+    let next_score = all().filter(|c| c.pid != victim.pid).map(|c| c.score(total)).max().unwrap_or(0);
     let mut kill = OomKill { trigger: running, score: victim.score(total), next_score, freed_pages: 0 };
     KILLS.fetch_add(1, Ordering::Relaxed);
     if Pid(victim.pid) == running {
         kill.freed_pages = victim.footprint();
-        println!("  oom: killed process {running} itself: {}", victim_line(&victim));
+        println!("  oom: killed process {running} itself: {}", Footprint(&victim));
         return Next::End(ExitStatus::KilledByOom(kill));
     }
     let freed = finish(Pid(victim.pid), |freed| {
         kill.freed_pages = freed;
         ExitStatus::KilledByOom(kill)
     });
-    println!("  oom: killed process {}: {}; freed {freed} pages", victim.pid, victim_line(&victim));
+    println!("  oom: killed process {}: {}; freed {freed} pages", victim.pid, Footprint(&victim));
     Next::Resume
 }
 
-fn victim_line(c: &Candidate) -> alloc::string::String {
-    alloc::format!("{} resident, {} swapped, {} page tables", c.resident, c.swapped, c.tables)
+// The report formats in place: no heap allocation while memory is out.
+
+/// "R resident, S swapped, T page tables".
+struct Footprint<'a>(&'a Candidate);
+
+impl fmt::Display for Footprint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        write!(f, "{} resident, {} swapped, {} page tables", c.resident, c.swapped, c.tables)
+    }
+}
+
+/// The score column: the score, or "never" for a protected process.
+struct Score(Option<u64>);
+
+impl fmt::Display for Score {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(score) => fmt::Display::fmt(&score, f),
+            None => f.pad("never"),
+        }
+    }
 }
 
 /// Linux's report: who asked, then a table of every candidate.
@@ -136,7 +156,7 @@ fn log_report(running: Pid, report: &FaultReport, entries: &[Entry], total: u64)
             c.swapped,
             c.tables,
             c.oom_score_adj,
-            c.badness(total).map_or("never".into(), |_| alloc::format!("{}", c.score(total)))
+            Score(c.badness(total).map(|_| c.score(total)))
         );
     }
 }

@@ -55,7 +55,10 @@ impl Candidate {
 
 /// The candidate to kill: the highest badness, the first of equals; `None`
 /// when every process is protected (or there is none).
-pub fn choose(candidates: &[Candidate], total_pages: u64) -> Option<&Candidate> {
+pub fn choose<'a>(
+    candidates: impl IntoIterator<Item = &'a Candidate>,
+    total_pages: u64,
+) -> Option<&'a Candidate> {
     let mut best: Option<(&Candidate, i64)> = None;
     for candidate in candidates {
         if let Some(points) = candidate.badness(total_pages) {
