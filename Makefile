@@ -17,6 +17,9 @@ SWAP ?= 256
 # Linux's vm.overcommit_memory / vm.overcommit_ratio); empty: 0:50.
 OVERCOMMIT ?=
 export PAGEKEEPER_OVERCOMMIT := $(OVERCOMMIT)
+# Log level the kernel boots with: off, error, warn, info (empty: info), debug, trace.
+LOG ?=
+export PAGEKEEPER_LOG := $(LOG)
 KERNEL_ELF := target/kernel/x86_64-unknown-none/debug/pagekeeper
 BOOT_TOOL := target/debug/pagekeeper-boot
 BOOT_FLAGS := $(if $(filter bios,$(BOOT)),--bios) --memory $(MEMORY) --swap $(SWAP) --standard-files
@@ -37,7 +40,7 @@ kernel: setup
 boot-tool: setup
 	cargo build -p pagekeeper-boot
 
-## make run [BOOT=bios] [MEMORY=MiB] [SWAP=MiB] [OVERCOMMIT=MODE[:RATIO]]: boot the demo kernel, console here (Ctrl-C quits).
+## make run [BOOT=bios] [MEMORY=MiB] [SWAP=MiB] [OVERCOMMIT=MODE[:RATIO]] [LOG=level]: boot the demo kernel, console here (Ctrl-C quits).
 run: kernel boot-tool
 	$(BOOT_TOOL) $(BOOT_FLAGS) $(KERNEL_ELF)
 

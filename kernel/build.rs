@@ -28,6 +28,8 @@ const MAX_EMBEDDED: u64 = 256 * 1024;
 fn main() {
     // The overcommit setting the kernel boots with (src/policy/commit.rs).
     println!("cargo:rerun-if-env-changed=PAGEKEEPER_OVERCOMMIT");
+    // The log level it boots with (src/console.rs).
+    println!("cargo:rerun-if-env-changed=PAGEKEEPER_LOG");
     let kernel = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let root = kernel.parent().expect("kernel/ has a parent");
     let target_dir = root.join("target/user");

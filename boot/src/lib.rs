@@ -375,6 +375,24 @@ fn kill(child: &mut Child, exit: QemuExit) -> io::Result<QemuExit> {
     Ok(exit)
 }
 
+/// Builds the demo kernel (`cargo build` in `root`/kernel, as `make run`
+/// does) and returns its ELF. The kernel's own cargo configuration
+/// (kernel/.cargo/config.toml) holds the target and build-std settings;
+/// cargo reads its `[unstable]` table only with `RUSTC_BOOTSTRAP=1`.
+pub fn build_demo_kernel(root: &Path) -> io::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--bins"])
+        .current_dir(root.join("kernel"))
+        .env("RUSTC_BOOTSTRAP", "1")
+        .status()
+        .map_err(|e| io::Error::other(format!("running cargo for the kernel: {e}")))?;
+    if !status.success() {
+        return Err(io::Error::other("the kernel build failed (is the toolchain set up? `make setup`)"));
+    }
+    Ok(root.join("target/kernel/x86_64-unknown-none/debug/pagekeeper"))
+}
+
 /// Runs QEMU with the console attached to this terminal (for `make run` and
 /// `make gdb`): the guest's serial port is our stdin/stdout.
 pub fn run_interactive(config: &RunConfig) -> io::Result<QemuExit> {

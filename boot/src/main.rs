@@ -1,12 +1,16 @@
 //! `pagekeeper-boot`: make a disk image from a kernel ELF and boot it in QEMU
-//! with the serial console on this terminal. `make run` and `make gdb` call it.
+//! with the serial console on this terminal. `make run` and `make gdb` call it;
+//! `cargo run` from the project root runs it with no kernel named, and then it
+//! builds the demo kernel and boots it as `make run` does.
 
 use pagekeeper_boot::{run_interactive, Firmware, QemuExit, RunConfig};
 use std::process::ExitCode;
 use std::time::Duration;
 
 const USAGE: &str = "\
-usage: pagekeeper-boot [options] KERNEL_ELF
+usage: pagekeeper-boot [options] [KERNEL_ELF]
+  (no KERNEL_ELF: build the demo kernel and boot it with 128 MiB, 256 MiB of
+   swap and the standard file disk, unless the options say otherwise: `cargo run`)
   --bios            boot with the legacy BIOS loader (default: UEFI)
   --memory MIB      guest memory in MiB (default 128)
   --timeout SECS    kill QEMU after SECS seconds (default: never)
@@ -34,7 +38,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(RunConfig, bool), St
     config.timeout = None;
     let mut kernel = None;
     let mut image_only = false;
+    let (mut memory_set, mut swap_set, mut standard) = (false, false, false);
     while let Some(arg) = args.next() {
+        memory_set |= arg == "--memory";
+        swap_set |= arg == "--swap";
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--bios" => config.firmware = Firmware::Bios,
@@ -43,11 +50,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(RunConfig, bool), St
             "--disk" => config.disks.push(value("--disk")?.into()),
             "--swap" => config.swap_mib = number(&value("--swap")?)?,
             "--files" => config.files = Some(value("--files")?.into()),
-            "--standard-files" => {
-                let root =
-                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("boot/ has a parent");
-                config.files = Some(pagekeeper_boot::standard_files(root).map_err(|e| e.to_string())?);
-            }
+            "--standard-files" => standard = true,
             "--gdb" => config.gdb = true,
             "--icount" => config.icount = true,
             "--image-only" => image_only = true,
@@ -57,8 +60,29 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(RunConfig, bool), St
             extra => return Err(format!("unexpected argument {extra}")),
         }
     }
-    config.kernel = kernel.ok_or("no kernel ELF given")?.into();
+    config.kernel = match kernel {
+        Some(path) => path.into(),
+        None => {
+            // `cargo run`: what `make run` boots, with its defaults.
+            config.swap_mib = if swap_set { config.swap_mib } else { 256 };
+            config.memory_mib = if memory_set { config.memory_mib } else { 128 };
+            standard |= config.files.is_none();
+            pagekeeper_boot::build_demo_kernel(project_root()).map_err(|e| e.to_string())?
+        }
+    };
+    // After the kernel build, which builds the programs this disk holds.
+    if standard {
+        config.files = Some(standard_files()?);
+    }
     Ok((config, image_only))
+}
+
+fn project_root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("boot/ has a parent")
+}
+
+fn standard_files() -> Result<std::path::PathBuf, String> {
+    pagekeeper_boot::standard_files(project_root()).map_err(|e| e.to_string())
 }
 
 fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {

@@ -11,15 +11,19 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod console;
 pub mod drivers;
 pub mod files;
-pub mod log;
 pub mod memory;
 pub mod policy;
 pub mod process;
 pub mod swap;
 pub mod testing;
 pub mod vm;
+
+// The kernel's log macros are the `log` facade's (see `console`):
+// `pagekeeper::info!` and `log::info!` are one thing.
+pub use ::log::{debug, error, info, trace, warn};
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::BootInfo;
@@ -40,6 +44,7 @@ pub const BOOTLOADER_CONFIG: BootloaderConfig = {
 /// Brings the kernel up: CPU tables, interrupts, timer, memory. Call once,
 /// first thing, from the entry point.
 pub fn init(boot_info: &'static mut BootInfo) {
+    console::init();
     arch::init();
     let boot = memory::init(boot_info);
     vm::init();
