@@ -37,6 +37,7 @@
 
 mod fault;
 mod file;
+mod inspect;
 mod platform;
 mod region;
 mod swap;
@@ -45,6 +46,7 @@ mod tests;
 mod walk;
 
 pub use fault::{Access, FaultCounters, FaultOutcome, Violation};
+pub use inspect::{EntryWalk, PageCounts, WalkStep};
 pub use platform::Platform;
 pub use region::{NoRoomForRegions, Region, RegionKind, RegionMap};
 

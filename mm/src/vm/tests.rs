@@ -1057,3 +1057,4 @@ fn stale_pinned_and_foreign_frames_are_skipped() {
 }
 
 mod policy;
+mod inspect;

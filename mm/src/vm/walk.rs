@@ -194,6 +194,11 @@ impl<P: Platform> AddressSpace<P> {
         Ok(Slot { table, index: va.table_index(1) })
     }
 
+    /// The entry in `slot`, undecoded.
+    pub(super) fn raw_entry(&self, slot: Slot) -> u64 {
+        self.platform.read_entry(slot.table, slot.index)
+    }
+
     pub(super) fn read(&self, slot: Slot, va: UserAddr) -> Result<PteState, VmError> {
         let raw = self.platform.read_entry(slot.table, slot.index);
         PteState::decode(raw).map_err(|CorruptPte(raw)| VmError::Corrupt { addr: va.as_u64(), raw })
