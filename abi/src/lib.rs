@@ -55,7 +55,8 @@ pub enum Syscall {
     /// on_event(kind, handler): runs `handler(kind, info)` on the next
     /// return to user mode after an event of `kind` ([`EVENT_REDLINE`]: the
     /// process crossed its redline, info = bytes charged; [`EVENT_PRESSURE`]:
-    /// the pressure level changed, info = the new level). The handler runs
+    /// the pressure level changed, info = the new level; [`EVENT_SCAVENGE`]:
+    /// scavenge your heap, asked by the operator). The handler runs
     /// on the interrupted stack (below its red zone) and must end with
     /// `event_return`; events that arrive meanwhile wait for it. Handler 0
     /// unregisters. Returns 0.
@@ -109,6 +110,9 @@ pub const NO_RESERVE: u64 = 1 << 9;
 /// on_event() kinds.
 pub const EVENT_REDLINE: u64 = 1;
 pub const EVENT_PRESSURE: u64 = 2;
+/// The operator asked the process to hand its free heap pages back (the
+/// shell's `scavenge PID`); info = its resident pages at the request.
+pub const EVENT_SCAVENGE: u64 = 3;
 
 /// Error codes, returned negated in `rax`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

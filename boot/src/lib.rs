@@ -9,6 +9,7 @@
 //! then exits with `(value << 1) | 1`. [`QemuExit`] is the decoded form.
 
 pub mod files;
+pub mod session;
 
 pub use files::standard_files;
 use std::fmt;
@@ -240,7 +241,7 @@ pub struct RunDisks {
 }
 
 impl RunDisks {
-    fn for_config(config: &RunConfig) -> io::Result<RunDisks> {
+    pub(crate) fn for_config(config: &RunConfig) -> io::Result<RunDisks> {
         Ok(RunDisks {
             swap: (config.swap_mib > 0).then(|| TempDisk::swap(config.swap_mib)).transpose()?,
             files: config.files.as_deref().map(TempDisk::files).transpose()?,

@@ -10,26 +10,9 @@
 
 use bootloader_api::{entry_point, BootInfo};
 use pagekeeper::process::{self, programs, SpawnOptions};
-use pagekeeper::{arch, files, info, memory, policy, println, swap, vm, BOOTLOADER_CONFIG};
+use pagekeeper::{files, info, memory, picture, println, shell, swap, BOOTLOADER_CONFIG};
 
 entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
-
-fn meminfo() {
-    println!("{}", memory::frames::stats());
-    println!("{}", vm::summary());
-    match swap::info() {
-        Some(info) => println!("{info}"),
-        None => println!("swap: none (make run SWAP=MiB attaches a swap disk)"),
-    }
-    match files::info() {
-        Some(info) => println!("{info}"),
-        None => println!("page cache: no file disk"),
-    }
-    println!("{}", vm::reclaim::info());
-    println!("{}", policy::commit::info());
-    println!("{}", policy::pressure::info());
-    println!("oom killer: {} processes killed", process::oom::kills());
-}
 
 fn run_and_report() {
     for done in process::run_until_idle() {
@@ -118,9 +101,11 @@ fn oom_storm() {
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     println!("\nPagekeeper {}", env!("CARGO_PKG_VERSION"));
+    let framebuffer = boot_info.framebuffer.take();
     pagekeeper::init(boot_info);
+    picture::init(framebuffer);
     println!("{}", memory::memory_map_summary(memory::boot_memory()));
-    meminfo();
+    shell::meminfo();
 
     let free_before = memory::frames::stats().free;
     println!("\n=== demo: processes allocate, free, scavenge; one wild pointer, one stack overflow ===");
@@ -135,7 +120,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     bigger_than_ram();
     oom_storm();
     println!("\n=== after the demo ===");
-    meminfo();
+    shell::meminfo();
     let free_after = memory::frames::stats().free;
     let cached = files::info().map_or(0, |i| i.stats.pages);
     let heap_growth = free_before.saturating_sub(free_after + cached);
@@ -143,5 +128,5 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         "free frames: {free_before} before the processes, {free_after} after ({cached} hold cached file pages, {heap_growth} went to the kernel heap's own growth)"
     );
     info!("kernel up; close QEMU to stop (Ctrl-C)");
-    arch::halt_forever()
+    shell::run()
 }

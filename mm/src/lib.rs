@@ -18,6 +18,7 @@ pub mod files;
 pub mod frame;
 pub mod memory_map;
 pub mod paging;
+pub mod picture;
 pub mod policy;
 pub mod pte;
 pub mod reclaim;

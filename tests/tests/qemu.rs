@@ -1,10 +1,12 @@
 //! Boots Pagekeeper kernels in QEMU and judges them by serial output and exit
 //! code. Each test is one boot; the in-kernel suite groups many tests per boot.
 
+use pagekeeper_boot::session::Session;
 use pagekeeper_boot::{Firmware, QemuExit};
 use pagekeeper_tests::{
-    boot, config, expect_suite_passed, parse_summary, standard_files, test_lines, Kernel, Summary,
+    boot, config, expect_suite_passed, parse_summary, repo_root, standard_files, test_lines, Kernel, Summary,
 };
+use std::collections::HashMap;
 use std::time::Duration;
 
 #[test]
@@ -202,7 +204,7 @@ fn demo_kernel_runs_processes_and_stays_up() {
     let mut config = config(Kernel::Demo);
     config.swap_mib = 256;
     config.files = Some(standard_files());
-    config.stop_after = Some(("kernel up".into(), Duration::from_secs(3)));
+    config.stop_after = Some(("pk> ".into(), Duration::from_secs(1)));
     let outcome = boot(&config);
     let console = &outcome.serial;
     assert_eq!(outcome.exit, QemuExit::Stopped, "{console}");
@@ -244,6 +246,9 @@ fn demo_kernel_runs_processes_and_stays_up() {
         "pressure: normal",
         "vm: 0 address spaces, 0 resident pages (0 of them file pages), 0 swapped pages, 0 page-table frames",
         "kernel up",
+        "picture: 1280x800 framebuffer",
+        "Pagekeeper shell: type help for the commands.",
+        "pk> ",
     ] {
         assert!(console.contains(expected), "missing {expected:?} in:\n{console}");
     }
@@ -292,4 +297,215 @@ fn fuzzing_for_a_while_leaves_the_kernel_intact() {
     println!("{}", summary.unwrap_or("fuzz: no summary"));
     assert_eq!(outcome.exit, QemuExit::Success, "{console}");
     assert_eq!(parse_summary(console), Some(Summary { passed: 1, failed: 0 }), "{console}");
+}
+
+/// A session with the shell test kernel (kernel/tests/shell.rs): 128 MiB,
+/// 16 MiB of swap, the standard file disk; waits for the first prompt.
+fn shell_session() -> Session {
+    let mut config = config(Kernel::Named("shell"));
+    config.swap_mib = 16;
+    config.files = Some(standard_files());
+    let mut session = Session::start(&config).expect("starting QEMU");
+    session.wait_for("pk> ", Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}"));
+    session
+}
+
+/// Types `line` and Enter; returns the answer (up to the next prompt).
+fn ask(session: &mut Session, line: &str) -> String {
+    session.send(format!("{line}\r").as_bytes()).expect("typing");
+    session.wait_for("\npk> ", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+/// The number after `word` in `text` ("resident 12 pages" → 12 for "resident").
+fn number_after(text: &str, word: &str) -> Option<u64> {
+    let rest = &text[text.find(word)? + word.len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).find(|s| !s.is_empty())?.parse().ok()
+}
+
+#[test]
+fn shell_answers_commands_and_survives_garbage() {
+    let mut s = shell_session();
+    let help = ask(&mut s, "help");
+    for command in [
+        "meminfo",
+        "ps",
+        "vmmap PID",
+        "pte PID ADDR",
+        "run PROG",
+        "kill PID",
+        "scavenge PID",
+        "frames",
+        "swapinfo",
+        "oom_adj PID N",
+        "overcommit",
+        "log",
+        "picture",
+    ] {
+        assert!(help.contains(command), "help lacks {command}:\n{help}");
+    }
+    assert!(ask(&mut s, "meminfo").contains("commit: CommitLimit"));
+    assert!(ask(&mut s, "ps").contains("0 processes"));
+
+    let started = ask(&mut s, "run heap_idle 8");
+    assert!(started.contains("started process 1 (heap_idle)"), "{started}");
+    s.wait_for("idling", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    let ps = ask(&mut s, "ps");
+    let row = ps.lines().find(|l| l.contains("heap_idle")).unwrap_or_else(|| panic!("{ps}"));
+    let resident_kib = number_after(row, "ready").or_else(|| number_after(row, "running")).expect("resident");
+    assert!(resident_kib > 8 * 1024, "8 MiB touched: {row}");
+    let vmmap = ask(&mut s, "vmmap 1");
+    for expected in ["rw-u stack", "kernel-shared", "resident", "untouched", "r-xu file (private)"] {
+        assert!(vmmap.contains(expected), "vmmap lacks {expected}:\n{vmmap}");
+    }
+    let pte = ask(&mut s, "pte 1 0x7ffffffef000");
+    for expected in [
+        "PML4 (level 4)",
+        "PDPT (level 3)",
+        "PD   (level 2)",
+        "PT   (level 1)",
+        "leaf: present, anonymous frame",
+        "rw-u stack",
+    ] {
+        assert!(pte.contains(expected), "pte lacks {expected}:\n{pte}");
+    }
+    let unmapped = ask(&mut s, "pte 1 0x600000000000");
+    assert!(unmapped.contains("no region: touching it kills the process"), "{unmapped}");
+
+    assert!(ask(&mut s, "scavenge 1").contains("scavenge asked of process 1"));
+    let report = s.wait_for("resident pages", Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    let before = number_after(&report, "on request: ").expect("before");
+    let after = number_after(&report, " -> ").expect("after");
+    assert!(before > 2000 && after < before / 10, "scavenge gave back its free pages: {report}");
+
+    assert!(ask(&mut s, "oom_adj 1 500").contains("oom_score_adj 500"));
+    assert!(ask(&mut s, "oom_adj 1 5000").contains("error:"));
+    assert!(ask(&mut s, "kill 1").contains("killed from the shell"));
+    assert!(ask(&mut s, "kill 1").contains("error: no process 1"));
+    assert!(ask(&mut s, "ps").contains("0 processes"));
+
+    // Garbage: every kind of bad line gets an error, none takes the kernel down.
+    for (line, error) in [
+        ("frobnicate", "unknown command 'frobnicate'"),
+        ("vmmap", "missing argument; usage: vmmap PID"),
+        ("kill 1 2 3", "too many arguments"),
+        ("kill 99999999999999999999999", "not a number in range"),
+        ("vmmap -1", "not a number in range"),
+        ("pte 7 0x1000", "error: no process 7"),
+        ("pte 1 0xffffffffffffffff", "is not a user address"),
+        ("run no_such_program", "cannot start no_such_program: NoSuchProgram"),
+        ("scavenge 42", "error: no process 42"),
+        ("overcommit 9:999", "is not MODE or MODE:RATIO"),
+        ("log loud", "is not a level"),
+    ] {
+        let answer = ask(&mut s, line);
+        assert!(answer.contains(error), "{line:?} → {answer}");
+    }
+    let mut noise: Vec<u8> = (0u8..=255).filter(|b| *b != b'\r' && *b != b'\n' && *b != 3).collect();
+    noise.extend_from_slice(b"\x1b[A\x1b[B\x1b[C\x1b[D\x1b[3~\x1bOP\x7f\x7f\x08");
+    noise.extend(std::iter::repeat_n(b'x', 3000));
+    s.send(&noise).expect("typing");
+    s.send(b"\x03").expect("Ctrl-C"); // abandon whatever is left of that line
+    s.wait_for("^C\r\npk> ", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    // Editing: a typo, erased, then the history brings a line back.
+    assert!(ask(&mut s, "psx\x7f").contains("0 processes"));
+    assert!(ask(&mut s, "\x1b[A").contains("0 processes"), "Up recalls ps");
+    let meminfo = ask(&mut s, "meminfo");
+    assert!(meminfo.contains("process memory              0.0 MiB         0 frames"), "{meminfo}");
+    let console = s.serial();
+    assert!(!console.contains("KERNEL PANIC"), "{console}");
+}
+
+/// A screendump as (width, height, RGB bytes) from QEMU's binary PPM.
+fn read_ppm(path: &std::path::Path) -> (usize, usize, Vec<u8>) {
+    let data = std::fs::read(path).expect("reading the screendump");
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while fields.len() < 4 {
+        while data[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        let start = at;
+        while !data[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields.push(String::from_utf8_lossy(&data[start..at]).into_owned());
+    }
+    assert_eq!((fields[0].as_str(), fields[3].as_str()), ("P6", "255"), "a binary 8-bit PPM");
+    let (w, h): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    (w, h, data[at + 1..at + 1 + w * h * 3].to_vec())
+}
+
+/// Pixels of each colour inside the rectangle (x, y, w, h).
+fn colour_counts(ppm: &(usize, usize, Vec<u8>), rect: (usize, usize, usize, usize)) -> HashMap<u32, u64> {
+    let (width, _, rgb) = ppm;
+    let mut counts = HashMap::new();
+    for y in rect.1..rect.1 + rect.3 {
+        for x in rect.0..rect.0 + rect.2 {
+            let p = &rgb[(y * width + x) * 3..][..3];
+            *counts.entry(u32::from(p[0]) << 16 | u32::from(p[1]) << 8 | u32::from(p[2])).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Asks for `picture`; screendumps; checks that every colour's cells in the
+/// grid are the kernel's own count of that category's frames. Returns
+/// (colour → frames shown) and the dump.
+fn picture_matches_the_kernel(s: &mut Session, dump: &std::path::Path) -> HashMap<u32, u64> {
+    let answer = ask(s, "picture");
+    let grid =
+        answer.lines().find(|l| l.starts_with("picture: grid at")).unwrap_or_else(|| panic!("{answer}"));
+    let numbers: Vec<usize> = grid
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().unwrap())
+        .collect();
+    let [x, y, w, h, cell, per_cell] = numbers[..] else { panic!("{grid}") };
+    assert_eq!(per_cell, 1, "128 MiB fits one frame per cell");
+    s.screendump(dump).expect("screendump");
+    let shown = colour_counts(&read_ppm(dump), (x, y, w, h));
+    let mut frames = HashMap::new();
+    for line in answer.lines().filter(|l| l.starts_with("picture: colour ")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let colour = u32::from_str_radix(words[2], 16).unwrap();
+        let pixels = shown.get(&colour).copied().unwrap_or(0);
+        assert_eq!(pixels % (cell * cell) as u64, 0, "whole cells of {colour:06x}");
+        let cells = pixels / (cell * cell) as u64;
+        let said: u64 = words[6].parse().unwrap();
+        assert_eq!(cells, said, "{line}: the picture shows what it says");
+        if let Ok(kernel) = words[4].parse::<u64>() {
+            // The kernel heap may grow by a frame or two between the
+            // drawing and the count (the answer's own strings).
+            let slack =
+                if line.ends_with("kernel heap") || line.ends_with("free") || line.ends_with("page tables") {
+                    4
+                } else {
+                    0
+                };
+            assert!(
+                cells.abs_diff(kernel) <= slack,
+                "{line}: the kernel counts {kernel}, the screen has {cells}"
+            );
+        }
+        frames.insert(colour, cells);
+    }
+    frames
+}
+
+#[test]
+fn memory_picture_colours_match_the_kernels_counts_and_follow_a_process() {
+    let mut s = shell_session();
+    let dir = repo_root().join("target/picture");
+    std::fs::create_dir_all(&dir).unwrap();
+    let before = picture_matches_the_kernel(&mut s, &dir.join("before.ppm"));
+    let process_colour = 0x40e040;
+    assert_eq!(before.get(&process_colour), Some(&0), "no process yet");
+    assert!(before[&0x1f3a1f] > 20_000, "mostly free");
+    ask(&mut s, "run heap_idle 8");
+    s.wait_for("idling", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    let after = picture_matches_the_kernel(&mut s, &dir.join("after.ppm"));
+    assert!(after[&process_colour] > 2000, "the process's 8 MiB are drawn in its colour: {after:?}");
+    assert!(after[&0x1f3a1f] + 2000 < before[&0x1f3a1f], "free shrank by what it took");
+    // For the README: the same picture as PNG, when this QEMU can write one.
+    let _ = s.screendump(&dir.join("picture.png"));
 }

@@ -1,6 +1,7 @@
 //! Event handlers in user space: the redline (the process crossed its
-//! soft limit: free caches, scavenge) and memory pressure (the level on
-//! the pressure page changed).
+//! soft limit: free caches, scavenge), memory pressure (the level on
+//! the pressure page changed), and the operator's scavenge request (the
+//! runtime's own: the heap hands its free pages back).
 //!
 //! The kernel diverts the process into [`trampoline`] on its next return
 //! to user mode, wherever it was, possibly in the middle of `malloc`.
@@ -10,7 +11,7 @@
 //! ends (a safe point). Handlers registered here are plain `fn`s.
 
 use crate::sys;
-use abi::{EVENT_PRESSURE, EVENT_REDLINE};
+use abi::{EVENT_PRESSURE, EVENT_REDLINE, EVENT_SCAVENGE};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// The program's handlers (0: none), pending kinds (bit `kind`), and the
@@ -18,9 +19,9 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 static REDLINE: AtomicUsize = AtomicUsize::new(0);
 static PRESSURE: AtomicUsize = AtomicUsize::new(0);
 static PENDING: AtomicU64 = AtomicU64::new(0);
-static INFO: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+static INFO: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 /// Handler runs, by kind (for tests and reports).
-static RUNS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+static RUNS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 
 /// Runs `handler(bytes charged)` once each time the process crosses its
 /// redline upwards.
@@ -36,7 +37,14 @@ pub fn on_pressure(handler: fn(u64)) -> Result<(), abi::Error> {
     listen_to_pressure()
 }
 
-pub(crate) fn listen_to_pressure() -> Result<(), abi::Error> {
+/// The heap's events, registered when it is made: pressure (the
+/// background scavenger) and the operator's scavenge request.
+pub(crate) fn listen_for_the_heap() -> Result<(), abi::Error> {
+    sys::on_event(EVENT_SCAVENGE, trampoline_address())?;
+    listen_to_pressure()
+}
+
+fn listen_to_pressure() -> Result<(), abi::Error> {
     sys::on_event(EVENT_PRESSURE, trampoline_address()).map(|_| ())
 }
 
@@ -64,14 +72,19 @@ extern "C" fn trampoline(kind: u64, info: u64) -> ! {
 /// the heap when an operation an event interrupted is over).
 pub(crate) fn run_pending() {
     let pending = PENDING.swap(0, Ordering::Relaxed);
-    for kind in [EVENT_REDLINE, EVENT_PRESSURE] {
+    for kind in [EVENT_REDLINE, EVENT_PRESSURE, EVENT_SCAVENGE] {
         if pending & (1 << kind) == 0 {
             continue;
         }
         let info = INFO[kind as usize].load(Ordering::Relaxed);
         RUNS[kind as usize].fetch_add(1, Ordering::Relaxed);
-        if kind == EVENT_PRESSURE {
-            crate::heap::on_pressure();
+        match kind {
+            EVENT_PRESSURE => crate::heap::on_pressure(),
+            EVENT_SCAVENGE => {
+                crate::heap::scavenge();
+                continue;
+            }
+            _ => {}
         }
         let handler = if kind == EVENT_REDLINE { &REDLINE } else { &PRESSURE };
         let f = handler.load(Ordering::Relaxed);

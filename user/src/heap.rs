@@ -76,8 +76,9 @@ pub fn with_heap<R>(f: impl FnOnce(&mut Heap<SysKernel>) -> R) -> R {
     let slot = unsafe { &mut *HEAP.0.get() };
     let heap = slot.get_or_insert_with(|| {
         let config = HeapConfig { arena: 64 << 20, large_slots: 1024 };
-        // The background scavenger hears of pressure even when idle.
-        let _ = crate::events::listen_to_pressure();
+        // The background scavenger hears of pressure even when idle, and
+        // the operator's scavenge request reaches the heap.
+        let _ = crate::events::listen_for_the_heap();
         Heap::new(SysKernel, config).expect("address space for the heap")
     });
     let result = f(heap);

@@ -1,5 +1,5 @@
 //! The legacy 8259 interrupt controllers. Remapped to vectors 32..48 so IRQs
-//! do not collide with CPU exceptions; only the IRQs we handle are unmasked.
+//! do not collide with CPU exceptions; only the IRQs we handle (timer, serial input) are unmasked.
 
 use x86_64::instructions::port::Port;
 
@@ -38,7 +38,7 @@ pub fn init() {
     write(SECONDARY_DATA, 2); // its cascade identity
     write(PRIMARY_DATA, ICW4_8086);
     write(SECONDARY_DATA, ICW4_8086);
-    write(PRIMARY_DATA, !(1 << TIMER_IRQ));
+    write(PRIMARY_DATA, !(1 << TIMER_IRQ | 1 << super::serial::IRQ));
     write(SECONDARY_DATA, 0xff);
 }
 

@@ -255,12 +255,15 @@ fn decode(frame: &mut TrapFrame) -> Trap {
         Vector::PAGE_FAULT => Trap::PageFault(PageFault::decode(frame)),
         v if is_irq(u64::from(v)) => {
             let irq = v - pic::IRQ_BASE;
-            if pic::end_of_interrupt(irq) && irq == pic::TIMER_IRQ {
+            let real = pic::end_of_interrupt(irq);
+            if real && irq == pic::TIMER_IRQ {
                 timer::on_tick(frame);
-                Trap::Timer
-            } else {
-                Trap::Interrupt
+                return Trap::Timer;
             }
+            if real && irq == super::serial::IRQ {
+                super::serial::on_interrupt();
+            }
+            Trap::Interrupt
         }
         v => Trap::Exception(v),
     }

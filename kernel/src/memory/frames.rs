@@ -119,6 +119,12 @@ pub fn stats() -> FrameStats {
     with(|frames| frames.stats().clone())
 }
 
+/// Calls `visit(first frame, order, owner)` for every allocated block
+/// (the memory picture). Interrupts stay off for the whole pass.
+pub fn for_each_allocated(visit: &mut dyn FnMut(Pfn, u8, Owner)) {
+    with(|frames| frames.for_each_allocated(visit))
+}
+
 pub fn span() -> Range<Pfn> {
     with(|frames| frames.span())
 }

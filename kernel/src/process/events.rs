@@ -1,8 +1,9 @@
 //! Events a process asked to hear about (`abi::Syscall::OnEvent`): its
-//! redline crossed (shared/seeds/001's depletion handler) and the pressure
+//! redline crossed (shared/seeds/001's depletion handler), the pressure
 //! level changed, or stays above normal (seed 002's low-memory
 //! notification; repeated every tick while it lasts, see
-//! `policy::pressure`). The kernel never
+//! `policy::pressure`), and the operator's request to scavenge its heap
+//! (the shell's `scavenge PID`). The kernel never
 //! calls into user code from inside itself: an event is noted, and on the
 //! next return to user mode the process is diverted into its handler, like
 //! a signal:
@@ -24,18 +25,32 @@ use super::{with_running, Process};
 use crate::arch::fpu::FpuState;
 use crate::arch::trap::TrapFrame;
 use crate::vm::{self, SpaceId};
-use abi::{Error, EVENT_PRESSURE, EVENT_REDLINE};
+use abi::{Error, EVENT_PRESSURE, EVENT_REDLINE, EVENT_SCAVENGE};
 use mm::vm::USER_END;
 
 /// A process's handlers and what is pending for them.
 pub(super) struct Events {
     redline_handler: u64,
     pressure_handler: u64,
+    scavenge_handler: u64,
     redline_pending: bool,
+    /// Resident pages when the operator asked for a scavenge not delivered yet.
+    scavenge_pending: Option<u64>,
     /// The pressure generation last delivered (or seen at registration).
     pressure_seen: u64,
-    /// The registers a running handler interrupted.
+    /// The registers a running handler interrupted, and its event's kind
+    /// and info.
     interrupted: Option<(TrapFrame, FpuState)>,
+    handling: (u64, u64),
+}
+
+/// Why an event could not be requested for a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    NoSuchProcess,
+    /// It registered no handler for the event (not a pkrt program, or one
+    /// without a heap yet).
+    NoHandler,
 }
 
 impl Events {
@@ -43,10 +58,28 @@ impl Events {
         Events {
             redline_handler: 0,
             pressure_handler: 0,
+            scavenge_handler: 0,
             redline_pending: false,
+            scavenge_pending: None,
             pressure_seen: 0,
             interrupted: None,
+            handling: (0, 0),
         }
+    }
+
+    /// A handler is running (the process has not called event_return).
+    pub(super) fn in_handler(&self) -> bool {
+        self.interrupted.is_some()
+    }
+
+    /// Notes the operator's scavenge request for the next return to user
+    /// mode.
+    pub(super) fn request_scavenge(&mut self, space: SpaceId) -> Result<(), RequestError> {
+        if self.scavenge_handler == 0 {
+            return Err(RequestError::NoHandler);
+        }
+        self.scavenge_pending = Some(vm::with(space, |s| s.stats().resident_pages).unwrap_or(0));
+        Ok(())
     }
 }
 
@@ -59,6 +92,7 @@ pub(super) fn on_event(kind: u64, handler: u64) -> Result<u64, Error> {
     with_running(|_, p| {
         match kind {
             EVENT_REDLINE => p.events.redline_handler = handler,
+            EVENT_SCAVENGE => p.events.scavenge_handler = handler,
             EVENT_PRESSURE => {
                 p.events.pressure_handler = handler;
                 p.events.pressure_seen = generation;
@@ -71,7 +105,18 @@ pub(super) fn on_event(kind: u64, handler: u64) -> Result<u64, Error> {
 
 /// event_return(): restores what the handler interrupted into `frame`.
 pub(super) fn event_return(frame: &mut TrapFrame) -> Result<(), Error> {
-    let (saved, fpu) = with_running(|_, p| p.events.interrupted.take()).ok_or(Error::Invalid)?;
+    let (saved, fpu) = with_running(|pid, p| {
+        let saved = p.events.interrupted.take()?;
+        if let (EVENT_SCAVENGE, before) = p.events.handling {
+            let after = vm::with(p.space, |s| s.stats().resident_pages).unwrap_or(0);
+            crate::info!(
+                "process {pid} ({}) scavenged on request: {before} -> {after} resident pages",
+                p.name
+            );
+        }
+        Some(saved)
+    })
+    .ok_or(Error::Invalid)?;
     *frame = saved;
     fpu.restore();
     Ok(())
@@ -112,6 +157,8 @@ fn deliver(e: &mut Events, space: SpaceId, frame: &mut TrapFrame, fpu: impl FnOn
         e.redline_pending = false;
         let charged = vm::with(space, |s| s.stats().charged_bytes()).unwrap_or(0);
         (e.redline_handler, EVENT_REDLINE, charged)
+    } else if let Some(resident) = e.scavenge_pending.take() {
+        (e.scavenge_handler, EVENT_SCAVENGE, resident)
     } else if e.pressure_handler != 0 && e.pressure_seen != generation {
         e.pressure_seen = generation;
         (e.pressure_handler, EVENT_PRESSURE, crate::policy::pressure::current() as u64)
@@ -119,6 +166,7 @@ fn deliver(e: &mut Events, space: SpaceId, frame: &mut TrapFrame, fpu: impl FnOn
         return;
     };
     e.interrupted = Some((frame.clone(), fpu()));
+    e.handling = (kind, info);
     frame.rip = handler;
     frame.rdi = kind;
     frame.rsi = info;

@@ -30,7 +30,8 @@ pub fn round(seeds: &[u64]) -> Result<RoundStats, alloc::boxed::Box<Finished>> {
             ExitStatus::Exited(0) => stats.exited += 1,
             ExitStatus::KilledByFault(_)
             | ExitStatus::KilledByException { .. }
-            | ExitStatus::KilledByOom(_) => stats.killed += 1,
+            | ExitStatus::KilledByOom(_)
+            | ExitStatus::Killed { .. } => stats.killed += 1,
             ExitStatus::Exited(_) => return Err(alloc::boxed::Box::new(finished)),
         }
     }

@@ -12,15 +12,16 @@
 //!
 //! A process never blocks inside the kernel, so one user-trap stack serves
 //! all of them and a switch is just "save the trap frame, go back to the
-//! scheduler loop". The loop runs until no process is ready, then returns
-//! the exit statuses; kernel code (tests, the demo) calls it.
+//! scheduler loop". [`run_slice`] is one turn of that loop; kernel code
+//! runs the loop until no process is ready ([`run_until_idle`]: tests, the
+//! demo) or between keystrokes (the shell).
 //!
 //! A process that faults on memory it may not touch, or raises any other
 //! exception, is killed with a report; its address space is destroyed, so
 //! every frame it held goes back, and the others keep running.
 
 mod elf;
-mod events;
+pub mod events;
 pub mod fuzz;
 pub mod oom;
 mod output;
@@ -71,6 +72,10 @@ pub enum ExitStatus {
     },
     /// Chosen by the OOM killer when some process's fault found no memory.
     KilledByOom(OomKill),
+    /// Ended by the operator (the shell's `kill`); `freed` pages came back.
+    Killed {
+        freed: u64,
+    },
 }
 
 impl fmt::Display for ExitStatus {
@@ -86,6 +91,7 @@ impl fmt::Display for ExitStatus {
                 )
             }
             ExitStatus::KilledByOom(kill) => write!(f, "{kill}"),
+            ExitStatus::Killed { freed } => write!(f, "killed from the shell ({freed} pages freed)"),
         }
     }
 }
@@ -397,29 +403,45 @@ fn initial_context(entry: u64) -> TrapFrame {
 /// Runs processes round-robin until none is ready; returns those that ended
 /// meanwhile, in the order they ended.
 pub fn run_until_idle() -> Vec<Finished> {
-    loop {
-        // Between slices: the background half of reclaim (kswapd's job).
-        vm::reclaim::in_background();
-        crate::policy::pressure::update();
-        let next = with_table(|t| {
-            let pid = t.ready.pop_front()?;
-            t.running = Some(pid);
-            let p = t.processes.get_mut(&pid).expect("ready processes exist");
-            p.slice_end = timer::ticks() + TIME_SLICE_TICKS;
-            events::before_resume(p);
-            p.fpu.restore();
-            Some((p.space, p.context.clone()))
-        });
-        let Some((space, context)) = next else { break };
-        vm::activate(space).expect("a live process has a live space");
-        // SAFETY: `context` is a ring-3 frame of the now-active space (built
-        // by initial_context or saved from a user trap); SCHEDULER is used by
-        // this loop only, and user_trap jumps back to it exactly once.
-        unsafe { context::enter_user(core::ptr::addr_of_mut!(SCHEDULER), &context) };
-        interrupts::enable();
-    }
-    vm::activate_kernel();
+    while run_slice() {}
+    take_finished()
+}
+
+/// The processes that ended since the last call, in the order they ended.
+pub fn take_finished() -> Vec<Finished> {
     with_table(|t| core::mem::take(&mut t.finished))
+}
+
+/// Runs the next ready process for one time slice (or until it yields,
+/// exits or is killed); false when none is ready. The shell calls it
+/// between reading keys, so processes run while it waits.
+pub fn run_slice() -> bool {
+    // Between slices: the background half of reclaim (kswapd's job).
+    vm::reclaim::in_background();
+    crate::policy::pressure::update();
+    crate::picture::tick();
+    let next = with_table(|t| {
+        let pid = t.ready.pop_front()?;
+        t.running = Some(pid);
+        let p = t.processes.get_mut(&pid).expect("ready processes exist");
+        p.slice_end = timer::ticks() + TIME_SLICE_TICKS;
+        events::before_resume(p);
+        p.fpu.restore();
+        Some((p.space, p.context.clone()))
+    });
+    let Some((space, context)) = next else {
+        vm::activate_kernel();
+        return false;
+    };
+    vm::activate(space).expect("a live process has a live space");
+    // SAFETY: `context` is a ring-3 frame of the now-active space (built
+    // by initial_context or saved from a user trap); SCHEDULER is used by
+    // this function only, and user_trap jumps back to it exactly once.
+    unsafe { context::enter_user(core::ptr::addr_of_mut!(SCHEDULER), &context) };
+    interrupts::enable();
+    // The process's space stays active until another is or none is ready
+    // (the kernel half is in every space; `vm::destroy` switches away).
+    true
 }
 
 /// What to do with the running process after its trap was handled.
@@ -578,6 +600,77 @@ fn write_output(bytes: &[u8]) {
         let name = p.name;
         p.output.push(bytes, &mut |line| emit_line(pid, name, line));
     });
+}
+
+/// What the shell's `ps` shows of a live process.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcessInfo {
+    pub pid: Pid,
+    pub name: &'static str,
+    pub state: &'static str,
+    pub space: SpaceId,
+    pub stats: mm::vm::SpaceStats,
+    pub limits: vm::Limits,
+    pub oom_score_adj: i16,
+}
+
+/// Every live process, by pid.
+pub fn list() -> Vec<ProcessInfo> {
+    let mut all: Vec<ProcessInfo> = with_table(|t| {
+        t.processes
+            .iter()
+            .map(|(&pid, p)| ProcessInfo {
+                pid,
+                name: p.name,
+                state: match (t.running == Some(pid), p.events.in_handler()) {
+                    (true, _) => "running",
+                    (false, true) => "in handler",
+                    (false, false) => "ready",
+                },
+                space: p.space,
+                stats: mm::vm::SpaceStats::default(),
+                limits: vm::Limits::UNLIMITED,
+                oom_score_adj: p.oom_score_adj,
+            })
+            .collect()
+    });
+    // The space lock is taken outside the table lock (the fault path takes
+    // them in that order too: never both at once here).
+    for info in &mut all {
+        if let Some((stats, limits)) = vm::with(info.space, |s| (s.stats(), s.limits())) {
+            info.stats = stats;
+            info.limits = limits;
+        }
+    }
+    all
+}
+
+/// The address space of process `pid`.
+pub fn space_of(pid: Pid) -> Option<SpaceId> {
+    with_table(|t| t.processes.get(&pid).map(|p| p.space))
+}
+
+/// No live process has that pid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoSuchProcess(pub Pid);
+
+/// Ends process `pid` (not the running one: the shell runs between
+/// slices); returns the pages its end gave back.
+pub fn kill(pid: Pid) -> Result<u64, NoSuchProcess> {
+    let live = with_table(|t| t.processes.contains_key(&pid) && t.running != Some(pid));
+    if !live {
+        return Err(NoSuchProcess(pid));
+    }
+    Ok(finish(pid, |freed| ExitStatus::Killed { freed }))
+}
+
+/// Asks process `pid` to run its heap's scavenge (delivered like any
+/// event; see `events`). Refused when it registered no handler for it.
+pub fn request_scavenge(pid: Pid) -> Result<(), events::RequestError> {
+    with_table(|t| {
+        let p = t.processes.get_mut(&pid).ok_or(events::RequestError::NoSuchProcess)?;
+        p.events.request_scavenge(p.space)
+    })
 }
 
 /// Prints a line per live process (for the demo).

@@ -14,24 +14,24 @@ pub fn image(name: &str) -> Option<&'static [u8]> {
 }
 
 /// Spawns the embedded program `name`.
-pub fn spawn(name: &'static str) -> Result<Pid, SpawnError> {
+pub fn spawn(name: &str) -> Result<Pid, SpawnError> {
     spawn_with_arg(name, 0)
 }
 
 /// Spawns program `name` with `arg` as its `main`'s argument: from the
 /// file disk (`bin/NAME`, demand-paged) when there is one, else the
 /// embedded copy.
-pub fn spawn_with_arg(name: &'static str, arg: u64) -> Result<Pid, SpawnError> {
+pub fn spawn_with_arg(name: &str, arg: u64) -> Result<Pid, SpawnError> {
     spawn_with(name, arg, SpawnOptions::DEFAULT)
 }
 
 /// Like [`spawn_with_arg`], started with `options` (quota, redline,
 /// oom_score_adj).
-pub fn spawn_with(name: &'static str, arg: u64, options: SpawnOptions) -> Result<Pid, SpawnError> {
+pub fn spawn_with(name: &str, arg: u64, options: SpawnOptions) -> Result<Pid, SpawnError> {
     let path = alloc::format!("bin/{name}");
     if crate::files::open(&path).is_some() {
         return super::spawn_file(&path, arg, options);
     }
-    let image = image(name).ok_or(SpawnError::NoSuchProgram)?;
+    let (name, image) = PROGRAMS.iter().find(|(n, _)| *n == name).ok_or(SpawnError::NoSuchProgram)?;
     super::spawn_with(name, image, arg, options)
 }

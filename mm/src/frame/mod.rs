@@ -398,6 +398,24 @@ impl<'m> FrameAllocator<'m> {
         self.stats.free_blocks[order as usize] -= 1;
     }
 
+    /// Calls `visit(first frame, order, owner)` for every allocated block,
+    /// in frame order (the memory picture's owner of each frame). One pass
+    /// over the state words: O(span), for people, not for hot paths.
+    pub fn for_each_allocated(&self, visit: &mut dyn FnMut(Pfn, u8, Owner)) {
+        let mut pfn = self.base;
+        while pfn < self.end {
+            let s = self.state(pfn);
+            match (s.kind(), s.owner()) {
+                (Kind::AllocatedHead, Some(owner)) => {
+                    visit(Pfn::new(pfn), s.order(), owner);
+                    pfn += 1 << s.order();
+                }
+                (Kind::FreeHead, _) => pfn += 1 << s.order(),
+                _ => pfn += 1,
+            }
+        }
+    }
+
     fn state(&self, pfn: u64) -> FrameState {
         let i = (pfn - self.base) as usize;
         FrameState((self.states[i / STATES_PER_WORD] >> (16 * (i % STATES_PER_WORD))) as u16)

@@ -311,3 +311,23 @@ proptest! {
         a.verify().map_err(|v| TestCaseError::fail(std::format!("{v:?}")))?;
     }
 }
+
+#[test]
+fn for_each_allocated_visits_every_block_once_with_its_owner() {
+    let mut f = Fixture::new(0..4096, &[16..1000, 2048..4096]);
+    let mut a = f.allocator();
+    let blocks = [(0, Owner::Kernel), (3, Owner::PageTable), (9, Owner::Process), (0, Owner::Dma)];
+    let mut expected = BTreeMap::new();
+    for (order, owner) in blocks {
+        let b = a.allocate(order, owner).unwrap();
+        expected.insert(b.start().number(), (order, owner));
+        let _ = b.into_raw();
+    }
+    let mut seen = BTreeMap::new();
+    a.for_each_allocated(&mut |pfn, order, owner| {
+        assert!(seen.insert(pfn.number(), (order, owner)).is_none())
+    });
+    assert_eq!(seen, expected);
+    let counted: u64 = seen.values().map(|(order, _)| 1u64 << order).sum();
+    assert_eq!(counted, a.stats().used());
+}

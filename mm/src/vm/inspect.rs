@@ -89,7 +89,8 @@ impl PageCounts {
 impl<P: Platform> AddressSpace<P> {
     /// The walk of the page tables for `va` (any user address).
     pub fn walk_entry(&self, va: UserAddr) -> EntryWalk {
-        let mut walk = EntryWalk { va, steps: [None; LEVELS as usize], leaf: None, region: self.region_at(va) };
+        let mut walk =
+            EntryWalk { va, steps: [None; LEVELS as usize], leaf: None, region: self.region_at(va) };
         let mut table = self.root;
         for (i, level) in (1..=LEVELS).rev().enumerate() {
             let index = va.table_index(level);

@@ -1056,5 +1056,5 @@ fn stale_pinned_and_foreign_frames_are_skipped() {
     done(s);
 }
 
-mod policy;
 mod inspect;
+mod policy;

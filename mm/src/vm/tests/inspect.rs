@@ -15,7 +15,8 @@ fn page_counts_say_what_each_page_of_a_region_is() {
     assert_eq!(reclaim(&mut s, 1).evicted, 1);
     let range = UserAddr::new(base)..UserAddr::new(base + 16 * PAGE_SIZE);
     let counts = s.page_counts(range);
-    let expected = PageCounts { anonymous: 2, swapped: 1, demand_zero: 1, untouched: 12, ..PageCounts::default() };
+    let expected =
+        PageCounts { anonymous: 2, swapped: 1, demand_zero: 1, untouched: 12, ..PageCounts::default() };
     assert_eq!(counts, expected);
     assert_eq!(counts.resident(), s.stats().resident_pages);
     assert_eq!(counts.swapped, s.stats().swapped_pages);
@@ -63,7 +64,8 @@ fn the_walk_of_an_address_shows_every_level_and_the_leaf() {
 fn every_present_page_is_visited_once_with_its_frame() {
     let mut s = space();
     let base = s.reserve(64 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
-    let far = s.reserve_at(0x6000_0000_0000, PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
+    let far =
+        s.reserve_at(0x6000_0000_0000, PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     let mut expected = BTreeMap::new();
     for addr in [base, base + 9 * PAGE_SIZE, base + 63 * PAGE_SIZE, far] {
         expected.insert(addr, touch(&mut s, addr, true).unwrap());

@@ -1,0 +1,88 @@
+//! The serial shell `make run` ends in: a prompt on the serial console
+//! from which the operator asks the kernel what it holds (`meminfo`, `ps`,
+//! `vmmap`, `pte`, `frames`, `swapinfo`), starts and ends processes (`run`,
+//! `kill`), and changes policy (`oom_adj`, `overcommit`, `log`).
+//!
+//! ```text
+//!  IRQ 4 ─► serial input buffer ─► read_byte ─► LineEditor (shell crate) ─► echo
+//!                                                  └─ Enter ─► command::parse ─► execute
+//!  between keys: process::run_slice (processes run while the shell waits),
+//!                exit reports, hlt when there is nothing to do
+//! ```
+//!
+//! Line editing and parsing are host-tested in the `shell` crate; this
+//! module only reads the port, runs the commands and prints. Nothing typed
+//! can panic the kernel: every argument is checked (an unknown pid, an
+//! address outside the user half, a bad number all get an error line).
+
+mod commands;
+
+use crate::arch::serial;
+use crate::process;
+use crate::{print, println};
+
+use shell::line::{LineEditor, MAX_LINE};
+use x86_64::instructions::interrupts;
+
+const PROMPT: &str = "pk> ";
+
+/// Runs the shell for good.
+pub fn run() -> ! {
+    println!("\nPagekeeper shell: type help for the commands.");
+    print!("{PROMPT}");
+    let mut editor = LineEditor::new();
+    loop {
+        let mut typed = false;
+        while let Some(byte) = serial::read_byte() {
+            typed = true;
+            let mut line = [0u8; MAX_LINE];
+            let submitted = editor.feed(byte, &mut serial::write_bytes).map(|s| {
+                line[..s.line.len()].copy_from_slice(s.line.as_bytes());
+                (s.line.len(), s.cancelled)
+            });
+            if let Some((len, cancelled)) = submitted {
+                if !cancelled {
+                    // The editor stores printable ASCII only.
+                    commands::execute(core::str::from_utf8(&line[..len]).unwrap_or(""));
+                }
+                report_ended(None);
+                print!("{PROMPT}");
+            }
+        }
+        let ran = process::run_slice();
+        report_ended(Some(&editor));
+        if !ran && !typed {
+            crate::picture::tick();
+            idle();
+        }
+    }
+}
+
+/// Halts until the next interrupt unless input is already waiting (checked
+/// with interrupts off, so a key arriving in between wakes the `hlt`).
+fn idle() {
+    interrupts::disable();
+    if serial::has_input() {
+        interrupts::enable();
+    } else {
+        interrupts::enable_and_hlt();
+    }
+}
+
+/// Collects the processes that ended meanwhile (their ends were logged
+/// as they happened); with `editor`, those log lines cut into a line being
+/// typed, so the prompt and the line are shown again.
+fn report_ended(editor: Option<&LineEditor>) {
+    if process::take_finished().is_empty() {
+        return;
+    }
+    if let Some(editor) = editor {
+        print!("{PROMPT}{}", editor.current());
+        let back = editor.current().len() - editor.cursor();
+        for _ in 0..back {
+            serial::write_bytes(b"\x08");
+        }
+    }
+}
+
+pub use commands::meminfo;
