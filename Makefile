@@ -20,9 +20,13 @@ export PAGEKEEPER_OVERCOMMIT := $(OVERCOMMIT)
 # Log level the kernel boots with: off, error, warn, info (empty: info), debug, trace.
 LOG ?=
 export PAGEKEEPER_LOG := $(LOG)
+# The memory picture in a QEMU window: 1 on, 0 off, auto: on when DISPLAY is set.
+GRAPHICS ?= auto
+export GRAPHICS
+WINDOW := $(if $(filter 1,$(GRAPHICS)),--window,$(if $(filter auto,$(GRAPHICS)),$(if $(DISPLAY),--window)))
 KERNEL_ELF := target/kernel/x86_64-unknown-none/debug/pagekeeper
 BOOT_TOOL := target/debug/pagekeeper-boot
-BOOT_FLAGS := $(if $(filter bios,$(BOOT)),--bios) --memory $(MEMORY) --swap $(SWAP) --standard-files
+BOOT_FLAGS := $(if $(filter bios,$(BOOT)),--bios) --memory $(MEMORY) --swap $(SWAP) --standard-files $(WINDOW)
 # The bootloader loads the (position-independent) kernel here (the first
 # upper-half slot; the boot log prints it as "kernel image at").
 KERNEL_LOAD_OFFSET := 0xffff800000000000
@@ -40,7 +44,7 @@ kernel: setup
 boot-tool: setup
 	cargo build -p pagekeeper-boot
 
-## make run [BOOT=bios] [MEMORY=MiB] [SWAP=MiB] [OVERCOMMIT=MODE[:RATIO]] [LOG=level]: boot the demo kernel, console here (Ctrl-C quits).
+## make run [BOOT=bios] [MEMORY=MiB] [SWAP=MiB] [OVERCOMMIT=MODE[:RATIO]] [LOG=level] [GRAPHICS=0|1|auto]: boot the demo kernel, console here (Ctrl-C quits).
 run: kernel boot-tool
 	$(BOOT_TOOL) $(BOOT_FLAGS) $(KERNEL_ELF)
 

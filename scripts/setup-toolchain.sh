@@ -9,6 +9,11 @@ PKGS=(rustc-web cargo-web rust-web-src rust-web-llvm lld-16 qemu-system-x86 ovmf
 if [ "${1:-}" = "--lint" ]; then
     PKGS+=(rustfmt-web rust-web-clippy)
 fi
+# With a display (make run GRAPHICS=1, or DISPLAY set), QEMU's window needs
+# its GTK front end, packaged apart from qemu-system-x86.
+if [ "${GRAPHICS:-auto}" = 1 ] || { [ "${GRAPHICS:-auto}" = auto ] && [ -n "${DISPLAY:-}" ]; }; then
+    PKGS+=(qemu-system-gui)
+fi
 SYSROOT_BIN=/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin
 
 log() { echo "[setup] $*" >&2; }

@@ -69,6 +69,9 @@ pub struct RunConfig {
     pub icount: bool,
     /// Copy the serial console to our stdout as it arrives.
     pub echo: bool,
+    /// Show the guest's screen in a window (GTK or SDL front end) instead
+    /// of running headless.
+    pub window: bool,
     /// Stop QEMU this long after the serial output first contains the
     /// marker, for kernels that stay up instead of exiting ([`QemuExit::Stopped`]).
     pub stop_after: Option<(String, Duration)>,
@@ -87,6 +90,7 @@ impl RunConfig {
             gdb: false,
             icount: false,
             echo: false,
+            window: false,
             stop_after: None,
         }
     }
@@ -257,7 +261,7 @@ pub fn qemu_command(config: &RunConfig, image: &Path, disks: &RunDisks) -> Comma
     // always use the TCG software emulator.
     cmd.args(["-accel", "tcg", "-cpu", "qemu64", "-no-reboot"]);
     cmd.args(["-m", &format!("{}M", config.memory_mib)]);
-    cmd.args(["-serial", "stdio", "-display", "none"]);
+    cmd.args(["-serial", "stdio", "-display", display(config.window)]);
     cmd.args(["-device", &format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT},iosize=0x04")]);
     if config.firmware == Firmware::Uefi {
         cmd.args(["-bios", OVMF_CODE]);
@@ -284,6 +288,24 @@ pub fn qemu_command(config: &RunConfig, image: &Path, disks: &RunDisks) -> Comma
         cmd.args(["-s", "-S"]);
     }
     cmd
+}
+
+/// QEMU's `-display` for a run: a window when asked for and this QEMU has
+/// a front end that can open one, else none (headless; the screen is still
+/// there for screendumps).
+fn display(window: bool) -> &'static str {
+    if !window {
+        return "none";
+    }
+    let help = Command::new("qemu-system-x86_64").args(["-display", "help"]).output();
+    let listed = help.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    match ["gtk", "sdl"].into_iter().find(|ui| listed.lines().any(|l| l.trim() == *ui)) {
+        Some(ui) => ui,
+        None => {
+            eprintln!("pagekeeper-boot: this QEMU has no window front end (Debian: qemu-system-gui); running headless");
+            "none"
+        }
+    }
 }
 
 /// Builds the image, boots it, waits for the guest to exit or the timeout,

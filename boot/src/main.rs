@@ -19,6 +19,8 @@ usage: pagekeeper-boot [options] [KERNEL_ELF]
   --files DIR       pack DIR into a read-only file disk (virtio-blk, after the swap disk)
   --standard-files  the file disk of the tests and the demo: every user program as
                     bin/NAME and the test data (made in target/files)
+  --window          show the screen (the memory picture) in a QEMU window, if this
+                    QEMU has a GTK or SDL front end (else stay headless, with a note)
   --gdb             wait for gdb on localhost:1234 before the first instruction
   --icount          tie the guest clock to executed instructions (benchmarks)
   --image-only      build the disk image, print its path, do not boot";
@@ -52,6 +54,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(RunConfig, bool), St
             "--files" => config.files = Some(value("--files")?.into()),
             "--standard-files" => standard = true,
             "--gdb" => config.gdb = true,
+            "--window" => config.window = true,
             "--icount" => config.icount = true,
             "--image-only" => image_only = true,
             "-h" | "--help" => return Err("help".into()),
@@ -67,6 +70,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(RunConfig, bool), St
             config.swap_mib = if swap_set { config.swap_mib } else { 256 };
             config.memory_mib = if memory_set { config.memory_mib } else { 128 };
             standard |= config.files.is_none();
+            // As `make run` GRAPHICS=auto: a window when there is a display.
+            let graphics = std::env::var("GRAPHICS").unwrap_or_default();
+            config.window |= graphics == "1" || (graphics != "0" && std::env::var_os("DISPLAY").is_some());
             pagekeeper_boot::build_demo_kernel(project_root()).map_err(|e| e.to_string())?
         }
     };
