@@ -334,13 +334,13 @@ pub fn run(config: &RunConfig) -> io::Result<RunOutcome> {
     Ok(RunOutcome { exit, serial, elapsed: start.elapsed() })
 }
 
-fn text(bytes: &Mutex<Vec<u8>>) -> String {
+pub(crate) fn text(bytes: &Mutex<Vec<u8>>) -> String {
     String::from_utf8_lossy(&bytes.lock().expect("reader thread panicked")).into_owned()
 }
 
 /// Reads a pipe to its end on a thread, appending to `bytes`; the channel
 /// says when the pipe is closed.
-fn collect(
+pub(crate) fn collect(
     mut pipe: impl Read + Send + 'static,
     echo: bool,
     bytes: Arc<Mutex<Vec<u8>>>,

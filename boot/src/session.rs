@@ -38,24 +38,15 @@ impl Session {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().map_err(|e| io::Error::other(format!("starting QEMU: {e}")))?;
         let stdin = child.stdin.take().expect("piped stdin");
-        let mut stdout = child.stdout.take().expect("piped stdout");
         let serial = Arc::new(Mutex::new(Vec::new()));
-        let sink = serial.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().expect("reader").extend_from_slice(&buf[..n]);
-            }
-        });
+        // Read to the end for the session's whole life; its end needs no signal.
+        let _ = crate::collect(child.stdout.take().expect("piped stdout"), false, serial.clone());
         Ok(Session { child, stdin, serial, read_to: 0, monitor, _disks: disks })
     }
 
     /// Everything the guest printed so far.
     pub fn serial(&self) -> String {
-        String::from_utf8_lossy(&self.serial.lock().expect("reader")).into_owned()
+        crate::text(&self.serial)
     }
 
     /// Types `bytes` into the guest's serial port, a few at a time (a

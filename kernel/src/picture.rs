@@ -22,8 +22,8 @@ use crate::vm;
 use alloc::string::String;
 use alloc::vec::Vec;
 use bootloader_api::info::{FrameBuffer, FrameBufferInfo, MemoryRegionKind, PixelFormat};
-use core::fmt::Write;
 use mm::frame::Owner;
+use mm::paging::PAGE_SIZE;
 use mm::picture::{Category, Layout, BACKGROUND, CATEGORIES, COUNT, OTHER_PROCESSES, PROCESS_COLOURS, TEXT};
 use mm::pte::PageKind;
 use noto_sans_mono_bitmap::{get_raster, get_raster_width, FontWeight, RasterHeight};
@@ -94,7 +94,8 @@ struct Picture {
     /// not painted yet).
     now: Vec<u8>,
     drawn: Vec<u8>,
-    legend: Vec<String>,
+    /// The legend as last painted: (colour box, text) per line.
+    legend: Vec<(Option<u32>, String)>,
     last_tick: u64,
 }
 
@@ -181,27 +182,27 @@ pub fn redraw() -> Option<Drawn> {
     Some(Drawn { layout: p.layout, counts, processes: named })
 }
 
+/// Sets frames `first..last` (clipped to the picture) to `category`.
+fn mark(now: &mut [u8], first: u64, last: u64, category: Category) {
+    let last = (last as usize).min(now.len());
+    if let Some(frames) = now.get_mut(first as usize..last) {
+        frames.fill(category.index());
+    }
+}
+
 /// Every frame's category into `now`.
 fn classify(now: &mut [u8], processes: &[process::ProcessInfo]) {
     now.fill(Category::Unmanaged.index());
     let boot = memory::boot_memory();
-    let mut mark = |start: u64, end: u64, category: Category| {
-        let (first, last) = ((start / 4096) as usize, (end.div_ceil(4096) as usize).min(now.len()));
-        if first < last {
-            now[first..last].fill(category.index());
-        }
+    let bytes = |now: &mut [u8], range: &core::ops::Range<u64>, category| {
+        mark(now, range.start / PAGE_SIZE, range.end.div_ceil(PAGE_SIZE), category)
     };
     for region in boot.regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable) {
-        mark(region.start, region.end, Category::Free);
+        bytes(now, &(region.start..region.end), Category::Free);
     }
-    mark(boot.kernel_image.start, boot.kernel_image.end, Category::KernelImage);
+    bytes(now, &boot.kernel_image, Category::KernelImage);
     frames::for_each_allocated(&mut |pfn, order, owner| {
-        let category = Category::Owned(owner).index();
-        let first = pfn.number() as usize;
-        let last = (first + (1 << order)).min(now.len());
-        if first < last {
-            now[first..last].fill(category);
-        }
+        mark(now, pfn.number(), pfn.number() + (1 << order), Category::Owned(owner))
     });
     for (slot, info) in processes.iter().enumerate() {
         let colour = Category::Process(slot as u8).index();
@@ -251,9 +252,7 @@ fn draw_legend(p: &mut Picture, counts: &[u64; COUNT], processes: &[(process::Pi
     ));
     lines.push((None, alloc::format!("Committed_AS {} KiB", commit.committed * 4)));
     lines.push((None, alloc::format!("CommitLimit  {} KiB", commit.limit * 4)));
-    let mut pressure = String::new();
-    let _ = write!(pressure, "pressure: {}", crate::policy::pressure::current().name());
-    lines.push((None, pressure));
+    lines.push((None, alloc::format!("pressure: {}", crate::policy::pressure::current().name())));
     if let Some(swap) = crate::swap::info() {
         lines.push((
             None,
@@ -264,8 +263,7 @@ fn draw_legend(p: &mut Picture, counts: &[u64; COUNT], processes: &[(process::Pi
             ),
         ));
     }
-    let texts: Vec<String> = lines.iter().map(|(_, t)| t.clone()).collect();
-    if texts == p.legend {
+    if lines == p.legend {
         return;
     }
     let x = p.layout.x + p.layout.size().0 + 2 * MARGIN;
@@ -278,5 +276,5 @@ fn draw_legend(p: &mut Picture, counts: &[u64; COUNT], processes: &[(process::Pi
         }
         p.screen.text(x + 18, y, text);
     }
-    p.legend = texts;
+    p.legend = lines;
 }

@@ -21,18 +21,17 @@ static PORT: Lazy<Mutex<SerialPort>> = Lazy::new(|| {
     Mutex::new(port)
 });
 
-/// Bytes received and not read yet. A byte that finds it full is dropped
-/// (and counted): a flood of input costs nothing but itself.
+/// Bytes received and not read yet. A byte that finds it full is dropped:
+/// a flood of input costs nothing but itself.
 struct Input {
     bytes: [u8; INPUT_CAPACITY],
     head: usize,
     len: usize,
-    dropped: u64,
 }
 
 const INPUT_CAPACITY: usize = 1024;
 
-static INPUT: Mutex<Input> = Mutex::new(Input { bytes: [0; INPUT_CAPACITY], head: 0, len: 0, dropped: 0 });
+static INPUT: Mutex<Input> = Mutex::new(Input { bytes: [0; INPUT_CAPACITY], head: 0, len: 0 });
 
 /// Writes formatted text. Interrupts are off while the lock is held, so an
 /// interrupt handler that prints cannot deadlock against the code it interrupted.
@@ -60,7 +59,6 @@ pub(super) fn on_interrupt() {
     let mut input = INPUT.lock();
     while let Ok(byte) = port.try_receive() {
         if input.len == INPUT_CAPACITY {
-            input.dropped += 1;
             continue;
         }
         let tail = (input.head + input.len) % INPUT_CAPACITY;
@@ -86,11 +84,6 @@ pub fn read_byte() -> Option<u8> {
 /// Whether a byte is waiting in the input buffer.
 pub fn has_input() -> bool {
     interrupts::without_interrupts(|| INPUT.lock().len > 0)
-}
-
-/// Bytes dropped because the input buffer was full.
-pub fn input_dropped() -> u64 {
-    interrupts::without_interrupts(|| INPUT.lock().dropped)
 }
 
 /// Releases the console lock if a context that can never resume holds it

@@ -634,8 +634,8 @@ pub fn list() -> Vec<ProcessInfo> {
             })
             .collect()
     });
-    // The space lock is taken outside the table lock (the fault path takes
-    // them in that order too: never both at once here).
+    // As oom::candidates: the table under its lock, then each space under
+    // its own, one lock at a time.
     for info in &mut all {
         if let Some((stats, limits)) = vm::with(info.space, |s| (s.stats(), s.limits())) {
             info.stats = stats;

@@ -8,9 +8,14 @@ use super::{Pid, SpawnError, SpawnOptions};
 /// (name, ELF image) of every embedded program, sorted by name.
 pub static PROGRAMS: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/programs.rs"));
 
+/// The embedded program `name`: its name as the kernel keeps it, and its image.
+fn embedded(name: &str) -> Option<(&'static str, &'static [u8])> {
+    PROGRAMS.iter().find(|(n, _)| *n == name).copied()
+}
+
 /// The image of the embedded program `name`.
 pub fn image(name: &str) -> Option<&'static [u8]> {
-    PROGRAMS.iter().find(|(n, _)| *n == name).map(|(_, image)| *image)
+    embedded(name).map(|(_, image)| image)
 }
 
 /// Spawns the embedded program `name`.
@@ -32,6 +37,6 @@ pub fn spawn_with(name: &str, arg: u64, options: SpawnOptions) -> Result<Pid, Sp
     if crate::files::open(&path).is_some() {
         return super::spawn_file(&path, arg, options);
     }
-    let (name, image) = PROGRAMS.iter().find(|(n, _)| *n == name).ok_or(SpawnError::NoSuchProgram)?;
+    let (name, image) = embedded(name).ok_or(SpawnError::NoSuchProgram)?;
     super::spawn_with(name, image, arg, options)
 }

@@ -21,7 +21,7 @@ use crate::arch::serial;
 use crate::process;
 use crate::{print, println};
 
-use shell::line::{LineEditor, MAX_LINE};
+use shell::line::LineEditor;
 use x86_64::instructions::interrupts;
 
 const PROMPT: &str = "pk> ";
@@ -35,15 +35,9 @@ pub fn run() -> ! {
         let mut typed = false;
         while let Some(byte) = serial::read_byte() {
             typed = true;
-            let mut line = [0u8; MAX_LINE];
-            let submitted = editor.feed(byte, &mut serial::write_bytes).map(|s| {
-                line[..s.line.len()].copy_from_slice(s.line.as_bytes());
-                (s.line.len(), s.cancelled)
-            });
-            if let Some((len, cancelled)) = submitted {
-                if !cancelled {
-                    // The editor stores printable ASCII only.
-                    commands::execute(core::str::from_utf8(&line[..len]).unwrap_or(""));
+            if let Some(submitted) = editor.feed(byte, &mut serial::write_bytes) {
+                if !submitted.cancelled {
+                    commands::execute(submitted.line);
                 }
                 report_ended(None);
                 print!("{PROMPT}");
