@@ -1,73 +1,70 @@
 //! Pagekeeper's per-process heap: `malloc`/`free`/`realloc`/`calloc` on top
-//! of three calls to the kernel ([`Kernel`]: reserve, release, decommit).
-//! The kernel knows nothing of how the heap is built.
+//! of a few calls to the kernel ([`Kernel`]: reserve, grow, release,
+//! decommit). The kernel knows nothing of how the heap is built.
 //!
 //! ```text
-//!  arena (reserved once, demand-zero)        metadata region (reserved once)
-//! ┌────────┬────────┬────────┬─────┐        ┌──────────────┬──────────────┬───┐
-//! │ span 0 │ span 1 │ span 2 │ ... │        │ SpanMeta 0   │ SpanMeta 1   │...│  one per span
-//! │ 64 KiB │ 64 KiB │        │     │        ├──────────────┴──────────────┴───┤
-//! └────────┴────────┴────────┴─────┘        │ large-block table (addr, len)   │
-//!   each span: blocks of one size class      └─────────────────────────────────┘
-//!   large blocks (> 32 KiB): a region each, released on free
+//!  arena (one reservation, made writable as it is used)
+//! ┌──────────────┬──────────┬─────────────────────┬──────┬──────────────┐
+//! │ span class 9 │ free run │ large block (pages) │ span │ never used … │
+//! └──────────────┴──────────┴─────────────────────┴──────┴──────────────┘
+//!  metadata (separate reservations, never in the arena)
+//! ┌──────────────────────────────┐ ┌───────────────────────────────────┐
+//! │ PageTag per arena page       │ │ SpanMeta per span: class, bitmap  │
+//! │ (run bounds, span, clean)    │ │ of free blocks, clean-page mask   │
+//! └──────────────────────────────┘ └───────────────────────────────────┘
 //! ```
 //!
-//! - **Small sizes** (≤ 32 KiB) round up to one of [`CLASSES`] (multiples of
-//!   16, about 25 % apart). A span serves one class; its `SpanMeta` holds a
-//!   bitmap of free blocks with a summary word, so allocate and free are O(1):
-//!   one `trailing_zeros` on the summary, one on the word.
-//! - **Metadata out of band**: nothing the heap needs is stored in the arena.
-//!   A program writing over or past its blocks corrupts only its own data;
-//!   the next `malloc` and `free` work as before.
-//! - **Checked frees**: a pointer is found by arithmetic (span index, block
-//!   index) and checked against the bitmap: a double free or a pointer the
-//!   heap never returned (foreign, interior, stale) is a [`HeapError`], and
-//!   nothing changes.
-//! - **Scavenge**: [`Heap::scavenge`] finds page-aligned runs of pages that
-//!   hold only free blocks (or free spans) and hands each run of at least
-//!   `min_len` bytes to a callback, by default [`Kernel::decommit`]. A
-//!   per-span "clean pages" mask remembers which pages are known to read
+//! - **Page heap** ([`pages`]): the arena is runs of whole pages, each
+//!   free, a large block or a span, with boundary tags kept out of band
+//!   and free runs in TLSF-style bins. Blocks above [`MAX_SMALL`] are page
+//!   runs: they cost whole pages (not 64 KiB steps), and `realloc` grows
+//!   them in place into a free neighbour or past the frontier, and shrinks
+//!   them in place.
+//! - **Small sizes** (≤ 32 KiB) round up to one of [`CLASSES`] (16 bytes
+//!   apart to 128, then eight per doubling). A span of a few pages serves
+//!   one class; its `SpanMeta` holds a bitmap of free blocks with a
+//!   summary word, so allocate and free are O(1): one `trailing_zeros` on
+//!   the summary, one on the word. The class comes from the size's top bit
+//!   and the block index from a multiply by a reciprocal: no division on
+//!   the hot path.
+//! - **Metadata out of band**: nothing the heap needs is stored in the
+//!   arena. A program writing over or past its blocks corrupts only its own
+//!   data; the next `malloc` and `free` work as before.
+//! - **Checked frees**: a pointer is found by arithmetic (page, span, block
+//!   index) and checked against the tags and the bitmap: a double free or a
+//!   pointer the heap never returned (foreign, interior, stale) is a
+//!   [`HeapError`], and nothing changes.
+//! - **Scavenge**: [`Heap::scavenge`] finds runs of pages that hold only
+//!   free blocks (free runs, and free pages of spans) and hands each run of
+//!   at least `min_len` bytes to a callback, by default
+//!   [`Kernel::decommit`]. Every page remembers whether it is known to read
 //!   zero (untouched, or scavenged and not handed out since), so scavenge
 //!   does not hand the same pages back twice and `calloc` skips zeroing them.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod classes;
 #[cfg(any(test, feature = "host"))]
 pub mod host;
+mod pages;
+mod span;
 #[cfg(test)]
 mod tests;
 
+pub use classes::{CLASSES, CLASS_COUNT, MAX_SMALL};
+
+use classes::{class_for, SPAN_PAGES};
 use core::fmt;
 use core::ptr::NonNull;
+use pages::{Grow, PageHeap, PageTag, RunKind};
+use span::{SpanMeta, NO_SPAN};
 
 pub const PAGE: usize = abi::PAGE_SIZE as usize;
-/// Size and alignment of a span.
-pub const SPAN: usize = 64 * 1024;
-/// Spans the arena grows by at once (1 MiB): few system calls, a small
-/// commit charge ahead of use.
-const GROW_SPANS: usize = 16;
-const PAGES_PER_SPAN: usize = SPAN / PAGE;
 /// Alignment of every block.
 pub const MIN_ALIGN: usize = 16;
-/// Largest small size; larger requests get a region of their own.
-pub const MAX_SMALL: usize = 32 * 1024;
-const MAX_BLOCKS: usize = SPAN / MIN_ALIGN;
-const BITMAP_WORDS: usize = MAX_BLOCKS / 64;
-
-/// Block sizes of the small classes.
-pub const CLASSES: [u32; 40] = [
-    16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280,
-    1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384, 20480,
-    24576, 28672, 32768,
-];
-
-const NONE: u32 = u32::MAX;
-const FREE_SPAN: u8 = u8::MAX;
-
-const _: () = assert!(CLASSES.len() < FREE_SPAN as usize);
-const _: () = assert!(CLASSES[CLASSES.len() - 1] as usize == MAX_SMALL);
-const _: () = assert!(BITMAP_WORDS <= 64, "the summary word covers the bitmap");
+/// Metadata is made writable in steps of this many bytes.
+const META_STEP: usize = 64 * 1024;
 
 /// What the heap needs from the kernel.
 ///
@@ -78,13 +75,12 @@ const _: () = assert!(BITMAP_WORDS <= 64, "the summary word covers the bitmap");
 /// writable once `grow` returned true for them; after `decommit(addr,
 /// len)` those bytes must read as zero.
 pub unsafe trait Kernel {
-    /// Reserves `len` bytes (a multiple of [`SPAN`]), page-aligned.
+    /// Reserves `len` bytes (a multiple of [`PAGE`]), page-aligned.
     fn reserve(&mut self, len: usize) -> Option<usize>;
-    /// Reserves `len` bytes of address space for the arena, not writable
-    /// yet, so that the kernel promises no memory for them (commit
-    /// accounting: a 64 MiB arena would otherwise count in full, as
-    /// glibc's arenas avoid by mapping `PROT_NONE` first). Default: an
-    /// ordinary reserve.
+    /// Reserves `len` bytes of address space, not writable yet, so that
+    /// the kernel promises no memory for them (commit accounting: a 256 MiB
+    /// arena would otherwise count in full, as glibc's arenas avoid by
+    /// mapping `PROT_NONE` first). Default: an ordinary reserve.
     fn reserve_growable(&mut self, len: usize) -> Option<usize> {
         self.reserve(len)
     }
@@ -103,7 +99,8 @@ pub unsafe trait Kernel {
 pub enum HeapError {
     /// The block is already free.
     DoubleFree(usize),
-    /// The heap never returned this pointer (or not this one: interior).
+    /// The heap never returned this pointer (or not this one: interior),
+    /// or the memory it was in has since gone back to the page heap.
     ForeignPointer(usize),
 }
 
@@ -112,7 +109,7 @@ pub enum HeapError {
 pub enum AllocError {
     /// The alignment is not a power of two, or is above a page.
     BadAlignment { align: usize },
-    /// No span, no large-block slot, or the kernel refused a region.
+    /// The arena is full, or the kernel refused to make more of it writable.
     OutOfMemory,
 }
 
@@ -136,119 +133,139 @@ impl fmt::Display for HeapError {
     }
 }
 
-/// Per-span metadata, in the metadata region.
-#[repr(C)]
-struct SpanMeta {
-    /// Index into CLASSES, or FREE_SPAN.
-    class: u8,
-    /// The class the span last served (tells a double free from a foreign
-    /// pointer once the span is free).
-    last_class: u8,
-    /// Pages known to read zero (bit per page).
-    clean: u16,
-    free_blocks: u16,
-    /// Neighbours in the class's list of spans with free blocks, or in the
-    /// list of free spans.
-    next: u32,
-    prev: u32,
-    /// Bit w set when bitmap[w] has a free block.
-    summary: u64,
-    /// Bit set = block free.
-    bitmap: [u64; BITMAP_WORDS],
-}
-
-#[derive(Clone, Copy, Default)]
-#[repr(C)]
-struct LargeEntry {
-    addr: usize,
-    len: usize,
-}
-
-const TOMBSTONE: usize = 1;
-
-/// Sizes of the heap's reservations.
+/// Size of the heap's reservation.
 #[derive(Clone, Copy, Debug)]
 pub struct HeapConfig {
-    /// Virtual size of the arena for small blocks (reserved, not committed).
+    /// Virtual size of the arena (reserved, made writable as used): the
+    /// most the heap can hold, small and large blocks together.
     pub arena: usize,
-    /// How many large blocks can be live at once.
-    pub large_slots: usize,
 }
 
 impl Default for HeapConfig {
     fn default() -> Self {
-        HeapConfig { arena: 256 << 20, large_slots: 4096 }
+        HeapConfig { arena: 256 << 20 }
     }
 }
 
-/// Counters. `resident_estimate` counts arena pages that are not known to be
-/// clean, plus large blocks: an upper bound on what the kernel has mapped.
+/// Counters. `resident_estimate` counts arena pages not known to be clean:
+/// an upper bound on what the kernel has mapped for the arena.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeapStats {
     /// Bytes in live blocks, small and large (block sizes, not requested sizes).
     pub live_bytes: usize,
     pub live_blocks: usize,
+    /// Bytes in live large blocks (whole pages).
     pub large_bytes: usize,
     pub spans_in_use: usize,
     pub resident_estimate: usize,
     pub scavenged_bytes: usize,
+    /// Bytes of metadata made writable (tags and span records).
+    pub metadata_bytes: usize,
+}
+
+/// A growable metadata reservation: `len` bytes reserved, `writable` usable.
+struct MetaRegion {
+    addr: usize,
+    len: usize,
+    writable: usize,
+}
+
+impl MetaRegion {
+    fn reserve(kernel: &mut impl Kernel, len: usize) -> Option<MetaRegion> {
+        let len = len.div_ceil(META_STEP) * META_STEP;
+        Some(MetaRegion { addr: kernel.reserve_growable(len)?, len, writable: 0 })
+    }
+
+    /// Makes the first `bytes` writable (in META_STEP steps).
+    fn ensure(&mut self, kernel: &mut impl Kernel, bytes: usize, stats: &mut HeapStats) -> bool {
+        if bytes <= self.writable {
+            return true;
+        }
+        let target = bytes.div_ceil(META_STEP).saturating_mul(META_STEP).min(self.len);
+        if target < bytes || !kernel.grow(self.addr + self.writable, target - self.writable) {
+            return false;
+        }
+        stats.metadata_bytes += target - self.writable;
+        self.writable = target;
+        true
+    }
+}
+
+/// The page heap's way to the kernel: grows the arena and the tags with it.
+struct ArenaGrowth<'a, K: Kernel> {
+    kernel: &'a mut K,
+    arena: usize,
+    tags: &'a mut MetaRegion,
+    stats: &'a mut HeapStats,
+}
+
+impl<K: Kernel> Grow for ArenaGrowth<'_, K> {
+    fn grow_pages(&mut self, first: usize, count: usize) -> bool {
+        let tag_bytes = (first + count) * core::mem::size_of::<PageTag>();
+        self.tags.ensure(self.kernel, tag_bytes, self.stats)
+            && self.kernel.grow(self.arena + first * PAGE, count * PAGE)
+    }
 }
 
 /// See the crate documentation.
 pub struct Heap<K: Kernel> {
     kernel: K,
     arena: usize,
+    pages: PageHeap,
+    tag_region: MetaRegion,
     spans: &'static mut [SpanMeta],
-    large: &'static mut [LargeEntry],
-    /// Spans ever used: spans[..bump] are initialised.
-    bump: usize,
-    /// Spans of the arena made writable so far ([`Kernel::grow`]).
-    writable: usize,
-    large_live: usize,
-    free_spans: u32,
-    partial: [u32; CLASSES.len()],
+    span_region: MetaRegion,
+    /// Span records ever used: spans[..span_bump] are initialised.
+    span_bump: usize,
+    /// Span records free for reuse (linked through `next`).
+    free_span_records: u32,
+    /// Per class, the spans with free blocks.
+    partial: [u32; CLASS_COUNT],
     stats: HeapStats,
-}
-
-/// The smallest class that fits `size` with `align`.
-fn class_for(size: usize, align: usize) -> Option<usize> {
-    CLASSES.iter().position(|&c| c as usize >= size && (c as usize).is_multiple_of(align))
 }
 
 fn round_up(n: usize, to: usize) -> usize {
     n.div_ceil(to) * to
 }
 
+/// Where a live block is.
+enum Located {
+    Small { span: usize, block: usize },
+    Large { page: usize, pages: usize },
+}
+
 impl<K: Kernel> Heap<K> {
-    /// Reserves the arena and the metadata region. `None` if the kernel
-    /// refuses them.
+    /// Reserves the arena and the metadata regions (nothing writable yet).
+    /// `None` if the kernel refuses them.
     pub fn new(mut kernel: K, config: HeapConfig) -> Option<Self> {
-        let span_count = config.arena / SPAN;
-        let meta_bytes = span_count * core::mem::size_of::<SpanMeta>();
-        let large_bytes = config.large_slots * core::mem::size_of::<LargeEntry>();
-        let meta_len = round_up(meta_bytes + large_bytes, SPAN);
-        let arena = kernel.reserve_growable(span_count * SPAN)?;
-        let meta = kernel.reserve(meta_len)?;
-        // SAFETY: the kernel gave us `meta_len` zeroed bytes that only this
-        // heap uses until it releases them (Kernel's contract); all-zero is a
-        // valid SpanMeta and LargeEntry; SpanMeta needs 8-byte alignment and
-        // the region is span-aligned; the two slices do not overlap.
-        let (spans, large) = unsafe {
-            let spans = core::slice::from_raw_parts_mut(meta as *mut SpanMeta, span_count);
-            let large_at = round_up(meta + meta_bytes, core::mem::align_of::<LargeEntry>());
-            let large = core::slice::from_raw_parts_mut(large_at as *mut LargeEntry, config.large_slots);
-            (spans, large)
+        let page_count = config.arena / PAGE;
+        // Every span has at least four pages.
+        let span_count = page_count / 4;
+        let arena = kernel.reserve_growable(page_count * PAGE)?;
+        let tag_region = MetaRegion::reserve(&mut kernel, page_count * core::mem::size_of::<PageTag>())?;
+        let span_region = MetaRegion::reserve(&mut kernel, span_count * core::mem::size_of::<SpanMeta>())?;
+        // SAFETY: the kernel reserved both regions for this heap alone
+        // (Kernel's contract); they read as zero, which is a valid PageTag
+        // and SpanMeta; both types need at most 8-byte alignment and the
+        // regions are page-aligned. Only the writable prefix is ever touched:
+        // tags below the arena's writable end (ArenaGrowth grows them
+        // together), span records below span_region.writable.
+        let (tags, spans) = unsafe {
+            (
+                core::slice::from_raw_parts_mut(tag_region.addr as *mut PageTag, page_count),
+                core::slice::from_raw_parts_mut(span_region.addr as *mut SpanMeta, span_count),
+            )
         };
         Some(Heap {
             kernel,
             arena,
+            pages: PageHeap::new(tags),
+            tag_region,
             spans,
-            large,
-            bump: 0,
-            writable: 0,
-            large_live: 0,
-            free_spans: NONE,
-            partial: [NONE; CLASSES.len()],
+            span_region,
+            span_bump: 0,
+            free_span_records: NO_SPAN,
+            partial: [NO_SPAN; CLASS_COUNT],
             stats: HeapStats::default(),
         })
     }
@@ -265,14 +282,24 @@ impl<K: Kernel> Heap<K> {
         &mut self.kernel
     }
 
-    /// The part of the arena spans have been taken from so far.
+    /// The part of the arena handed out so far (up to the frontier).
     pub fn arena_in_use(&self) -> core::ops::Range<usize> {
-        self.arena..self.arena + self.bump * SPAN
+        self.arena..self.arena + self.pages.frontier() * PAGE
     }
 
     /// The arena's address range.
     pub fn arena(&self) -> core::ops::Range<usize> {
-        self.arena..self.arena + self.spans.len() * SPAN
+        self.arena..self.arena + self.pages.capacity() * PAGE
+    }
+
+    /// Bytes in free page runs (writable, not in any span or block).
+    pub fn free_run_bytes(&self) -> usize {
+        self.pages.free_pages * PAGE
+    }
+
+    /// Bytes of the arena made writable so far.
+    pub fn arena_writable(&self) -> usize {
+        self.pages.writable() * PAGE
     }
 
     /// `malloc`: a block of at least `size` bytes aligned to `align` (a power
@@ -294,91 +321,107 @@ impl<K: Kernel> Heap<K> {
     }
 
     /// Returns the block and whether its memory is known to read zero.
+    #[inline]
     fn allocate_inner(&mut self, size: usize, align: usize) -> Result<(NonNull<u8>, bool), AllocError> {
         if !align.is_power_of_two() || align > PAGE {
             return Err(AllocError::BadAlignment { align });
         }
-        let block = match class_for(size, align).filter(|_| size <= MAX_SMALL) {
+        let block = match class_for(size, align) {
             Some(class) => self.allocate_small(class),
-            None => self.allocate_large(size).map(|p| (p, true)),
+            None => self.allocate_large(size.div_ceil(PAGE)),
         };
         block.ok_or(AllocError::OutOfMemory)
     }
 
+    #[inline]
     fn allocate_small(&mut self, class: usize) -> Option<(NonNull<u8>, bool)> {
-        if self.partial[class] == NONE {
-            let span = self.take_span()?;
-            self.init_span(span, class);
+        if self.partial[class] == NO_SPAN {
+            let span = self.new_span(class)?;
             self.push(class, span);
         }
         let span = self.partial[class] as usize;
-        let size = CLASSES[class] as usize;
         let meta = &mut self.spans[span];
-        let word = meta.summary.trailing_zeros() as usize;
-        let bit = meta.bitmap[word].trailing_zeros() as usize;
-        meta.bitmap[word] &= !(1 << bit);
-        if meta.bitmap[word] == 0 {
-            meta.summary &= !(1 << word);
-        }
-        meta.free_blocks -= 1;
+        let (offset, newly_dirty, clean) = meta.take_block();
         let full = meta.free_blocks == 0;
-        let block = word * 64 + bit;
-        let pages = page_mask(block * size, size);
-        let clean = meta.clean & pages == pages;
-        self.stats.resident_estimate += (meta.clean & pages).count_ones() as usize * PAGE;
-        meta.clean &= !pages;
+        let addr = self.arena + meta.first_page as usize * PAGE + offset;
+        self.stats.resident_estimate += newly_dirty * PAGE;
         if full {
             self.unlink(class, span);
         }
-        self.stats.live_bytes += size;
+        self.stats.live_bytes += CLASSES[class] as usize;
         self.stats.live_blocks += 1;
-        let addr = self.arena + span * SPAN + block * size;
         Some((NonNull::new(addr as *mut u8).expect("arena is not at 0"), clean))
     }
 
-    /// A free span: from the pool, or the next never-used one.
-    fn take_span(&mut self) -> Option<usize> {
-        if self.free_spans != NONE {
-            let span = self.free_spans as usize;
-            self.free_spans = self.spans[span].next;
-            return Some(span);
-        }
-        if self.bump == self.spans.len() {
-            return None;
-        }
-        if self.bump == self.writable {
-            let grow = GROW_SPANS.min(self.spans.len() - self.writable);
-            if !self.kernel.grow(self.arena + self.writable * SPAN, grow * SPAN) {
-                return None;
-            }
-            self.writable += grow;
-        }
-        self.bump += 1;
-        self.spans[self.bump - 1].clean = u16::MAX;
-        Some(self.bump - 1)
+    fn grower(&mut self) -> (&mut PageHeap, ArenaGrowth<'_, K>) {
+        let growth = ArenaGrowth {
+            kernel: &mut self.kernel,
+            arena: self.arena,
+            tags: &mut self.tag_region,
+            stats: &mut self.stats,
+        };
+        (&mut self.pages, growth)
     }
 
-    fn init_span(&mut self, span: usize, class: usize) {
-        let blocks = SPAN / CLASSES[class] as usize;
-        let meta = &mut self.spans[span];
-        meta.class = class as u8;
-        meta.last_class = class as u8;
-        meta.free_blocks = blocks as u16;
-        meta.bitmap = [0; BITMAP_WORDS];
-        meta.summary = 0;
-        for w in 0..blocks.div_ceil(64) {
-            let bits = (blocks - w * 64).min(64);
-            meta.bitmap[w] = if bits == 64 { u64::MAX } else { (1 << bits) - 1 };
-            meta.summary |= 1 << w;
+    /// A span of `class` from the page heap, with a record of its own.
+    fn new_span(&mut self, class: usize) -> Option<usize> {
+        let record = self.take_span_record()?;
+        let pages = SPAN_PAGES[class] as usize;
+        let (heap, mut growth) = self.grower();
+        let Some(first) = heap.allocate(pages, RunKind::Span, &mut growth) else {
+            self.spans[record].next = self.free_span_records;
+            self.free_span_records = record as u32;
+            return None;
+        };
+        let mut clean = 0u32;
+        for i in 0..pages {
+            let tag = self.pages.tag_mut(first + i);
+            tag.span = record as u32 + 1;
+            tag.class = class as u8;
+            tag.index_in_span = i as u8;
+            clean |= (tag.clean as u32) << i;
         }
+        self.spans[record].init(class, first, pages, clean);
         self.stats.spans_in_use += 1;
+        Some(record)
+    }
+
+    fn take_span_record(&mut self) -> Option<usize> {
+        if self.free_span_records != NO_SPAN {
+            let record = self.free_span_records as usize;
+            self.free_span_records = self.spans[record].next;
+            return Some(record);
+        }
+        let bytes = (self.span_bump + 1) * core::mem::size_of::<SpanMeta>();
+        if self.span_bump == self.spans.len()
+            || !self.span_region.ensure(&mut self.kernel, bytes, &mut self.stats)
+        {
+            return None;
+        }
+        self.span_bump += 1;
+        Some(self.span_bump - 1)
+    }
+
+    /// Gives an empty span's pages back to the page heap.
+    fn release_span(&mut self, span: usize) {
+        let meta = &self.spans[span];
+        let (first, pages, clean) = (meta.first_page as usize, meta.pages as usize, meta.clean);
+        for i in 0..pages {
+            let tag = self.pages.tag_mut(first + i);
+            tag.span = 0;
+            tag.clean = clean & (1 << i) != 0;
+        }
+        self.pages.free(first, pages);
+        self.spans[span].next = self.free_span_records;
+        self.free_span_records = span as u32;
+        self.stats.spans_in_use -= 1;
     }
 
     fn push(&mut self, class: usize, span: usize) {
         let head = self.partial[class];
         self.spans[span].next = head;
-        self.spans[span].prev = NONE;
-        if head != NONE {
+        self.spans[span].prev = NO_SPAN;
+        if head != NO_SPAN {
             self.spans[head as usize].prev = span as u32;
         }
         self.partial[class] = span as u32;
@@ -386,134 +429,108 @@ impl<K: Kernel> Heap<K> {
 
     fn unlink(&mut self, class: usize, span: usize) {
         let (prev, next) = (self.spans[span].prev, self.spans[span].next);
-        if prev == NONE {
+        if prev == NO_SPAN {
             self.partial[class] = next;
         } else {
             self.spans[prev as usize].next = next;
         }
-        if next != NONE {
+        if next != NO_SPAN {
             self.spans[next as usize].prev = prev;
         }
     }
 
-    fn allocate_large(&mut self, size: usize) -> Option<NonNull<u8>> {
-        let len = round_up(size, SPAN);
-        if self.large_live == self.large.len() {
-            return None;
-        }
-        let addr = self.kernel.reserve(len)?;
-        let mut slot = self.large_hash(addr);
-        while self.large[slot].addr > TOMBSTONE {
-            slot = (slot + 1) % self.large.len();
-        }
-        self.large[slot] = LargeEntry { addr, len };
-        self.large_live += 1;
-        self.stats.large_bytes += len;
-        self.stats.live_bytes += len;
-        self.stats.resident_estimate += len;
+    /// A run of `pages` pages; known clean when every page was.
+    fn allocate_large(&mut self, pages: usize) -> Option<(NonNull<u8>, bool)> {
+        let (heap, mut growth) = self.grower();
+        let first = heap.allocate(pages, RunKind::Large, &mut growth)?;
+        let dirtied = self.pages.set_clean(first, pages, false);
+        self.stats.resident_estimate += dirtied * PAGE;
+        self.stats.large_bytes += pages * PAGE;
+        self.stats.live_bytes += pages * PAGE;
         self.stats.live_blocks += 1;
-        NonNull::new(addr as *mut u8)
+        let addr = self.arena + first * PAGE;
+        Some((NonNull::new(addr as *mut u8).expect("arena is not at 0"), dirtied == pages))
     }
 
-    fn large_hash(&self, addr: usize) -> usize {
-        (addr / SPAN).wrapping_mul(0x9e37_79b9) % self.large.len()
-    }
-
-    /// Open addressing with linear probing; freed slots become tombstones so
-    /// probes continue past them.
-    fn find_large(&self, addr: usize) -> Option<usize> {
-        let n = self.large.len();
-        let start = self.large_hash(addr);
-        for i in (0..n).map(|i| (start + i) % n) {
-            match self.large[i].addr {
-                0 => return None,
-                a if a == addr => return Some(i),
-                _ => {}
-            }
+    /// Finds the live block starting at `addr`. A block that is free now is
+    /// a DoubleFree when the heap can tell (its span is still a span);
+    /// anything else that is not a live block start is a ForeignPointer.
+    #[inline]
+    fn locate(&self, addr: usize) -> Result<Located, HeapError> {
+        let foreign = HeapError::ForeignPointer(addr);
+        let offset = addr.checked_sub(self.arena).ok_or(foreign)?;
+        let page = offset / PAGE;
+        let tag = self.pages.tag(page).ok_or(foreign)?;
+        if tag.span != 0 {
+            let span = tag.span as usize - 1;
+            let in_span = tag.index_in_span as usize * PAGE + offset % PAGE;
+            let block = span::block_at(in_span, tag.class as usize).map(|b| (b, self.spans[span].is_live(b)));
+            return match block {
+                Some((block, true)) => Ok(Located::Small { span, block }),
+                Some((_, false)) => Err(HeapError::DoubleFree(addr)),
+                None => Err(foreign),
+            };
         }
-        None
+        match self.pages.run_at(page) {
+            Some((RunKind::Large, pages)) if offset % PAGE == 0 => Ok(Located::Large { page, pages }),
+            _ => Err(foreign),
+        }
     }
 
     /// `free`. A pointer the heap did not return, or one already freed, is
     /// refused with an error and changes nothing.
+    #[inline]
     pub fn free(&mut self, ptr: NonNull<u8>) -> Result<(), HeapError> {
-        let addr = ptr.as_ptr() as usize;
-        if !self.arena().contains(&addr) {
-            return self.free_large(addr);
+        match self.locate(ptr.as_ptr() as usize)? {
+            Located::Small { span, block } => self.free_small(span, block),
+            Located::Large { page, pages } => self.free_large(page, pages),
         }
-        let span = (addr - self.arena) / SPAN;
-        let (class, block) = self.live_block(addr)?;
-        let size = CLASSES[class] as usize;
-        let (word, bit) = (block / 64, block % 64);
+        Ok(())
+    }
+
+    #[inline]
+    fn free_small(&mut self, span: usize, block: usize) {
         let meta = &mut self.spans[span];
-        meta.bitmap[word] |= 1 << bit;
-        meta.summary |= 1 << word;
-        meta.free_blocks += 1;
-        let free_blocks = meta.free_blocks as usize;
-        self.stats.live_bytes -= size;
+        let class = meta.class as usize;
+        meta.put_block(block);
+        let free_blocks = meta.free_blocks;
+        self.stats.live_bytes -= CLASSES[class] as usize;
         self.stats.live_blocks -= 1;
         if free_blocks == 1 {
             self.push(class, span);
         }
-        if free_blocks == SPAN / size {
-            self.unlink(class, span);
-            self.spans[span].class = FREE_SPAN;
-            self.spans[span].next = self.free_spans;
-            self.free_spans = span as u32;
-            self.stats.spans_in_use -= 1;
+        if free_blocks == classes::BLOCKS[class] {
+            // Keep one empty span per class, so a block allocated and
+            // freed in a loop does not make and unmake a span each time.
+            let only = self.partial[class] == span as u32 && self.spans[span].next == NO_SPAN;
+            if !only {
+                self.unlink(class, span);
+                self.release_span(span);
+            }
         }
-        Ok(())
     }
 
-    /// (class, block index) of the live block starting at `addr` in the
-    /// arena. A block that is free now (its bit is set, or its whole span
-    /// went back to the pool) is a DoubleFree; anything that is not a block
-    /// start is a ForeignPointer.
-    fn live_block(&self, addr: usize) -> Result<(usize, usize), HeapError> {
-        let span = (addr - self.arena) / SPAN;
-        let meta =
-            self.spans.get(span).filter(|_| span < self.bump).ok_or(HeapError::ForeignPointer(addr))?;
-        let class = if meta.class == FREE_SPAN { meta.last_class } else { meta.class } as usize;
-        let size = CLASSES[class] as usize;
-        let offset = addr - self.arena - span * SPAN;
-        if !offset.is_multiple_of(size) || offset / size >= SPAN / size {
-            return Err(HeapError::ForeignPointer(addr));
-        }
-        let block = offset / size;
-        if meta.class == FREE_SPAN || meta.bitmap[block / 64] & (1 << (block % 64)) != 0 {
-            return Err(HeapError::DoubleFree(addr));
-        }
-        Ok((class, block))
-    }
-
-    fn free_large(&mut self, addr: usize) -> Result<(), HeapError> {
-        let slot = self.find_large(addr).ok_or(HeapError::ForeignPointer(addr))?;
-        let LargeEntry { len, .. } = self.large[slot];
-        self.large[slot] = LargeEntry { addr: TOMBSTONE, len: 0 };
-        self.large_live -= 1;
-        self.kernel.release(addr, len);
-        self.stats.large_bytes -= len;
-        self.stats.live_bytes -= len;
-        self.stats.resident_estimate -= len;
+    fn free_large(&mut self, page: usize, pages: usize) {
+        self.pages.free(page, pages);
+        self.stats.large_bytes -= pages * PAGE;
+        self.stats.live_bytes -= pages * PAGE;
         self.stats.live_blocks -= 1;
-        Ok(())
     }
 
-    /// Bytes usable in the block at `ptr` (its class size, or the large
-    /// region's length).
+    /// Bytes usable in the block at `ptr` (its class size, or its pages).
     pub fn usable_size(&self, ptr: NonNull<u8>) -> Result<usize, HeapError> {
-        let addr = ptr.as_ptr() as usize;
-        if self.arena().contains(&addr) {
-            let (class, _) = self.live_block(addr)?;
-            return Ok(CLASSES[class] as usize);
-        }
-        let slot = self.find_large(addr).ok_or(HeapError::ForeignPointer(addr))?;
-        Ok(self.large[slot].len)
+        Ok(match self.locate(ptr.as_ptr() as usize)? {
+            Located::Small { span, .. } => CLASSES[self.spans[span].class as usize] as usize,
+            Located::Large { pages, .. } => pages * PAGE,
+        })
     }
 
-    /// `realloc`: keeps the block when the new size still fits its class,
-    /// else moves the contents to a new block. `Ok(None)`: out of memory, the
-    /// old block is untouched. (The alignment is the block's own, which
+    /// `realloc`: keeps a small block when the new size is in its class or
+    /// at least half of it; a large block grows in place into free pages
+    /// after it (or past the frontier) and shrinks in place (its tail
+    /// freed) down to half of [`MAX_SMALL`]; otherwise the contents move to
+    /// a new block. `Ok(None)`: out of memory, the old
+    /// block is untouched. (The alignment is the block's own, which
     /// `allocate` already accepted; a bad one is also `Ok(None)`.)
     pub fn reallocate(
         &mut self,
@@ -521,21 +538,57 @@ impl<K: Kernel> Heap<K> {
         new_size: usize,
         align: usize,
     ) -> Result<Option<NonNull<u8>>, HeapError> {
-        let old_size = self.usable_size(ptr)?;
+        let new_size = new_size.max(1);
         let align = align.max(MIN_ALIGN);
-        let same_class = old_size <= MAX_SMALL
-            && class_for(new_size.max(1), align).map(|c| CLASSES[c] as usize) == Some(old_size);
-        if same_class
-            || (old_size > MAX_SMALL && new_size > MAX_SMALL && round_up(new_size, SPAN) == old_size)
-        {
+        let located = self.locate(ptr.as_ptr() as usize)?;
+        let (old_size, in_place) = match located {
+            Located::Small { span, .. } => {
+                let usable = CLASSES[self.spans[span].class as usize] as usize;
+                (usable, Self::small_keeps(usable, new_size))
+            }
+            Located::Large { page, pages } => {
+                let keeps =
+                    new_size > MAX_SMALL / 2 && self.resize_large(page, pages, new_size.div_ceil(PAGE));
+                (pages * PAGE, keeps)
+            }
+        };
+        if in_place {
             return Ok(Some(ptr));
         }
         let Ok(new) = self.allocate(new_size, align) else { return Ok(None) };
         // SAFETY: both blocks are live, distinct, and at least
         // min(old, new) bytes long.
         unsafe { core::ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), old_size.min(new_size)) };
-        self.free(ptr)?;
+        match located {
+            Located::Small { span, block } => self.free_small(span, block),
+            Located::Large { page, pages } => self.free_large(page, pages),
+        }
         Ok(Some(new))
+    }
+
+    /// A small block of `usable` bytes stays put for `new_size`: it is in
+    /// the same class, or a shrink to at least half (moving would save
+    /// less than the copy costs; at most half the block idles).
+    fn small_keeps(usable: usize, new_size: usize) -> bool {
+        new_size <= usable && new_size * 2 >= usable
+    }
+
+    /// Resizes large block `page` (of `pages`) to `want` pages in place.
+    fn resize_large(&mut self, page: usize, pages: usize, want: usize) -> bool {
+        if want < pages {
+            self.pages.shrink(page, pages, want);
+        } else if want > pages {
+            let (heap, mut growth) = self.grower();
+            if !heap.grow_in_place(page, pages, want, &mut growth) {
+                return false;
+            }
+            let dirtied = self.pages.set_clean(page + pages, want - pages, false);
+            self.stats.resident_estimate += dirtied * PAGE;
+        }
+        let delta = want as isize - pages as isize;
+        self.stats.large_bytes = self.stats.large_bytes.wrapping_add_signed(delta * PAGE as isize);
+        self.stats.live_bytes = self.stats.live_bytes.wrapping_add_signed(delta * PAGE as isize);
+        true
     }
 
     /// Calls `hand_back(addr, len)` for every run of at least `min_len`
@@ -562,74 +615,95 @@ impl<K: Kernel> Heap<K> {
         })
     }
 
-    /// One pass over the spans in use, until `max_bytes` are handed back;
-    /// `hand_back` also gets the kernel.
+    /// One pass over the runs up to the frontier, until `max_bytes` are
+    /// handed back; `hand_back` also gets the kernel.
     fn scavenge_with(
         &mut self,
         min_len: usize,
         max_bytes: usize,
         mut hand_back: impl FnMut(&mut K, usize, usize) -> bool,
     ) -> usize {
-        let min_len = round_up(min_len.max(PAGE), PAGE);
+        let min_pages = round_up(min_len.max(PAGE), PAGE) / PAGE;
         let max_pages = max_bytes / PAGE;
-        let mut total = 0;
-        let mut run: Option<(usize, usize)> = None; // (first page, pages), pages counted from the arena start
-        let pages = self.bump * PAGES_PER_SPAN;
-        for page in 0..=pages {
-            let free = page < pages && self.page_is_free_and_dirty(page);
-            match (&mut run, free) {
-                (Some((_, n)), true) => *n += 1,
-                (None, true) => run = Some((page, 1)),
-                (Some((first, n)), false) => {
-                    let (first, whole) = (*first, *n);
-                    run = None;
-                    let n = whole.min(max_pages - total / PAGE);
-                    if whole * PAGE >= min_len
-                        && n > 0
-                        && hand_back(&mut self.kernel, self.arena + first * PAGE, n * PAGE)
-                    {
-                        self.mark_clean(first, n);
-                        total += n * PAGE;
-                    }
-                    if total / PAGE == max_pages {
-                        break;
-                    }
-                }
-                (None, false) => {}
+        let mut total = 0; // pages
+        let mut run: Option<(usize, usize)> = None; // (first page, pages)
+        let mut flush = |heap: &mut Self, run: &mut Option<(usize, usize)>, total: &mut usize| {
+            let Some((first, whole)) = run.take() else { return };
+            let n = whole.min(max_pages - *total);
+            if whole >= min_pages && n > 0 && hand_back(&mut heap.kernel, heap.arena + first * PAGE, n * PAGE)
+            {
+                heap.mark_clean(first, n);
+                *total += n;
             }
+        };
+        let mut page = 0;
+        while page < self.pages.frontier() && total < max_pages {
+            let (kind, len) = self.pages.run_at(page).expect("runs tile the arena up to the frontier");
+            for p in page..page + len {
+                if self.page_is_free_and_dirty(p, kind) {
+                    match &mut run {
+                        Some((_, n)) => *n += 1,
+                        None => run = Some((p, 1)),
+                    }
+                } else {
+                    flush(self, &mut run, &mut total);
+                }
+            }
+            page += len;
         }
-        self.stats.scavenged_bytes += total;
-        total
+        flush(self, &mut run, &mut total);
+        self.stats.scavenged_bytes += total * PAGE;
+        total * PAGE
     }
 
-    fn page_is_free_and_dirty(&self, page: usize) -> bool {
-        let (span, index) = (page / PAGES_PER_SPAN, page % PAGES_PER_SPAN);
-        let meta = &self.spans[span];
-        if meta.clean & (1 << index) != 0 {
-            return false;
+    /// The page (in a run of `kind`) holds no live block and may hold data.
+    fn page_is_free_and_dirty(&self, page: usize, kind: RunKind) -> bool {
+        let tag = self.pages.tag(page).expect("below the frontier");
+        match kind {
+            RunKind::Span => {
+                let meta = &self.spans[tag.span as usize - 1];
+                meta.page_is_free_and_dirty(page - meta.first_page as usize)
+            }
+            RunKind::Free => !tag.clean,
+            RunKind::Large | RunKind::Inside => false,
         }
-        if meta.class == FREE_SPAN {
-            return true;
+    }
+
+    /// Checks the page heap and every span against its tags (tests).
+    #[cfg(test)]
+    fn check(&self) {
+        let mut live = 0;
+        for (first, len, kind) in self.pages.check() {
+            if kind != RunKind::Span {
+                assert!((first..first + len).all(|p| self.pages.tag(p).unwrap().span == 0));
+                live += (kind == RunKind::Large) as usize;
+                continue;
+            }
+            let record = self.pages.tag(first).unwrap().span as usize - 1;
+            let meta = &self.spans[record];
+            assert_eq!((meta.first_page as usize, meta.pages as usize), (first, len), "span record");
+            for (i, p) in (first..first + len).enumerate() {
+                let tag = self.pages.tag(p).unwrap();
+                assert_eq!(
+                    (tag.span as usize, tag.class, tag.index_in_span as usize),
+                    (record + 1, meta.class, i)
+                );
+            }
+            live += classes::BLOCKS[meta.class as usize] as usize - meta.free_blocks as usize;
         }
-        let size = CLASSES[meta.class as usize] as usize;
-        let blocks = SPAN / size;
-        let first = index * PAGE / size;
-        let last = (((index + 1) * PAGE).div_ceil(size)).min(blocks);
-        (first..last).all(|b| meta.bitmap[b / 64] & (1 << (b % 64)) != 0)
+        assert_eq!(live, self.stats.live_blocks, "live blocks");
     }
 
     fn mark_clean(&mut self, first: usize, n: usize) {
         for page in first..first + n {
-            let meta = &mut self.spans[page / PAGES_PER_SPAN];
-            meta.clean |= 1 << (page % PAGES_PER_SPAN);
+            let span = self.pages.tag_mut(page).span;
+            if span != 0 {
+                let meta = &mut self.spans[span as usize - 1];
+                meta.clean |= 1 << (page - meta.first_page as usize);
+            } else {
+                self.pages.tag_mut(page).clean = true;
+            }
         }
         self.stats.resident_estimate -= n * PAGE;
     }
-}
-
-/// Bit mask of the span's pages that bytes `offset..offset+len` touch.
-fn page_mask(offset: usize, len: usize) -> u16 {
-    let first = offset / PAGE;
-    let last = (offset + len - 1) / PAGE;
-    (first..=last).fold(0u16, |m, p| m | (1 << p))
 }

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use std::vec::Vec;
 
 fn heap() -> Heap<FakeKernel> {
-    Heap::new(FakeKernel::default(), HeapConfig { arena: 8 << 20, large_slots: 64 }).expect("heap")
+    Heap::new(FakeKernel::default(), HeapConfig { arena: 8 << 20 }).expect("heap")
 }
 
 fn fill(p: NonNull<u8>, len: usize, byte: u8) {
@@ -20,10 +20,47 @@ fn all(p: NonNull<u8>, len: usize, byte: u8) -> bool {
 }
 
 #[test]
-fn classes_are_sorted_aligned_and_fit_a_span() {
+fn classes_are_sorted_aligned_and_their_spans_waste_little() {
     assert!(CLASSES.windows(2).all(|w| w[0] < w[1]));
-    assert!(CLASSES.iter().all(|&c| c % 16 == 0 && (c as usize) <= SPAN / 2));
-    assert_eq!(core::mem::size_of::<SpanMeta>() % 8, 0);
+    assert!(CLASSES.iter().all(|&c| c % 16 == 0));
+    for (c, &size) in CLASSES.iter().enumerate() {
+        let span = classes::SPAN_PAGES[c] as usize * PAGE;
+        let blocks = classes::BLOCKS[c] as usize;
+        assert!((1..=classes::MAX_BLOCKS).contains(&blocks));
+        assert_eq!(blocks, span / size as usize);
+        assert!(
+            span % CLASSES[c] as usize * 64 <= span * 3,
+            "class {} wastes {} of {span}",
+            CLASSES[c],
+            span % CLASSES[c] as usize
+        );
+    }
+    // At most 12.5 % above any request past 128 bytes.
+    for size in 129..=MAX_SMALL {
+        let c = class_for(size, 16).unwrap();
+        assert!(CLASSES[c] as usize * 8 <= size * 9, "{size} -> {}", CLASSES[c]);
+    }
+}
+
+#[test]
+fn the_class_lookup_matches_a_search_of_the_table() {
+    for align in [16, 32, 64, 128, 256, 512, 1024, 2048, 4096] {
+        for size in 1..=MAX_SMALL + 1 {
+            let searched =
+                CLASSES.iter().position(|&c| c as usize >= size && (c as usize).is_multiple_of(align));
+            assert_eq!(class_for(size, align), searched, "size {size} align {align}");
+        }
+    }
+}
+
+#[test]
+fn block_index_by_reciprocal_is_exact_for_every_offset_of_every_class() {
+    for (c, &size) in CLASSES.iter().enumerate() {
+        let size = size as usize;
+        for offset in 0..classes::SPAN_PAGES[c] as usize * PAGE {
+            assert_eq!(classes::block_index(offset, c), offset / size, "offset {offset} class {size}");
+        }
+    }
 }
 
 #[test]
@@ -53,7 +90,7 @@ fn double_free_and_foreign_pointers_are_refused() {
     let local = 0u64;
     let foreign = NonNull::from(&local).cast::<u8>();
     let interior = NonNull::new(a.as_ptr().wrapping_add(8)).unwrap();
-    let unused_span = NonNull::new((h.arena().start + 5 * SPAN) as *mut u8).unwrap();
+    let unused_span = NonNull::new((h.arena().start + (1 << 20)) as *mut u8).unwrap();
     assert_eq!(h.free(foreign), Err(HeapError::ForeignPointer(foreign.as_ptr() as usize)));
     assert_eq!(h.free(interior), Err(HeapError::ForeignPointer(interior.as_ptr() as usize)));
     assert_eq!(h.free(unused_span), Err(HeapError::ForeignPointer(unused_span.as_ptr() as usize)));
@@ -69,16 +106,35 @@ fn double_free_and_foreign_pointers_are_refused() {
 }
 
 #[test]
-fn large_blocks_get_their_own_region_released_on_free() {
+fn large_blocks_are_page_runs_that_grow_and_shrink_in_place() {
     let mut h = heap();
-    let regions = h.kernel().regions.len();
     let big = h.allocate(MAX_SMALL + 1, 16).unwrap();
-    assert!(!h.arena().contains(&(big.as_ptr() as usize)));
-    assert_eq!(h.kernel().regions.len(), regions + 1);
-    assert_eq!(h.usable_size(big), Ok(SPAN));
-    h.free(big).unwrap();
-    assert_eq!(h.kernel().regions.len(), regions);
-    assert_eq!(h.kernel().released, 1);
+    assert!(h.arena().contains(&(big.as_ptr() as usize)));
+    assert_eq!(big.as_ptr() as usize % PAGE, 0);
+    assert_eq!(h.usable_size(big), Ok(9 * PAGE), "whole pages, not 64 KiB steps");
+    fill(big, MAX_SMALL + 1, 7);
+    // At the frontier: grows in place.
+    let grown = h.reallocate(big, 100_000, 16).unwrap().unwrap();
+    assert_eq!(grown, big);
+    assert_eq!(h.usable_size(big), Ok(25 * PAGE));
+    // Shrinks in place; the tail is free and taken by the next block.
+    assert_eq!(h.reallocate(big, 40_000, 16), Ok(Some(big)));
+    assert_eq!(h.usable_size(big), Ok(10 * PAGE));
+    assert!(all(big, MAX_SMALL + 1, 7));
+    let next = h.allocate(60_000, 16).unwrap();
+    assert_eq!(next.as_ptr() as usize, big.as_ptr() as usize + 10 * PAGE, "the freed tail");
+    // Boxed in: growing moves it, contents kept.
+    let moved = h.reallocate(big, 50_000, 16).unwrap().unwrap();
+    assert_ne!(moved, big);
+    assert!(all(moved, MAX_SMALL + 1, 7));
+    // Freeing `next` then lets `moved` grow into its pages... or the
+    // frontier; either way in place.
+    h.free(next).unwrap();
+    assert_eq!(h.reallocate(moved, 200_000, 16), Ok(Some(moved)));
+    assert_eq!(h.stats().large_bytes, 49 * PAGE);
+    h.free(moved).unwrap();
+    assert_eq!(h.stats().live_bytes, 0);
+    assert_eq!(h.free(moved), Err(HeapError::ForeignPointer(moved.as_ptr() as usize)));
 }
 
 #[test]
@@ -93,7 +149,7 @@ fn scribbling_over_every_block_and_past_it_does_not_break_the_heap() {
     }
     // The program writes garbage over the whole part of the arena in use:
     // its blocks, the free blocks between them, and past them.
-    let used = h.arena().start..h.arena().start + h.bump * SPAN;
+    let used = h.arena_in_use();
     // SAFETY: the arena is fake-kernel memory the test owns; the heap keeps
     // nothing there.
     unsafe { core::ptr::write_bytes(used.start as *mut u8, 0xee, used.len()) };
@@ -257,6 +313,7 @@ proptest! {
                 _ => {}
             }
             prop_assert_eq!(h.stats().live_blocks, live.len());
+            h.check();
         }
         for &(p, size, t) in &live {
             prop_assert!(all(p, size, t), "contents changed at the end");
@@ -266,25 +323,35 @@ proptest! {
 
 #[test]
 fn the_arena_grows_a_mib_at_a_time_and_a_refused_growth_is_a_failed_allocation() {
-    let mut kernel = FakeKernel::default();
-    kernel.grow_budget = Some(2);
-    let mut h = Heap::new(kernel, HeapConfig { arena: 8 << 20, large_slots: 4 }).unwrap();
+    let budget = 3 << 20;
+    let mut h = Heap::new(FakeKernel::with_byte_budget(budget), HeapConfig { arena: 8 << 20 }).unwrap();
     assert!(h.kernel().grown.is_empty(), "nothing made writable before the first block");
     let mut blocks = Vec::new();
-    // Two 1 MiB growths hold 32 spans of 64 KiB blocks... of one 32 KiB
-    // class block each here: allocate until the kernel refuses to grow.
     while let Ok(p) = h.allocate(MAX_SMALL, 8) {
         fill(p, MAX_SMALL, 0x5a);
         blocks.push(p);
     }
-    let grown = &h.kernel().grown;
-    assert_eq!(grown.len(), 2);
-    assert_eq!(grown[0], (h.arena().start, 1 << 20));
-    assert_eq!(grown[1], (h.arena().start + (1 << 20), 1 << 20));
-    assert_eq!(blocks.len() * MAX_SMALL, 2 << 20, "every byte of the grown arena used, none past it");
-    // Freed spans are reused without growing again.
+    let arena_grows: Vec<_> =
+        h.kernel().grown.iter().filter(|(a, _)| h.arena().contains(a)).copied().collect();
+    // A megabyte at a time; once the kernel refuses a megabyte, just what
+    // each span needs (the end of the budget is not lost to the step).
+    let whole = arena_grows.iter().take_while(|&&(_, len)| len == 1 << 20).count();
+    assert_eq!(whole, 2, "{arena_grows:?}");
+    assert!(arena_grows[whole..].iter().all(|&(_, len)| len == MAX_SMALL), "{arena_grows:?}");
+    assert_eq!(arena_grows[0].0, h.arena().start);
+    assert_eq!(h.kernel().writable_bytes, h.arena_writable() + h.stats().metadata_bytes);
+    assert!(h.kernel().writable_bytes <= budget);
+    assert_eq!(
+        blocks.len() * MAX_SMALL,
+        h.arena_writable(),
+        "every byte of the grown arena used, none past it"
+    );
+    // Freed memory is reused without growing again.
+    let grows = h.kernel().grown.len();
     h.free(blocks.pop().unwrap()).unwrap();
     assert!(h.allocate(MAX_SMALL, 8).is_ok());
+    assert!(h.allocate(100_000, 8).is_err(), "the budget is spent");
+    assert_eq!(h.kernel().grown.len(), grows);
     assert!(blocks.iter().all(|&p| all(p, MAX_SMALL, 0x5a)));
 }
 

@@ -75,7 +75,7 @@ pub fn with_heap<R>(f: impl FnOnce(&mut Heap<SysKernel>) -> R) -> R {
     // keeps anyone, event handlers included, from re-entering meanwhile.
     let slot = unsafe { &mut *HEAP.0.get() };
     let heap = slot.get_or_insert_with(|| {
-        let config = HeapConfig { arena: 64 << 20, large_slots: 1024 };
+        let config = HeapConfig { arena: 64 << 20 };
         // The background scavenger hears of pressure even when idle, and
         // the operator's scavenge request reaches the heap.
         let _ = crate::events::listen_for_the_heap();

@@ -1,0 +1,442 @@
+//! The page heap: the arena divided into runs of whole pages, each free,
+//! a large block, or a span of small blocks. Boundary tags, as in
+//! dlmalloc or talc, but kept out of band: one [`PageTag`] per page in
+//! the metadata region, never in the arena, so a program writing past its
+//! blocks cannot reach them.
+//!
+//! ```text
+//!  arena pages   0    1    2    3    4    5    6    7    8    9   frontier
+//!               ┌────┬────┬────┬────┬────┬────┬────┬────┬────┬────┐ ·····
+//!               │ span (class 7) │  free run │ large block │free│  never used
+//!               └────┴────┴────┴────┴────┴────┴────┴────┴────┴────┘ ·····
+//!  tags         S4   s    s    S4   F2   F2   L3   ·    L3   F1
+//!               (run length at the first and last page of each run; every
+//!                page of a span names the span; `·` = inside a run)
+//! ```
+//!
+//! Free runs sit in size bins (exact up to 32 pages, then four per
+//! doubling, as TLSF does) with a bitmap of non-empty bins: a fit is one
+//! `trailing_zeros`. Freeing merges with free neighbours through their
+//! tags. Pages past the frontier have never been used; the arena is made
+//! writable ([`Kernel::grow`](crate::Kernel::grow)) a chunk at a time as
+//! the frontier passes. Every page also remembers whether it is known to
+//! read zero (clean): untouched, or scavenged and not handed out since.
+
+/// Bins: 32 exact sizes, then 4 per doubling up to 2^28 pages.
+const EXACT_BINS: usize = 32;
+const BINS: usize = EXACT_BINS + 4 * (28 - 5);
+const NONE: u32 = u32::MAX;
+
+/// What a run is; stored at its first and last page, `Inside` elsewhere.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[repr(u8)]
+pub enum RunKind {
+    #[default]
+    Inside = 0,
+    Free,
+    Large,
+    Span,
+}
+
+/// Out-of-band tag of one arena page.
+#[derive(Clone, Copy, Default)]
+#[repr(C)]
+pub struct PageTag {
+    /// Run length in pages (at the run's first and last page).
+    pub len: u32,
+    pub kind: RunKind,
+    /// The page is the first of its run (`kind` is set at both ends).
+    pub first: bool,
+    /// The page is known to read zero.
+    pub clean: bool,
+    /// For pages of a span: the span's class and this page's index in it,
+    /// so `free` finds the block without waiting for the span record.
+    pub class: u8,
+    pub index_in_span: u8,
+    /// Span index + 1 for pages of a span, else 0.
+    pub span: u32,
+    /// Bin neighbours of a free run (at its first page).
+    next: u32,
+    prev: u32,
+}
+
+/// Where the page heap asks for more writable memory.
+pub trait Grow {
+    /// Makes arena pages `first..first+count` (and their tags) usable;
+    /// false if the kernel refused.
+    fn grow_pages(&mut self, first: usize, count: usize) -> bool;
+}
+
+pub struct PageHeap {
+    /// Tags of every page of the arena (only `..frontier` meaningful).
+    tags: &'static mut [PageTag],
+    /// Pages handed out at least once: `0..frontier`.
+    frontier: usize,
+    /// Pages usable (grown) so far.
+    writable: usize,
+    bins: [u32; BINS],
+    nonempty: u128,
+    /// Pages in free runs.
+    pub free_pages: usize,
+}
+
+/// Pages made writable at once when the frontier passes the writable end.
+const GROW_PAGES: usize = 256;
+
+/// Bin of a run of `n` pages (the bin whose range contains n).
+fn bin_of(n: usize) -> usize {
+    if n <= EXACT_BINS {
+        return n - 1;
+    }
+    let top = (usize::BITS - 1 - n.leading_zeros()) as usize;
+    EXACT_BINS + (top - 5) * 4 + ((n >> (top - 2)) & 3)
+}
+
+/// The first bin all of whose runs hold `n` pages.
+fn bin_fitting(n: usize) -> usize {
+    if n <= EXACT_BINS {
+        return n - 1;
+    }
+    let top = (usize::BITS - 1 - n.leading_zeros()) as usize;
+    bin_of(n + (1 << (top - 2)) - 1)
+}
+
+impl PageHeap {
+    /// `tags` covers the whole arena; all zero (a valid empty state).
+    pub fn new(tags: &'static mut [PageTag]) -> Self {
+        PageHeap { tags, frontier: 0, writable: 0, bins: [NONE; BINS], nonempty: 0, free_pages: 0 }
+    }
+
+    pub fn frontier(&self) -> usize {
+        self.frontier
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.tags.len()
+    }
+
+    pub fn writable(&self) -> usize {
+        self.writable
+    }
+
+    pub fn tag(&self, page: usize) -> Option<&PageTag> {
+        self.tags[..self.frontier].get(page)
+    }
+
+    pub fn tag_mut(&mut self, page: usize) -> &mut PageTag {
+        &mut self.tags[page]
+    }
+
+    /// A run of `n` pages marked `kind`, or None when the arena (or the
+    /// kernel) has no room. Returns its first page.
+    pub fn allocate(&mut self, n: usize, kind: RunKind, grow: &mut impl Grow) -> Option<usize> {
+        let first = match self.take_fit(n) {
+            Some(first) => first,
+            None => self.extend(n, grow)?,
+        };
+        self.set_bounds(first, n, kind);
+        Some(first)
+    }
+
+    /// A free run of at least n pages from the bins, split to n.
+    fn take_fit(&mut self, n: usize) -> Option<usize> {
+        // The floor bin may hold a run that fits; look at a few first.
+        let floor = bin_of(n);
+        let mut at = self.bins[floor];
+        for _ in 0..4 {
+            if at == NONE {
+                break;
+            }
+            if self.tags[at as usize].len as usize >= n {
+                return Some(self.split_free(at as usize, n));
+            }
+            at = self.tags[at as usize].next;
+        }
+        let from = bin_fitting(n);
+        if from >= BINS {
+            return None;
+        }
+        let candidates = self.nonempty & (!0u128 << from);
+        if candidates == 0 {
+            return None;
+        }
+        let first = self.bins[candidates.trailing_zeros() as usize] as usize;
+        Some(self.split_free(first, n))
+    }
+
+    /// Takes free run `first` out of its bin; its first `n` pages become
+    /// the caller's, the rest goes back as a free run.
+    fn split_free(&mut self, first: usize, n: usize) -> usize {
+        let len = self.tags[first].len as usize;
+        self.unlink(first);
+        if len > n {
+            self.insert_free(first + n, len - n);
+        }
+        first
+    }
+
+    /// Pages from the frontier (joined to a free run just below it).
+    fn extend(&mut self, n: usize, grow: &mut impl Grow) -> Option<usize> {
+        let mut first = self.frontier;
+        if first > 0 && self.tags[first - 1].kind == RunKind::Free {
+            first -= self.tags[first - 1].len as usize;
+        }
+        let end = first.checked_add(n).filter(|&e| e <= self.tags.len())?;
+        if !self.make_writable(end, grow) {
+            return None;
+        }
+        if first < self.frontier {
+            self.unlink(first);
+            self.clear_bounds(first, self.frontier - first);
+        }
+        for page in self.frontier..end {
+            self.tags[page].clean = true;
+        }
+        self.frontier = self.frontier.max(end);
+        Some(first)
+    }
+
+    /// Makes pages up to `end` writable: a chunk of GROW_PAGES ahead, or,
+    /// when the kernel refuses that, just what is needed (the last
+    /// megabyte of a budget is not lost to the chunk size).
+    fn make_writable(&mut self, end: usize, grow: &mut impl Grow) -> bool {
+        if end <= self.writable {
+            return true;
+        }
+        let needed = end - self.writable;
+        let chunk = needed.max(GROW_PAGES).min(self.tags.len() - self.writable);
+        let granted = if grow.grow_pages(self.writable, chunk) {
+            chunk
+        } else if chunk > needed && grow.grow_pages(self.writable, needed) {
+            needed
+        } else {
+            return false;
+        };
+        self.writable += granted;
+        true
+    }
+
+    fn set_bounds(&mut self, first: usize, n: usize, kind: RunKind) {
+        let last = first + n - 1;
+        for page in [last, first] {
+            self.tags[page].len = n as u32;
+            self.tags[page].kind = kind;
+            self.tags[page].first = page == first;
+        }
+    }
+
+    fn clear_bounds(&mut self, first: usize, n: usize) {
+        for page in [first, first + n - 1] {
+            self.tags[page].kind = RunKind::Inside;
+            self.tags[page].first = false;
+        }
+    }
+
+    /// Gives run `first` (n pages, used) back, merged with free neighbours.
+    pub fn free(&mut self, first: usize, n: usize) {
+        self.clear_bounds(first, n);
+        let (mut start, mut len) = (first, n);
+        if start > 0 && self.tags[start - 1].kind == RunKind::Free {
+            let before = self.tags[start - 1].len as usize;
+            start -= before;
+            self.unlink(start);
+            self.clear_bounds(start, before);
+            len += before;
+        }
+        let after = first + n;
+        if after < self.frontier && self.tags[after].kind == RunKind::Free {
+            let more = self.tags[after].len as usize;
+            self.unlink(after);
+            self.clear_bounds(after, more);
+            len += more;
+        }
+        self.insert_free(start, len);
+    }
+
+    /// Grows used run `first` of `n` pages to `want` pages in place, from
+    /// a free run right after it or the frontier. False if neither fits.
+    pub fn grow_in_place(&mut self, first: usize, n: usize, want: usize, grow: &mut impl Grow) -> bool {
+        let after = first + n;
+        let kind = self.tags[first].kind;
+        if after == self.frontier {
+            if first + want > self.tags.len() {
+                return false;
+            }
+            // Extend from the frontier: no free run below it here.
+            let extra = want - n;
+            if self.extend_exact(extra, grow).is_none() {
+                return false;
+            }
+        } else {
+            let next = &self.tags[after];
+            if next.kind != RunKind::Free || n + next.len as usize + self.tail_room(after) < want {
+                return false;
+            }
+            let free_len = self.tags[after].len as usize;
+            if n + free_len >= want {
+                self.unlink(after);
+                self.clear_bounds(after, free_len);
+                if n + free_len > want {
+                    self.insert_free(first + want, n + free_len - want);
+                }
+            } else {
+                // The free run reaches the frontier: take it and extend.
+                self.unlink(after);
+                self.clear_bounds(after, free_len);
+                if self.extend_exact(want - n - free_len, grow).is_none() {
+                    self.insert_free(after, free_len);
+                    return false;
+                }
+            }
+        }
+        self.clear_bounds(first, n);
+        self.set_bounds(first, want, kind);
+        true
+    }
+
+    /// Room past a free run that ends at the frontier.
+    fn tail_room(&self, free_first: usize) -> usize {
+        let end = free_first + self.tags[free_first].len as usize;
+        if end == self.frontier {
+            self.tags.len() - end
+        } else {
+            0
+        }
+    }
+
+    /// `count` pages at the frontier, which is not preceded by a free run
+    /// (the caller took it). Returns the first.
+    fn extend_exact(&mut self, count: usize, grow: &mut impl Grow) -> Option<usize> {
+        let first = self.frontier;
+        let end = first.checked_add(count).filter(|&e| e <= self.tags.len())?;
+        if !self.make_writable(end, grow) {
+            return None;
+        }
+        for page in first..end {
+            self.tags[page].clean = true;
+        }
+        self.frontier = end;
+        Some(first)
+    }
+
+    /// Shrinks used run `first` from `n` to `keep` pages; the tail becomes
+    /// free (merged with what follows).
+    pub fn shrink(&mut self, first: usize, n: usize, keep: usize) {
+        let kind = self.tags[first].kind;
+        self.clear_bounds(first, n);
+        self.set_bounds(first, keep, kind);
+        self.set_bounds(first + keep, n - keep, RunKind::Large);
+        self.free(first + keep, n - keep);
+    }
+
+    fn insert_free(&mut self, first: usize, n: usize) {
+        self.set_bounds(first, n, RunKind::Free);
+        let bin = bin_of(n);
+        let head = self.bins[bin];
+        self.tags[first].next = head;
+        self.tags[first].prev = NONE;
+        if head != NONE {
+            self.tags[head as usize].prev = first as u32;
+        }
+        self.bins[bin] = first as u32;
+        self.nonempty |= 1 << bin;
+        self.free_pages += n;
+    }
+
+    fn unlink(&mut self, first: usize) {
+        let n = self.tags[first].len as usize;
+        let bin = bin_of(n);
+        let (prev, next) = (self.tags[first].prev, self.tags[first].next);
+        if prev == NONE {
+            self.bins[bin] = next;
+            if next == NONE {
+                self.nonempty &= !(1 << bin);
+            }
+        } else {
+            self.tags[prev as usize].next = next;
+        }
+        if next != NONE {
+            self.tags[next as usize].prev = prev;
+        }
+        self.free_pages -= n;
+    }
+
+    /// Marks `first..first+n` clean or not; returns how many changed.
+    pub fn set_clean(&mut self, first: usize, n: usize, clean: bool) -> usize {
+        let mut changed = 0;
+        for tag in &mut self.tags[first..first + n] {
+            changed += (tag.clean != clean) as usize;
+            tag.clean = clean;
+        }
+        changed
+    }
+
+    /// (kind, length) of the run that starts at `page`, if one does.
+    pub fn run_at(&self, page: usize) -> Option<(RunKind, usize)> {
+        let tag = self.tag(page)?;
+        tag.first.then_some((tag.kind, tag.len as usize))
+    }
+}
+
+#[cfg(test)]
+extern crate std;
+
+#[cfg(test)]
+impl PageHeap {
+    /// Checks the tags: runs tile `0..frontier` with matching bounds, no
+    /// two free runs touch, every free run is in its bin, the free count
+    /// adds up. Returns the runs (first, len, kind).
+    pub fn check(&self) -> std::vec::Vec<(usize, usize, RunKind)> {
+        let mut runs = std::vec::Vec::new();
+        let mut page = 0;
+        let mut free = 0;
+        while page < self.frontier {
+            let (kind, len) = self.run_at(page).unwrap_or_else(|| panic!("no run starts at page {page}"));
+            let last = &self.tags[page + len - 1];
+            assert!(last.kind == kind && last.len as usize == len, "run at {page}: end tag disagrees");
+            for inside in page + 1..page + len - 1 {
+                assert_eq!(self.tags[inside].kind, RunKind::Inside, "stale bound inside run at {page}");
+            }
+            if kind == RunKind::Free {
+                assert!(
+                    runs.last().is_none_or(|&(_, _, k)| k != RunKind::Free),
+                    "adjacent free runs at {page}"
+                );
+                let bin = bin_of(len);
+                let mut at = self.bins[bin];
+                while at != NONE && at as usize != page {
+                    at = self.tags[at as usize].next;
+                }
+                assert_eq!(at as usize, page, "free run at {page} not in bin {bin}");
+                free += len;
+            }
+            runs.push((page, len, kind));
+            page += len;
+        }
+        assert_eq!(page, self.frontier);
+        assert_eq!(free, self.free_pages);
+        runs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_ascend_and_a_fitting_bin_only_holds_runs_that_fit() {
+        let mut smallest_in_bin = [usize::MAX; BINS];
+        let mut last = 0;
+        for n in 1..300_000usize {
+            let b = bin_of(n);
+            assert!(b >= last && b < BINS, "bins ascend with length");
+            last = b;
+            smallest_in_bin[b] = smallest_in_bin[b].min(n);
+        }
+        for n in 1..200_000usize {
+            let fit = bin_fitting(n);
+            assert!(smallest_in_bin[fit] >= n, "bin {fit} holds runs shorter than {n}");
+            assert!(fit <= bin_of(n) + 1, "no bin skipped");
+        }
+    }
+}

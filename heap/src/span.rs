@@ -1,0 +1,116 @@
+//! A span: a run of pages cut into blocks of one size class, with its
+//! record out of band: a bitmap of free blocks (bit set = free) and a
+//! summary word saying which bitmap words have a free block, so taking a
+//! block is two `trailing_zeros`; and a mask of the span's pages known to
+//! read zero.
+
+use crate::classes::{block_index, BLOCKS, CLASSES, MAX_BLOCKS};
+use crate::PAGE;
+
+pub const NO_SPAN: u32 = u32::MAX;
+const WORDS: usize = MAX_BLOCKS / 64;
+
+const _: () = assert!(WORDS <= 32, "the summary word covers the bitmap");
+
+/// The record of one span, in the span metadata region.
+#[repr(C)]
+pub struct SpanMeta {
+    /// Arena page the span starts at.
+    pub first_page: u32,
+    pub class: u8,
+    pub pages: u8,
+    pub free_blocks: u16,
+    /// Bit i set: page i of the span is known to read zero.
+    pub clean: u32,
+    /// Bit w set when bitmap[w] has a free block.
+    summary: u32,
+    /// Neighbours in the class's list of spans with free blocks, or in the
+    /// list of free records.
+    pub next: u32,
+    pub prev: u32,
+    bitmap: [u64; WORDS],
+}
+
+/// Bit mask of pages `offset..offset+len` touches (len ≥ 1).
+#[inline]
+fn page_mask(offset: usize, len: usize) -> u32 {
+    let first = offset / PAGE;
+    let last = (offset + len - 1) / PAGE;
+    let upto = if last >= 31 { u32::MAX } else { (1u32 << (last + 1)) - 1 };
+    upto & !((1u32 << first) - 1)
+}
+
+/// The block of `class` starting at `offset` in its span; None if no
+/// block starts there.
+#[inline]
+pub fn block_at(offset: usize, class: usize) -> Option<usize> {
+    let block = block_index(offset, class);
+    (block * CLASSES[class] as usize == offset && block < BLOCKS[class] as usize).then_some(block)
+}
+
+impl SpanMeta {
+    pub fn init(&mut self, class: usize, first_page: usize, pages: usize, clean: u32) {
+        let blocks = BLOCKS[class] as usize;
+        self.first_page = first_page as u32;
+        self.class = class as u8;
+        self.pages = pages as u8;
+        self.free_blocks = blocks as u16;
+        self.clean = clean;
+        self.bitmap = [0; WORDS];
+        self.summary = 0;
+        for w in 0..blocks.div_ceil(64) {
+            let bits = (blocks - w * 64).min(64);
+            self.bitmap[w] = if bits == 64 { u64::MAX } else { (1 << bits) - 1 };
+            self.summary |= 1 << w;
+        }
+    }
+
+    /// Takes the lowest free block (there is one): its offset in the span,
+    /// how many clean pages it made dirty, and whether it reads zero.
+    #[inline]
+    pub fn take_block(&mut self) -> (usize, usize, bool) {
+        let word = self.summary.trailing_zeros() as usize;
+        let bit = self.bitmap[word].trailing_zeros() as usize;
+        self.bitmap[word] &= self.bitmap[word] - 1;
+        if self.bitmap[word] == 0 {
+            self.summary &= !(1 << word);
+        }
+        self.free_blocks -= 1;
+        let size = CLASSES[self.class as usize] as usize;
+        let offset = (word * 64 + bit) * size;
+        let pages = page_mask(offset, size);
+        let was_clean = self.clean & pages;
+        if was_clean == 0 {
+            // The usual case: no popcount (a library call without POPCNT).
+            return (offset, 0, false);
+        }
+        self.clean &= !pages;
+        (offset, was_clean.count_ones() as usize, was_clean == pages)
+    }
+
+    /// Block `block` is handed out (its bit is clear).
+    #[inline]
+    pub fn is_live(&self, block: usize) -> bool {
+        self.bitmap[block / 64] & (1 << (block % 64)) == 0
+    }
+
+    #[inline]
+    pub fn put_block(&mut self, block: usize) {
+        self.bitmap[block / 64] |= 1 << (block % 64);
+        self.summary |= 1 << (block / 64);
+        self.free_blocks += 1;
+    }
+
+    /// Page `index` of the span holds only free blocks and is not known
+    /// clean.
+    pub fn page_is_free_and_dirty(&self, index: usize) -> bool {
+        if self.clean & (1 << index) != 0 {
+            return false;
+        }
+        let class = self.class as usize;
+        let blocks = BLOCKS[class] as usize;
+        let first = block_index(index * PAGE, class);
+        let last = (block_index((index + 1) * PAGE - 1, class) + 1).min(blocks);
+        (first..last).all(|b| self.bitmap[b / 64] & (1 << (b % 64)) != 0)
+    }
+}
