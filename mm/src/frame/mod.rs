@@ -158,6 +158,24 @@ pub struct InvariantViolation {
     pub pfn: Pfn,
 }
 
+/// Most frames the recently-freed cache holds.
+pub const CACHE_CAPACITY: usize = 64;
+
+/// A LIFO of recently freed single frames in front of the buddy bitmaps
+/// (Linux's per-CPU page lists; a per-CPU cache is what this becomes with
+/// more than one CPU). A frame freed and soon allocated again skips the
+/// buddy merge and split and the bitmap walk, and comes back while its
+/// state word and contents are still in the CPU cache. Frames in it are
+/// free (counted in `stats.free`, marked cached in their state word) but
+/// in no bitmap; when it fills, its older half goes back to the buddy
+/// bitmaps, and a larger allocation that finds nothing flushes it all.
+struct FrameCache {
+    frames: [u64; CACHE_CAPACITY],
+    len: usize,
+    /// 0 = disabled.
+    capacity: usize,
+}
+
 /// See the module documentation.
 pub struct FrameAllocator<'m> {
     /// First and one-past-last frame of the span.
@@ -165,6 +183,7 @@ pub struct FrameAllocator<'m> {
     end: u64,
     states: &'m mut [u64],
     free: [HierBitmap<'m>; ORDERS],
+    cache: FrameCache,
     stats: FrameStats,
 }
 
@@ -224,7 +243,8 @@ impl<'m> FrameAllocator<'m> {
             rest = tail;
             HierBitmap::new(bits, mine)
         });
-        Ok(FrameAllocator { base, end, states, free, stats: FrameStats::default() })
+        let cache = FrameCache { frames: [0; CACHE_CAPACITY], len: 0, capacity: 0 };
+        Ok(FrameAllocator { base, end, states, free, cache, stats: FrameStats::default() })
     }
 
     pub fn span(&self) -> Range<Pfn> {
@@ -274,14 +294,50 @@ impl<'m> FrameAllocator<'m> {
         Ok(())
     }
 
+    /// Puts a cache of up to `capacity` (≤ [`CACHE_CAPACITY`]) recently
+    /// freed single frames in front of the buddy bitmaps; 0 turns it off
+    /// (flushing it). Off by default, so tests of merging see every free
+    /// merge at once.
+    pub fn set_cache(&mut self, capacity: usize) {
+        self.flush_cache(self.cache.len);
+        self.cache.capacity = capacity.min(CACHE_CAPACITY);
+    }
+
+    /// Returns every cached frame to the buddy bitmaps (merging them).
+    pub fn drain_cache(&mut self) {
+        self.flush_cache(self.cache.len);
+    }
+
+    /// Releases the `count` oldest cached frames to the buddy bitmaps.
+    fn flush_cache(&mut self, count: usize) {
+        for i in 0..count {
+            let pfn = self.cache.frames[i];
+            self.release(pfn, 0);
+        }
+        self.cache.frames.copy_within(count..self.cache.len, 0);
+        self.cache.len -= count;
+        self.stats.cached -= count as u64;
+    }
+
     /// Hands out a naturally aligned block of 2^order frames to `owner`.
     pub fn allocate(&mut self, order: u8, owner: Owner) -> Result<FrameBlock, AllocError> {
         if order > MAX_ORDER {
             return Err(AllocError::OrderTooLarge { order });
         }
-        let (mut pfn_order, pfn) = (order..=MAX_ORDER)
-            .find_map(|k| self.free[k as usize].first_set().map(|bit| (k, self.block_at(bit, k))))
-            .ok_or(AllocError::OutOfFrames { order })?;
+        if order == 0 && self.cache.len > 0 {
+            self.cache.len -= 1;
+            self.stats.cached -= 1;
+            let pfn = self.cache.frames[self.cache.len];
+            self.set_state(pfn, self.state(pfn).allocated_head(0, owner));
+            self.stats.allocated(owner, 1);
+            return Ok(FrameBlock { start: Pfn::new(pfn), order, owner });
+        }
+        let found = self.find_free(order).or_else(|| {
+            // Cached frames may merge into what is asked for.
+            self.drain_cache();
+            self.find_free(order)
+        });
+        let (mut pfn_order, pfn) = found.ok_or(AllocError::OutOfFrames { order })?;
         self.remove_free(pfn, pfn_order);
         while pfn_order > order {
             pfn_order -= 1;
@@ -292,6 +348,12 @@ impl<'m> FrameAllocator<'m> {
         Ok(FrameBlock { start: Pfn::new(pfn), order, owner })
     }
 
+    /// The smallest free block of order ≥ `order`: (its order, first frame).
+    fn find_free(&self, order: u8) -> Option<(u8, u64)> {
+        (order..=MAX_ORDER)
+            .find_map(|k| self.free[k as usize].first_set().map(|bit| (k, self.block_at(bit, k))))
+    }
+
     /// Takes a block back. A block that was not handed out exactly so (see
     /// [`FreeError`]) is refused and handed back; nothing changes.
     pub fn free(&mut self, block: FrameBlock) -> Result<(), FreeFailure> {
@@ -299,7 +361,18 @@ impl<'m> FrameAllocator<'m> {
             return Err(FreeFailure { error, block });
         }
         self.stats.released(block.owner, block.frames());
-        self.release(block.start.number(), block.order);
+        let pfn = block.start.number();
+        if block.order == 0 && self.cache.capacity > 0 {
+            if self.cache.len == self.cache.capacity {
+                self.flush_cache(self.cache.capacity.div_ceil(2));
+            }
+            self.set_state(pfn, self.state(pfn).cached());
+            self.cache.frames[self.cache.len] = pfn;
+            self.cache.len += 1;
+            self.stats.cached += 1;
+            return Ok(());
+        }
+        self.release(pfn, block.order);
         Ok(())
     }
 
@@ -344,7 +417,7 @@ impl<'m> FrameAllocator<'m> {
             let buddy = pfn ^ (1 << order);
             let mergeable = buddy >= self.base && buddy + (1 << order) <= self.end && {
                 let s = self.state(buddy);
-                s.kind() == Kind::FreeHead && s.order() == order
+                s.kind() == Kind::FreeHead && s.order() == order && !s.is_cached()
             };
             if !mergeable {
                 break;
@@ -455,16 +528,27 @@ impl<'m> FrameAllocator<'m> {
                 return fail("block contains a non-interior frame", pfn);
             }
             let is_free = s.kind() == Kind::FreeHead;
+            counted.total += frames;
+            if s.is_cached() {
+                if !self.cache.frames[..self.cache.len].contains(&pfn) {
+                    return fail("frame marked cached is not in the cache", pfn);
+                }
+                counted.free += 1;
+                counted.cached += 1;
+                pfn += 1;
+                continue;
+            }
             if self.free[order as usize].get(self.bit_of(pfn, order)) != is_free {
                 return fail("free bitmap disagrees with the state word", pfn);
             }
-            counted.total += frames;
             if is_free {
                 counted.free += frames;
                 counted.free_blocks[order as usize] += 1;
                 let buddy = pfn ^ frames;
                 let b = (buddy >= self.base && buddy < self.end).then(|| self.state(buddy));
-                if order < MAX_ORDER && b.is_some_and(|b| b.kind() == Kind::FreeHead && b.order() == order) {
+                let merges =
+                    |b: FrameState| b.kind() == Kind::FreeHead && b.order() == order && !b.is_cached();
+                if order < MAX_ORDER && b.is_some_and(merges) {
                     return fail("two free buddies not merged", pfn);
                 }
             } else {

@@ -10,7 +10,8 @@
 //! - kind: `Interior` (inside a block whose head is another frame),
 //!   `FreeHead`, `AllocatedHead` or `Unavailable` (not managed memory:
 //!   reserved, a hole, or outside the usable map).
-//! - order: the block's size as log2 frames, meaningful on heads.
+//! - order: the block's size as log2 frames, meaningful on heads; all ones
+//!   on a free frame held in the recently-freed cache (see `FrameCache`).
 //! - hist: the frame has been the head of an allocation at least once, which
 //!   tells a double free from a free of a frame that was never handed out.
 //! - owner: who holds an allocated block, meaningful on allocated heads.
@@ -33,12 +34,14 @@ const KIND_SHIFT: u16 = 5;
 const KIND_MASK: u16 = 0b11 << KIND_SHIFT;
 const HISTORY_BIT: u16 = 1 << 7;
 const OWNER_SHIFT: u16 = 8;
+/// The order field's value for a cached frame (no real order is this big).
+const CACHED_ORDER: u8 = ORDER_MASK as u8;
 
 /// One frame's state word; see the module documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameState(pub u16);
 
-const _: () = assert!(super::MAX_ORDER as u16 <= ORDER_MASK);
+const _: () = assert!((super::MAX_ORDER as u16) < ORDER_MASK);
 const _: () = assert!((Owner::COUNT as u16) < (1 << (16 - OWNER_SHIFT)));
 
 impl FrameState {
@@ -53,8 +56,22 @@ impl FrameState {
         }
     }
 
+    /// The block's order (0 for a frame in the recently-freed cache).
     pub fn order(self) -> u8 {
-        (self.0 & ORDER_MASK) as u8
+        match (self.0 & ORDER_MASK) as u8 {
+            CACHED_ORDER => 0,
+            order => order,
+        }
+    }
+
+    /// A free frame held in the allocator's cache of recently freed frames:
+    /// free, but in no bitmap and merged with nothing until flushed.
+    pub fn is_cached(self) -> bool {
+        self.kind() == Kind::FreeHead && (self.0 & ORDER_MASK) as u8 == CACHED_ORDER
+    }
+
+    pub fn cached(self) -> FrameState {
+        self.with(1, CACHED_ORDER, 0, self.was_ever_allocated())
     }
 
     pub fn owner(self) -> Option<Owner> {

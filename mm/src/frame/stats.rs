@@ -67,8 +67,11 @@ pub struct FrameStats {
     pub total: u64,
     pub free: u64,
     pub used_by: [u64; Owner::COUNT],
-    /// Free blocks per order (like Linux's /proc/buddyinfo).
+    /// Free blocks per order (like Linux's /proc/buddyinfo), not counting
+    /// the cache.
     pub free_blocks: [u64; MAX_ORDER as usize + 1],
+    /// Free frames in the recently-freed cache (included in `free`).
+    pub cached: u64,
 }
 
 impl FrameStats {
@@ -108,6 +111,6 @@ impl fmt::Display for FrameStats {
         for (order, count) in self.free_blocks.iter().enumerate() {
             write!(f, " {order}:{count}")?;
         }
-        Ok(())
+        write!(f, "; recently freed, cached: {}", self.cached)
     }
 }

@@ -257,10 +257,13 @@ proptest! {
     /// ever handed out twice, every block is inside usable memory and
     /// aligned, bad frees change nothing, and freeing everything restores the
     /// initial state exactly.
+    /// With the recently-freed cache on (of a random size) too: cached
+    /// frames are free, never handed out twice, and merge when flushed.
     #[test]
-    fn never_hands_out_a_frame_twice((span, usable) in memory_map(), ops in prop::collection::vec(op(), 1..300)) {
+    fn never_hands_out_a_frame_twice((span, usable) in memory_map(), ops in prop::collection::vec(op(), 1..300), cache in prop_oneof![Just(0usize), 1usize..=CACHE_CAPACITY]) {
         let mut f = Fixture::new(span, &usable);
         let mut a = f.allocator();
+        a.set_cache(cache);
         let initial = a.stats().clone();
         let mut held: Vec<FrameBlock> = Vec::new();
         let mut owner_of: BTreeMap<u64, Owner> = BTreeMap::new(); // frame → owner, the model
@@ -278,8 +281,10 @@ proptest! {
                             held.push(b);
                         }
                         Err(AllocError::OutOfFrames { .. }) => {
-                            // Only legal when no free aligned run of that size exists.
+                            // Only legal when no free aligned run of that size
+                            // exists (the failed call flushed the cache).
                             prop_assert!(a.stats().free_blocks[order as usize..].iter().all(|&n| n == 0));
+                            prop_assert_eq!(a.stats().cached, 0);
                         }
                         Err(e) => prop_assert!(false, "unexpected {e:?}"),
                     }
@@ -307,9 +312,39 @@ proptest! {
         for b in held {
             a.free(b).unwrap();
         }
+        a.verify().map_err(|v| TestCaseError::fail(std::format!("{v:?}")))?;
+        a.drain_cache();
         prop_assert_eq!(a.stats(), &initial);
         a.verify().map_err(|v| TestCaseError::fail(std::format!("{v:?}")))?;
     }
+}
+
+#[test]
+fn the_cache_gives_back_the_frame_just_freed_and_refuses_a_double_free() {
+    let mut f = Fixture::new(0..4096, &[16..4096]);
+    let mut a = f.allocator();
+    a.set_cache(4);
+    let blocks: Vec<_> = (0..6).map(|_| a.allocate(0, Owner::Process).unwrap()).collect();
+    let starts: Vec<_> = blocks.iter().map(|b| b.start()).collect();
+    for b in blocks {
+        a.free(b).unwrap();
+    }
+    // Six frees into a cache of four: the first full one flushed its older
+    // half (two frames) to the bitmaps.
+    assert_eq!(a.stats().cached, 4);
+    assert_eq!(a.allocate(0, Owner::Kernel).unwrap().start(), starts[5], "last freed, first out");
+    let again = a.free(raw(starts[4].number(), 0, Owner::Process)).unwrap_err();
+    assert_eq!(again.error, FreeError::DoubleFree(starts[4]));
+    a.verify().unwrap();
+    // A larger allocation that needs the cached frames merged gets them.
+    let everything = a.stats().free;
+    let mut held = Vec::new();
+    while let Ok(b) = a.allocate(3, Owner::Kernel) {
+        held.push(b);
+    }
+    assert_eq!(a.stats().cached, 0);
+    assert!(a.stats().free < 8 && everything - a.stats().free == held.len() as u64 * 8);
+    a.verify().unwrap();
 }
 
 #[test]
