@@ -60,9 +60,9 @@ fn move_block(b: &mut dyn Bench, ptr: NonNull<u8>, layout: Layout, new_size: usi
 struct Pagekeeper(Heap<HostKernel>);
 
 impl Pagekeeper {
-    fn new(budget: Option<usize>) -> Self {
-        let kernel = budget.map_or_else(HostKernel::default, HostKernel::with_byte_budget);
+    fn new() -> Self {
         // Four times the budget of address space: only the budget binds.
+        let kernel = HostKernel::with_byte_budget(BUDGET);
         Pagekeeper(Heap::new(kernel, HeapConfig { arena: 4 * BUDGET }).unwrap())
     }
 }
@@ -317,7 +317,7 @@ type Maker = fn() -> Box<dyn Bench>;
 
 fn makers() -> Vec<Maker> {
     vec![
-        || Box::new(Pagekeeper::new(Some(BUDGET))),
+        || Box::new(Pagekeeper::new()),
         || {
             let mut arena = Arena::new();
             let talc = talc5::TalcCell::new(talc5::source::Manual);

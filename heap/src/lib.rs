@@ -1,6 +1,5 @@
 //! Pagekeeper's per-process heap: `malloc`/`free`/`realloc`/`calloc` on top
-//! of a few calls to the kernel ([`Kernel`]: reserve, grow, release,
-//! decommit). The kernel knows nothing of how the heap is built.
+//! of three calls to the kernel ([`Kernel`]: reserve, grow, decommit). The kernel knows nothing of how the heap is built.
 //!
 //! ```text
 //!  arena (one reservation, made writable as it is used)
@@ -66,30 +65,23 @@ pub const MIN_ALIGN: usize = 16;
 /// Metadata is made writable in steps of this many bytes.
 const META_STEP: usize = 64 * 1024;
 
-/// What the heap needs from the kernel.
+/// What the heap needs from the kernel. It never gives a reservation
+/// back: the arena and its metadata live as long as the process.
 ///
 /// # Safety
-/// `reserve` must return the start of `len` bytes of readable, writable
-/// memory that reads as zero and that nothing else uses until `release`;
-/// `reserve_growable` likewise, except that the bytes need only be
-/// writable once `grow` returned true for them; after `decommit(addr,
+/// `reserve` must return the start of `len` bytes of address space that
+/// read as zero and that nothing else uses; once `grow` returned true for
+/// some of them they must be readable and writable; after `decommit(addr,
 /// len)` those bytes must read as zero.
 pub unsafe trait Kernel {
-    /// Reserves `len` bytes (a multiple of [`PAGE`]), page-aligned.
+    /// Reserves `len` bytes (a multiple of [`PAGE`]) of address space,
+    /// page-aligned and not writable yet, so that the kernel promises no
+    /// memory for them (commit accounting: a 256 MiB arena would otherwise
+    /// count in full, as glibc's arenas avoid by mapping `PROT_NONE` first).
     fn reserve(&mut self, len: usize) -> Option<usize>;
-    /// Reserves `len` bytes of address space, not writable yet, so that
-    /// the kernel promises no memory for them (commit accounting: a 256 MiB
-    /// arena would otherwise count in full, as glibc's arenas avoid by
-    /// mapping `PROT_NONE` first). Default: an ordinary reserve.
-    fn reserve_growable(&mut self, len: usize) -> Option<usize> {
-        self.reserve(len)
-    }
-    /// Makes `addr..addr+len` of a growable reservation writable; false
-    /// when the kernel refuses (its commit limit). Default: already is.
-    fn grow(&mut self, _addr: usize, _len: usize) -> bool {
-        true
-    }
-    fn release(&mut self, addr: usize, len: usize);
+    /// Makes `addr..addr+len` of a reservation writable; false when the
+    /// kernel refuses (its commit limit).
+    fn grow(&mut self, addr: usize, len: usize) -> bool;
     /// Takes the pages back; they read as zero on next touch.
     fn decommit(&mut self, addr: usize, len: usize);
 }
@@ -173,7 +165,7 @@ struct MetaRegion {
 impl MetaRegion {
     fn reserve(kernel: &mut impl Kernel, len: usize) -> Option<MetaRegion> {
         let len = len.div_ceil(META_STEP) * META_STEP;
-        Some(MetaRegion { addr: kernel.reserve_growable(len)?, len, writable: 0 })
+        Some(MetaRegion { addr: kernel.reserve(len)?, len, writable: 0 })
     }
 
     /// Makes the first `bytes` writable (in META_STEP steps).
@@ -241,7 +233,7 @@ impl<K: Kernel> Heap<K> {
         let page_count = config.arena / PAGE;
         // Every span has at least four pages.
         let span_count = page_count / 4;
-        let arena = kernel.reserve_growable(page_count * PAGE)?;
+        let arena = kernel.reserve(page_count * PAGE)?;
         let tag_region = MetaRegion::reserve(&mut kernel, page_count * core::mem::size_of::<PageTag>())?;
         let span_region = MetaRegion::reserve(&mut kernel, span_count * core::mem::size_of::<SpanMeta>())?;
         // SAFETY: the kernel reserved both regions for this heap alone

@@ -177,22 +177,16 @@ impl PageHeap {
 
     /// Pages from the frontier (joined to a free run just below it).
     fn extend(&mut self, n: usize, grow: &mut impl Grow) -> Option<usize> {
-        let mut first = self.frontier;
-        if first > 0 && self.tags[first - 1].kind == RunKind::Free {
-            first -= self.tags[first - 1].len as usize;
-        }
-        let end = first.checked_add(n).filter(|&e| e <= self.tags.len())?;
-        if !self.make_writable(end, grow) {
-            return None;
-        }
-        if first < self.frontier {
+        let below = match self.frontier.checked_sub(1).map(|last| self.tags[last]) {
+            Some(tag) if tag.kind == RunKind::Free => tag.len as usize,
+            _ => 0,
+        };
+        let first = self.frontier - below;
+        self.extend_frontier(n.saturating_sub(below), grow)?;
+        if below > 0 {
             self.unlink(first);
-            self.clear_bounds(first, self.frontier - first);
+            self.clear_bounds(first, below);
         }
-        for page in self.frontier..end {
-            self.tags[page].clean = true;
-        }
-        self.frontier = self.frontier.max(end);
         Some(first)
     }
 
@@ -254,69 +248,42 @@ impl PageHeap {
     }
 
     /// Grows used run `first` of `n` pages to `want` pages in place, from
-    /// a free run right after it or the frontier. False if neither fits.
+    /// a free run right after it and, past that, the frontier. False
+    /// (nothing changed) if they do not reach.
     pub fn grow_in_place(&mut self, first: usize, n: usize, want: usize, grow: &mut impl Grow) -> bool {
         let after = first + n;
-        let kind = self.tags[first].kind;
-        if after == self.frontier {
-            if first + want > self.tags.len() {
-                return false;
-            }
-            // Extend from the frontier: no free run below it here.
-            let extra = want - n;
-            if self.extend_exact(extra, grow).is_none() {
-                return false;
-            }
-        } else {
-            let next = &self.tags[after];
-            if next.kind != RunKind::Free || n + next.len as usize + self.tail_room(after) < want {
-                return false;
-            }
-            let free_len = self.tags[after].len as usize;
-            if n + free_len >= want {
-                self.unlink(after);
-                self.clear_bounds(after, free_len);
-                if n + free_len > want {
-                    self.insert_free(first + want, n + free_len - want);
-                }
-            } else {
-                // The free run reaches the frontier: take it and extend.
-                self.unlink(after);
-                self.clear_bounds(after, free_len);
-                if self.extend_exact(want - n - free_len, grow).is_none() {
-                    self.insert_free(after, free_len);
-                    return false;
-                }
+        let free = match self.tags.get(after) {
+            Some(tag) if after < self.frontier && tag.kind == RunKind::Free => tag.len as usize,
+            _ => 0,
+        };
+        let reaches_frontier = after + free == self.frontier;
+        if n + free < want && (!reaches_frontier || self.extend_frontier(want - n - free, grow).is_none()) {
+            return false;
+        }
+        if free > 0 {
+            self.unlink(after);
+            self.clear_bounds(after, free);
+            if n + free > want {
+                self.insert_free(first + want, n + free - want);
             }
         }
+        let kind = self.tags[first].kind;
         self.clear_bounds(first, n);
         self.set_bounds(first, want, kind);
         true
     }
 
-    /// Room past a free run that ends at the frontier.
-    fn tail_room(&self, free_first: usize) -> usize {
-        let end = free_first + self.tags[free_first].len as usize;
-        if end == self.frontier {
-            self.tags.len() - end
-        } else {
-            0
-        }
-    }
-
-    /// `count` pages at the frontier, which is not preceded by a free run
-    /// (the caller took it). Returns the first.
-    fn extend_exact(&mut self, count: usize, grow: &mut impl Grow) -> Option<usize> {
-        let first = self.frontier;
-        let end = first.checked_add(count).filter(|&e| e <= self.tags.len())?;
+    /// `count` more pages past the frontier, made writable and clean.
+    fn extend_frontier(&mut self, count: usize, grow: &mut impl Grow) -> Option<()> {
+        let end = self.frontier.checked_add(count).filter(|&e| e <= self.tags.len())?;
         if !self.make_writable(end, grow) {
             return None;
         }
-        for page in first..end {
-            self.tags[page].clean = true;
+        for tag in &mut self.tags[self.frontier..end] {
+            tag.clean = true;
         }
         self.frontier = end;
-        Some(first)
+        Some(())
     }
 
     /// Shrinks used run `first` from `n` to `keep` pages; the tail becomes

@@ -25,24 +25,16 @@ pub const HEAP_ERROR_EXIT: i32 = 3;
 pub struct SysKernel;
 
 // SAFETY: reserve returns fresh demand-zero memory of this process that
-// nothing else uses until release (reserve_growable: read-only until grow
-// makes it writable); decommit makes pages read zero.
+// nothing else uses, read-only until grow makes it writable; decommit makes
+// pages read zero.
 unsafe impl Kernel for SysKernel {
     fn reserve(&mut self, len: usize) -> Option<usize> {
-        sys::reserve(len as u64, PROT_WRITE).ok().map(|a| a as usize)
-    }
-
-    fn reserve_growable(&mut self, len: usize) -> Option<usize> {
         // Read-only: no commit charge until the heap grows into it.
         sys::reserve(len as u64, 0).ok().map(|a| a as usize)
     }
 
     fn grow(&mut self, addr: usize, len: usize) -> bool {
         sys::protect(addr as u64, len as u64, PROT_WRITE).is_ok()
-    }
-
-    fn release(&mut self, addr: usize, len: usize) {
-        sys::release(addr as u64, len as u64).expect("release of a heap region");
     }
 
     fn decommit(&mut self, addr: usize, len: usize) {

@@ -324,14 +324,28 @@ impl<'m> FrameAllocator<'m> {
         if order > MAX_ORDER {
             return Err(AllocError::OrderTooLarge { order });
         }
-        if order == 0 && self.cache.len > 0 {
-            self.cache.len -= 1;
-            self.stats.cached -= 1;
-            let pfn = self.cache.frames[self.cache.len];
-            self.set_state(pfn, self.state(pfn).allocated_head(0, owner));
-            self.stats.allocated(owner, 1);
-            return Ok(FrameBlock { start: Pfn::new(pfn), order, owner });
+        let pfn = match self.take_cached(order) {
+            Some(pfn) => pfn,
+            None => self.take_from_bitmaps(order)?,
+        };
+        self.set_state(pfn, self.state(pfn).allocated_head(order, owner));
+        self.stats.allocated(owner, 1 << order);
+        Ok(FrameBlock { start: Pfn::new(pfn), order, owner })
+    }
+
+    /// The most recently cached frame, for an order-0 request.
+    fn take_cached(&mut self, order: u8) -> Option<u64> {
+        if order != 0 || self.cache.len == 0 {
+            return None;
         }
+        self.cache.len -= 1;
+        self.stats.cached -= 1;
+        Some(self.cache.frames[self.cache.len])
+    }
+
+    /// The lowest free block of the smallest order ≥ `order`, split down to
+    /// `order`; its head's state is the caller's to set.
+    fn take_from_bitmaps(&mut self, order: u8) -> Result<u64, AllocError> {
         let found = self.find_free(order).or_else(|| {
             // Cached frames may merge into what is asked for.
             self.drain_cache();
@@ -343,9 +357,7 @@ impl<'m> FrameAllocator<'m> {
             pfn_order -= 1;
             self.insert_free(pfn + (1 << pfn_order), pfn_order);
         }
-        self.set_state(pfn, self.state(pfn).allocated_head(order, owner));
-        self.stats.allocated(owner, 1 << order);
-        Ok(FrameBlock { start: Pfn::new(pfn), order, owner })
+        Ok(pfn)
     }
 
     /// The smallest free block of order ≥ `order`: (its order, first frame).
