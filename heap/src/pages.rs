@@ -186,6 +186,11 @@ impl PageHeap {
         if below > 0 {
             self.unlink(first);
             self.clear_bounds(first, below);
+            // The bins' search looks only at the first runs of the exact
+            // bin, so a free run below the frontier can hold more than n.
+            if below > n {
+                self.insert_free(first + n, below - n);
+            }
         }
         Some(first)
     }
@@ -389,6 +394,37 @@ impl PageHeap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Unlimited;
+
+    impl Grow for Unlimited {
+        fn grow_pages(&mut self, _: usize, _: usize) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_free_run_below_the_frontier_longer_than_asked_keeps_its_rest() {
+        let tags = std::vec![PageTag::default(); 1024].leak();
+        let mut heap = PageHeap::new(tags);
+        let mut runs = std::vec::Vec::new();
+        for _ in 0..4 {
+            runs.push(heap.allocate(33, RunKind::Large, &mut Unlimited).unwrap());
+            heap.allocate(1, RunKind::Large, &mut Unlimited).unwrap();
+        }
+        let last = heap.allocate(38, RunKind::Large, &mut Unlimited).unwrap();
+        assert_eq!(last + 38, heap.frontier());
+        // Runs of 33..=39 pages share a bin. The 38-page run goes in first,
+        // behind four 33-page runs, where the first look at the bin stops;
+        // a request for 36 then finds nothing in the bins above.
+        heap.free(last, 38);
+        runs.iter().for_each(|&r| heap.free(r, 33));
+        let got = heap.allocate(36, RunKind::Large, &mut Unlimited).unwrap();
+        assert_eq!(got, last, "taken from below the frontier, no growth");
+        assert_eq!(heap.frontier(), last + 38);
+        assert_eq!(heap.run_at(last + 36), Some((RunKind::Free, 2)), "the rest stays a free run");
+        heap.check();
+    }
 
     #[test]
     fn bins_ascend_and_a_fitting_bin_only_holds_runs_that_fit() {
