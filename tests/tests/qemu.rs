@@ -282,6 +282,25 @@ fn file_fault_costs_against_copy_and_demand_zero() {
     assert_eq!(outcome.exit, QemuExit::Success, "{}", outcome.serial);
 }
 
+/// `make bench`: demand-zero faults against commit + touch with the zeroed
+/// pool empty and full, a fault's cost breakdown, and ring-3 round trips,
+/// in one boot (kernel/tests/fault_bench.rs).
+#[test]
+#[ignore = "a benchmark; run by make bench"]
+fn fault_syscall_and_switch_costs() {
+    let mut config = config(Kernel::Named("fault_bench"));
+    config.memory_mib = 256;
+    let outcome = boot(&config);
+    for line in outcome
+        .serial
+        .lines()
+        .filter(|l| l.starts_with("fault bench") || l.starts_with("  ") || l.starts_with("zeroed pool"))
+    {
+        println!("{line}");
+    }
+    assert_eq!(outcome.exit, QemuExit::Success, "{}", outcome.serial);
+}
+
 /// `make fuzz SEED=.. SECONDS=..` (ignored by `make test`, which runs the
 /// short fixed-seed round inside every suite boot).
 #[test]

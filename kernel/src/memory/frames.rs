@@ -5,12 +5,21 @@
 //! enough, reached through the physical-memory window, and is accounted as
 //! owned by `Owner::AllocatorMetadata`, so the statistics cover every usable
 //! frame.
+//!
+//! Zeroed pages: a zeroed page (a demand-zero fault, a commit, a page
+//! table) comes from the allocator's zeroed pool when it holds one, and is
+//! zeroed here only when it does not. [`zero_idle_frames`] refills the pool
+//! when there is nothing else to do (the shell's idle loop calls it), so
+//! while the pool lasts no fault zeroes on its critical path
+//! (docs/frame-allocator.md, "The zeroed pool").
 
 use super::{phys_to_virt, BootMemory};
 use bootloader_api::info::MemoryRegionKind;
 use core::ops::Range;
 use mm::addr::{Pfn, FRAME_SIZE};
-use mm::frame::{AllocError, FrameAllocator, FrameBlock, FrameStats, FreeFailure, Owner};
+use mm::frame::{
+    AllocError, Contents, FrameAllocator, FrameBlock, FrameStats, FreeFailure, Owner, ZeroedPoolCounters,
+};
 use spin::{Mutex, Once};
 use x86_64::instructions::interrupts::without_interrupts;
 
@@ -30,9 +39,35 @@ pub fn usable_frames(boot: &BootMemory) -> u64 {
     usable_ranges(boot).map(|r| r.end.number() - r.start.number()).sum()
 }
 
+/// The zeroed pool holds up to 1/8 of memory: enough for a burst of
+/// faults (a process touching a fresh 16 MiB at 128 MiB of RAM) without
+/// zeroing, small enough that refilling it is a short idle job. Its frames
+/// stay free, so the size costs only the pool's list: a word per frame.
+const ZEROED_POOL_SHARE: u64 = 8;
+
 /// Builds the allocator from the memory map (once, at boot).
 pub fn init(boot: &'static BootMemory) {
-    FRAMES.call_once(|| Mutex::new(build(boot)));
+    FRAMES.call_once(|| {
+        let mut frames = build(boot);
+        give_zeroed_pool(&mut frames);
+        Mutex::new(frames)
+    });
+}
+
+/// Gives the allocator its zeroed pool's list, in frames of its own
+/// (accounted as allocator metadata). Without memory for it, no pool.
+fn give_zeroed_pool(frames: &mut FrameAllocator<'static>) {
+    let capacity = frames.stats().total / ZEROED_POOL_SHARE;
+    let order = (capacity * 8).div_ceil(FRAME_SIZE).next_power_of_two().trailing_zeros() as u8;
+    let Ok(block) = frames.allocate(order, Owner::AllocatorMetadata) else { return };
+    let (start, _, _) = block.into_raw();
+    // SAFETY: the block was just allocated to the allocator's own metadata
+    // and is never freed; it is RAM mapped read-write in the physical
+    // window, and this Once-guarded call is its only user.
+    let storage = unsafe {
+        core::slice::from_raw_parts_mut(phys_to_virt(start).as_mut_ptr::<u64>(), capacity as usize)
+    };
+    frames.set_zeroed_pool(storage);
 }
 
 fn build(boot: &'static BootMemory) -> FrameAllocator<'static> {
@@ -69,11 +104,35 @@ pub fn allocate(order: u8, owner: Owner) -> Result<FrameBlock, AllocError> {
     with(|frames| frames.allocate(order, owner))
 }
 
-/// Like [`allocate`], with the block's memory zeroed.
+/// Like [`allocate`], with the block's memory zeroed (a single frame from
+/// the zeroed pool when it has one).
 pub fn allocate_zeroed(order: u8, owner: Owner) -> Result<FrameBlock, AllocError> {
-    let block = allocate(order, owner)?;
-    zero(&block);
-    Ok(block)
+    let taken = with(|frames| take(frames, order, owner, true))?;
+    Ok(finish(taken))
+}
+
+/// A block from `frames`, and whether it still has to be zeroed: with
+/// `zeroed`, a single frame comes from the zeroed pool when it can.
+fn take(
+    frames: &mut FrameAllocator<'static>,
+    order: u8,
+    owner: Owner,
+    zeroed: bool,
+) -> Result<(FrameBlock, bool), AllocError> {
+    if zeroed && order == 0 {
+        let (block, contents) = frames.allocate_zeroed_frame(owner)?;
+        return Ok((block, contents == Contents::Unknown));
+    }
+    Ok((frames.allocate(order, owner)?, zeroed))
+}
+
+/// The block of [`take`], zeroed here if it has to be (outside the
+/// allocator's lock: zeroing is the slow part).
+fn finish((block, to_zero): (FrameBlock, bool)) -> FrameBlock {
+    if to_zero {
+        zero(&block);
+    }
+    block
 }
 
 /// Frames that process memory (data pages and page tables) may not take:
@@ -92,16 +151,13 @@ fn reserve_of(stats: &FrameStats) -> u64 {
 /// Like [`allocate`] (zeroed when `zeroed`), but refuses to dip into the
 /// kernel's reserve.
 pub fn allocate_for_process(order: u8, owner: Owner, zeroed: bool) -> Result<FrameBlock, AllocError> {
-    let block = with(|frames| {
+    let taken = with(|frames| {
         if frames.stats().free < reserve_of(frames.stats()) + (1 << order) {
             return Err(AllocError::OutOfFrames { order });
         }
-        frames.allocate(order, owner)
+        take(frames, order, owner, zeroed)
     })?;
-    if zeroed {
-        zero(&block);
-    }
-    Ok(block)
+    Ok(finish(taken))
 }
 
 fn zero(block: &FrameBlock) {
@@ -109,6 +165,32 @@ fn zero(block: &FrameBlock) {
     // SAFETY: the block was just handed to us, so nothing else uses it; it is
     // mapped read-write in the physical-memory window.
     unsafe { core::ptr::write_bytes(phys_to_virt(block.start()).as_mut_ptr::<u8>(), 0, bytes) };
+}
+
+/// Idle work: zeroes up to `limit` free frames into the zeroed pool, one
+/// at a time with interrupts on (the allocator's lock is held only to
+/// take and give back each frame). Returns how many it zeroed: 0 when the
+/// pool is full or every free frame is in it already.
+pub fn zero_idle_frames(limit: usize) -> usize {
+    for done in 0..limit {
+        let Some(block) = with(|frames| frames.take_for_zeroing()) else { return done };
+        zero(&block);
+        if let Err(failure) = with(|frames| frames.add_zeroed(block)) {
+            panic!("the zeroed pool refused a frame it handed out: {}", failure.error);
+        }
+    }
+    limit
+}
+
+/// The zeroed pool's size and hit counts.
+pub fn zeroed_pool() -> ZeroedPoolCounters {
+    with(|frames| frames.zeroed_pool())
+}
+
+/// Gives the zeroed pool's frames back to the buddy bitmaps (benchmarks
+/// measure with an empty pool; tests compare statistics without one).
+pub fn drain_zeroed_pool() {
+    with(|frames| frames.drain_zeroed());
 }
 
 pub fn free(block: FrameBlock) -> Result<(), FreeFailure> {
@@ -232,6 +314,35 @@ mod tests {
         assert!(matches!(wrong.error, FreeError::WrongOwner { .. }));
         free(heap_frame).unwrap();
         assert_eq!(stats(), before);
+    }
+
+    /// Every free frame is written first (the chain of `exhaust`), so a
+    /// frame the idle pass did not really zero would show it.
+    #[test_case]
+    fn idle_zeroing_fills_the_pool_and_zeroed_requests_get_zero_pages_from_it() {
+        drain_zeroed_pool();
+        let (head, count) = exhaust(0);
+        assert_eq!(free_chain(head, 0), count);
+        let before = stats();
+        let pool = zeroed_pool();
+        assert!(pool.capacity >= before.total / 8 - 1 && pool.held == 0, "{pool}");
+        assert_eq!(zero_idle_frames(usize::MAX), pool.capacity as usize, "fills up to capacity");
+        assert_eq!(zero_idle_frames(8), 0, "then has nothing to do");
+        assert_eq!((stats().free, stats().zeroed), (before.free, pool.capacity), "pool frames stay free");
+        let mut taken = alloc::vec::Vec::new();
+        for _ in 0..pool.capacity {
+            let block = allocate_for_process(0, Owner::Process, true).expect("a zeroed frame");
+            let words = phys_to_virt(block.start()).as_ptr::<[u64; 512]>();
+            // SAFETY: the frame was just handed to us; it is RAM in the physical window.
+            assert!(unsafe { &*words }.iter().all(|&w| w == 0), "{} is not zero", block.start());
+            taken.push(block);
+        }
+        let after = zeroed_pool();
+        assert_eq!((after.held, after.hits - pool.hits, after.misses), (0, pool.capacity, pool.misses));
+        for block in taken {
+            free(block).unwrap();
+        }
+        assert_eq!(stats(), before, "statistics return exactly");
     }
 
     #[test_case]

@@ -67,6 +67,7 @@ fn help() {
 /// Everything the kernel counts about memory, one subsystem per line.
 pub fn meminfo() {
     println!("{}", memory::frames::stats());
+    println!("{}", memory::frames::zeroed_pool());
     println!("{}", vm::summary());
     match swap::info() {
         Some(info) => println!("{info}"),
@@ -237,6 +238,7 @@ impl core::fmt::Display for State {
 
 fn frames() {
     println!("{}", memory::frames::stats());
+    println!("{}", memory::frames::zeroed_pool());
     let kernel_reserve = memory::frames::kernel_reserve();
     println!("  kernel reserve (processes may not take): {kernel_reserve} frames");
     for p in process::list() {

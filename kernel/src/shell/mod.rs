@@ -47,10 +47,18 @@ pub fn run() -> ! {
         report_ended(Some(&editor));
         if !ran && !typed {
             crate::picture::tick();
-            idle();
+            // Idle time zeroes free frames for the faults to come; the CPU
+            // halts only once the zeroed pool is full.
+            if crate::memory::frames::zero_idle_frames(IDLE_ZEROING_BATCH) == 0 {
+                idle();
+            }
         }
     }
 }
+
+/// Frames zeroed per pass of the idle loop: a few milliseconds under
+/// emulation at most, so a key is answered without a noticeable delay.
+const IDLE_ZEROING_BATCH: usize = 32;
 
 /// Halts until the next interrupt unless input is already waiting (checked
 /// with interrupts off, so a key arriving in between wakes the `hlt`).

@@ -40,6 +40,24 @@ fn write(addr: u64, value: u8) {
 }
 
 #[test_case]
+fn a_demand_zero_fault_takes_its_frame_from_the_zeroed_pool() {
+    frames::drain_zeroed_pool();
+    frames::zero_idle_frames(64);
+    in_fresh_space(|id| {
+        let base = reserve(id, 16 * PAGE, Prot::USER_RW, RegionKind::Anonymous);
+        let before = frames::zeroed_pool();
+        for i in 0..16 {
+            assert_eq!(read(base + i * PAGE + 8), 0);
+            write(base + i * PAGE + 8, 0x5a);
+        }
+        let after = frames::zeroed_pool();
+        // 16 pages and their page tables, all from the pool, none zeroed on demand.
+        assert!(after.hits - before.hits >= 16 && after.misses == before.misses, "{after}");
+    });
+    frames::drain_zeroed_pool();
+}
+
+#[test_case]
 fn reserving_a_gib_allocates_nothing_and_every_16th_page_costs_one_frame() {
     in_fresh_space(|id| {
         let before = frames::stats();

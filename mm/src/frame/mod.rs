@@ -176,6 +176,62 @@ struct FrameCache {
     capacity: usize,
 }
 
+/// A stack of free single frames whose memory is known to be zero
+/// (Windows' zeroed page list): the kernel zeroes free frames while it is
+/// idle ([`FrameAllocator::take_for_zeroing`], then
+/// [`FrameAllocator::add_zeroed`]), and a fault or commit that needs a
+/// zeroed page takes one ([`FrameAllocator::allocate_zeroed_frame`])
+/// instead of zeroing on the critical path. Frames in it are free (counted
+/// in `stats.free` and `stats.zeroed`, marked in their state word) but in
+/// no bitmap; an ordinary allocation takes them only when the bitmaps
+/// have nothing, and a larger one that finds nothing gives them all back
+/// to the bitmaps. Its storage (one word per frame it may hold) is the
+/// caller's, so the pool's size is a policy, not a constant.
+struct ZeroedPool<'m> {
+    frames: &'m mut [u64],
+    len: usize,
+    counters: ZeroedPoolCounters,
+}
+
+/// What the zeroed pool holds and how well it served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ZeroedPoolCounters {
+    /// Most frames it may hold (0: no pool).
+    pub capacity: u64,
+    /// Frames it holds now.
+    pub held: u64,
+    /// Zeroed-frame requests served from the pool.
+    pub hits: u64,
+    /// Zeroed-frame requests that found it empty (the caller zeroed).
+    pub misses: u64,
+    /// Frames zeroed into it so far.
+    pub filled: u64,
+}
+
+impl fmt::Display for ZeroedPoolCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let asked = self.hits + self.misses;
+        write!(
+            f,
+            "zeroed pool: {} of {} frames held, {} zeroed while idle; zeroed-page requests {} from the pool, {} zeroed on demand",
+            self.held, self.capacity, self.filled, self.hits, self.misses
+        )?;
+        if asked > 0 {
+            write!(f, " (hit rate {:.1} %)", self.hits as f64 * 100.0 / asked as f64)?;
+        }
+        Ok(())
+    }
+}
+
+/// What an allocated frame contains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contents {
+    /// All zero (it came from the zeroed pool).
+    Zeroed,
+    /// Whatever its last owner left: the caller must zero it.
+    Unknown,
+}
+
 /// See the module documentation.
 pub struct FrameAllocator<'m> {
     /// First and one-past-last frame of the span.
@@ -184,6 +240,7 @@ pub struct FrameAllocator<'m> {
     states: &'m mut [u64],
     free: [HierBitmap<'m>; ORDERS],
     cache: FrameCache,
+    zeroed: ZeroedPool<'m>,
     stats: FrameStats,
 }
 
@@ -244,7 +301,8 @@ impl<'m> FrameAllocator<'m> {
             HierBitmap::new(bits, mine)
         });
         let cache = FrameCache { frames: [0; CACHE_CAPACITY], len: 0, capacity: 0 };
-        Ok(FrameAllocator { base, end, states, free, cache, stats: FrameStats::default() })
+        let zeroed = ZeroedPool { frames: &mut [], len: 0, counters: ZeroedPoolCounters::default() };
+        Ok(FrameAllocator { base, end, states, free, cache, zeroed, stats: FrameStats::default() })
     }
 
     pub fn span(&self) -> Range<Pfn> {
@@ -319,6 +377,87 @@ impl<'m> FrameAllocator<'m> {
         self.stats.cached -= count as u64;
     }
 
+    /// Gives the zeroed pool `storage`, one word per frame it may hold
+    /// (an empty slice: no pool). A pool it had goes back to the bitmaps.
+    pub fn set_zeroed_pool(&mut self, storage: &'m mut [u64]) {
+        self.drain_zeroed();
+        self.zeroed.counters.capacity = storage.len() as u64;
+        self.zeroed.frames = storage;
+    }
+
+    /// The zeroed pool's size and hit counts.
+    pub fn zeroed_pool(&self) -> ZeroedPoolCounters {
+        ZeroedPoolCounters { held: self.zeroed.len as u64, ..self.zeroed.counters }
+    }
+
+    /// Returns every zeroed frame to the buddy bitmaps (merging them; their
+    /// zeroes are forgotten).
+    pub fn drain_zeroed(&mut self) {
+        while let Some(pfn) = self.take_zeroed() {
+            self.release(pfn, 0);
+        }
+    }
+
+    /// Pops a frame off the zeroed pool, still counted free.
+    fn take_zeroed(&mut self) -> Option<u64> {
+        self.zeroed.len = self.zeroed.len.checked_sub(1)?;
+        self.stats.zeroed -= 1;
+        Some(self.zeroed.frames[self.zeroed.len])
+    }
+
+    /// A free frame for the caller to zero and give back with
+    /// [`Self::add_zeroed`], owned by `Owner::Kernel` meanwhile; `None`
+    /// when the pool is full or the only free frames are already in it.
+    /// Taken from the bitmaps (the smallest free block, as any allocation),
+    /// never from the recently-freed cache, whose frames are about to be
+    /// reused as they are.
+    pub fn take_for_zeroing(&mut self) -> Option<FrameBlock> {
+        if self.zeroed.len >= self.zeroed.frames.len() {
+            return None;
+        }
+        let (found_order, pfn) = self.find_free(0)?;
+        self.split_off(pfn, found_order, 0);
+        self.set_state(pfn, self.state(pfn).allocated_head(0, Owner::Kernel));
+        self.stats.allocated(Owner::Kernel, 1);
+        Some(FrameBlock { start: Pfn::new(pfn), order: 0, owner: Owner::Kernel })
+    }
+
+    /// Takes back a single frame whose memory the caller has zeroed, into
+    /// the zeroed pool (or, when that is full, as an ordinary free). The
+    /// caller's promise that the frame is zero is what makes
+    /// [`Self::allocate_zeroed_frame`] correct; a block not handed out
+    /// exactly so is refused as by [`Self::free`].
+    pub fn add_zeroed(&mut self, block: FrameBlock) -> Result<(), FreeFailure> {
+        if block.order != 0 || self.zeroed.len >= self.zeroed.frames.len() {
+            return self.free(block);
+        }
+        if let Err(error) = self.check_free(&block) {
+            return Err(FreeFailure { error, block });
+        }
+        self.stats.released(block.owner, 1);
+        let pfn = block.start.number();
+        self.set_state(pfn, self.state(pfn).zeroed());
+        self.zeroed.frames[self.zeroed.len] = pfn;
+        self.zeroed.len += 1;
+        self.zeroed.counters.filled += 1;
+        self.stats.zeroed += 1;
+        Ok(())
+    }
+
+    /// A single frame for `owner`, from the zeroed pool when it has one
+    /// ([`Contents::Zeroed`]), else as [`Self::allocate`] would
+    /// ([`Contents::Unknown`]: the caller zeroes it).
+    pub fn allocate_zeroed_frame(&mut self, owner: Owner) -> Result<(FrameBlock, Contents), AllocError> {
+        let Some(pfn) = self.take_zeroed() else {
+            self.zeroed.counters.misses += 1;
+            return Ok((self.allocate(0, owner)?, Contents::Unknown));
+        };
+        self.zeroed.counters.hits += 1;
+        self.set_state(pfn, self.state(pfn).allocated_head(0, owner));
+        self.stats.allocated(owner, 1);
+        Ok((FrameBlock { start: Pfn::new(pfn), order: 0, owner }, Contents::Zeroed))
+    }
+
     /// Hands out a naturally aligned block of 2^order frames to `owner`.
     pub fn allocate(&mut self, order: u8, owner: Owner) -> Result<FrameBlock, AllocError> {
         if order > MAX_ORDER {
@@ -344,20 +483,36 @@ impl<'m> FrameAllocator<'m> {
     }
 
     /// The lowest free block of the smallest order ≥ `order`, split down to
-    /// `order`; its head's state is the caller's to set.
+    /// `order`; its head's state is the caller's to set. The zeroed pool is
+    /// the last resort: a single frame comes from it as it is, a larger
+    /// block only after the parked frames went back to the bitmaps.
     fn take_from_bitmaps(&mut self, order: u8) -> Result<u64, AllocError> {
         let found = self.find_free(order).or_else(|| {
             // Cached frames may merge into what is asked for.
             self.drain_cache();
             self.find_free(order)
         });
-        let (mut pfn_order, pfn) = found.ok_or(AllocError::OutOfFrames { order })?;
-        self.remove_free(pfn, pfn_order);
-        while pfn_order > order {
-            pfn_order -= 1;
-            self.insert_free(pfn + (1 << pfn_order), pfn_order);
-        }
+        let found = match found {
+            None if order == 0 => return self.take_zeroed().ok_or(AllocError::OutOfFrames { order }),
+            None => {
+                self.drain_zeroed();
+                self.find_free(order)
+            }
+            found => found,
+        };
+        let (found_order, pfn) = found.ok_or(AllocError::OutOfFrames { order })?;
+        self.split_off(pfn, found_order, order);
         Ok(pfn)
+    }
+
+    /// Takes the free block at `pfn` of `found_order` out of the bitmaps,
+    /// giving back its upper halves until an `order` block is left.
+    fn split_off(&mut self, pfn: u64, mut found_order: u8, order: u8) {
+        self.remove_free(pfn, found_order);
+        while found_order > order {
+            found_order -= 1;
+            self.insert_free(pfn + (1 << found_order), found_order);
+        }
     }
 
     /// The smallest free block of order ≥ `order`: (its order, first frame).
@@ -429,7 +584,7 @@ impl<'m> FrameAllocator<'m> {
             let buddy = pfn ^ (1 << order);
             let mergeable = buddy >= self.base && buddy + (1 << order) <= self.end && {
                 let s = self.state(buddy);
-                s.kind() == Kind::FreeHead && s.order() == order && !s.is_cached()
+                s.kind() == Kind::FreeHead && s.order() == order && !s.is_parked()
             };
             if !mergeable {
                 break;
@@ -541,12 +696,13 @@ impl<'m> FrameAllocator<'m> {
             }
             let is_free = s.kind() == Kind::FreeHead;
             counted.total += frames;
-            if s.is_cached() {
-                if !self.cache.frames[..self.cache.len].contains(&pfn) {
+            if s.is_parked() {
+                if s.is_cached() && !self.cache.frames[..self.cache.len].contains(&pfn) {
                     return fail("frame marked cached is not in the cache", pfn);
                 }
                 counted.free += 1;
-                counted.cached += 1;
+                counted.cached += u64::from(s.is_cached());
+                counted.zeroed += u64::from(s.is_zeroed());
                 pfn += 1;
                 continue;
             }
@@ -559,7 +715,7 @@ impl<'m> FrameAllocator<'m> {
                 let buddy = pfn ^ frames;
                 let b = (buddy >= self.base && buddy < self.end).then(|| self.state(buddy));
                 let merges =
-                    |b: FrameState| b.kind() == Kind::FreeHead && b.order() == order && !b.is_cached();
+                    |b: FrameState| b.kind() == Kind::FreeHead && b.order() == order && !b.is_parked();
                 if order < MAX_ORDER && b.is_some_and(merges) {
                     return fail("two free buddies not merged", pfn);
                 }
@@ -568,6 +724,12 @@ impl<'m> FrameAllocator<'m> {
                 counted.used_by[owner as usize - 1] += frames;
             }
             pfn += frames;
+        }
+        // With the count above, every marked frame is in the pool.
+        if let Some(&pfn) =
+            self.zeroed.frames[..self.zeroed.len].iter().find(|&&p| !self.state(p).is_zeroed())
+        {
+            return fail("frame in the zeroed pool not marked zeroed", pfn);
         }
         let bits_set: u64 = (0..ORDERS).map(|k| self.count_set(k)).sum();
         if bits_set != counted.free_blocks.iter().sum::<u64>() {

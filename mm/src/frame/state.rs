@@ -10,8 +10,10 @@
 //! - kind: `Interior` (inside a block whose head is another frame),
 //!   `FreeHead`, `AllocatedHead` or `Unavailable` (not managed memory:
 //!   reserved, a hole, or outside the usable map).
-//! - order: the block's size as log2 frames, meaningful on heads; all ones
-//!   on a free frame held in the recently-freed cache (see `FrameCache`).
+//! - order: the block's size as log2 frames, meaningful on heads. Two
+//!   values no real order reaches mark a free frame *parked* off the buddy
+//!   bitmaps: all ones, held in the recently-freed cache (see `FrameCache`);
+//!   all ones but the lowest bit, held in the zeroed pool (see `ZeroedPool`).
 //! - hist: the frame has been the head of an allocation at least once, which
 //!   tells a double free from a free of a frame that was never handed out.
 //! - owner: who holds an allocated block, meaningful on allocated heads.
@@ -36,12 +38,14 @@ const HISTORY_BIT: u16 = 1 << 7;
 const OWNER_SHIFT: u16 = 8;
 /// The order field's value for a cached frame (no real order is this big).
 const CACHED_ORDER: u8 = ORDER_MASK as u8;
+/// The order field's value for a frame in the zeroed pool.
+const ZEROED_ORDER: u8 = CACHED_ORDER - 1;
 
 /// One frame's state word; see the module documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameState(pub u16);
 
-const _: () = assert!((super::MAX_ORDER as u16) < ORDER_MASK);
+const _: () = assert!(super::MAX_ORDER < ZEROED_ORDER);
 const _: () = assert!((Owner::COUNT as u16) < (1 << (16 - OWNER_SHIFT)));
 
 impl FrameState {
@@ -56,12 +60,27 @@ impl FrameState {
         }
     }
 
-    /// The block's order (0 for a frame in the recently-freed cache).
+    /// The block's order (0 for a parked frame).
     pub fn order(self) -> u8 {
         match (self.0 & ORDER_MASK) as u8 {
-            CACHED_ORDER => 0,
+            CACHED_ORDER | ZEROED_ORDER => 0,
             order => order,
         }
+    }
+
+    /// A free frame held off the buddy bitmaps, in the cache or the zeroed
+    /// pool: it merges with nothing until it is given back to them.
+    pub fn is_parked(self) -> bool {
+        self.kind() == Kind::FreeHead && (self.0 & ORDER_MASK) as u8 >= ZEROED_ORDER
+    }
+
+    /// A free frame in the zeroed pool: its memory is known to be zero.
+    pub fn is_zeroed(self) -> bool {
+        self.kind() == Kind::FreeHead && (self.0 & ORDER_MASK) as u8 == ZEROED_ORDER
+    }
+
+    pub fn zeroed(self) -> FrameState {
+        self.with(1, ZEROED_ORDER, 0, self.was_ever_allocated())
     }
 
     /// A free frame held in the allocator's cache of recently freed frames:
@@ -121,6 +140,14 @@ mod tests {
                 assert!(f.interior().was_ever_allocated());
             }
         }
+        let free = FrameState::UNAVAILABLE.interior().allocated_head(0, Owner::Kernel).free_head(0);
+        for parked in [free.cached(), free.zeroed()] {
+            assert_eq!((parked.kind(), parked.order(), parked.is_parked()), (Kind::FreeHead, 0, true));
+            assert!(parked.was_ever_allocated());
+        }
+        assert!(free.cached().is_cached() && !free.cached().is_zeroed());
+        assert!(free.zeroed().is_zeroed() && !free.zeroed().is_cached());
+        assert!((0..=super::super::MAX_ORDER).all(|k| !free.free_head(k).is_parked()));
         assert_eq!(FrameState::UNAVAILABLE.kind(), Kind::Unavailable);
         assert!(!FrameState::UNAVAILABLE.interior().was_ever_allocated());
     }

@@ -68,10 +68,12 @@ pub struct FrameStats {
     pub free: u64,
     pub used_by: [u64; Owner::COUNT],
     /// Free blocks per order (like Linux's /proc/buddyinfo), not counting
-    /// the cache.
+    /// the cache or the zeroed pool.
     pub free_blocks: [u64; MAX_ORDER as usize + 1],
     /// Free frames in the recently-freed cache (included in `free`).
     pub cached: u64,
+    /// Free frames in the zeroed pool (included in `free`).
+    pub zeroed: u64,
 }
 
 impl FrameStats {
@@ -111,6 +113,6 @@ impl fmt::Display for FrameStats {
         for (order, count) in self.free_blocks.iter().enumerate() {
             write!(f, " {order}:{count}")?;
         }
-        write!(f, "; recently freed, cached: {}", self.cached)
+        write!(f, "; recently freed, cached: {}; zeroed pool: {}", self.cached, self.zeroed)
     }
 }

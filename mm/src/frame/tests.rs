@@ -5,7 +5,7 @@ extern crate std;
 
 use super::*;
 use proptest::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::vec;
 use std::vec::Vec;
 
@@ -222,9 +222,24 @@ fn block_containing_finds_the_head() {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Allocate { order: u8, owner: usize },
-    Free { which: usize },
-    BogusFree { pfn: u64, order: u8 },
+    Allocate {
+        order: u8,
+        owner: usize,
+    },
+    Free {
+        which: usize,
+    },
+    BogusFree {
+        pfn: u64,
+        order: u8,
+    },
+    /// Idle work: take frames to zero and give them back zeroed.
+    Zero {
+        frames: usize,
+    },
+    AllocateZeroed {
+        owner: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -232,6 +247,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0u8..6, 0..Owner::COUNT).prop_map(|(order, owner)| Op::Allocate { order, owner }),
         3 => any::<usize>().prop_map(|which| Op::Free { which }),
         1 => (0u64..1200, 0u8..4).prop_map(|(pfn, order)| Op::BogusFree { pfn, order }),
+        1 => (1usize..40).prop_map(|frames| Op::Zero { frames }),
+        2 => (0..Owner::COUNT).prop_map(|owner| Op::AllocateZeroed { owner }),
     ]
 }
 
@@ -259,14 +276,20 @@ proptest! {
     /// initial state exactly.
     /// With the recently-freed cache on (of a random size) too: cached
     /// frames are free, never handed out twice, and merge when flushed.
+    /// And with a zeroed pool (of a random size): a frame it hands out as
+    /// zeroed was zeroed (given back by `add_zeroed`) and not handed out
+    /// since; its frames are free and merge when it is drained.
     #[test]
-    fn never_hands_out_a_frame_twice((span, usable) in memory_map(), ops in prop::collection::vec(op(), 1..300), cache in prop_oneof![Just(0usize), 1usize..=CACHE_CAPACITY]) {
+    fn never_hands_out_a_frame_twice((span, usable) in memory_map(), ops in prop::collection::vec(op(), 1..300), cache in prop_oneof![Just(0usize), 1usize..=CACHE_CAPACITY], pool in 0usize..50) {
+        let mut pool_storage = vec![0u64; pool];
         let mut f = Fixture::new(span, &usable);
         let mut a = f.allocator();
         a.set_cache(cache);
+        a.set_zeroed_pool(&mut pool_storage);
         let initial = a.stats().clone();
         let mut held: Vec<FrameBlock> = Vec::new();
         let mut owner_of: BTreeMap<u64, Owner> = BTreeMap::new(); // frame → owner, the model
+        let mut clean: BTreeSet<u64> = BTreeSet::new(); // frames zeroed and not handed out since
         for op in ops {
             match op {
                 Op::Allocate { order, owner } => {
@@ -277,6 +300,7 @@ proptest! {
                             for p in b.start().number()..b.start().number() + b.frames() {
                                 prop_assert!(usable.iter().any(|r| r.contains(&p)), "frame {p} not usable");
                                 prop_assert!(owner_of.insert(p, owner).is_none(), "frame {p} handed out twice");
+                                clean.remove(&p);
                             }
                             held.push(b);
                         }
@@ -284,7 +308,7 @@ proptest! {
                             // Only legal when no free aligned run of that size
                             // exists (the failed call flushed the cache).
                             prop_assert!(a.stats().free_blocks[order as usize..].iter().all(|&n| n == 0));
-                            prop_assert_eq!(a.stats().cached, 0);
+                            prop_assert_eq!((a.stats().cached, a.stats().zeroed), (0, 0));
                         }
                         Err(e) => prop_assert!(false, "unexpected {e:?}"),
                     }
@@ -297,6 +321,30 @@ proptest! {
                     a.free(b).unwrap();
                 }
                 Op::Free { .. } => {}
+                Op::Zero { frames } => {
+                    for _ in 0..frames {
+                        let Some(b) = a.take_for_zeroing() else {
+                            let z = a.zeroed_pool();
+                            prop_assert!(z.held == z.capacity || a.stats().free_blocks.iter().all(|&n| n == 0));
+                            break;
+                        };
+                        let p = b.start().number();
+                        prop_assert!(usable.iter().any(|r| r.contains(&p)) && !owner_of.contains_key(&p));
+                        clean.insert(p);
+                        a.add_zeroed(b).unwrap();
+                    }
+                }
+                Op::AllocateZeroed { owner } => {
+                    let owner = Owner::ALL[owner];
+                    if let Ok((b, contents)) = a.allocate_zeroed_frame(owner) {
+                        let p = b.start().number();
+                        prop_assert!(owner_of.insert(p, owner).is_none(), "frame {p} handed out twice");
+                        prop_assert!(clean.remove(&p) || contents == Contents::Unknown, "frame {p} handed out as zeroed");
+                        held.push(b);
+                    } else {
+                        prop_assert_eq!(a.stats().free, 0);
+                    }
+                }
                 Op::BogusFree { pfn, order } => {
                     let genuine = held.iter().any(|b| b.start().number() == pfn && b.order() == order && b.owner() == Owner::Kernel);
                     if !genuine {
@@ -313,7 +361,10 @@ proptest! {
             a.free(b).unwrap();
         }
         a.verify().map_err(|v| TestCaseError::fail(std::format!("{v:?}")))?;
+        let z = a.zeroed_pool();
+        prop_assert_eq!((z.held, z.held <= z.capacity), (a.stats().zeroed, true));
         a.drain_cache();
+        a.drain_zeroed();
         prop_assert_eq!(a.stats(), &initial);
         a.verify().map_err(|v| TestCaseError::fail(std::format!("{v:?}")))?;
     }
@@ -344,6 +395,66 @@ fn the_cache_gives_back_the_frame_just_freed_and_refuses_a_double_free() {
     }
     assert_eq!(a.stats().cached, 0);
     assert!(a.stats().free < 8 && everything - a.stats().free == held.len() as u64 * 8);
+    a.verify().unwrap();
+}
+
+#[test]
+fn the_zeroed_pool_serves_zeroed_requests_and_ordinary_ones_only_last() {
+    let mut storage = vec![0u64; 3];
+    let mut f = Fixture::new(0..64, &[0..64]);
+    let mut a = f.allocator();
+    a.set_zeroed_pool(&mut storage);
+    let initial = a.stats().clone();
+    let mut zeroed = Vec::new();
+    while let Some(b) = a.take_for_zeroing() {
+        zeroed.push(b.start());
+        a.add_zeroed(b).unwrap();
+    }
+    assert_eq!(zeroed, [Pfn::new(0), Pfn::new(1), Pfn::new(2)], "the smallest free blocks, lowest first");
+    assert_eq!((a.stats().zeroed, a.stats().free), (3, 64));
+    a.verify().unwrap();
+    // An ordinary request leaves the pool alone while the bitmaps have frames.
+    let plain = a.allocate(0, Owner::Kernel).unwrap();
+    assert_eq!(plain.start(), Pfn::new(3));
+    let (z, contents) = a.allocate_zeroed_frame(Owner::Process).unwrap();
+    assert_eq!((z.start(), contents), (Pfn::new(2), Contents::Zeroed));
+    // A frame in the pool is free: freeing it is a double free.
+    let again = a.free(raw(1, 0, Owner::Kernel)).unwrap_err();
+    assert_eq!(again.error, FreeError::DoubleFree(Pfn::new(1)));
+    // A larger request that finds nothing gets the pool's frames merged.
+    let mut big = Vec::new();
+    while let Ok(b) = a.allocate(2, Owner::Kernel) {
+        big.push(b);
+    }
+    assert_eq!((a.stats().zeroed, big.len()), (0, 15), "frames 0 and 1 merged back with 4..8's neighbours");
+    let (late, contents) = a.allocate_zeroed_frame(Owner::Process).unwrap();
+    assert_eq!(contents, Contents::Unknown, "an empty pool: the caller zeroes");
+    let counters = a.zeroed_pool();
+    assert_eq!(
+        (counters.capacity, counters.held, counters.hits, counters.misses, counters.filled),
+        (3, 0, 1, 1, 3)
+    );
+    a.verify().unwrap();
+    for b in big.into_iter().chain([plain, z, late]) {
+        a.free(b).unwrap();
+    }
+    assert_eq!(a.stats(), &initial);
+    a.verify().unwrap();
+}
+
+#[test]
+fn a_full_zeroed_pool_takes_frames_back_as_ordinary_frees() {
+    let mut storage = vec![0u64; 1];
+    let mut f = Fixture::new(0..64, &[0..64]);
+    let mut a = f.allocator();
+    a.set_zeroed_pool(&mut storage);
+    let (first, second) = (a.allocate(0, Owner::Kernel).unwrap(), a.allocate(0, Owner::Kernel).unwrap());
+    a.add_zeroed(first).unwrap();
+    a.add_zeroed(second).unwrap();
+    assert_eq!((a.stats().zeroed, a.stats().free, a.zeroed_pool().filled), (1, 64, 1));
+    assert!(a.take_for_zeroing().is_none(), "full");
+    let bogus = a.add_zeroed(raw(5, 0, Owner::Kernel)).unwrap_err();
+    assert_eq!(bogus.error, FreeError::NeverAllocated(Pfn::new(5)));
     a.verify().unwrap();
 }
 

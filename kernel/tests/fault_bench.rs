@@ -1,0 +1,238 @@
+//! `make bench`'s fault boot: what a page fault, a system call and a
+//! context switch cost, measured in this one boot (TSC cycles; under TCG
+//! only the ratios mean anything), and what the zeroed pool buys.
+//!
+//! - a demand-zero fault (a kernel-mode first write to a reserved page)
+//!   against commit + touch of the same pages (the frames mapped eagerly by
+//!   one call, then written), with the zeroed pool empty (both zero on
+//!   demand) and full (neither does), with the pool's hit rate;
+//! - the cost breakdown of one demand-zero fault: the trap (exception
+//!   entry, dispatch, return, the retried write), the frame allocation,
+//!   the zeroing, and the rest of the handler (region lookup, page-table
+//!   walk, entry write, reverse map);
+//! - from ring 3 (the `bench_probe` program): a system-call round trip, a
+//!   demand-zero fault round trip, a yield, and a context switch.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use bootloader_api::{entry_point, BootInfo};
+use mm::frame::Owner;
+use mm::pte::Prot;
+use pagekeeper::arch::qemu;
+use pagekeeper::arch::trap::PageFault;
+use pagekeeper::memory::{frames, phys_to_virt};
+use pagekeeper::process::{self, programs, ExitStatus};
+use pagekeeper::testing::bench::{self, timed};
+use pagekeeper::vm::{self, RegionKind, SpaceId, PROCESS_LIMITS};
+use pagekeeper::{println, BOOTLOADER_CONFIG};
+use x86_64::structures::idt::PageFaultErrorCode;
+
+entry_point!(main, config = &BOOTLOADER_CONFIG);
+
+/// Pages per measurement: fewer than the zeroed pool holds at 256 MiB
+/// (8,192 frames), with room for their page tables.
+const PAGES: u64 = 4096;
+const PAGE: u64 = 4096;
+const RING3_COUNT: u64 = 2000;
+
+fn fail(what: &str) -> ! {
+    bench::fail("fault bench", what)
+}
+
+/// A new active space with `PAGES` writable anonymous pages reserved.
+fn space() -> (SpaceId, u64) {
+    let id = vm::create(PROCESS_LIMITS).unwrap_or_else(|_| fail("create"));
+    let base = vm::with(id, |s| s.reserve(PAGES * PAGE, Prot::USER_RW, RegionKind::Anonymous))
+        .and_then(|r| r.ok())
+        .unwrap_or_else(|| fail("reserve"));
+    vm::activate(id).unwrap_or_else(|_| fail("activate"));
+    (id, base.as_u64())
+}
+
+fn done_with(id: SpaceId) {
+    vm::activate_kernel();
+    vm::destroy(id);
+}
+
+/// Writes the first byte of every page (each a demand-zero fault when the
+/// page is not mapped yet).
+fn touch_all(base: u64) {
+    for i in 0..PAGES {
+        // SAFETY: inside the writable range this bench reserved in the
+        // active space.
+        unsafe { core::ptr::write_volatile((base + i * PAGE) as *mut u8, 1) };
+    }
+}
+
+/// Empties the zeroed pool, or fills it (the idle loop's work, done here
+/// before the clock starts).
+fn set_pool(full: bool) {
+    frames::drain_zeroed_pool();
+    if full {
+        while frames::zero_idle_frames(256) > 0 {}
+    }
+}
+
+/// Cycles per page of demand-zero faults, and the pool's hits and misses
+/// during them.
+fn demand_zero(pool_full: bool) -> (u64, u64, u64) {
+    let (id, base) = space();
+    // The page-table levels above the last are made once, outside the clock.
+    touch_all_first_table(base);
+    set_pool(pool_full);
+    let before = frames::zeroed_pool();
+    let cycles = timed(|| touch_all(base));
+    let after = frames::zeroed_pool();
+    done_with(id);
+    (cycles / PAGES, after.hits - before.hits, after.misses - before.misses)
+}
+
+/// Commits every page of a fresh space in one call, then writes each.
+fn commit_and_touch(pool_full: bool) -> u64 {
+    let (id, base) = space();
+    touch_all_first_table(base);
+    set_pool(pool_full);
+    let cycles = timed(|| {
+        vm::with(id, |s| s.commit(base, PAGES * PAGE)).and_then(|r| r.ok()).unwrap_or_else(|| fail("commit"));
+        touch_all(base);
+    });
+    done_with(id);
+    cycles / PAGES
+}
+
+/// Faults the first page in and decommits it: the upper tables (and the
+/// first last-level table) exist before the clock starts, as they would
+/// in a running process.
+fn touch_all_first_table(base: u64) {
+    // SAFETY: inside the writable range this bench reserved.
+    unsafe { core::ptr::write_volatile(base as *mut u8, 1) };
+    vm::with(vm::active().unwrap_or_else(|| fail("no space")), |s| s.decommit(base, PAGE))
+        .and_then(|r| r.ok())
+        .unwrap_or_else(|| fail("decommit"));
+}
+
+/// The breakdown of a demand-zero fault with an empty pool, cycles each:
+/// (whole fault, handler called directly without a trap, frame
+/// allocation, zeroing a frame).
+fn breakdown() -> (u64, u64, u64, u64) {
+    set_pool(false);
+    let (whole, _, _) = demand_zero(false);
+    let (id, base) = space();
+    touch_all_first_table(base);
+    let error = PageFaultErrorCode::CAUSED_BY_WRITE;
+    let handler = timed(|| {
+        for i in 0..PAGES {
+            let fault = PageFault { address: base + i * PAGE, error, rip: 0 };
+            vm::handle_fault(&fault).unwrap_or_else(|r| fail(&format!("{r}")));
+        }
+    });
+    done_with(id);
+    let mut blocks = alloc::vec::Vec::with_capacity(PAGES as usize);
+    let allocation = timed(|| {
+        for _ in 0..PAGES {
+            blocks.push(
+                frames::allocate_for_process(0, Owner::Process, false).unwrap_or_else(|_| fail("frames")),
+            );
+        }
+    });
+    let zeroing = timed(|| {
+        for block in &blocks {
+            // SAFETY: the frame is ours (just allocated), RAM in the physical window.
+            unsafe {
+                core::ptr::write_bytes(phys_to_virt(block.start()).as_mut_ptr::<u8>(), 0, PAGE as usize)
+            };
+        }
+    });
+    for block in blocks {
+        frames::free(block).unwrap_or_else(|_| fail("free"));
+    }
+    (whole, handler / PAGES, allocation / PAGES, zeroing / PAGES)
+}
+
+/// Runs `copies` of `bench_probe` in `mode` and returns each one's cycles
+/// per round trip (its exit code).
+fn ring3(mode: u64, copies: usize, pool_full: bool) -> alloc::vec::Vec<u64> {
+    for _ in 0..copies {
+        programs::spawn_with_arg("bench_probe", mode | RING3_COUNT << 8)
+            .unwrap_or_else(|e| fail(&format!("spawn bench_probe: {e:?}")));
+    }
+    set_pool(pool_full);
+    process::run_until_idle()
+        .into_iter()
+        .map(|done| match done.status {
+            ExitStatus::Exited(cycles) if cycles > 0 => cycles as u64,
+            other => fail(&format!("bench_probe mode {mode}: {other}")),
+        })
+        .collect()
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    a as f64 / b as f64
+}
+
+fn main(boot_info: &'static mut BootInfo) -> ! {
+    pagekeeper::init(boot_info);
+    if frames::zeroed_pool().capacity < PAGES + 64 {
+        fail("the zeroed pool is too small for the bench (boot with 256 MiB)");
+    }
+    // Warm-up: the first space's kernel-heap growth stays out of the numbers.
+    let _ = demand_zero(false);
+
+    let (fault_cold, _, misses) = demand_zero(false);
+    let commit_cold = commit_and_touch(false);
+    let (fault_warm, hits, warm_misses) = demand_zero(true);
+    let commit_warm = commit_and_touch(true);
+    println!("fault bench: {PAGES} pages, cycles per page (kernel-mode writes, upper tables present):");
+    println!(
+        "  zeroed pool empty: demand-zero fault {fault_cold:>7}   commit + touch {commit_cold:>7}   fault = {:.2}x commit + touch ({misses} zeroed on demand)",
+        ratio(fault_cold, commit_cold)
+    );
+    println!(
+        "  zeroed pool full:  demand-zero fault {fault_warm:>7}   commit + touch {commit_warm:>7}   fault = {:.2}x commit + touch (pool hit rate {:.1} %: {hits} hits, {warm_misses} misses)",
+        ratio(fault_warm, commit_warm),
+        hits as f64 * 100.0 / (hits + warm_misses).max(1) as f64
+    );
+    println!(
+        "  the pool against zeroing on demand: fault = {:.2}x, commit + touch = {:.2}x; pooled fault = {:.2}x commit + touch with zeroing",
+        ratio(fault_warm, fault_cold),
+        ratio(commit_warm, commit_cold),
+        ratio(fault_warm, commit_cold)
+    );
+
+    let (whole, handler, allocation, zeroing) = breakdown();
+    let trap = whole.saturating_sub(handler);
+    let rest = handler.saturating_sub(allocation + zeroing);
+    let share = |part: u64| part as f64 * 100.0 / whole as f64;
+    println!(
+        "  one demand-zero fault, pool empty: {whole} = trap {trap} ({:.0} %) + frame allocation {allocation} ({:.0} %) + zeroing {zeroing} ({:.0} %) + lookup, walk, entry write and reverse map {rest} ({:.0} %)",
+        share(trap),
+        share(allocation),
+        share(zeroing),
+        share(rest)
+    );
+
+    let syscall = ring3(0, 1, false)[0];
+    let user_fault = ring3(1, 1, true)[0];
+    let user_fault_cold = ring3(1, 1, false)[0];
+    let alone = ring3(2, 1, false)[0];
+    let pair = ring3(2, 2, false);
+    let switch = pair.iter().sum::<u64>() / pair.len() as u64 / 2;
+    println!("fault bench: from ring 3, {RING3_COUNT} round trips each, cycles per round trip:");
+    println!("  system call (unknown number, refused) {syscall:>7}");
+    println!(
+        "  demand-zero fault, pool full           {user_fault:>7}   pool empty {user_fault_cold:>7}   = {:.2}x the system call",
+        ratio(user_fault, syscall)
+    );
+    println!("  yield, no other process               {alone:>7}");
+    println!(
+        "  context switch (two processes yielding) {switch:>6}   = {:.2}x a yield alone, {:.2}x the system call",
+        ratio(switch, alone),
+        ratio(switch, syscall)
+    );
+    println!("{}", frames::zeroed_pool());
+    println!("test result: ok. 1 passed; 0 failed");
+    qemu::exit(qemu::ExitCode::Success)
+}
