@@ -197,6 +197,12 @@ pub fn free(block: FrameBlock) -> Result<(), FreeFailure> {
     with(|frames| frames.free(block))
 }
 
+/// Free frames (the hot paths' question: one word, not a copy of every
+/// counter).
+pub fn free_count() -> u64 {
+    with(|frames| frames.stats().free)
+}
+
 pub fn stats() -> FrameStats {
     with(|frames| frames.stats().clone())
 }

@@ -131,22 +131,30 @@ fn load_cr3(root: mm::addr::Pfn) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NoSuchSpace(pub SpaceId);
 
-/// Makes `id` the active address space (loads its root into CR3).
+/// Makes `id` the active address space (loads its root into CR3). When it
+/// is active already, CR3 is left alone: the VMM flushes what it changes
+/// itself (`invlpg`, or a reload when it changed many entries), and a
+/// reload for nothing costs every TLB entry (under QEMU's TCG, about twice
+/// a system call: what a process that yields to itself would pay).
 pub fn activate(id: SpaceId) -> Result<(), NoSuchSpace> {
     without_interrupts(|| {
         let spaces = SPACES.lock();
         let space = spaces.get(&id).ok_or(NoSuchSpace(id))?;
-        load_cr3(space.root());
-        ACTIVE.store(id.0, Ordering::SeqCst);
+        if ACTIVE.load(Ordering::SeqCst) != id.0 {
+            load_cr3(space.root());
+            ACTIVE.store(id.0, Ordering::SeqCst);
+        }
         Ok(())
     })
 }
 
-/// Switches back to the kernel's own root.
+/// Switches back to the kernel's own root (left alone when it is active).
 pub fn activate_kernel() {
     without_interrupts(|| {
-        load_cr3(platform::kernel_root());
-        ACTIVE.store(0, Ordering::SeqCst);
+        if ACTIVE.load(Ordering::SeqCst) != 0 {
+            load_cr3(platform::kernel_root());
+            ACTIVE.store(0, Ordering::SeqCst);
+        }
     });
 }
 

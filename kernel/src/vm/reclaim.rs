@@ -139,7 +139,7 @@ fn age_or_drop_cached(spaces: &mut BTreeMap<SpaceId, Space>, key: FilePage, fram
 }
 
 fn free_frames() -> u64 {
-    frames::stats().free
+    frames::free_count()
 }
 
 /// Frames one fault or one commit step may need at once: the page and
