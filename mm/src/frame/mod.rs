@@ -33,6 +33,10 @@
 //! 3. No two free buddies of the same order coexist (they would have merged).
 //! 4. `stats.total == stats.free + Σ stats.used_by`, and the counts match the
 //!    blocks.
+//! 5. A *parked* frame (a single free frame held off the bitmaps, in the
+//!    recently-freed cache or the zeroed pool) is marked so in its state
+//!    word and counted in `stats.free` and in `stats.cached` or
+//!    `stats.zeroed`; the zeroed pool holds exactly the frames marked zeroed.
 
 mod state;
 mod stats;
