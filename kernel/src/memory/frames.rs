@@ -203,6 +203,12 @@ pub fn free_count() -> u64 {
     with(|frames| frames.stats().free)
 }
 
+/// Free and total frames, read together (the pressure page, refreshed
+/// after every fault and system call).
+pub fn free_and_total() -> (u64, u64) {
+    with(|frames| (frames.stats().free, frames.stats().total))
+}
+
 pub fn stats() -> FrameStats {
     with(|frames| frames.stats().clone())
 }

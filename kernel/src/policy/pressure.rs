@@ -63,17 +63,17 @@ pub fn update() {
         return;
     }
     // Each count read once: this runs after every fault and system call.
-    let frames = frames::stats();
+    let (free, total) = frames::free_and_total();
     let cached = crate::files::info().map_or(0, |i| i.stats.pages);
     let (swap_free, swap_total) = crate::swap::info().map_or((0, 0), |s| (s.free_slots, s.total_slots));
-    let counts = MemoryCounts { free: frames.free, cached, swap_free };
+    let counts = MemoryCounts { free, cached, swap_free };
     let new = level(counts, crate::vm::reclaim::watermarks());
-    let commit = super::commit::info_for(Backing { ram_pages: frames.total, swap_pages: swap_total });
+    let commit = super::commit::info_for(Backing { ram_pages: total, swap_pages: swap_total });
     let w = words();
     for (index, value) in [
         (FREE_FRAMES, counts.free),
         (AVAILABLE_FRAMES, counts.available()),
-        (TOTAL_FRAMES, frames.total),
+        (TOTAL_FRAMES, total),
         (SWAP_FREE, swap_free),
         (COMMITTED, commit.committed),
         (COMMIT_LIMIT, commit.limit),
