@@ -416,14 +416,16 @@ impl<'m> FrameAllocator<'m> {
     /// never from the recently-freed cache, whose frames are about to be
     /// reused as they are.
     pub fn take_for_zeroing(&mut self) -> Option<FrameBlock> {
-        if self.zeroed.len >= self.zeroed.frames.len() {
+        if self.zeroed_pool_full() {
             return None;
         }
         let (found_order, pfn) = self.find_free(0)?;
         self.split_off(pfn, found_order, 0);
-        self.set_state(pfn, self.state(pfn).allocated_head(0, Owner::Kernel));
-        self.stats.allocated(Owner::Kernel, 1);
-        Some(FrameBlock { start: Pfn::new(pfn), order: 0, owner: Owner::Kernel })
+        Some(self.hand_out(pfn, 0, Owner::Kernel))
+    }
+
+    fn zeroed_pool_full(&self) -> bool {
+        self.zeroed.len == self.zeroed.frames.len()
     }
 
     /// Takes back a single frame whose memory the caller has zeroed, into
@@ -432,7 +434,7 @@ impl<'m> FrameAllocator<'m> {
     /// [`Self::allocate_zeroed_frame`] correct; a block not handed out
     /// exactly so is refused as by [`Self::free`].
     pub fn add_zeroed(&mut self, block: FrameBlock) -> Result<(), FreeFailure> {
-        if block.order != 0 || self.zeroed.len >= self.zeroed.frames.len() {
+        if block.order != 0 || self.zeroed_pool_full() {
             return self.free(block);
         }
         if let Err(error) = self.check_free(&block) {
@@ -457,9 +459,7 @@ impl<'m> FrameAllocator<'m> {
             return Ok((self.allocate(0, owner)?, Contents::Unknown));
         };
         self.zeroed.counters.hits += 1;
-        self.set_state(pfn, self.state(pfn).allocated_head(0, owner));
-        self.stats.allocated(owner, 1);
-        Ok((FrameBlock { start: Pfn::new(pfn), order: 0, owner }, Contents::Zeroed))
+        Ok((self.hand_out(pfn, 0, owner), Contents::Zeroed))
     }
 
     /// Hands out a naturally aligned block of 2^order frames to `owner`.
@@ -471,9 +471,15 @@ impl<'m> FrameAllocator<'m> {
             Some(pfn) => pfn,
             None => self.take_from_bitmaps(order)?,
         };
+        Ok(self.hand_out(pfn, order, owner))
+    }
+
+    /// Marks the block at `pfn`, already out of the free structures,
+    /// allocated to `owner`, and counts it.
+    fn hand_out(&mut self, pfn: u64, order: u8, owner: Owner) -> FrameBlock {
         self.set_state(pfn, self.state(pfn).allocated_head(order, owner));
         self.stats.allocated(owner, 1 << order);
-        Ok(FrameBlock { start: Pfn::new(pfn), order, owner })
+        FrameBlock { start: Pfn::new(pfn), order, owner }
     }
 
     /// The most recently cached frame, for an order-0 request.
