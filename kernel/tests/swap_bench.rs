@@ -7,12 +7,16 @@
 //! - swap-out: a space of N committed pages, evicted by the clock (PTE
 //!   check, device write, entry change, flush, frame freed, per page);
 //! - swap-in: `commit` over the range, which reads every page back.
+//!
+//! Each path is measured in every one of `ROUNDS` rounds; the best of each
+//! is reported.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
 use alloc::format;
+use alloc::vec::Vec;
 use bootloader_api::{entry_point, BootInfo};
 use mm::pte::Prot;
 use pagekeeper::arch::qemu;
@@ -24,6 +28,7 @@ entry_point!(main, config = &BOOTLOADER_CONFIG);
 
 const PAGES: u64 = 8192;
 const PAGE: u64 = 4096;
+const ROUNDS: usize = 5;
 
 fn fail(what: &str) -> ! {
     bench::fail("swap bench", what)
@@ -35,11 +40,47 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     if info.total_slots < PAGES + 1 {
         fail("swap disk too small");
     }
+    // Round one also pays for the host growing the (sparse) disk file and
+    // filling its page cache, whichever path touches a sector first; the
+    // best of ROUNDS rounds compares the paths on an equal footing.
+    let rounds: Vec<Round> = (0..ROUNDS).map(|_| round()).collect();
+    let best = |of: fn(&Round) -> u64| rounds.iter().map(of).min().expect("ROUNDS > 0");
+    let (raw_write, raw_read) = (best(|r| r.raw_write), best(|r| r.raw_read));
+    let (swap_out, swap_in) = (best(|r| r.swap_out), best(|r| r.swap_in));
+    let ratio = |raw: u64, path: u64| raw as f64 / path as f64;
+    println!("swap bench: {PAGES} pages, one page per request, cycles per page, best of {ROUNDS} rounds:");
+    println!(
+        "  raw write {:>8}   swap-out {:>8}   swap-out throughput = {:.2} of raw (target >= 0.7)",
+        raw_write / PAGES,
+        swap_out / PAGES,
+        ratio(raw_write, swap_out)
+    );
+    println!(
+        "  raw read  {:>8}   swap-in  {:>8}   swap-in throughput  = {:.2} of raw (target >= 0.7)",
+        raw_read / PAGES,
+        swap_in / PAGES,
+        ratio(raw_read, swap_in)
+    );
+    println!("test result: ok. 1 passed; 0 failed");
+    qemu::exit(qemu::ExitCode::Success)
+}
+
+/// Cycles for `PAGES` pages of each path, measured in one round.
+struct Round {
+    raw_write: u64,
+    raw_read: u64,
+    swap_out: u64,
+    swap_in: u64,
+}
+
+/// Raw write and read of slots 1..=PAGES, then a space of PAGES committed
+/// pages evicted by the clock and committed back; every slot is free again
+/// at the end (a swap-in frees its slot), so rounds repeat exactly.
+fn round() -> Round {
     let raw_write =
         timed(|| swap::raw_pages(PAGES, true).unwrap_or_else(|e| fail(&format!("raw write: {e}"))));
     let raw_read =
         timed(|| swap::raw_pages(PAGES, false).unwrap_or_else(|e| fail(&format!("raw read: {e}"))));
-
     let id = vm::create(PROCESS_LIMITS).unwrap_or_else(|_| fail("create"));
     let len = PAGES * PAGE;
     let base = vm::with(id, |s| s.reserve(len, Prot::USER_RW, RegionKind::Anonymous))
@@ -56,20 +97,5 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     if evicted != PAGES {
         fail("not every page was evicted");
     }
-    let ratio = |raw: u64, path: u64| raw as f64 / path as f64;
-    println!("swap bench: {PAGES} pages, one page per request, cycles per page:");
-    println!(
-        "  raw write {:>8}   swap-out {:>8}   swap-out throughput = {:.2} of raw (target >= 0.7)",
-        raw_write / PAGES,
-        swap_out / PAGES,
-        ratio(raw_write, swap_out)
-    );
-    println!(
-        "  raw read  {:>8}   swap-in  {:>8}   swap-in throughput  = {:.2} of raw (target >= 0.7)",
-        raw_read / PAGES,
-        swap_in / PAGES,
-        ratio(raw_read, swap_in)
-    );
-    println!("test result: ok. 1 passed; 0 failed");
-    qemu::exit(qemu::ExitCode::Success)
+    Round { raw_write, raw_read, swap_out, swap_in }
 }
