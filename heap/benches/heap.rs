@@ -580,7 +580,11 @@ fn main() {
     if let Ok(only) = std::env::var("HEAP_BENCH_ONLY") {
         makers.retain(|m| m().name().contains(only.as_str()));
     }
-    let sizes = [200, 1000, 3000, 10_000, 30_000];
+    let mut sizes = vec![200, 1000, 3000, 10_000, 30_000];
+    // HEAP_BENCH_SIZES=200,3000: only those maximum sizes (for profiling).
+    if let Ok(only) = std::env::var("HEAP_BENCH_SIZES") {
+        sizes.retain(|size| only.split(',').any(|s| s.trim() == size.to_string()));
+    }
     println!("heap benchmark: {count} random actions per size and trial, best of {trials} trials");
     for realloc in [true, false] {
         let table = throughput(&makers, realloc, &sizes, count, trials);

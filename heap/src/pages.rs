@@ -107,22 +107,33 @@ impl PageHeap {
         PageHeap { tags, frontier: 0, writable: 0, bins: [NONE; BINS], nonempty: 0, free_pages: 0 }
     }
 
+    #[inline]
     pub fn frontier(&self) -> usize {
         self.frontier
     }
 
+    #[inline]
     pub fn capacity(&self) -> usize {
         self.tags.len()
     }
 
+    #[inline]
     pub fn writable(&self) -> usize {
         self.writable
     }
 
+    // Inline and without a slice (whose bound check could panic): free's
+    // first step on every call, in another crate than the heap's callers.
+    #[inline]
     pub fn tag(&self, page: usize) -> Option<&PageTag> {
-        self.tags[..self.frontier].get(page)
+        if page < self.frontier {
+            self.tags.get(page)
+        } else {
+            None
+        }
     }
 
+    #[inline]
     pub fn tag_mut(&mut self, page: usize) -> &mut PageTag {
         &mut self.tags[page]
     }
@@ -344,6 +355,7 @@ impl PageHeap {
     }
 
     /// (kind, length) of the run that starts at `page`, if one does.
+    #[inline]
     pub fn run_at(&self, page: usize) -> Option<(RunKind, usize)> {
         let tag = self.tag(page)?;
         tag.first.then_some((tag.kind, tag.len as usize))

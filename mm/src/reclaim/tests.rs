@@ -75,7 +75,18 @@ proptest! {
         let opt = sim::optimal_faults(&trace, frames);
         prop_assert!(opt <= sim::clock_faults(&trace, frames));
         prop_assert!(opt <= sim::fifo_faults(&trace, frames));
+        prop_assert!(opt <= sim::best_fixed_set_faults(&trace, frames));
     }
+}
+
+#[test]
+fn the_best_fixed_set_keeps_the_most_referenced_pages() {
+    // Page 7 three times, page 5 twice, pages 1 and 2 once; 3 frames: 7
+    // and 5 stay (one fault each), the spare frame takes 1, then 2, then 1.
+    let trace = [7, 1, 5, 7, 2, 5, 7, 1];
+    assert_eq!(sim::best_fixed_set_faults(&trace, 3), 2 + 3);
+    // One frame: everything goes through the spare.
+    assert_eq!(sim::best_fixed_set_faults(&[1, 1, 2, 1], 1), 3);
 }
 
 #[test]
