@@ -116,6 +116,8 @@ pub enum RawTransferError {
     NoBuffer,
     /// Some slot holds a swapped page (or the disk has fewer slots).
     SlotsInUse,
+    /// Not 1, 2, 4 or 8 pages per request, or not a whole number of requests.
+    BadRequestSize,
     Device(BlockError),
 }
 
@@ -125,33 +127,40 @@ impl fmt::Display for RawTransferError {
             RawTransferError::NoSwap => write!(f, "no swap device"),
             RawTransferError::NoBuffer => write!(f, "no frame for the page buffer"),
             RawTransferError::SlotsInUse => write!(f, "swap slots in use (or too few)"),
+            RawTransferError::BadRequestSize => write!(f, "request size not 1, 2, 4 or 8 pages"),
             RawTransferError::Device(e) => write!(f, "swap device: {e}"),
         }
     }
 }
 
-/// For `make bench`: moves `pages` pages straight between a kernel frame
-/// and the disk, one page per request (the size swap uses), to slots
+/// For `make bench`: moves `pages` pages straight between kernel frames
+/// and the disk, `per_request` pages (1, 2, 4 or 8) per request, to slots
 /// 1..=pages. Refused unless every slot is free, so no swapped page can be
 /// overwritten.
-pub fn raw_pages(pages: u64, write: bool) -> Result<(), RawTransferError> {
-    let buffer = frames::allocate_zeroed(0, Owner::Kernel).map_err(|_| RawTransferError::NoBuffer)?;
+pub fn raw_pages(pages: u64, per_request: u64, write: bool) -> Result<(), RawTransferError> {
+    if !matches!(per_request, 1 | 2 | 4 | 8) || !pages.is_multiple_of(per_request) {
+        return Err(RawTransferError::BadRequestSize);
+    }
+    let order = per_request.trailing_zeros() as u8;
+    let buffer = frames::allocate_zeroed(order, Owner::Kernel).map_err(|_| RawTransferError::NoBuffer)?;
     let result = without_interrupts(|| {
         let mut swap = SWAP.lock();
         let area = swap.as_mut().ok_or(RawTransferError::NoSwap)?;
         if area.free_slots() != area.total_slots() || pages > area.total_slots() {
             return Err(RawTransferError::SlotsInUse);
         }
-        // SAFETY: `buffer` was just allocated for this transfer.
-        let page = unsafe { &mut *page(buffer.start()) };
-        for slot in 1..=pages {
+        let len = (per_request * PAGE_SIZE) as usize;
+        // SAFETY: `buffer` was just allocated for this transfer: 2^order
+        // frames, contiguous in the physical window.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(page(buffer.start()).cast::<u8>(), len) };
+        for slot in (1..=pages).step_by(per_request as usize) {
             let (disk, sector) = (area.device_mut(), slot_sector(slot));
-            let done = if write { disk.write(sector, page) } else { disk.read(sector, page) };
+            let done = if write { disk.write(sector, bytes) } else { disk.read(sector, bytes) };
             done.map_err(RawTransferError::Device)?;
         }
         Ok(())
     });
-    frames::free(buffer).expect("the buffer frame is ours");
+    frames::free(buffer).expect("the buffer frames are ours");
     result
 }
 
