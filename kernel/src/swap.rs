@@ -18,10 +18,18 @@ use mm::addr::{Pfn, PAGE_SIZE};
 use mm::block::{BlockDevice, BlockError};
 use mm::frame::Owner;
 use mm::swap::{slot_sector, SwapArea, SwapCounters, SwapError};
-use spin::Mutex;
+use spin::{Mutex, Once};
 use x86_64::instructions::interrupts::without_interrupts;
 
 static SWAP: Mutex<Option<SwapArea<VirtioDisk>>> = Mutex::new(None);
+
+/// Pages reclaim writes out in one request (see [`write_out_batch`]).
+pub const BATCH_PAGES: usize = 8;
+
+/// Where a batch is gathered for its one request: BATCH_PAGES contiguous
+/// frames, taken once when swap opens (reclaim runs when frames are short,
+/// the worst time to look for eight in a row) and kept for good.
+static BATCH_BUFFER: Once<Pfn> = Once::new();
 
 /// Opens the first disk that carries a swap header as swap; leaves the
 /// others alone.
@@ -41,6 +49,12 @@ pub fn init(disks: Vec<VirtioDisk>) {
                 }
                 Err((e, _disk)) => warn!("disk {index}: not used as swap: {e}"),
             }
+        }
+    }
+    if opened.is_some() {
+        match frames::allocate(BATCH_PAGES.trailing_zeros() as u8, Owner::Kernel) {
+            Ok(block) => _ = BATCH_BUFFER.call_once(|| block.into_raw().0),
+            Err(e) => warn!("swap: no batch buffer ({e:?}), pages go out one per request"),
         }
     }
     without_interrupts(|| *SWAP.lock() = opened);
@@ -90,6 +104,46 @@ pub fn write_out(frame: Pfn) -> Result<u64, SwapError> {
     // registry lock) owns; it is mapped in the physical window and nothing
     // writes it during the copy (one CPU, the process is not running).
     with(|area| area.write_out(unsafe { &*page(frame) }))
+}
+
+/// Writes the pages in `frames` (at most [`BATCH_PAGES`]) to swap, each
+/// slot into `slots`: copied side by side into the batch buffer and
+/// written in one request to consecutive slots when such a run is free
+/// (per page, one request costs several times the copy: docs/swap.md),
+/// else one request per page. Returns how many pages went, in order, and
+/// the error that stopped the rest; slots of pages that went are the
+/// caller's.
+pub fn write_out_batch(frames: &[Pfn], slots: &mut [u64]) -> (usize, Option<SwapError>) {
+    assert!(frames.len() <= BATCH_PAGES && slots.len() >= frames.len(), "a batch fits the buffer");
+    if let (Some(&buffer), 2..) = (BATCH_BUFFER.get(), frames.len()) {
+        let len = frames.len() * PAGE_SIZE as usize;
+        // SAFETY: the batch buffer is BATCH_PAGES contiguous frames that
+        // only this function uses, under the swap lock's caller (reclaim
+        // holds the registry lock; one CPU); mapped in the physical window.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(page(buffer).cast::<u8>(), len) };
+        for (chunk, &frame) in bytes.chunks_exact_mut(PAGE_SIZE as usize).zip(frames) {
+            // SAFETY: as in write_out: a process page the caller owns.
+            chunk.copy_from_slice(unsafe { &*page(frame) });
+        }
+        match with(|area| area.write_out_run(bytes)) {
+            Ok(first) => {
+                for (i, slot) in slots[..frames.len()].iter_mut().enumerate() {
+                    *slot = first + i as u64;
+                }
+                return (frames.len(), None);
+            }
+            // No run free: the pages may still fit one by one.
+            Err(SwapError::Full) => {}
+            Err(e) => return (0, Some(e)),
+        }
+    }
+    for (i, &frame) in frames.iter().enumerate() {
+        match write_out(frame) {
+            Ok(slot) => slots[i] = slot,
+            Err(e) => return (i, Some(e)),
+        }
+    }
+    (frames.len(), None)
 }
 
 /// Reads `slot` into `frame` (a new frame nothing else uses yet).

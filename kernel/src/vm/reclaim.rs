@@ -18,11 +18,13 @@
 
 use super::{Space, SpaceId};
 use crate::memory::frames;
+use crate::swap;
 use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::{Pfn, UserAddr};
 use mm::files::FilePage;
 use mm::reclaim::{Clock, PageOwner, ReverseMap, Sweep, Verdict, Watermarks};
+use mm::vm::Choice;
 use spin::{Mutex, Once};
 use x86_64::instructions::interrupts::without_interrupts;
 
@@ -76,7 +78,8 @@ pub fn forget(frame: Pfn) {
 
 /// Evicts up to `want` pages with the clock (two turns at most). When
 /// swap takes no more pages, anonymous pages are passed over and the sweep
-/// goes on for page-cache pages, which need no swap.
+/// goes on for page-cache pages, which need no swap. Anonymous pages the
+/// clock chooses are gathered in a [`Batch`] and written out together.
 fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
     if !anything_to_reclaim() {
         return Sweep::default();
@@ -84,7 +87,11 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
     let frames = rmap(|map| map.frames());
     let mut clock = *CLOCK.lock();
     let mut swap_refused = false;
-    let sweep = clock.sweep(frames, want, 2 * frames, |index| {
+    let mut batch = Batch::default();
+    // Chosen pages count as evicted for the hand (so it stops at `want`);
+    // what the writes really evicted replaces the count at the end.
+    let (mut chosen, mut written) = (0, 0);
+    let mut sweep = clock.sweep(frames, want, 2 * frames, |index| {
         let (frame, owner, cached) = rmap(|map| {
             let frame = map.frame_at(index);
             (frame, map.get(frame), map.get_cached(frame))
@@ -95,18 +102,85 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
         if swap_refused {
             return Verdict::Skipped;
         }
-        let verdict = match owner.and_then(|o| Some((o.page, spaces.get_mut(&SpaceId(o.space))?))) {
-            Some((page, space)) => space.age_or_evict(page, frame),
-            None => Verdict::Skipped,
-        };
-        if verdict == Verdict::Stop {
-            swap_refused = true;
-            return if crate::files::has_pages() { Verdict::Skipped } else { Verdict::Stop };
+        let Some((page, id)) = owner.map(|o| (o.page, SpaceId(o.space))) else { return Verdict::Skipped };
+        let choice = spaces.get_mut(&id).map_or(Choice::Skipped, |space| space.age_or_choose(page, frame));
+        match choice {
+            Choice::Referenced => return Verdict::Referenced,
+            Choice::Skipped => return Verdict::Skipped,
+            // On its second turn the hand can meet a page still waiting.
+            Choice::Chosen if batch.holds(frame) => return Verdict::Skipped,
+            Choice::Chosen => batch.add(id, page, frame),
         }
-        verdict
+        let refused = batch.len == swap::BATCH_PAGES && {
+            let (evicted, refused) = batch.write(spaces);
+            written += evicted;
+            refused
+        };
+        if !refused {
+            chosen += 1;
+            return Verdict::Evicted;
+        }
+        swap_refused = true;
+        if crate::files::has_pages() {
+            Verdict::Skipped
+        } else {
+            Verdict::Stop
+        }
     });
+    written += batch.write(spaces).0;
+    let file_evictions = sweep.evicted - chosen;
+    sweep.evicted = file_evictions + written;
     *CLOCK.lock() = clock;
     sweep
+}
+
+/// Anonymous pages the clock chose ([`Choice::Chosen`]: still mapped,
+/// unchanged), waiting to go to swap in one request.
+struct Batch {
+    pages: [(SpaceId, UserAddr, Pfn); swap::BATCH_PAGES],
+    len: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Batch {
+        // Entries past `len` are never read.
+        Batch { pages: [(SpaceId(0), UserAddr::new(0), Pfn::new(0)); swap::BATCH_PAGES], len: 0 }
+    }
+}
+
+impl Batch {
+    fn holds(&self, frame: Pfn) -> bool {
+        self.pages[..self.len].iter().any(|&(_, _, f)| f == frame)
+    }
+
+    fn add(&mut self, space: SpaceId, page: UserAddr, frame: Pfn) {
+        self.pages[self.len] = (space, page, frame);
+        self.len += 1;
+    }
+
+    /// Writes the batch out and finishes each page's eviction; empties
+    /// it. Returns the pages evicted and whether swap refused (full or
+    /// failing: the pages not written stay as they were).
+    fn write(&mut self, spaces: &mut BTreeMap<SpaceId, Space>) -> (u64, bool) {
+        let mut frames = [Pfn::new(0); swap::BATCH_PAGES];
+        for (frame, &(_, _, f)) in frames.iter_mut().zip(&self.pages[..self.len]) {
+            *frame = f;
+        }
+        let mut slots = [0u64; swap::BATCH_PAGES];
+        let (written, error) = swap::write_out_batch(&frames[..self.len], &mut slots);
+        let mut evicted = 0;
+        for (&(id, page, frame), &slot) in self.pages[..written].iter().zip(&slots) {
+            // Nothing ran since the page was chosen, so this holds; if it
+            // did not, the slot goes back and the page stays.
+            if spaces.get_mut(&id).is_some_and(|space| space.finish_eviction(page, frame, slot)) {
+                evicted += 1;
+            } else {
+                swap::release(slot);
+            }
+        }
+        self.len = 0;
+        (evicted, error.is_some())
+    }
 }
 
 /// Whether a sweep could free anything: swap has a free slot, or the page

@@ -126,6 +126,27 @@ impl<D: BlockDevice> SwapArea<D> {
         Ok(slot)
     }
 
+    /// Writes `pages` (a whole number of pages, at least one) to as many
+    /// consecutive new slots, in one request, and returns the first slot
+    /// (each has the caller as its user). [`SwapError::Full`] when no run
+    /// of that many slots is free; on any failure no slot is taken.
+    pub fn write_out_run(&mut self, pages: &[u8]) -> Result<u64, SwapError> {
+        let n = pages.len() as u64 / PAGE_SIZE;
+        if n == 0 || !(pages.len() as u64).is_multiple_of(PAGE_SIZE) {
+            return Err(SwapError::NotAPage { len: pages.len() });
+        }
+        let first = self.slots.allocate_run(n).ok_or(SwapError::Full)?;
+        if let Err(e) = self.device.write(slot_sector(first), pages) {
+            for slot in first..first + n {
+                self.slots.release(slot).expect("just allocated");
+            }
+            self.counters.errors += 1;
+            return Err(SwapError::Device(e));
+        }
+        self.counters.outs += n;
+        Ok(first)
+    }
+
     /// Reads slot `slot` (in use) into `page`. The slot stays in use.
     pub fn read_in(&mut self, slot: u64, page: &mut [u8]) -> Result<(), SwapError> {
         one_page(page.len())?;
@@ -176,6 +197,28 @@ mod tests {
         assert_eq!(swap.counters(), SwapCounters { outs: 4, ins: 4, errors: 0 });
         // The header page was never written over.
         assert!(SwapHeader::decode(&swap.device_mut().bytes()[..4096], 5).is_ok());
+    }
+
+    #[test]
+    fn a_run_of_pages_goes_out_in_one_request_and_comes_back_page_by_page() {
+        let mut swap = area(9);
+        let pages: Vec<u8> = (0..3 * 4096).map(|i| (i / 4096 * 41 + i % 251) as u8).collect();
+        let writes = swap.device_mut().writes;
+        let first = swap.write_out_run(&pages).unwrap();
+        assert_eq!((first, swap.device_mut().writes - writes, swap.free_slots()), (1, 1, 5));
+        for (i, page) in pages.chunks(4096).enumerate() {
+            let mut back = [0u8; 4096];
+            swap.read_in(first + i as u64, &mut back).unwrap();
+            assert_eq!(&back[..], page);
+        }
+        assert_eq!(swap.write_out_run(&pages[..100]), Err(SwapError::NotAPage { len: 100 }));
+        swap.device_mut().failing = true;
+        assert_eq!(swap.write_out_run(&pages), Err(SwapError::Device(BlockError::Io)));
+        assert_eq!(swap.free_slots(), 5, "a failed run takes no slot");
+        swap.device_mut().failing = false;
+        let six = alloc::vec![0u8; 6 * 4096];
+        assert_eq!(swap.write_out_run(&six), Err(SwapError::Full));
+        assert_eq!(swap.counters().outs, 3);
     }
 
     #[test]

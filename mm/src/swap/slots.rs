@@ -79,6 +79,25 @@ impl SlotMap {
         Some(index as u64 + 1)
     }
 
+    /// `n` consecutive free slots (n ≥ 1), each now with one user: the
+    /// first of them, or `None` when no such run is free (nothing taken).
+    /// Next-fit from the cursor like [`Self::allocate`], so a batch of
+    /// evictions lands where single ones would have.
+    pub fn allocate_run(&mut self, n: u64) -> Option<u64> {
+        let len = self.counts.len();
+        if n == 0 || n > self.free {
+            return None;
+        }
+        let n = n as usize;
+        // Runs that wrap past the end are not runs on the disk.
+        let fits = |start: usize| start + n <= len && self.counts[start..start + n].iter().all(|&c| c == 0);
+        let start = (self.cursor..len).chain(0..self.cursor).find(|&i| fits(i))?;
+        self.counts[start..start + n].fill(1);
+        self.free -= n as u64;
+        self.cursor = (start + n) % len;
+        Some(start as u64 + 1)
+    }
+
     fn index(&self, slot: u64) -> Result<usize, SlotError> {
         match slot {
             0 => Err(SlotError::OutOfRange(slot)),
@@ -138,6 +157,25 @@ mod tests {
     }
 
     #[test]
+    fn runs_are_consecutive_free_slots_or_none() {
+        let mut map = SlotMap::new(10).unwrap();
+        assert_eq!(map.allocate_run(4), Some(1));
+        assert_eq!(map.allocate(), Some(5));
+        assert_eq!(map.allocate_run(5), Some(6));
+        assert_eq!((map.allocate_run(1), map.free()), (None, 0));
+        // Free 2, 3 and 7, 8, 9: a run of 3 is found after the wrap, not
+        // across the taken slots.
+        for s in [2, 3, 7, 8, 9] {
+            map.release(s).unwrap();
+        }
+        assert_eq!(map.allocate_run(3), Some(7));
+        assert_eq!(map.allocate_run(3), None);
+        assert_eq!(map.allocate_run(2), Some(2));
+        assert_eq!(map.allocate_run(0), None);
+        assert_eq!(map.free(), 0);
+    }
+
+    #[test]
     fn a_full_map_says_so_and_reuses_freed_slots() {
         let mut map = SlotMap::new(4).unwrap();
         for _ in 0..4 {
@@ -166,7 +204,7 @@ mod tests {
         /// duplicate and release keeps the counts and the free total exact,
         /// and allocate never hands out a slot in use.
         #[test]
-        fn slot_map_matches_a_model(ops in proptest::collection::vec((0u8..3, 0u64..40), 1..400)) {
+        fn slot_map_matches_a_model(ops in proptest::collection::vec((0u8..4, 0u64..40), 1..400)) {
             let mut map = SlotMap::new(32).unwrap();
             let mut model: BTreeMap<u64, u8> = BTreeMap::new();
             for (op, pick) in ops {
@@ -180,6 +218,17 @@ mod tests {
                         }
                         None => prop_assert_eq!(model.len(), 32),
                     },
+                    3 => {
+                        let n = pick % 6;
+                        let free_run = |first: u64| (first..first + n).all(|s| s <= 32 && !model.contains_key(&s));
+                        match map.allocate_run(n) {
+                            Some(first) => {
+                                prop_assert!(n > 0 && free_run(first), "run {}+{} not free", first, n);
+                                (first..first + n).for_each(|s| { model.insert(s, 1); });
+                            }
+                            None => prop_assert!(n == 0 || !(1..=32).any(free_run), "a free run of {} was missed", n),
+                        }
+                    }
                     1 => {
                         let r = map.duplicate(target);
                         match model.get_mut(&target) {

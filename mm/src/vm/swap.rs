@@ -20,6 +20,17 @@ use crate::addr::{Pfn, UserAddr};
 use crate::pte::{Mapping, PageKind, Prot, PteState};
 use crate::reclaim::Verdict;
 
+/// What [`AddressSpace::age_or_choose`] made of a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// Accessed since the last pass: its bit is cleared, it stays.
+    Referenced,
+    /// Not a page reclaim may take (or no longer in that frame).
+    Skipped,
+    /// To be written out; unchanged until `finish_eviction`.
+    Chosen,
+}
+
 impl<P: Platform> AddressSpace<P> {
     /// Reclaim's step on the page at `va`, which the reverse map says is in
     /// `frame`: if the page was accessed since the last pass, clear the bit
@@ -29,24 +40,55 @@ impl<P: Platform> AddressSpace<P> {
     /// longer in `frame` are skipped. [`Verdict::Stop`] when swap is full
     /// or failing: nothing changed.
     pub fn age_or_evict(&mut self, va: UserAddr, frame: Pfn) -> Verdict {
-        let Some((slot, mapping)) = self.evictable(va, frame) else { return Verdict::Skipped };
-        if mapping.accessed {
-            self.write(slot, PteState::Present(Mapping { accessed: false, ..mapping }));
-            self.platform.flush(va);
-            return Verdict::Referenced;
+        match self.age_or_choose(va, frame) {
+            Choice::Chosen => {}
+            Choice::Referenced => return Verdict::Referenced,
+            Choice::Skipped => return Verdict::Skipped,
         }
         // Written out while the page is still mapped: on one CPU nothing
         // runs between the copy and the entry change below. (With several
         // CPUs the entry would change and be flushed first, as Linux's
         // try_to_unmap does before pageout.)
         match self.platform.swap_out(frame) {
+            Ok(swap_slot) if self.finish_eviction(va, frame, swap_slot) => Verdict::Evicted,
             Ok(swap_slot) => {
+                self.platform.swap_release(swap_slot);
+                Verdict::Skipped
+            }
+            Err(_) => Verdict::Stop,
+        }
+    }
+
+    /// The first half of [`Self::age_or_evict`], for a caller that writes
+    /// several chosen pages out in one request: an accessed page loses its
+    /// Accessed bit and stays ([`Choice::Referenced`]); an evictable page
+    /// that was not accessed is [`Choice::Chosen`] and left exactly as it
+    /// is. The caller writes its frame to swap and then calls
+    /// [`Self::finish_eviction`], with nothing run in this space between.
+    pub fn age_or_choose(&mut self, va: UserAddr, frame: Pfn) -> Choice {
+        let Some((slot, mapping)) = self.evictable(va, frame) else { return Choice::Skipped };
+        if mapping.accessed {
+            self.write(slot, PteState::Present(Mapping { accessed: false, ..mapping }));
+            self.platform.flush(va);
+            return Choice::Referenced;
+        }
+        Choice::Chosen
+    }
+
+    /// The second half: `frame`'s contents are in `swap_slot` now; the
+    /// entry at `va` becomes `Swapped { swap_slot }`, the translation is
+    /// flushed and the frame freed. False (nothing changed; the slot is
+    /// still the caller's) when the page is no longer an unaccessed,
+    /// evictable page in `frame`.
+    pub fn finish_eviction(&mut self, va: UserAddr, frame: Pfn, swap_slot: u64) -> bool {
+        match self.evictable(va, frame) {
+            Some((slot, mapping)) if !mapping.accessed => {
                 self.unmap(slot, va, mapping, PteState::Swapped { slot: swap_slot, prot: mapping.prot });
                 self.stats.swapped_pages += 1;
                 self.stats.swap_outs += 1;
-                Verdict::Evicted
+                true
             }
-            Err(_) => Verdict::Stop,
+            _ => false,
         }
     }
 

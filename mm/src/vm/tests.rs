@@ -1056,5 +1056,42 @@ fn stale_pinned_and_foreign_frames_are_skipped() {
     done(s);
 }
 
+#[test]
+fn chosen_pages_stay_as_they_are_until_their_eviction_is_finished() {
+    use crate::vm::Choice;
+    let mut s = space_with_swap(8);
+    let base = s.reserve(3 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
+    let frames: Vec<(UserAddr, Pfn)> = (0..3)
+        .map(|i| {
+            let va = UserAddr::new(base + i * PAGE_SIZE);
+            write_word(&mut s, va.as_u64(), 70 + i);
+            (va, walk(&s, va).unwrap().frame)
+        })
+        .collect();
+    for &(va, frame) in &frames {
+        assert_eq!(s.age_or_choose(va, frame), Choice::Referenced, "first pass clears A");
+    }
+    for &(va, frame) in &frames {
+        assert_eq!(s.age_or_choose(va, frame), Choice::Chosen);
+        assert!(walk(&s, va).is_some(), "a chosen page is still mapped");
+    }
+    // Pages 0 and 1 are written out and finished; page 2 is touched
+    // before its eviction is finished, so it stays and keeps its frame.
+    for &(va, frame) in &frames[..2] {
+        let slot = s.platform_mut().swap_out(frame).unwrap();
+        assert!(s.finish_eviction(va, frame, slot));
+    }
+    let (va, frame) = frames[2];
+    read_word(&mut s, va.as_u64());
+    let slot = s.platform_mut().swap_out(frame).unwrap();
+    assert!(!s.finish_eviction(va, frame, slot), "accessed since chosen: stays");
+    s.platform_mut().swap_release(slot);
+    assert_eq!((s.stats().swapped_pages, s.stats().resident_pages, s.platform().swap.len()), (2, 1, 2));
+    for i in 0..3 {
+        assert_eq!(read_word(&mut s, base + i * PAGE_SIZE), 70 + i);
+    }
+    done(s);
+}
+
 mod inspect;
 mod policy;
