@@ -116,14 +116,7 @@ impl<D: BlockDevice> SwapArea<D> {
     /// caller). On failure no slot is taken.
     pub fn write_out(&mut self, page: &[u8]) -> Result<u64, SwapError> {
         one_page(page.len())?;
-        let slot = self.slots.allocate().ok_or(SwapError::Full)?;
-        if let Err(e) = self.device.write(slot_sector(slot), page) {
-            self.slots.release(slot).expect("just allocated");
-            self.counters.errors += 1;
-            return Err(SwapError::Device(e));
-        }
-        self.counters.outs += 1;
-        Ok(slot)
+        self.write_out_run(page)
     }
 
     /// Writes `pages` (a whole number of pages, at least one) to as many

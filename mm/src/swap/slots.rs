@@ -68,20 +68,13 @@ impl SlotMap {
 
     /// A free slot, now with one user; `None` when every slot is taken.
     pub fn allocate(&mut self) -> Option<u64> {
-        if self.free == 0 {
-            return None;
-        }
-        let n = self.counts.len();
-        let index = (self.cursor..n).chain(0..self.cursor).find(|&i| self.counts[i] == 0)?;
-        self.counts[index] = 1;
-        self.free -= 1;
-        self.cursor = (index + 1) % n;
-        Some(index as u64 + 1)
+        self.allocate_run(1)
     }
 
     /// `n` consecutive free slots (n ≥ 1), each now with one user: the
     /// first of them, or `None` when no such run is free (nothing taken).
-    /// Next-fit from the cursor like [`Self::allocate`], so a batch of
+    /// Next-fit from the cursor (the module documentation says why); a
+    /// single slot is a run of one ([`Self::allocate`]), so a batch of
     /// evictions lands where single ones would have.
     pub fn allocate_run(&mut self, n: u64) -> Option<u64> {
         let len = self.counts.len();
