@@ -8,28 +8,33 @@
 //! allocator. Interrupts are off while the lock is held (a fault path
 //! takes it).
 
-use crate::drivers::virtio_blk::VirtioDisk;
+use crate::drivers::virtio_blk::{PendingWrite, VirtioDisk};
 use crate::memory::frames;
 use crate::memory::phys_to_virt;
 use crate::{info, warn};
 use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 use mm::addr::{Pfn, PAGE_SIZE};
 use mm::block::{BlockDevice, BlockError};
 use mm::frame::Owner;
-use mm::swap::{slot_sector, SwapArea, SwapCounters, SwapError};
+use mm::swap::{slot_sector, SwapArea, SwapCounters, SwapError, TakenRun};
 use spin::{Mutex, Once};
 use x86_64::instructions::interrupts::without_interrupts;
 
 static SWAP: Mutex<Option<SwapArea<VirtioDisk>>> = Mutex::new(None);
 
-/// Pages reclaim writes out in one request (see [`write_out_batch`]).
+/// Pages reclaim writes out in one request (see [`start_batch`]).
 pub const BATCH_PAGES: usize = 8;
 
-/// Where a batch is gathered for its one request: BATCH_PAGES contiguous
-/// frames, taken once when swap opens (reclaim runs when frames are short,
-/// the worst time to look for eight in a row) and kept for good.
-static BATCH_BUFFER: Once<Pfn> = Once::new();
+/// Where batches are gathered for their one request each: two buffers of
+/// BATCH_PAGES contiguous frames, one being written by the device while
+/// the next batch is copied into the other. Taken once when swap opens
+/// (reclaim runs when frames are short, the worst time to look for
+/// sixteen in a row) and kept for good.
+static BATCH_BUFFERS: Once<[Pfn; 2]> = Once::new();
+/// Which of the two buffers a started batch holds.
+static BUFFER_BUSY: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 
 /// Opens the first disk that carries a swap header as swap; leaves the
 /// others alone.
@@ -52,9 +57,14 @@ pub fn init(disks: Vec<VirtioDisk>) {
         }
     }
     if opened.is_some() {
-        match frames::allocate(BATCH_PAGES.trailing_zeros() as u8, Owner::Kernel) {
-            Ok(block) => _ = BATCH_BUFFER.call_once(|| block.into_raw().0),
-            Err(e) => warn!("swap: no batch buffer ({e:?}), pages go out one per request"),
+        let order = (2 * BATCH_PAGES).trailing_zeros() as u8;
+        match frames::allocate(order, Owner::Kernel) {
+            Ok(block) => {
+                let first = block.into_raw().0;
+                let second = Pfn::new(first.number() + BATCH_PAGES as u64);
+                BATCH_BUFFERS.call_once(|| [first, second]);
+            }
+            Err(e) => warn!("swap: no batch buffers ({e:?}), pages go out one per request"),
         }
     }
     without_interrupts(|| *SWAP.lock() = opened);
@@ -106,44 +116,72 @@ pub fn write_out(frame: Pfn) -> Result<u64, SwapError> {
     with(|area| area.write_out(unsafe { &*page(frame) }))
 }
 
-/// Writes the pages in `frames` (at most [`BATCH_PAGES`]) to swap, each
-/// slot into `slots`: copied side by side into the batch buffer and
-/// written in one request to consecutive slots when such a run is free
-/// (per page, one request costs several times the copy: docs/swap.md),
-/// else one request per page. Returns how many pages went, in order, and
-/// the error that stopped the rest; slots of pages that went are the
-/// caller's.
-pub fn write_out_batch(frames: &[Pfn], slots: &mut [u64]) -> (usize, Option<SwapError>) {
-    assert!(frames.len() <= BATCH_PAGES && slots.len() >= frames.len(), "a batch fits the buffer");
-    if let (Some(&buffer), 2..) = (BATCH_BUFFER.get(), frames.len()) {
-        let len = frames.len() * PAGE_SIZE as usize;
-        // SAFETY: the batch buffer is BATCH_PAGES contiguous frames that
-        // only this function uses, under the swap lock's caller (reclaim
-        // holds the registry lock; one CPU); mapped in the physical window.
-        let bytes = unsafe { core::slice::from_raw_parts_mut(page(buffer).cast::<u8>(), len) };
-        for (chunk, &frame) in bytes.chunks_exact_mut(PAGE_SIZE as usize).zip(frames) {
-            // SAFETY: as in write_out: a process page the caller owns.
-            chunk.copy_from_slice(unsafe { &*page(frame) });
+/// A batch on its way to swap: its pages copied into a batch buffer, its
+/// slots taken, the device writing. Finished by [`finish_batch`].
+#[must_use = "a started batch must be finished"]
+pub struct StartedBatch {
+    run: TakenRun,
+    write: PendingWrite,
+    buffer: usize,
+}
+
+/// Starts writing the pages in `frames` (1 to [`BATCH_PAGES`]) to a run of
+/// consecutive slots in one request, and returns while the device writes:
+/// they are copied side by side into a free batch buffer first (per page,
+/// one request costs several times the copy: docs/swap.md), so the frames
+/// themselves may be freed or reused at once, and the caller prepares
+/// its next batch meanwhile (write-behind). `None` when no batch can
+/// start (no run of free slots that long, no free buffer, the device
+/// refused): the caller writes the pages one by one ([`write_out`]),
+/// which finds out what is wrong.
+pub fn start_batch(frames: &[Pfn]) -> Option<StartedBatch> {
+    assert!((1..=BATCH_PAGES).contains(&frames.len()), "a batch fits a buffer");
+    let buffer = claim_buffer()?;
+    let len = frames.len() * PAGE_SIZE as usize;
+    // SAFETY: the claimed buffer is BATCH_PAGES contiguous frames nobody
+    // else uses until it is released (finish_batch, or below); mapped in
+    // the physical window.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(page(buffer.1).cast::<u8>(), len) };
+    for (chunk, &frame) in bytes.chunks_exact_mut(PAGE_SIZE as usize).zip(frames) {
+        // SAFETY: as in write_out: a process page the caller owns.
+        chunk.copy_from_slice(unsafe { &*page(frame) });
+    }
+    let started = with(|area| {
+        let run = area.take_run(len)?;
+        // SAFETY: the buffer stays claimed, and unwritten, until
+        // finish_batch has waited for this write.
+        match unsafe { area.device_mut().start_write(run.first_sector(), bytes) } {
+            Ok(write) => Ok((run, write)),
+            Err(e) => Err(area.run_written(run, Err(e)).expect_err("a failed write is an error")),
         }
-        match with(|area| area.write_out_run(bytes)) {
-            Ok(first) => {
-                for (i, slot) in slots[..frames.len()].iter_mut().enumerate() {
-                    *slot = first + i as u64;
-                }
-                return (frames.len(), None);
-            }
-            // No run free: the pages may still fit one by one.
-            Err(SwapError::Full) => {}
-            Err(e) => return (0, Some(e)),
+    });
+    match started {
+        Ok((run, write)) => Some(StartedBatch { run, write, buffer: buffer.0 }),
+        Err(_) => {
+            BUFFER_BUSY[buffer.0].store(false, Ordering::Release);
+            None
         }
     }
-    for (i, &frame) in frames.iter().enumerate() {
-        match write_out(frame) {
-            Ok(slot) => slots[i] = slot,
-            Err(e) => return (i, Some(e)),
-        }
-    }
-    (frames.len(), None)
+}
+
+/// Waits for a started batch. The slots its pages are in, in order, or
+/// the error that kept them off the disk (their slots are free again).
+pub fn finish_batch(batch: StartedBatch) -> Result<core::ops::Range<u64>, SwapError> {
+    let StartedBatch { run, write, buffer } = batch;
+    let slots = run.slots();
+    let written = with(|area| {
+        let done = area.device_mut().finish_write(write);
+        area.run_written(run, done)
+    });
+    BUFFER_BUSY[buffer].store(false, Ordering::Release);
+    written.map(|_| slots)
+}
+
+/// A batch buffer nobody holds: its index and first frame.
+fn claim_buffer() -> Option<(usize, Pfn)> {
+    let buffers = BATCH_BUFFERS.get()?;
+    let free = BUFFER_BUSY.iter().position(|busy| !busy.swap(true, Ordering::Acquire))?;
+    Some((free, buffers[free]))
 }
 
 /// Reads `slot` into `frame` (a new frame nothing else uses yet).
@@ -170,8 +208,9 @@ pub enum RawTransferError {
     NoBuffer,
     /// Some slot holds a swapped page (or the disk has fewer slots).
     SlotsInUse,
-    /// Not 1, 2, 4 or 8 pages per request, or not a whole number of requests.
-    BadRequestSize,
+    /// Not 1, 2, 4 or 8 pages per request, not a whole number of requests,
+    /// or two in flight for reads.
+    BadRequestShape,
     Device(BlockError),
 }
 
@@ -181,7 +220,9 @@ impl fmt::Display for RawTransferError {
             RawTransferError::NoSwap => write!(f, "no swap device"),
             RawTransferError::NoBuffer => write!(f, "no frame for the page buffer"),
             RawTransferError::SlotsInUse => write!(f, "swap slots in use (or too few)"),
-            RawTransferError::BadRequestSize => write!(f, "request size not 1, 2, 4 or 8 pages"),
+            RawTransferError::BadRequestShape => {
+                write!(f, "request size not 1, 2, 4 or 8 pages, or more than one read in flight")
+            }
             RawTransferError::Device(e) => write!(f, "swap device: {e}"),
         }
     }
@@ -189,13 +230,17 @@ impl fmt::Display for RawTransferError {
 
 /// For `make bench`: moves `pages` pages straight between kernel frames
 /// and the disk, `per_request` pages (1, 2, 4 or 8) per request, to slots
-/// 1..=pages. Refused unless every slot is free, so no swapped page can be
+/// 1..=pages; writes with `in_flight` 2 keep two requests on the way (the
+/// next started before the last is waited for, as swap-out's write-behind
+/// does). Refused unless every slot is free, so no swapped page can be
 /// overwritten.
-pub fn raw_pages(pages: u64, per_request: u64, write: bool) -> Result<(), RawTransferError> {
-    if !matches!(per_request, 1 | 2 | 4 | 8) || !pages.is_multiple_of(per_request) {
-        return Err(RawTransferError::BadRequestSize);
+pub fn raw_pages(pages: u64, per_request: u64, in_flight: u64, write: bool) -> Result<(), RawTransferError> {
+    let shape_ok = matches!(per_request, 1 | 2 | 4 | 8) && (in_flight == 1 || (in_flight == 2 && write));
+    if !shape_ok || !pages.is_multiple_of(per_request) {
+        return Err(RawTransferError::BadRequestShape);
     }
-    let order = per_request.trailing_zeros() as u8;
+    // One buffer per request in flight, contiguous.
+    let order = (per_request * in_flight).trailing_zeros() as u8;
     let buffer = frames::allocate_zeroed(order, Owner::Kernel).map_err(|_| RawTransferError::NoBuffer)?;
     let result = without_interrupts(|| {
         let mut swap = SWAP.lock();
@@ -206,13 +251,29 @@ pub fn raw_pages(pages: u64, per_request: u64, write: bool) -> Result<(), RawTra
         let len = (per_request * PAGE_SIZE) as usize;
         // SAFETY: `buffer` was just allocated for this transfer: 2^order
         // frames, contiguous in the physical window.
-        let bytes = unsafe { core::slice::from_raw_parts_mut(page(buffer.start()).cast::<u8>(), len) };
-        for slot in (1..=pages).step_by(per_request as usize) {
-            let (disk, sector) = (area.device_mut(), slot_sector(slot));
-            let done = if write { disk.write(sector, bytes) } else { disk.read(sector, bytes) };
-            done.map_err(RawTransferError::Device)?;
+        let bytes = unsafe {
+            core::slice::from_raw_parts_mut(page(buffer.start()).cast::<u8>(), len * in_flight as usize)
+        };
+        let disk = area.device_mut();
+        let mut last: Option<PendingWrite> = None;
+        for (i, slot) in (1..=pages).step_by(per_request as usize).enumerate() {
+            let (sector, chunk) = (slot_sector(slot), i % in_flight as usize);
+            let this = &mut bytes[chunk * len..(chunk + 1) * len];
+            if !write {
+                disk.read(sector, this).map_err(RawTransferError::Device)?;
+                continue;
+            }
+            // SAFETY: this chunk is not touched again before its write is
+            // waited for: at the latest one iteration later, or below.
+            let started = unsafe { disk.start_write(sector, this) }.map_err(RawTransferError::Device)?;
+            if let Some(previous) = last.replace(started) {
+                disk.finish_write(previous).map_err(RawTransferError::Device)?;
+            }
+            if in_flight == 1 {
+                disk.finish_write(last.take().expect("just started")).map_err(RawTransferError::Device)?;
+            }
         }
-        Ok(())
+        last.map_or(Ok(()), |w| disk.finish_write(w).map_err(RawTransferError::Device))
     });
     frames::free(buffer).expect("the buffer frames are ours");
     result

@@ -23,6 +23,9 @@ pub enum BlockError {
     ReadOnly,
     /// The device reported an error (or a driver-level failure).
     Io,
+    /// Every request slot of the device is taken by requests still on
+    /// their way (a driver that lets writes run behind the caller).
+    Busy,
 }
 
 impl fmt::Display for BlockError {
@@ -34,6 +37,7 @@ impl fmt::Display for BlockError {
             }
             BlockError::ReadOnly => write!(f, "device is read-only"),
             BlockError::Io => write!(f, "I/O error"),
+            BlockError::Busy => write!(f, "too many requests in flight"),
         }
     }
 }

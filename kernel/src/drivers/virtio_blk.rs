@@ -7,10 +7,15 @@
 //! of a buffer, found through the page tables.
 //!
 //! I/O is polled: a request is queued, the device notified, and the driver
-//! spins on the used ring until the request comes back. Each request's
-//! header and status byte live in a DMA page of the disk's own (the crate's
-//! `*_nb` calls take them from the caller), never on the stack, so every
-//! buffer the device sees is in the physical-memory window. With
+//! spins on the used ring until the request comes back. A write may also
+//! be left running ([`VirtioDisk::start_write`]) and waited for later
+//! ([`VirtioDisk::finish_write`]), so swap-out prepares its next batch
+//! while the device writes the last one; requests then come back in the
+//! order the device finishes them, and waiting for one completes whichever
+//! is at the head of the used ring. Each request's header and status byte
+//! live in a DMA page of the disk's own (the crate's `*_nb` calls take them
+//! from the caller), never on the stack, so every buffer the device sees is
+//! in the physical-memory window. With
 //! interrupt-driven completion the CPU would run another process while the
 //! disk works, and the fault path would have to sleep: a process that
 //! blocks in the kernel, which this kernel does not have yet.
@@ -86,35 +91,137 @@ struct RequestSlot {
     resp: BlkResp,
 }
 
+/// Requests one disk can have on the way at once: a write running behind
+/// its caller (swap-out's write-behind) and the next one started, with
+/// room to spare. Each has its own header and status byte.
+const REQUESTS: usize = 4;
+
+/// A request the device may still be working on: everything its
+/// completion needs (the crate's `complete_*` calls take the buffers
+/// again), and its status once the used ring gave it back.
+struct InFlight {
+    token: u16,
+    buffer: *mut [u8],
+    write: bool,
+    done: Option<Result<(), BlockError>>,
+}
+
+/// A write started by [`VirtioDisk::start_write`].
+#[must_use = "a started write must be finished"]
+#[derive(Debug)]
+pub struct PendingWrite(usize);
+
 /// One virtio-blk disk.
 pub struct VirtioDisk {
     blk: VirtIOBlk<KernelHal, PciTransport>,
-    /// The page holding the request header and status byte.
+    /// The page holding the request headers and status bytes.
     request: Pfn,
+    in_flight: [Option<InFlight>; REQUESTS],
     capacity: u64,
     read_only: bool,
 }
 
 // SAFETY: the disk is used under the lock of whoever owns it (the swap
-// area); its raw pointers point at DMA memory and registers it owns.
+// area); its raw pointers point at DMA memory and registers it owns, and
+// at buffers its callers keep alive while their requests are in flight.
 unsafe impl Send for VirtioDisk {}
 
 impl VirtioDisk {
-    fn slot(&mut self) -> &mut RequestSlot {
+    fn slot(&mut self, index: usize) -> *mut RequestSlot {
         // SAFETY: `request` is a DMA page this disk owns, mapped in the
-        // physical window, big enough and aligned for a RequestSlot.
-        unsafe { &mut *phys_to_virt(self.request).as_mut_ptr::<RequestSlot>() }
+        // physical window, big enough and aligned for REQUESTS slots.
+        unsafe { phys_to_virt(self.request).as_mut_ptr::<RequestSlot>().add(index) }
     }
 
     pub fn read_only(&self) -> bool {
         self.read_only
     }
 
-    /// Waits for the request `token` to come back.
-    fn wait(&mut self, token: u16) {
-        while self.blk.peek_used() != Some(token) {
-            core::hint::spin_loop();
+    /// Queues a read or write of `buffer` at `sector` in a free request
+    /// slot and notifies the device; returns the slot.
+    ///
+    /// # Safety
+    ///
+    /// `buffer` stays valid, and untouched by the CPU, until [`Self::wait`]
+    /// of the returned slot returns.
+    unsafe fn start(&mut self, sector: u64, buffer: *mut [u8], write: bool) -> Result<usize, BlockError> {
+        check_transfer(sector, buffer.len(), self.capacity)?;
+        if write && self.read_only {
+            return Err(BlockError::ReadOnly);
         }
+        let index = self.in_flight.iter().position(Option::is_none).ok_or(BlockError::Busy)?;
+        let slot = self.slot(index);
+        // SAFETY: the slot's header and status byte are this request's
+        // alone until it is completed; the buffer is the caller's promise.
+        let token = unsafe {
+            let (req, resp) = (&mut (*slot).req, &mut (*slot).resp);
+            if write {
+                self.blk.write_blocks_nb(sector as usize, req, &*buffer, resp)
+            } else {
+                self.blk.read_blocks_nb(sector as usize, req, &mut *buffer, resp)
+            }
+        }
+        .map_err(io_error)?;
+        self.in_flight[index] = Some(InFlight { token, buffer, write, done: None });
+        Ok(index)
+    }
+
+    /// Waits until the request in slot `index` has come back; its status.
+    /// Requests come back in the order the device finishes them, so the
+    /// wait completes whichever is at the head of the used ring.
+    fn wait(&mut self, index: usize) -> Result<(), BlockError> {
+        loop {
+            let request = self.in_flight[index].as_mut().expect("a started request");
+            if let Some(done) = request.done.take() {
+                self.in_flight[index] = None;
+                return done;
+            }
+            match self.blk.peek_used() {
+                Some(token) => self.complete(token),
+                None => core::hint::spin_loop(),
+            }
+        }
+    }
+
+    /// Pops the used request `token` and keeps its status for its waiter.
+    fn complete(&mut self, token: u16) {
+        let index = self
+            .in_flight
+            .iter()
+            .position(|r| r.as_ref().is_some_and(|r| r.token == token && r.done.is_none()))
+            .expect("the device gave back a request this driver queued");
+        let slot = self.slot(index);
+        let request = self.in_flight[index].as_mut().expect("found above");
+        // SAFETY: the same header, buffer and status byte as the request
+        // was queued with; the device is done with them.
+        let status = unsafe {
+            let (req, resp) = (&(*slot).req, &mut (*slot).resp);
+            if request.write {
+                self.blk.complete_write_blocks(token, req, &*request.buffer, resp)
+            } else {
+                self.blk.complete_read_blocks(token, req, &mut *request.buffer, resp)
+            }
+        };
+        request.done = Some(status.map_err(io_error));
+    }
+
+    /// Starts writing `buf` at `sector` and returns at once; the device
+    /// reads `buf` by DMA while the caller works.
+    ///
+    /// # Safety
+    ///
+    /// `buf` stays valid and unchanged until [`Self::finish_write`] of the
+    /// returned write returns.
+    pub unsafe fn start_write(&mut self, sector: u64, buf: &[u8]) -> Result<PendingWrite, BlockError> {
+        // The device only reads a write's buffer; the pointer is mutable
+        // because the crate's completion call takes one for reads too.
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.start(sector, buf as *const [u8] as *mut [u8], true) }.map(PendingWrite)
+    }
+
+    /// Waits for a started write; its result.
+    pub fn finish_write(&mut self, write: PendingWrite) -> Result<(), BlockError> {
+        self.wait(write.0)
     }
 }
 
@@ -128,35 +235,15 @@ impl BlockDevice for VirtioDisk {
     }
 
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        check_transfer(sector, buf.len(), self.capacity)?;
-        let slot: *mut RequestSlot = self.slot();
-        // SAFETY: the header, the buffer and the status byte are not touched
-        // until the request completes (we wait for it right here).
-        unsafe {
-            let token = self
-                .blk
-                .read_blocks_nb(sector as usize, &mut (*slot).req, buf, &mut (*slot).resp)
-                .map_err(io_error)?;
-            self.wait(token);
-            self.blk.complete_read_blocks(token, &(*slot).req, buf, &mut (*slot).resp).map_err(io_error)
-        }
+        // SAFETY: `buf` is borrowed until the request is waited for, here.
+        let index = unsafe { self.start(sector, buf, false) }?;
+        self.wait(index)
     }
 
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
-        check_transfer(sector, buf.len(), self.capacity)?;
-        if self.read_only {
-            return Err(BlockError::ReadOnly);
-        }
-        let slot: *mut RequestSlot = self.slot();
         // SAFETY: as in read.
-        unsafe {
-            let token = self
-                .blk
-                .write_blocks_nb(sector as usize, &mut (*slot).req, buf, &mut (*slot).resp)
-                .map_err(io_error)?;
-            self.wait(token);
-            self.blk.complete_write_blocks(token, &(*slot).req, buf, &mut (*slot).resp).map_err(io_error)
-        }
+        let write = unsafe { self.start_write(sector, buf) }?;
+        self.finish_write(write)
     }
 }
 
@@ -186,7 +273,13 @@ pub fn probe() -> Vec<VirtioDisk> {
                         capacity / 2048,
                         if read_only { ", read-only" } else { "" }
                     );
-                    disks.push(VirtioDisk { blk, request, capacity, read_only });
+                    disks.push(VirtioDisk {
+                        blk,
+                        request,
+                        in_flight: Default::default(),
+                        capacity,
+                        read_only,
+                    });
                 }
                 Err(_) => crate::warn!("virtio-blk {df}: no DMA page for requests; skipped"),
             },
@@ -196,4 +289,4 @@ pub fn probe() -> Vec<VirtioDisk> {
     disks
 }
 
-const _: () = assert!(core::mem::size_of::<RequestSlot>() <= PAGE_SIZE);
+const _: () = assert!(REQUESTS * core::mem::size_of::<RequestSlot>() <= PAGE_SIZE);

@@ -79,7 +79,8 @@ pub fn forget(frame: Pfn) {
 /// Evicts up to `want` pages with the clock (two turns at most). When
 /// swap takes no more pages, anonymous pages are passed over and the sweep
 /// goes on for page-cache pages, which need no swap. Anonymous pages the
-/// clock chooses are gathered in a [`Batch`] and written out together.
+/// clock chooses are gathered in batches and written behind
+/// ([`WriteBehind`]).
 fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
     if !anything_to_reclaim() {
         return Sweep::default();
@@ -87,7 +88,7 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
     let frames = rmap(|map| map.frames());
     let mut clock = *CLOCK.lock();
     let mut swap_refused = false;
-    let mut batch = Batch::default();
+    let mut writer = WriteBehind::default();
     // Chosen pages count as evicted for the hand (so it stops at `want`);
     // what the writes really evicted replaces the count at the end.
     let (mut chosen, mut written) = (0, 0);
@@ -108,11 +109,11 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
             Choice::Referenced => return Verdict::Referenced,
             Choice::Skipped => return Verdict::Skipped,
             // On its second turn the hand can meet a page still waiting.
-            Choice::Chosen if batch.holds(frame) => return Verdict::Skipped,
-            Choice::Chosen => batch.add(id, page, frame),
+            Choice::Chosen if writer.holds(frame) => return Verdict::Skipped,
+            Choice::Chosen => writer.gathering.add(id, page, frame),
         }
-        let refused = batch.len == swap::BATCH_PAGES && {
-            let (evicted, refused) = batch.write(spaces);
+        let refused = writer.gathering.len == swap::BATCH_PAGES && {
+            let (evicted, refused) = writer.submit(spaces);
             written += evicted;
             refused
         };
@@ -127,7 +128,7 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
             Verdict::Stop
         }
     });
-    written += batch.write(spaces).0;
+    written += writer.drain(spaces);
     let file_evictions = sweep.evicted - chosen;
     sweep.evicted = file_evictions + written;
     *CLOCK.lock() = clock;
@@ -158,28 +159,103 @@ impl Batch {
         self.len += 1;
     }
 
-    /// Writes the batch out and finishes each page's eviction; empties
-    /// it. Returns the pages evicted and whether swap refused (full or
-    /// failing: the pages not written stay as they were).
-    fn write(&mut self, spaces: &mut BTreeMap<SpaceId, Space>) -> (u64, bool) {
+    fn frames(&self) -> ([Pfn; swap::BATCH_PAGES], usize) {
         let mut frames = [Pfn::new(0); swap::BATCH_PAGES];
         for (frame, &(_, _, f)) in frames.iter_mut().zip(&self.pages[..self.len]) {
             *frame = f;
         }
-        let mut slots = [0u64; swap::BATCH_PAGES];
-        let (written, error) = swap::write_out_batch(&frames[..self.len], &mut slots);
+        (frames, self.len)
+    }
+
+    /// The batch's pages are on the disk, in `slots` (in order): see
+    /// [`finish_eviction`]. Returns the pages evicted.
+    fn finish(&self, spaces: &mut BTreeMap<SpaceId, Space>, slots: impl Iterator<Item = u64>) -> u64 {
+        self.pages[..self.len]
+            .iter()
+            .zip(slots)
+            .filter(|&(&page, slot)| finish_eviction(spaces, page, slot))
+            .count() as u64
+    }
+
+    /// Writes the pages one request each (no batch could start) and
+    /// finishes their evictions. Returns the pages evicted and whether
+    /// swap refused (full or failing: the pages not written stay as they
+    /// were).
+    fn write_one_by_one(&self, spaces: &mut BTreeMap<SpaceId, Space>) -> (u64, bool) {
         let mut evicted = 0;
-        for (&(id, page, frame), &slot) in self.pages[..written].iter().zip(&slots) {
-            // Nothing ran since the page was chosen, so this holds; if it
-            // did not, the slot goes back and the page stays.
-            if spaces.get_mut(&id).is_some_and(|space| space.finish_eviction(page, frame, slot)) {
-                evicted += 1;
-            } else {
-                swap::release(slot);
+        for &page in &self.pages[..self.len] {
+            let Ok(slot) = swap::write_out(page.2) else { return (evicted, true) };
+            evicted += finish_eviction(spaces, page, slot) as u64;
+        }
+        (evicted, false)
+    }
+}
+
+/// A chosen page is on the disk, in `slot`: its entry becomes `Swapped`
+/// and its frame goes. Nothing ran since the page was chosen, so this
+/// holds; if it did not, the slot goes back and the page stays (false).
+fn finish_eviction(
+    spaces: &mut BTreeMap<SpaceId, Space>,
+    (id, page, frame): (SpaceId, UserAddr, Pfn),
+    slot: u64,
+) -> bool {
+    let done = spaces.get_mut(&id).is_some_and(|space| space.finish_eviction(page, frame, slot));
+    if !done {
+        swap::release(slot);
+    }
+    done
+}
+
+/// Swap-out's write-behind: a full batch's write is started, and only then
+/// is the batch before it (whose write ran while this one was gathered
+/// and copied) waited for and its evictions finished, so the device and
+/// the clock work at the same time. Every chosen page stays mapped and
+/// unchanged until its batch is finished: the registry lock is held for
+/// the whole sweep, and the batch buffer holds a copy, so nothing a write
+/// reads can change under it.
+#[derive(Default)]
+struct WriteBehind {
+    gathering: Batch,
+    started: Option<(Batch, swap::StartedBatch)>,
+}
+
+impl WriteBehind {
+    fn holds(&self, frame: Pfn) -> bool {
+        self.gathering.holds(frame) || self.started.as_ref().is_some_and(|(batch, _)| batch.holds(frame))
+    }
+
+    /// Starts the gathered batch and finishes the one before it. Returns
+    /// the pages evicted and whether swap refused.
+    fn submit(&mut self, spaces: &mut BTreeMap<SpaceId, Space>) -> (u64, bool) {
+        let batch = core::mem::take(&mut self.gathering);
+        let (frames, len) = batch.frames();
+        let started = swap::start_batch(&frames[..len]);
+        let (mut evicted, mut refused) = self.finish_started(spaces);
+        match started {
+            Some(write) => self.started = Some((batch, write)),
+            None => {
+                let (one_by_one, failed) = batch.write_one_by_one(spaces);
+                evicted += one_by_one;
+                refused |= failed;
             }
         }
-        self.len = 0;
-        (evicted, error.is_some())
+        (evicted, refused)
+    }
+
+    /// Waits for the started batch, if any, and finishes its evictions.
+    fn finish_started(&mut self, spaces: &mut BTreeMap<SpaceId, Space>) -> (u64, bool) {
+        let Some((batch, write)) = self.started.take() else { return (0, false) };
+        match swap::finish_batch(write) {
+            Ok(slots) => (batch.finish(spaces, slots), false),
+            Err(_) => (0, true),
+        }
+    }
+
+    /// The end of a sweep: what is gathered goes too, and every write is
+    /// waited for. Returns the pages evicted.
+    fn drain(&mut self, spaces: &mut BTreeMap<SpaceId, Space>) -> u64 {
+        let gathered = if self.gathering.len > 0 { self.submit(spaces).0 } else { 0 };
+        gathered + self.finish_started(spaces).0
     }
 }
 

@@ -64,6 +64,27 @@ pub struct SwapCounters {
     pub errors: u64,
 }
 
+/// Slots [`SwapArea::take_run`] took for a write, until
+/// [`SwapArea::run_written`].
+#[must_use = "a taken run is given back by run_written"]
+#[derive(Debug, PartialEq, Eq)]
+pub struct TakenRun {
+    first: u64,
+    pages: u64,
+}
+
+impl TakenRun {
+    /// The slots the run's pages go to.
+    pub fn slots(&self) -> core::ops::Range<u64> {
+        self.first..self.first + self.pages
+    }
+
+    /// Where the write of the run starts on the device.
+    pub fn first_sector(&self) -> u64 {
+        slot_sector(self.first)
+    }
+}
+
 /// See the module documentation.
 pub struct SwapArea<D: BlockDevice> {
     device: D,
@@ -124,19 +145,36 @@ impl<D: BlockDevice> SwapArea<D> {
     /// (each has the caller as its user). [`SwapError::Full`] when no run
     /// of that many slots is free; on any failure no slot is taken.
     pub fn write_out_run(&mut self, pages: &[u8]) -> Result<u64, SwapError> {
-        let n = pages.len() as u64 / PAGE_SIZE;
-        if n == 0 || !(pages.len() as u64).is_multiple_of(PAGE_SIZE) {
-            return Err(SwapError::NotAPage { len: pages.len() });
+        let run = self.take_run(pages.len())?;
+        let written = self.device.write(run.first_sector(), pages);
+        self.run_written(run, written)
+    }
+
+    /// The first step of [`Self::write_out_run`] for a caller that writes
+    /// the run itself, perhaps while it goes on with other work (the
+    /// kernel's write-behind, docs/swap.md): slots for `len` bytes of whole
+    /// pages, taken until [`Self::run_written`] says how the write went.
+    pub fn take_run(&mut self, len: usize) -> Result<TakenRun, SwapError> {
+        let pages = len as u64 / PAGE_SIZE;
+        if pages == 0 || !(len as u64).is_multiple_of(PAGE_SIZE) {
+            return Err(SwapError::NotAPage { len });
         }
-        let first = self.slots.allocate_run(n).ok_or(SwapError::Full)?;
-        if let Err(e) = self.device.write(slot_sector(first), pages) {
-            for slot in first..first + n {
-                self.slots.release(slot).expect("just allocated");
+        let first = self.slots.allocate_run(pages).ok_or(SwapError::Full)?;
+        Ok(TakenRun { first, pages })
+    }
+
+    /// The last step: the run's write ended with `written`. Its first slot
+    /// when the pages are on the disk; on failure its slots are free again.
+    pub fn run_written(&mut self, run: TakenRun, written: Result<(), BlockError>) -> Result<u64, SwapError> {
+        let TakenRun { first, pages } = run;
+        if let Err(e) = written {
+            for slot in first..first + pages {
+                self.slots.release(slot).expect("taken for this run");
             }
             self.counters.errors += 1;
             return Err(SwapError::Device(e));
         }
-        self.counters.outs += n;
+        self.counters.outs += pages;
         Ok(first)
     }
 
@@ -212,6 +250,26 @@ mod tests {
         let six = alloc::vec![0u8; 6 * 4096];
         assert_eq!(swap.write_out_run(&six), Err(SwapError::Full));
         assert_eq!(swap.counters().outs, 3);
+    }
+
+    #[test]
+    fn a_taken_run_holds_its_slots_until_its_write_is_reported() {
+        let mut swap = area(9);
+        let a = swap.take_run(2 * 4096).unwrap();
+        let b = swap.take_run(3 * 4096).unwrap();
+        assert_eq!((a.slots(), b.slots(), swap.free_slots()), (1..3, 3..6, 3));
+        assert_eq!(swap.take_run(4096 + 1), Err(SwapError::NotAPage { len: 4097 }));
+        assert_eq!(swap.take_run(4 * 4096), Err(SwapError::Full));
+        assert_eq!(swap.counters().outs, 0, "nothing is out before its write is reported");
+        assert_eq!(swap.run_written(b, Err(BlockError::Io)), Err(SwapError::Device(BlockError::Io)));
+        assert_eq!(swap.free_slots(), 6, "a failed run gives its slots back");
+        let sector = a.first_sector();
+        swap.device_mut().write(sector, &[1u8; 2 * 4096]).unwrap();
+        assert_eq!(swap.run_written(a, Ok(())), Ok(1));
+        let mut back = [0u8; 4096];
+        swap.read_in(2, &mut back).unwrap();
+        assert_eq!(back, [1u8; 4096]);
+        assert_eq!(swap.counters(), SwapCounters { outs: 2, ins: 1, errors: 1 });
     }
 
     #[test]
