@@ -255,25 +255,29 @@ pub fn raw_pages(pages: u64, per_request: u64, in_flight: u64, write: bool) -> R
             core::slice::from_raw_parts_mut(page(buffer.start()).cast::<u8>(), len * in_flight as usize)
         };
         let disk = area.device_mut();
+        // With two in flight: the write started last, not yet waited for.
         let mut last: Option<PendingWrite> = None;
+        let mut outcome = Ok(());
         for (i, slot) in (1..=pages).step_by(per_request as usize).enumerate() {
             let (sector, chunk) = (slot_sector(slot), i % in_flight as usize);
             let this = &mut bytes[chunk * len..(chunk + 1) * len];
-            if !write {
-                disk.read(sector, this).map_err(RawTransferError::Device)?;
-                continue;
-            }
-            // SAFETY: this chunk is not touched again before its write is
-            // waited for: at the latest one iteration later, or below.
-            let started = unsafe { disk.start_write(sector, this) }.map_err(RawTransferError::Device)?;
-            if let Some(previous) = last.replace(started) {
-                disk.finish_write(previous).map_err(RawTransferError::Device)?;
-            }
-            if in_flight == 1 {
-                disk.finish_write(last.take().expect("just started")).map_err(RawTransferError::Device)?;
+            outcome = match (write, in_flight) {
+                (false, _) => disk.read(sector, this),
+                (true, 1) => disk.write(sector, this),
+                // SAFETY: this chunk is not touched again before its write
+                // is waited for: one iteration later, or after the loop.
+                _ => unsafe { disk.start_write(sector, this) }.and_then(|started| {
+                    last.replace(started).map_or(Ok(()), |previous| disk.finish_write(previous))
+                }),
+            };
+            if outcome.is_err() {
+                break;
             }
         }
-        last.map_or(Ok(()), |w| disk.finish_write(w).map_err(RawTransferError::Device))
+        // Waited for even after an error, so the buffer is freed only once
+        // the device is done with it.
+        let drained = last.map_or(Ok(()), |started| disk.finish_write(started));
+        outcome.and(drained).map_err(RawTransferError::Device)
     });
     frames::free(buffer).expect("the buffer frames are ours");
     result
