@@ -38,6 +38,18 @@ impl KernelPlatform {
     pub(super) const fn new(space: SpaceId) -> Self {
         KernelPlatform { space }
     }
+
+    /// Whether the TLB can hold translations of this space: only when it
+    /// is the active one. On one CPU without PCIDs, loading CR3 dropped
+    /// every translation of the space switched away from (user entries
+    /// are never global) and every paging-structure cache entry, so a
+    /// change to a space that is not in CR3 needs no flush; an `invlpg`
+    /// there would only drop the active space's entry for the same
+    /// address. (With several CPUs, or PCIDs, this becomes "on which CPUs
+    /// was it active since its last flush": Linux's mm_cpumask.)
+    fn in_tlb(&self) -> bool {
+        super::active() == Some(self.space)
+    }
 }
 
 fn entry(table: Pfn, index: usize) -> *mut u64 {
@@ -135,14 +147,17 @@ unsafe impl mm::vm::Platform for KernelPlatform {
     }
 
     fn flush(&mut self, va: UserAddr) {
-        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va.as_u64()));
+        if self.in_tlb() {
+            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va.as_u64()));
+        }
     }
 
     fn flush_all(&mut self) {
         // Reloading CR3 drops every non-global translation and every
-        // paging-structure cache entry. The space being changed is the
-        // active one, or was switched away from (which flushed it already).
-        x86_64::instructions::tlb::flush_all();
+        // paging-structure cache entry.
+        if self.in_tlb() {
+            x86_64::instructions::tlb::flush_all();
+        }
     }
 
     fn yield_point(&mut self) {
