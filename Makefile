@@ -66,13 +66,14 @@ fuzz: setup
 	PK_FUZZ_SEED=$(SEED) PK_FUZZ_SECONDS=$(SECONDS) cargo test -p pagekeeper-tests --test qemu -- \
 		--ignored --nocapture fuzzing_for_a_while_leaves_the_kernel_intact
 
-## make bench: host benchmarks (optimised), the swap, file and fault boots; each prints ratios measured in the same run.
+## make bench: host benchmarks and the swap, file and fault boots, all optimised (the boots' kernels built with
+## --release: PK_KERNEL_PROFILE); each prints ratios measured in the same run.
 bench: setup
 	cargo bench -p pagekeeper-mm --bench frame_alloc
 	cargo bench -p pagekeeper-mm --bench reclaim
-	cargo test -p pagekeeper-tests --test qemu -- --ignored --nocapture swap_throughput_against_the_raw_device
-	cargo test -p pagekeeper-tests --test qemu -- --ignored --nocapture file_fault_costs_against_copy_and_demand_zero
-	cargo test -p pagekeeper-tests --test qemu -- --ignored --nocapture fault_syscall_and_switch_costs
+	PK_KERNEL_PROFILE=release cargo test -p pagekeeper-tests --test qemu -- --ignored --nocapture swap_throughput_against_the_raw_device
+	PK_KERNEL_PROFILE=release cargo test -p pagekeeper-tests --test qemu -- --ignored --nocapture file_fault_costs_against_copy_and_demand_zero
+	PK_KERNEL_PROFILE=release cargo test -p pagekeeper-tests --test qemu -- --ignored --nocapture fault_syscall_and_switch_costs
 	cargo bench -p pagekeeper-heap --features host --bench heap
 
 ## make lint: rustfmt and clippy (warnings are errors) on both workspaces.

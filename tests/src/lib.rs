@@ -52,11 +52,26 @@ fn executables() -> &'static HashMap<String, PathBuf> {
     })
 }
 
+/// Extra cargo arguments for the kernel's build profile: `--release` when
+/// `PK_KERNEL_PROFILE=release` (what `make bench` sets: a benchmark
+/// measures the optimised kernel, as it would ship), none otherwise (the
+/// dev profile the tests use: opt-level 1, debug assertions and overflow
+/// checks on).
+fn profile_args() -> &'static [&'static str] {
+    static ARGS: OnceLock<&'static [&'static str]> = OnceLock::new();
+    ARGS.get_or_init(|| match std::env::var("PK_KERNEL_PROFILE").as_deref() {
+        Ok("release") => &["--release"],
+        Ok("dev") | Err(_) => &[],
+        Ok(other) => panic!("PK_KERNEL_PROFILE={other}: use release or dev"),
+    })
+}
+
 /// Runs cargo in kernel/ with JSON messages; returns (key, executable) pairs.
 fn cargo_in_kernel(args: &[&str]) -> Vec<(String, PathBuf)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .args(args)
+        .args(profile_args())
         .arg("--message-format=json-render-diagnostics")
         .current_dir(repo_root().join("kernel"))
         .env("RUSTC_BOOTSTRAP", "1")
