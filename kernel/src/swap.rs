@@ -14,27 +14,18 @@ use crate::memory::phys_to_virt;
 use crate::{info, warn};
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
 use mm::addr::{Pfn, PAGE_SIZE};
 use mm::block::{BlockDevice, BlockError};
 use mm::frame::Owner;
 use mm::swap::{slot_sector, SwapArea, SwapCounters, SwapError, TakenRun};
-use spin::{Mutex, Once};
+use spin::Mutex;
 use x86_64::instructions::interrupts::without_interrupts;
 
 static SWAP: Mutex<Option<SwapArea<VirtioDisk>>> = Mutex::new(None);
 
-/// Pages reclaim writes out in one request (see [`start_batch`]).
-pub const BATCH_PAGES: usize = 8;
-
-/// Where batches are gathered for their one request each: two buffers of
-/// BATCH_PAGES contiguous frames, one being written by the device while
-/// the next batch is copied into the other. Taken once when swap opens
-/// (reclaim runs when frames are short, the worst time to look for
-/// sixteen in a row) and kept for good.
-static BATCH_BUFFERS: Once<[Pfn; 2]> = Once::new();
-/// Which of the two buffers a started batch holds.
-static BUFFER_BUSY: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+/// Pages reclaim writes out in one request (see [`start_batch`]): as many
+/// as the driver takes buffers per request.
+pub const BATCH_PAGES: usize = crate::drivers::virtio_blk::MAX_SEGMENTS;
 
 /// Opens the first disk that carries a swap header as swap; leaves the
 /// others alone.
@@ -54,17 +45,6 @@ pub fn init(disks: Vec<VirtioDisk>) {
                 }
                 Err((e, _disk)) => warn!("disk {index}: not used as swap: {e}"),
             }
-        }
-    }
-    if opened.is_some() {
-        let order = (2 * BATCH_PAGES).trailing_zeros() as u8;
-        match frames::allocate(order, Owner::Kernel) {
-            Ok(block) => {
-                let first = block.into_raw().0;
-                let second = Pfn::new(first.number() + BATCH_PAGES as u64);
-                BATCH_BUFFERS.call_once(|| [first, second]);
-            }
-            Err(e) => warn!("swap: no batch buffers ({e:?}), pages go out one per request"),
         }
     }
     without_interrupts(|| *SWAP.lock() = opened);
@@ -116,72 +96,49 @@ pub fn write_out(frame: Pfn) -> Result<u64, SwapError> {
     with(|area| area.write_out(unsafe { &*page(frame) }))
 }
 
-/// A batch on its way to swap: its pages copied into a batch buffer, its
-/// slots taken, the device writing. Finished by [`finish_batch`].
+/// A batch on its way to swap: its slots taken, the device writing its
+/// pages straight from their frames. Finished by [`finish_batch`].
 #[must_use = "a started batch must be finished"]
 pub struct StartedBatch {
     run: TakenRun,
     write: PendingWrite,
-    buffer: usize,
 }
 
 /// Starts writing the pages in `frames` (1 to [`BATCH_PAGES`]) to a run of
 /// consecutive slots in one request, and returns while the device writes:
-/// they are copied side by side into a free batch buffer first (per page,
-/// one request costs several times the copy: docs/swap.md), so the frames
-/// themselves may be freed or reused at once, and the caller prepares
-/// its next batch meanwhile (write-behind). `None` when no batch can
-/// start (no run of free slots that long, no free buffer, the device
-/// refused): the caller writes the pages one by one ([`write_out`]),
-/// which finds out what is wrong.
+/// the caller prepares its next batch meanwhile (write-behind). The
+/// request's buffers are the frames themselves (scatter-gather, no copy),
+/// so they must stay allocated and unchanged until [`finish_batch`]: the
+/// caller (reclaim, holding the address-space registry) leaves them mapped
+/// and runs nothing that could write them. `None` when no batch can start
+/// (no run of free slots that long, the device refused): the caller
+/// writes the pages one by one ([`write_out`]), which finds out what is
+/// wrong.
 pub fn start_batch(frames: &[Pfn]) -> Option<StartedBatch> {
-    assert!((1..=BATCH_PAGES).contains(&frames.len()), "a batch fits a buffer");
-    let buffer = claim_buffer()?;
+    assert!((1..=BATCH_PAGES).contains(&frames.len()), "a batch fits one request");
     let len = frames.len() * PAGE_SIZE as usize;
-    // SAFETY: the claimed buffer is BATCH_PAGES contiguous frames nobody
-    // else uses until it is released (finish_batch, or below); mapped in
-    // the physical window.
-    let bytes = unsafe { core::slice::from_raw_parts_mut(page(buffer.1).cast::<u8>(), len) };
-    for (chunk, &frame) in bytes.chunks_exact_mut(PAGE_SIZE as usize).zip(frames) {
-        // SAFETY: as in write_out: a process page the caller owns.
-        chunk.copy_from_slice(unsafe { &*page(frame) });
-    }
-    let started = with(|area| {
+    with(|area| {
         let run = area.take_run(len)?;
-        // SAFETY: the buffer stays claimed, and unwritten, until
-        // finish_batch has waited for this write.
-        match unsafe { area.device_mut().start_write(run.first_sector(), bytes) } {
-            Ok(write) => Ok((run, write)),
+        // SAFETY: the caller's promise above: the frames are process pages
+        // it keeps allocated and unwritten until finish_batch.
+        match unsafe { area.device_mut().start_write_frames(run.first_sector(), frames) } {
+            Ok(write) => Ok(StartedBatch { run, write }),
             Err(e) => Err(area.run_written(run, Err(e)).expect_err("a failed write is an error")),
         }
-    });
-    match started {
-        Ok((run, write)) => Some(StartedBatch { run, write, buffer: buffer.0 }),
-        Err(_) => {
-            BUFFER_BUSY[buffer.0].store(false, Ordering::Release);
-            None
-        }
-    }
+    })
+    .ok()
 }
 
 /// Waits for a started batch. The slots its pages are in, in order, or
 /// the error that kept them off the disk (their slots are free again).
 pub fn finish_batch(batch: StartedBatch) -> Result<core::ops::Range<u64>, SwapError> {
-    let StartedBatch { run, write, buffer } = batch;
+    let StartedBatch { run, write } = batch;
     let slots = run.slots();
-    let written = with(|area| {
+    with(|area| {
         let done = area.device_mut().finish_write(write);
         area.run_written(run, done)
-    });
-    BUFFER_BUSY[buffer].store(false, Ordering::Release);
-    written.map(|_| slots)
-}
-
-/// A batch buffer nobody holds: its index and first frame.
-fn claim_buffer() -> Option<(usize, Pfn)> {
-    let buffers = BATCH_BUFFERS.get()?;
-    let free = BUFFER_BUSY.iter().position(|busy| !busy.swap(true, Ordering::Acquire))?;
-    Some((free, buffers[free]))
+    })
+    .map(|_| slots)
 }
 
 /// Reads `slot` into `frame` (a new frame nothing else uses yet).

@@ -26,6 +26,8 @@ pub enum BlockError {
     /// Every request slot of the device is taken by requests still on
     /// their way (a driver that lets writes run behind the caller).
     Busy,
+    /// More buffers in one request than the driver takes.
+    TooManySegments { max: usize },
 }
 
 impl fmt::Display for BlockError {
@@ -38,6 +40,7 @@ impl fmt::Display for BlockError {
             BlockError::ReadOnly => write!(f, "device is read-only"),
             BlockError::Io => write!(f, "I/O error"),
             BlockError::Busy => write!(f, "too many requests in flight"),
+            BlockError::TooManySegments { max } => write!(f, "more than {max} buffers in one request"),
         }
     }
 }

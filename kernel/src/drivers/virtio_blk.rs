@@ -1,36 +1,50 @@
 //! virtio-blk disks through `virtio-drivers` (pinned 0.13.0; docs/swap.md
 //! says why the crate earns its place), as `mm::block::BlockDevice`s.
 //!
-//! What the crate needs from us is [`KernelHal`]: DMA memory (physically
-//! contiguous frames from the frame allocator, owned `Dma`), the BAR mapped
-//! uncached (`kernel_pages::map_mmio`), and `share`: the device's address
-//! of a buffer, found through the page tables.
+//! What the crate gives us: PCI transport (feature negotiation, config
+//! space, notification) and the split virtqueue. What the crate needs from
+//! us is [`KernelHal`]: DMA memory (physically contiguous frames from the
+//! frame allocator, owned `Dma`), the BAR mapped uncached
+//! (`kernel_pages::map_mmio`), and `share`: the device's address of a
+//! buffer.
+//!
+//! The block requests themselves (virtio 1.x section 5.2.6: a header, the
+//! data buffers, a status byte) are built here rather than through the
+//! crate's `VirtIOBlk`, for two reasons. A request may carry several data
+//! buffers, so swap-out writes its pages straight from their frames in one
+//! request (scatter-gather, no copy into a bounce buffer); the crate's
+//! block API takes one buffer. And no request allocates: the crate's
+//! `VirtIOBlk` negotiates indirect descriptors, and its queue then takes
+//! each request's descriptor list from the kernel heap (`Box`, unwrapped:
+//! a panic when the heap cannot grow, which is when reclaim runs), in
+//! memory that may cross a page boundary into a frame that is not the
+//! next one. Here every request uses direct descriptors of a queue sized
+//! for [`REQUESTS`] requests of [`MAX_SEGMENTS`] buffers, its header and
+//! status byte in a DMA page of the disk's own, its data in frames.
 //!
 //! I/O is polled: a request is queued, the device notified, and the driver
 //! spins on the used ring until the request comes back. A write may also
-//! be left running ([`VirtioDisk::start_write`]) and waited for later
+//! be left running ([`VirtioDisk::start_write`],
+//! [`VirtioDisk::start_write_frames`]) and waited for later
 //! ([`VirtioDisk::finish_write`]), so swap-out prepares its next batch
 //! while the device writes the last one; requests then come back in the
 //! order the device finishes them, and waiting for one completes whichever
-//! is at the head of the used ring. Each request's header and status byte
-//! live in a DMA page of the disk's own (the crate's `*_nb` calls take them
-//! from the caller), never on the stack, so every buffer the device sees is
-//! in the physical-memory window. With
-//! interrupt-driven completion the CPU would run another process while the
-//! disk works, and the fault path would have to sleep: a process that
-//! blocks in the kernel, which this kernel does not have yet.
+//! is at the head of the used ring. With interrupt-driven completion the
+//! CPU would run another process while the disk works, and the fault path
+//! would have to sleep: a process that blocks in the kernel, which this
+//! kernel does not have yet.
 
 use super::pci::{self, PortCam};
 use crate::memory::{frames, kernel_pages, phys_to_virt};
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use mm::addr::Pfn;
+use mm::addr::{Pfn, PAGE_SIZE as FRAME_BYTES};
 use mm::block::{check_transfer, BlockDevice, BlockError};
 use mm::frame::{FrameBlock, Owner};
-use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
+use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::bus::{Command, PciRoot};
 use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
-use virtio_drivers::transport::DeviceType;
+use virtio_drivers::transport::{DeviceType, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 use x86_64::VirtAddr;
 
@@ -72,6 +86,11 @@ unsafe impl Hal for KernelHal {
     unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
         let start = VirtAddr::from_ptr(buffer.as_ptr() as *const u8);
         let len = buffer.len() as u64;
+        // Frames and DMA pages are reached through the physical window,
+        // which maps all of RAM in order: no walk needed.
+        if let Some(phys) = window_to_phys(start, len) {
+            return phys;
+        }
         let first = kernel_pages::translate(start).expect("a shared buffer is mapped");
         let last = kernel_pages::translate(start + (len - 1)).expect("a shared buffer is mapped");
         // The device sees one physical range: the buffer must not cross into
@@ -84,26 +103,104 @@ unsafe impl Hal for KernelHal {
     unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
 }
 
-/// A request header and status byte, in DMA memory.
-#[repr(C)]
-struct RequestSlot {
-    req: BlkReq,
-    resp: BlkResp,
+/// The physical address of `len` bytes at `start` if they lie in the
+/// physical-memory window.
+fn window_to_phys(start: VirtAddr, len: u64) -> Option<PhysAddr> {
+    let window = crate::memory::boot_memory().physical_memory_offset;
+    let end = start.as_u64().checked_add(len)?;
+    (start >= window && end - window.as_u64() <= frames::span().end.addr()).then(|| start - window)
 }
 
+/// The request queue (the disk's only one).
+const QUEUE: u16 = 0;
 /// Requests one disk can have on the way at once: a write running behind
 /// its caller (swap-out's write-behind) and the next one started, with
 /// room to spare. Each has its own header and status byte.
-const REQUESTS: usize = 4;
+pub const REQUESTS: usize = 4;
+/// Data buffers one request may carry (swap-out's batch of pages).
+pub const MAX_SEGMENTS: usize = 8;
+/// Descriptors: every request in flight with all its buffers, header and
+/// status included, so a request never waits for descriptors (a power of
+/// two, as the split ring needs).
+const QUEUE_SIZE: usize = (REQUESTS * (MAX_SEGMENTS + 2)).next_power_of_two();
+
+bitflags::bitflags! {
+    /// The virtio-blk feature bits this driver accepts (virtio 1.x 5.2.3).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Features: u64 {
+        /// `seg_max` in the config space bounds the buffers per request.
+        const SEG_MAX = 1 << 2;
+        const RO = 1 << 5;
+        /// The device may cache writes (VIRTIO_BLK_F_FLUSH, once "WCE").
+        /// Without it QEMU writes through to the host file on every
+        /// request (about 6x slower here). Swap needs no flush requests:
+        /// its contents mean nothing after a crash, as on Linux. (The
+        /// file disk is read-only.)
+        const FLUSH = 1 << 9;
+        /// The modern interface (must be accepted when offered).
+        const VERSION_1 = 1 << 32;
+    }
+}
+
+/// Config-space offsets (virtio 1.x 5.2.4).
+const CONFIG_CAPACITY: usize = 0;
+const CONFIG_SEG_MAX: usize = 12;
+
+/// Request types and the success status (virtio 1.x 5.2.6).
+const REQUEST_IN: u32 = 0;
+const REQUEST_OUT: u32 = 1;
+const STATUS_OK: u8 = 0;
+/// Written before a request starts; the device overwrites it.
+const STATUS_PENDING: u8 = 0xff;
+
+/// A request's header and status byte, in the disk's DMA page.
+#[repr(C)]
+struct RequestSlot {
+    kind: u32,
+    reserved: u32,
+    sector: u64,
+    status: u8,
+}
+
+/// The device-readable header: the first 16 bytes of a slot.
+const HEADER_BYTES: usize = 16;
 
 /// A request the device may still be working on: everything its
 /// completion needs (the crate's `complete_*` calls take the buffers
 /// again), and its status once the used ring gave it back.
 struct InFlight {
     token: u16,
-    buffer: *mut [u8],
+    segments: Segments,
     write: bool,
     done: Option<Result<(), BlockError>>,
+}
+
+/// A request's data buffers, as the caller gave them.
+#[derive(Clone, Copy)]
+struct Segments {
+    buffers: [*mut [u8]; MAX_SEGMENTS],
+    len: usize,
+}
+
+impl Segments {
+    fn new(buffers: impl IntoIterator<Item = *mut [u8]>) -> Result<Segments, BlockError> {
+        let mut segments = Segments {
+            buffers: [core::ptr::slice_from_raw_parts_mut(NonNull::dangling().as_ptr(), 0); MAX_SEGMENTS],
+            len: 0,
+        };
+        for buffer in buffers {
+            if segments.len == MAX_SEGMENTS {
+                return Err(BlockError::TooManySegments { max: MAX_SEGMENTS });
+            }
+            segments.buffers[segments.len] = buffer;
+            segments.len += 1;
+        }
+        Ok(segments)
+    }
+
+    fn bytes(&self) -> usize {
+        self.buffers[..self.len].iter().map(|b| b.len()).sum()
+    }
 }
 
 /// A write started by [`VirtioDisk::start_write`].
@@ -113,7 +210,8 @@ pub struct PendingWrite(usize);
 
 /// One virtio-blk disk.
 pub struct VirtioDisk {
-    blk: VirtIOBlk<KernelHal, PciTransport>,
+    transport: PciTransport,
+    queue: VirtQueue<KernelHal, QUEUE_SIZE>,
     /// The page holding the request headers and status bytes.
     request: Pfn,
     in_flight: [Option<InFlight>; REQUESTS],
@@ -127,6 +225,27 @@ pub struct VirtioDisk {
 unsafe impl Send for VirtioDisk {}
 
 impl VirtioDisk {
+    /// Negotiates features, reads the capacity, sets up the request queue
+    /// and a DMA page for request headers. A device that cannot take
+    /// [`MAX_SEGMENTS`] buffers per request is refused (every virtio-blk
+    /// device QEMU offers takes its queue size minus two).
+    fn new(mut transport: PciTransport) -> Result<VirtioDisk, alloc::string::String> {
+        let features = transport.begin_init(Features::all());
+        let config = |offset| transport.read_config_space::<u32>(offset).map_err(|e| alloc::format!("{e:?}"));
+        let capacity = u64::from(config(CONFIG_CAPACITY)?) | u64::from(config(CONFIG_CAPACITY + 4)?) << 32;
+        if features.contains(Features::SEG_MAX) && (config(CONFIG_SEG_MAX)? as usize) < MAX_SEGMENTS + 2 {
+            return Err(alloc::format!("takes fewer than {} buffers per request", MAX_SEGMENTS + 2));
+        }
+        // Direct descriptors only (no indirect lists on the heap), no event index.
+        let queue =
+            VirtQueue::new(&mut transport, QUEUE, false, false).map_err(|e| alloc::format!("{e:?}"))?;
+        let page = frames::allocate_zeroed(0, Owner::Dma).map_err(|_| "no DMA page for request headers")?;
+        transport.finish_init();
+        let (request, _, _) = page.into_raw();
+        let read_only = features.contains(Features::RO);
+        Ok(VirtioDisk { transport, queue, request, in_flight: Default::default(), capacity, read_only })
+    }
+
     fn slot(&mut self, index: usize) -> *mut RequestSlot {
         // SAFETY: `request` is a DMA page this disk owns, mapped in the
         // physical window, big enough and aligned for REQUESTS slots.
@@ -137,32 +256,39 @@ impl VirtioDisk {
         self.read_only
     }
 
-    /// Queues a read or write of `buffer` at `sector` in a free request
-    /// slot and notifies the device; returns the slot.
+    /// Queues a read or write of `segments` (in order, as one transfer) at
+    /// `sector` in a free request slot and notifies the device; returns
+    /// the slot.
     ///
     /// # Safety
     ///
-    /// `buffer` stays valid, and untouched by the CPU, until [`Self::wait`]
-    /// of the returned slot returns.
-    unsafe fn start(&mut self, sector: u64, buffer: *mut [u8], write: bool) -> Result<usize, BlockError> {
-        check_transfer(sector, buffer.len(), self.capacity)?;
+    /// Every buffer of `segments` stays valid, and untouched by the CPU,
+    /// until [`Self::wait`] of the returned slot returns.
+    unsafe fn start(&mut self, sector: u64, segments: Segments, write: bool) -> Result<usize, BlockError> {
+        check_transfer(sector, segments.bytes(), self.capacity)?;
+        if segments.buffers[..segments.len].iter().any(|b| b.is_empty()) {
+            return Err(BlockError::BadLength { len: 0 });
+        }
         if write && self.read_only {
             return Err(BlockError::ReadOnly);
         }
         let index = self.in_flight.iter().position(Option::is_none).ok_or(BlockError::Busy)?;
         let slot = self.slot(index);
-        // SAFETY: the slot's header and status byte are this request's
-        // alone until it is completed; the buffer is the caller's promise.
-        let token = unsafe {
-            let (req, resp) = (&mut (*slot).req, &mut (*slot).resp);
-            if write {
-                self.blk.write_blocks_nb(sector as usize, req, &*buffer, resp)
-            } else {
-                self.blk.read_blocks_nb(sector as usize, req, &mut *buffer, resp)
-            }
+        // SAFETY: the slot is this request's alone until it is completed.
+        unsafe {
+            let kind = if write { REQUEST_OUT } else { REQUEST_IN };
+            slot.write(RequestSlot { kind, reserved: 0, sector, status: STATUS_PENDING });
         }
-        .map_err(io_error)?;
-        self.in_flight[index] = Some(InFlight { token, buffer, write, done: None });
+        let queue = &mut self.queue;
+        // SAFETY: the header and status byte are the slot's; the data
+        // buffers are the caller's promise; all stay put until completed.
+        let token =
+            unsafe { with_buffers(slot, &segments, write, |inputs, outputs| queue.add(inputs, outputs)) }
+                .map_err(io_error)?;
+        if self.queue.should_notify() {
+            self.transport.notify(QUEUE);
+        }
+        self.in_flight[index] = Some(InFlight { token, segments, write, done: None });
         Ok(index)
     }
 
@@ -176,7 +302,7 @@ impl VirtioDisk {
                 self.in_flight[index] = None;
                 return done;
             }
-            match self.blk.peek_used() {
+            match self.queue.peek_used() {
                 Some(token) => self.complete(token),
                 None => core::hint::spin_loop(),
             }
@@ -192,17 +318,21 @@ impl VirtioDisk {
             .expect("the device gave back a request this driver queued");
         let slot = self.slot(index);
         let request = self.in_flight[index].as_mut().expect("found above");
-        // SAFETY: the same header, buffer and status byte as the request
+        let queue = &mut self.queue;
+        // SAFETY: the same header, buffers and status byte as the request
         // was queued with; the device is done with them.
-        let status = unsafe {
-            let (req, resp) = (&(*slot).req, &mut (*slot).resp);
-            if request.write {
-                self.blk.complete_write_blocks(token, req, &*request.buffer, resp)
-            } else {
-                self.blk.complete_read_blocks(token, req, &mut *request.buffer, resp)
-            }
+        let popped = unsafe {
+            with_buffers(slot, &request.segments, request.write, |inputs, outputs| {
+                queue.pop_used(token, inputs, outputs)
+            })
         };
-        request.done = Some(status.map_err(io_error));
+        // SAFETY: the device wrote the status byte before it gave the
+        // request back (it is in the slot, which stays ours until now).
+        let status = unsafe { core::ptr::addr_of!((*slot).status).read_volatile() };
+        request.done = Some(match popped {
+            Ok(_) if status == STATUS_OK => Ok(()),
+            _ => Err(BlockError::Io),
+        });
     }
 
     /// Starts writing `buf` at `sector` and returns at once; the device
@@ -213,15 +343,95 @@ impl VirtioDisk {
     /// `buf` stays valid and unchanged until [`Self::finish_write`] of the
     /// returned write returns.
     pub unsafe fn start_write(&mut self, sector: u64, buf: &[u8]) -> Result<PendingWrite, BlockError> {
-        // The device only reads a write's buffer; the pointer is mutable
-        // because the crate's completion call takes one for reads too.
+        // The device only reads a write's buffers; the pointers are mutable
+        // because a read's are written.
+        let segments = Segments::new([buf as *const [u8] as *mut [u8]])?;
         // SAFETY: the caller's promise, passed on.
-        unsafe { self.start(sector, buf as *const [u8] as *mut [u8], true) }.map(PendingWrite)
+        unsafe { self.start(sector, segments, true) }.map(PendingWrite)
+    }
+
+    /// Starts writing the pages in `frames` (at most [`MAX_SEGMENTS`]),
+    /// one after the other from `sector`, in one request whose buffers are
+    /// the frames themselves (no copy), and returns at once.
+    ///
+    /// # Safety
+    ///
+    /// The frames are RAM, and stay allocated and unchanged until
+    /// [`Self::finish_write`] of the returned write returns.
+    pub unsafe fn start_write_frames(
+        &mut self,
+        sector: u64,
+        frames: &[Pfn],
+    ) -> Result<PendingWrite, BlockError> {
+        let pages = frames.iter().map(|&frame| {
+            core::ptr::slice_from_raw_parts_mut(phys_to_virt(frame).as_mut_ptr::<u8>(), FRAME_BYTES as usize)
+        });
+        let segments = Segments::new(pages)?;
+        // SAFETY: the caller's promise, passed on; the frames are in the
+        // physical window.
+        unsafe { self.start(sector, segments, true) }.map(PendingWrite)
     }
 
     /// Waits for a started write; its result.
     pub fn finish_write(&mut self, write: PendingWrite) -> Result<(), BlockError> {
         self.wait(write.0)
+    }
+}
+
+impl Drop for VirtioDisk {
+    fn drop(&mut self) {
+        // Requests still queued point at buffers their callers are about
+        // to free: finish them first.
+        for index in 0..REQUESTS {
+            if self.in_flight[index].is_some() {
+                let _ = self.wait(index);
+            }
+        }
+        // The device must forget the queue before its memory goes (the
+        // queue's own drop frees it).
+        self.transport.queue_unset(QUEUE);
+        let page = FrameBlock::from_raw(self.request, 0, Owner::Dma);
+        if frames::free(page).is_err() {
+            crate::warn!("virtio-blk: request page was not ours to free (kernel bug)");
+        }
+    }
+}
+
+/// Calls `f` with a request's descriptor buffers: for a write the header
+/// and the data (device-readable) and the status byte (device-writable);
+/// for a read the header, then the data and the status byte.
+///
+/// # Safety
+///
+/// `slot` is a live request slot and every buffer of `segments` valid.
+unsafe fn with_buffers<R>(
+    slot: *mut RequestSlot,
+    segments: &Segments,
+    write: bool,
+    f: impl for<'a> FnOnce(&'a [&'a [u8]], &'a mut [&'a mut [u8]]) -> R,
+) -> R {
+    // SAFETY: the caller's promise; the header and the status byte do not
+    // overlap each other or any data buffer.
+    unsafe {
+        let header = core::slice::from_raw_parts(slot.cast::<u8>(), HEADER_BYTES);
+        let status = core::slice::from_raw_parts_mut(core::ptr::addr_of_mut!((*slot).status), 1);
+        let mut inputs: [&[u8]; MAX_SEGMENTS + 1] = [&[]; MAX_SEGMENTS + 1];
+        let mut outputs: [&mut [u8]; MAX_SEGMENTS + 1] = Default::default();
+        inputs[0] = header;
+        let data = segments.buffers[..segments.len].iter();
+        if write {
+            for (input, &buffer) in inputs[1..].iter_mut().zip(data) {
+                *input = &*buffer;
+            }
+            outputs[0] = status;
+            f(&inputs[..1 + segments.len], &mut outputs[..1])
+        } else {
+            for (output, &buffer) in outputs.iter_mut().zip(data) {
+                *output = &mut *buffer;
+            }
+            outputs[segments.len] = status;
+            f(&inputs[..1], &mut outputs[..segments.len + 1])
+        }
     }
 }
 
@@ -235,8 +445,9 @@ impl BlockDevice for VirtioDisk {
     }
 
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        let segments = Segments::new([buf as *mut [u8]])?;
         // SAFETY: `buf` is borrowed until the request is waited for, here.
-        let index = unsafe { self.start(sector, buf, false) }?;
+        let index = unsafe { self.start(sector, segments, false) }?;
         self.wait(index)
     }
 
@@ -259,30 +470,18 @@ pub fn probe() -> Vec<VirtioDisk> {
     let mut disks = Vec::new();
     for df in functions {
         root.set_command(df, Command::IO_SPACE | Command::MEMORY_SPACE | Command::BUS_MASTER);
-        let disk =
-            PciTransport::new::<KernelHal, _>(&mut root, df).map_err(|e| alloc::format!("{e:?}")).and_then(
-                |transport| VirtIOBlk::<KernelHal, _>::new(transport).map_err(|e| alloc::format!("{e:?}")),
-            );
+        let disk = PciTransport::new::<KernelHal, _>(&mut root, df)
+            .map_err(|e| alloc::format!("{e:?}"))
+            .and_then(VirtioDisk::new);
         match disk {
-            Ok(blk) => match frames::allocate_zeroed(0, Owner::Dma) {
-                Ok(page) => {
-                    let (request, _, _) = page.into_raw();
-                    let (capacity, read_only) = (blk.capacity(), blk.readonly());
-                    crate::info!(
-                        "virtio-blk {df}: {} MiB{}",
-                        capacity / 2048,
-                        if read_only { ", read-only" } else { "" }
-                    );
-                    disks.push(VirtioDisk {
-                        blk,
-                        request,
-                        in_flight: Default::default(),
-                        capacity,
-                        read_only,
-                    });
-                }
-                Err(_) => crate::warn!("virtio-blk {df}: no DMA page for requests; skipped"),
-            },
+            Ok(disk) => {
+                crate::info!(
+                    "virtio-blk {df}: {} MiB{}",
+                    disk.capacity / 2048,
+                    if disk.read_only { ", read-only" } else { "" }
+                );
+                disks.push(disk);
+            }
             Err(e) => crate::warn!("virtio-blk {df}: {e}; skipped"),
         }
     }
@@ -290,3 +489,4 @@ pub fn probe() -> Vec<VirtioDisk> {
 }
 
 const _: () = assert!(REQUESTS * core::mem::size_of::<RequestSlot>() <= PAGE_SIZE);
+const _: () = assert!(core::mem::offset_of!(RequestSlot, status) == HEADER_BYTES);

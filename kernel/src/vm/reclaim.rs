@@ -207,12 +207,13 @@ fn finish_eviction(
 }
 
 /// Swap-out's write-behind: a full batch's write is started, and only then
-/// is the batch before it (whose write ran while this one was gathered
-/// and copied) waited for and its evictions finished, so the device and
-/// the clock work at the same time. Every chosen page stays mapped and
-/// unchanged until its batch is finished: the registry lock is held for
-/// the whole sweep, and the batch buffer holds a copy, so nothing a write
-/// reads can change under it.
+/// is the batch before it (whose write ran while this one was gathered)
+/// waited for and its evictions finished, so the device and the clock
+/// work at the same time. The device reads the pages straight from their
+/// frames, so every chosen page stays mapped, allocated and unchanged
+/// until its batch is finished: the registry lock is held for the whole
+/// sweep (no process runs, no other space changes), and a frame is freed
+/// only by its batch's [`finish_eviction`], after the write.
 #[derive(Default)]
 struct WriteBehind {
     gathering: Batch,
