@@ -14,6 +14,7 @@ use crate::memory::phys_to_virt;
 use crate::{info, warn};
 use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::{Pfn, PAGE_SIZE};
 use mm::block::{BlockDevice, BlockError};
 use mm::frame::Owner;
@@ -135,10 +136,29 @@ pub fn finish_batch(batch: StartedBatch) -> Result<core::ops::Range<u64>, SwapEr
     let StartedBatch { run, write } = batch;
     let slots = run.slots();
     with(|area| {
-        let done = area.device_mut().finish_write(write);
+        let done = area.device_mut().finish_write(write).and_then(|()| injected_failure());
         area.run_written(run, done)
     })
     .map(|_| slots)
+}
+
+/// Batch writes still to be reported failed ([`fail_batch_writes`]).
+static FAILING_BATCHES: AtomicU64 = AtomicU64::new(0);
+
+/// Fault injection, for tests (Linux's `fail_make_request` in spirit):
+/// the next `count` batch writes report an I/O error when they are
+/// waited for, after the device has run them, as a disk that failed the
+/// write would. Their pages must stay where they were.
+pub fn fail_batch_writes(count: u64) {
+    FAILING_BATCHES.store(count, Ordering::Relaxed);
+}
+
+fn injected_failure() -> Result<(), BlockError> {
+    let take = |n: u64| n.checked_sub(1);
+    match FAILING_BATCHES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, take) {
+        Ok(_) => Err(BlockError::Io),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Reads `slot` into `frame` (a new frame nothing else uses yet).

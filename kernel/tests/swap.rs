@@ -85,6 +85,56 @@ fn when_swap_is_full_the_hog_is_killed_and_the_others_go_on() {
     }
 }
 
+/// Batch writes that fail in the middle of write-behind: their pages stay
+/// resident and intact, their slots come back, the errors are counted;
+/// with one failure, the batch started behind it still completes and the
+/// next sweep takes the failed batch's pages.
+fn a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back() {
+    use pagekeeper::vm::{self, RegionKind, PROCESS_LIMITS};
+    const PAGES: u64 = 64;
+    let before = balance();
+    let errors = || swap::info().expect("swap").counters.errors;
+    let id = vm::create(PROCESS_LIMITS).expect("a space");
+    let base = vm::with(id, |s| s.reserve(PAGES * 4096, mm::pte::Prot::USER_RW, RegionKind::Anonymous))
+        .and_then(|r| r.ok())
+        .expect("reserve")
+        .as_u64();
+    let word = |page: u64| (base + page * 4096 + 8 * (page % 512)) as *mut u64;
+    let value = |page: u64| page * 0x9e37_79b9 + 1;
+    vm::activate(id).expect("activate");
+    for page in 0..PAGES {
+        // SAFETY: the page is in the active space's reserved region; the
+        // write faults it in (demand zero).
+        unsafe { word(page).write_volatile(value(page)) };
+    }
+    vm::activate_kernel();
+    let in_swap = || vm::with(id, |s| s.stats().swapped_pages).expect("space");
+
+    let (errors_before, slots_before) = (errors(), balance().2);
+    swap::fail_batch_writes(u64::MAX);
+    assert_eq!(vm::reclaim::evict(PAGES), 0, "no page leaves when every write fails");
+    swap::fail_batch_writes(0);
+    assert_eq!(in_swap(), 0);
+    assert_eq!(balance().2, slots_before, "the failed writes' slots are free again");
+    assert!(errors() > errors_before, "the failures are counted");
+
+    let errors_before = errors();
+    swap::fail_batch_writes(1);
+    assert_eq!(vm::reclaim::evict(PAGES), PAGES, "the later batches and a later sweep take every page");
+    assert_eq!(errors(), errors_before + 1, "one failure");
+    assert_eq!(in_swap(), PAGES);
+
+    vm::activate(id).expect("activate");
+    for page in 0..PAGES {
+        // SAFETY: as above; the read swaps the page back in.
+        let read = unsafe { word(page).read_volatile() };
+        assert_eq!(read, value(page), "page {page} came back intact");
+    }
+    vm::activate_kernel();
+    vm::destroy(id);
+    assert_eq!(balance(), before, "frames, page tables and slots all came back");
+}
+
 fn without_swap_a_process_bigger_than_ram_is_killed_out_of_memory() {
     let done = run(&[("swap_pattern", arg(160, PATTERN, 1)), ("hello", 0)]);
     out_of_memory_kill(&done);
@@ -98,6 +148,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &a_hot_set_stays_resident_while_a_cold_set_is_swapped,
         &decommit_release_and_exit_give_every_slot_back,
         &when_swap_is_full_the_hog_is_killed_and_the_others_go_on,
+        &a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back,
     ];
     let without_swap: &[&dyn Testable] = &[&without_swap_a_process_bigger_than_ram_is_killed_out_of_memory];
     let tests = if swap::info().is_some() { with_swap } else { without_swap };
