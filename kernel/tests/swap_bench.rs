@@ -8,8 +8,8 @@
 //!   swap-out does: its write-behind starts a batch before it waits for
 //!   the last);
 //! - swap-out: a space of N committed pages, evicted by the clock (PTE
-//!   check, copy into a batch buffer, one device write per batch started
-//!   behind, entry change, flush, frame freed);
+//!   check, one device write per batch straight from the pages' frames,
+//!   started behind, entry change, frame freed);
 //! - swap-in: `commit` over the range, which reads every page back.
 //!
 //! Each path is measured in every one of `ROUNDS` rounds; the best of each
@@ -100,9 +100,6 @@ struct Round {
     swap_in: u64,
 }
 
-/// Raw write and read of slots 1..=PAGES, then a space of PAGES committed
-/// pages evicted by the clock and committed back; every slot is free again
-/// at the end (a swap-in frees its slot), so rounds repeat exactly.
 /// Cycles to move PAGES pages straight to or from the disk.
 fn raw(per_request: u64, in_flight: u64, write: bool) -> u64 {
     timed(|| {
@@ -111,6 +108,9 @@ fn raw(per_request: u64, in_flight: u64, write: bool) -> u64 {
     })
 }
 
+/// Raw write and read of slots 1..=PAGES, then a space of PAGES committed
+/// pages evicted by the clock and committed back; every slot is free again
+/// at the end (a swap-in frees its slot), so rounds repeat exactly.
 fn round() -> Round {
     let (raw_write, raw_read) = (raw(1, 1, true), raw(1, 1, false));
     let (raw_write_8, raw_read_8) = (raw(BATCH, 1, true), raw(BATCH, 1, false));

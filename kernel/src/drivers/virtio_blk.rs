@@ -106,9 +106,13 @@ unsafe impl Hal for KernelHal {
 /// The physical address of `len` bytes at `start` if they lie in the
 /// physical-memory window.
 fn window_to_phys(start: VirtAddr, len: u64) -> Option<PhysAddr> {
+    // The end of RAM the frame allocator manages, read once (share runs
+    // for every buffer of every request; the span never changes).
+    static RAM_END: spin::Once<u64> = spin::Once::new();
+    let ram_end = *RAM_END.call_once(|| frames::span().end.addr());
     let window = crate::memory::boot_memory().physical_memory_offset;
     let end = start.as_u64().checked_add(len)?;
-    (start >= window && end - window.as_u64() <= frames::span().end.addr()).then(|| start - window)
+    (start >= window && end - window.as_u64() <= ram_end).then(|| start - window)
 }
 
 /// The request queue (the disk's only one).
@@ -236,10 +240,17 @@ impl VirtioDisk {
         if features.contains(Features::SEG_MAX) && (config(CONFIG_SEG_MAX)? as usize) < MAX_SEGMENTS + 2 {
             return Err(alloc::format!("takes fewer than {} buffers per request", MAX_SEGMENTS + 2));
         }
-        // Direct descriptors only (no indirect lists on the heap), no event index.
-        let queue =
-            VirtQueue::new(&mut transport, QUEUE, false, false).map_err(|e| alloc::format!("{e:?}"))?;
+        // The page first: once the queue exists, the device points at its
+        // memory, and only our Drop (queue_unset) may let it go.
         let page = frames::allocate_zeroed(0, Owner::Dma).map_err(|_| "no DMA page for request headers")?;
+        // Direct descriptors only (no indirect lists on the heap), no event index.
+        let queue = match VirtQueue::new(&mut transport, QUEUE, false, false) {
+            Ok(queue) => queue,
+            Err(e) => {
+                frames::free(page).expect("the page was just allocated");
+                return Err(alloc::format!("{e:?}"));
+            }
+        };
         transport.finish_init();
         let (request, _, _) = page.into_raw();
         let read_only = features.contains(Features::RO);
