@@ -60,9 +60,9 @@ fn a_demand_zero_fault_takes_its_frame_from_the_zeroed_pool() {
 #[test_case]
 fn reserving_a_gib_allocates_nothing_and_every_16th_page_costs_one_frame() {
     in_fresh_space(|id| {
-        let before = frames::stats();
+        let before = frames::settled_stats();
         let base = reserve(id, GIB, Prot::USER_RW, RegionKind::Anonymous);
-        assert_eq!(frames::stats(), before, "reserve allocated frames");
+        assert_eq!(frames::settled_stats(), before, "reserve allocated frames");
         // Every 16th page of the GiB (16384 pages), or as many as half of
         // free memory allows on a small machine.
         let touched = (GIB / PAGE / 16).min(before.free / 2);
@@ -172,7 +172,7 @@ fn a_file_page_of_no_file_is_a_clean_fault() {
 
 #[test_case]
 fn destroy_returns_every_frame_including_page_tables() {
-    let before = frames::stats();
+    let before = frames::settled_stats();
     let id = create(PROCESS_LIMITS).unwrap();
     activate(id).unwrap();
     let a = reserve(id, 3 * GIB, Prot::USER_RW, RegionKind::Anonymous);
@@ -184,7 +184,7 @@ fn destroy_returns_every_frame_including_page_tables() {
     assert_eq!(at_end.resident_pages, 200, "destroy reports what the space held at its end");
     assert!(at_end.table_frames > 200);
     assert_eq!(active(), None, "destroying the active space switched to the kernel root");
-    assert_eq!(frames::stats(), before, "every frame is back, owners included");
+    assert_eq!(frames::settled_stats(), before, "every frame is back, owners included");
 }
 
 #[test_case]
