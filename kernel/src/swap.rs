@@ -8,7 +8,7 @@
 //! allocator. Interrupts are off while the lock is held (a fault path
 //! takes it).
 
-use crate::drivers::virtio_blk::{PendingWrite, VirtioDisk};
+use crate::drivers::virtio_blk::{PendingWrite, VirtioDisk, REQUESTS};
 use crate::memory::frames;
 use crate::memory::phys_to_virt;
 use crate::{info, warn};
@@ -27,6 +27,15 @@ static SWAP: Mutex<Option<SwapArea<VirtioDisk>>> = Mutex::new(None);
 /// Pages reclaim writes out in one request (see [`start_batch`]): as many
 /// as the driver takes buffers per request.
 pub const BATCH_PAGES: usize = crate::drivers::virtio_blk::MAX_SEGMENTS;
+
+/// Batches reclaim keeps on their way to the disk at once (its
+/// write-behind depth, at most the driver's request slots). Two: the
+/// batch being written while the next is gathered. Measured deeper (4,
+/// every slot the driver has), the raw disk moves pages faster but
+/// swap-out does not: the kernel's work per page is the slower side
+/// (docs/swap.md, "Measured").
+pub const BATCHES_IN_FLIGHT: usize = 2;
+const _: () = assert!(BATCHES_IN_FLIGHT <= REQUESTS, "each batch in flight takes a request slot");
 
 /// Opens the first disk that carries a swap header as swap; leaves the
 /// others alone.
@@ -186,7 +195,8 @@ pub enum RawTransferError {
     /// Some slot holds a swapped page (or the disk has fewer slots).
     SlotsInUse,
     /// Not 1, 2, 4 or 8 pages per request, not a whole number of requests,
-    /// or two in flight for reads.
+    /// more than one read in flight, or writes in flight not a power of two
+    /// up to the driver's request slots.
     BadRequestShape,
     Device(BlockError),
 }
@@ -198,7 +208,7 @@ impl fmt::Display for RawTransferError {
             RawTransferError::NoBuffer => write!(f, "no frame for the page buffer"),
             RawTransferError::SlotsInUse => write!(f, "swap slots in use (or too few)"),
             RawTransferError::BadRequestShape => {
-                write!(f, "request size not 1, 2, 4 or 8 pages, or more than one read in flight")
+                write!(f, "request size not 1, 2, 4 or 8 pages, or a depth the driver does not take")
             }
             RawTransferError::Device(e) => write!(f, "swap device: {e}"),
         }
@@ -207,13 +217,15 @@ impl fmt::Display for RawTransferError {
 
 /// For `make bench`: moves `pages` pages straight between kernel frames
 /// and the disk, `per_request` pages (1, 2, 4 or 8) per request, to slots
-/// 1..=pages; writes with `in_flight` 2 keep two requests on the way (the
-/// next started before the last is waited for, as swap-out's write-behind
-/// does). Refused unless every slot is free, so no swapped page can be
+/// 1..=pages; writes with `in_flight` > 1 (up to the driver's
+/// [`REQUESTS`]) keep that many requests on the way (the next started
+/// before the oldest is waited for, as swap-out's write-behind does).
+/// Refused unless every slot is free, so no swapped page can be
 /// overwritten.
 pub fn raw_pages(pages: u64, per_request: u64, in_flight: u64, write: bool) -> Result<(), RawTransferError> {
-    let shape_ok = matches!(per_request, 1 | 2 | 4 | 8) && (in_flight == 1 || (in_flight == 2 && write));
-    if !shape_ok || !pages.is_multiple_of(per_request) {
+    let depth_ok =
+        in_flight == 1 || (write && (in_flight as usize) <= REQUESTS && in_flight.is_power_of_two());
+    if !matches!(per_request, 1 | 2 | 4 | 8) || !depth_ok || !pages.is_multiple_of(per_request) {
         return Err(RawTransferError::BadRequestShape);
     }
     // One buffer per request in flight, contiguous.
@@ -232,8 +244,9 @@ pub fn raw_pages(pages: u64, per_request: u64, in_flight: u64, write: bool) -> R
             core::slice::from_raw_parts_mut(page(buffer.start()).cast::<u8>(), len * in_flight as usize)
         };
         let disk = area.device_mut();
-        // With two in flight: the write started last, not yet waited for.
-        let mut last: Option<PendingWrite> = None;
+        // With several in flight: the writes started and not yet waited
+        // for, by chunk (chunk i is reused only after its write is done).
+        let mut pending: [Option<PendingWrite>; REQUESTS] = Default::default();
         let mut outcome = Ok(());
         for (i, slot) in (1..=pages).step_by(per_request as usize).enumerate() {
             let (sector, chunk) = (slot_sector(slot), i % in_flight as usize);
@@ -241,11 +254,15 @@ pub fn raw_pages(pages: u64, per_request: u64, in_flight: u64, write: bool) -> R
             outcome = match (write, in_flight) {
                 (false, _) => disk.read(sector, this),
                 (true, 1) => disk.write(sector, this),
-                // SAFETY: this chunk is not touched again before its write
-                // is waited for: one iteration later, or after the loop.
-                _ => unsafe { disk.start_write(sector, this) }.and_then(|started| {
-                    last.replace(started).map_or(Ok(()), |previous| disk.finish_write(previous))
-                }),
+                _ => pending[chunk].take().map_or(Ok(()), |previous| disk.finish_write(previous)).and_then(
+                    |()| {
+                        // SAFETY: this chunk's last write was waited for just
+                        // above; it is not touched again before this one is.
+                        let started = unsafe { disk.start_write(sector, this) }?;
+                        pending[chunk] = Some(started);
+                        Ok(())
+                    },
+                ),
             };
             if outcome.is_err() {
                 break;
@@ -253,7 +270,8 @@ pub fn raw_pages(pages: u64, per_request: u64, in_flight: u64, write: bool) -> R
         }
         // Waited for even after an error, so the buffer is freed only once
         // the device is done with it.
-        let drained = last.map_or(Ok(()), |started| disk.finish_write(started));
+        let drained =
+            pending.into_iter().flatten().map(|started| disk.finish_write(started)).fold(Ok(()), Result::and);
         outcome.and(drained).map_err(RawTransferError::Device)
     });
     frames::free(buffer).expect("the buffer frames are ours");

@@ -206,34 +206,68 @@ fn finish_eviction(
     done
 }
 
-/// Swap-out's write-behind: a full batch's write is started, and only then
-/// is the batch before it (whose write ran while this one was gathered)
-/// waited for and its evictions finished, so the device and the clock
-/// work at the same time. The device reads the pages straight from their
-/// frames, so every chosen page stays mapped, allocated and unchanged
-/// until its batch is finished: the registry lock is held for the whole
-/// sweep (no process runs, no other space changes), and a frame is freed
-/// only by its batch's [`finish_eviction`], after the write.
+/// Swap-out's write-behind: a full batch's write is started, and only when
+/// [`swap::BATCHES_IN_FLIGHT`] are on their way is the oldest (whose write
+/// ran while the later ones were gathered) waited for and its evictions
+/// finished, so the device and the clock work at the same time. The
+/// device reads the pages straight from their frames, so every chosen page
+/// stays mapped, allocated and unchanged until its batch is finished: the
+/// registry lock is held for the whole sweep (no process runs, no other
+/// space changes), and a frame is freed only by its batch's
+/// [`finish_eviction`], after the write.
 #[derive(Default)]
 struct WriteBehind {
     gathering: Batch,
-    started: Option<(Batch, swap::StartedBatch)>,
+    /// Started batches, oldest first.
+    started: Started,
+}
+
+/// A FIFO of started batches, at most [`swap::BATCHES_IN_FLIGHT`].
+#[derive(Default)]
+struct Started {
+    batches: [Option<(Batch, swap::StartedBatch)>; swap::BATCHES_IN_FLIGHT],
+    oldest: usize,
+    len: usize,
+}
+
+impl Started {
+    fn is_full(&self) -> bool {
+        self.len == swap::BATCHES_IN_FLIGHT
+    }
+
+    fn push(&mut self, batch: (Batch, swap::StartedBatch)) {
+        assert!(!self.is_full(), "a batch is waited for before another starts");
+        self.batches[(self.oldest + self.len) % swap::BATCHES_IN_FLIGHT] = Some(batch);
+        self.len += 1;
+    }
+
+    fn pop_oldest(&mut self) -> Option<(Batch, swap::StartedBatch)> {
+        self.len = self.len.checked_sub(1)?;
+        let batch = self.batches[self.oldest].take();
+        self.oldest = (self.oldest + 1) % swap::BATCHES_IN_FLIGHT;
+        batch
+    }
+
+    fn holds(&self, frame: Pfn) -> bool {
+        self.batches.iter().flatten().any(|(batch, _)| batch.holds(frame))
+    }
 }
 
 impl WriteBehind {
     fn holds(&self, frame: Pfn) -> bool {
-        self.gathering.holds(frame) || self.started.as_ref().is_some_and(|(batch, _)| batch.holds(frame))
+        self.gathering.holds(frame) || self.started.holds(frame)
     }
 
-    /// Starts the gathered batch and finishes the one before it. Returns
-    /// the pages evicted and whether swap refused.
+    /// Starts the gathered batch (after finishing the oldest when as many
+    /// as the driver takes are on their way). Returns the pages evicted
+    /// and whether swap refused.
     fn submit(&mut self, spaces: &mut BTreeMap<SpaceId, Space>) -> (u64, bool) {
+        let (mut evicted, mut refused) =
+            if self.started.is_full() { self.finish_oldest(spaces) } else { (0, false) };
         let batch = core::mem::take(&mut self.gathering);
         let (frames, len) = batch.frames();
-        let started = swap::start_batch(&frames[..len]);
-        let (mut evicted, mut refused) = self.finish_started(spaces);
-        match started {
-            Some(write) => self.started = Some((batch, write)),
+        match swap::start_batch(&frames[..len]) {
+            Some(write) => self.started.push((batch, write)),
             None => {
                 let (one_by_one, failed) = batch.write_one_by_one(spaces);
                 evicted += one_by_one;
@@ -243,9 +277,10 @@ impl WriteBehind {
         (evicted, refused)
     }
 
-    /// Waits for the started batch, if any, and finishes its evictions.
-    fn finish_started(&mut self, spaces: &mut BTreeMap<SpaceId, Space>) -> (u64, bool) {
-        let Some((batch, write)) = self.started.take() else { return (0, false) };
+    /// Waits for the oldest started batch, if any, and finishes its
+    /// evictions.
+    fn finish_oldest(&mut self, spaces: &mut BTreeMap<SpaceId, Space>) -> (u64, bool) {
+        let Some((batch, write)) = self.started.pop_oldest() else { return (0, false) };
         match swap::finish_batch(write) {
             Ok(slots) => (batch.finish(spaces, slots), false),
             Err(_) => (0, true),
@@ -255,8 +290,11 @@ impl WriteBehind {
     /// The end of a sweep: what is gathered goes too, and every write is
     /// waited for. Returns the pages evicted.
     fn drain(&mut self, spaces: &mut BTreeMap<SpaceId, Space>) -> u64 {
-        let gathered = if self.gathering.len > 0 { self.submit(spaces).0 } else { 0 };
-        gathered + self.finish_started(spaces).0
+        let mut evicted = if self.gathering.len > 0 { self.submit(spaces).0 } else { 0 };
+        while self.started.len > 0 {
+            evicted += self.finish_oldest(spaces).0;
+        }
+        evicted
     }
 }
 
