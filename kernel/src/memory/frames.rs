@@ -385,6 +385,22 @@ mod tests {
     }
 
     #[test_case]
+    fn a_freed_frame_waits_in_the_recently_freed_cache_and_is_the_next_one_handed_out() {
+        let before = settled_stats();
+        let block = allocate(0, Owner::Kernel).unwrap();
+        let (pfn, held) = (block.start(), stats());
+        free(block).unwrap();
+        let cached = stats();
+        assert_eq!((cached.free, cached.cached), (before.free, 1), "free in the counts, parked in the cache");
+        assert_eq!(cached.free_blocks, held.free_blocks, "in no bitmap until drained");
+        let again = allocate(0, Owner::Process).unwrap();
+        assert_eq!(again.start(), pfn, "the next single frame is the one freed last");
+        assert_eq!(stats().cached, 0);
+        free(again).unwrap();
+        assert_eq!(settled_stats(), before, "drained, it merged back");
+    }
+
+    #[test_case]
     fn allocator_built_from_the_real_memory_map_keeps_its_invariants() {
         let block = allocate(3, Owner::Kernel).unwrap();
         let checked = without_interrupts(|| FRAMES.get().unwrap().lock().verify());
