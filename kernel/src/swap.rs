@@ -215,6 +215,22 @@ impl fmt::Display for RawTransferError {
     }
 }
 
+/// Runs `f` on the swap disk while no slot is in use, so nothing `f`
+/// writes can overwrite a swapped page: for the bench's raw transfers and
+/// the driver's tests, which write the slots' sectors ([`slot_sector`])
+/// directly. Refused when a slot holds a page or the disk has fewer than
+/// `slots` slots.
+pub fn with_unused_disk<R>(slots: u64, f: impl FnOnce(&mut VirtioDisk) -> R) -> Result<R, RawTransferError> {
+    without_interrupts(|| {
+        let mut swap = SWAP.lock();
+        let area = swap.as_mut().ok_or(RawTransferError::NoSwap)?;
+        if area.free_slots() != area.total_slots() || slots > area.total_slots() {
+            return Err(RawTransferError::SlotsInUse);
+        }
+        Ok(f(area.device_mut()))
+    })
+}
+
 /// For `make bench`: moves `pages` pages straight between kernel frames
 /// and the disk, `per_request` pages (1, 2, 4 or 8) per request, to slots
 /// 1..=pages; writes with `in_flight` > 1 (up to the driver's
@@ -231,19 +247,13 @@ pub fn raw_pages(pages: u64, per_request: u64, in_flight: u64, write: bool) -> R
     // One buffer per request in flight, contiguous.
     let order = (per_request * in_flight).trailing_zeros() as u8;
     let buffer = frames::allocate_zeroed(order, Owner::Kernel).map_err(|_| RawTransferError::NoBuffer)?;
-    let result = without_interrupts(|| {
-        let mut swap = SWAP.lock();
-        let area = swap.as_mut().ok_or(RawTransferError::NoSwap)?;
-        if area.free_slots() != area.total_slots() || pages > area.total_slots() {
-            return Err(RawTransferError::SlotsInUse);
-        }
+    let result = with_unused_disk(pages, |disk| {
         let len = (per_request * PAGE_SIZE) as usize;
         // SAFETY: `buffer` was just allocated for this transfer: 2^order
         // frames, contiguous in the physical window.
         let bytes = unsafe {
             core::slice::from_raw_parts_mut(page(buffer.start()).cast::<u8>(), len * in_flight as usize)
         };
-        let disk = area.device_mut();
         // With several in flight: the writes started and not yet waited
         // for, by chunk (chunk i is reused only after its write is done).
         let mut pending: [Option<PendingWrite>; REQUESTS] = Default::default();
@@ -273,7 +283,8 @@ pub fn raw_pages(pages: u64, per_request: u64, in_flight: u64, write: bool) -> R
         let drained =
             pending.into_iter().flatten().map(|started| disk.finish_write(started)).fold(Ok(()), Result::and);
         outcome.and(drained).map_err(RawTransferError::Device)
-    });
+    })
+    .and_then(|transfer| transfer);
     frames::free(buffer).expect("the buffer frames are ours");
     result
 }

@@ -135,6 +135,52 @@ fn a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back() {
     assert_eq!(balance(), before, "frames, page tables and slots all came back");
 }
 
+/// The driver matches completions to requests by token: four writes on
+/// their way at once (every request slot; a fifth is refused as busy),
+/// waited for newest first, so each wait meets completions that belong to
+/// other requests and keeps them for their waiters; every page then reads
+/// back as it was written.
+fn writes_waited_for_newest_first_each_get_their_own_completion() {
+    use mm::block::{BlockDevice, BlockError};
+    use mm::frame::FrameBlock;
+    use pagekeeper::drivers::virtio_blk::{PendingWrite, REQUESTS};
+    use pagekeeper::memory::phys_to_virt;
+    let pages: Vec<FrameBlock> =
+        (0..REQUESTS).map(|_| frames::allocate(0, Owner::Kernel).expect("a frame")).collect();
+    let fill = |i: usize| (i as u64 + 1) * 0x0101_0101_0101_0101;
+    for (i, page) in pages.iter().enumerate() {
+        // SAFETY: the frame was just allocated to this test; it is RAM in
+        // the physical window.
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(page.start()).as_mut_ptr::<u64>(), 512) }
+            .fill(fill(i));
+    }
+    let sector = |i: usize| mm::swap::slot_sector(1 + i as u64);
+    swap::with_unused_disk(REQUESTS as u64 + 1, |disk| {
+        // SAFETY (both starts): the frames stay allocated and unwritten
+        // until the waits below.
+        let started: Vec<PendingWrite> = (0..REQUESTS)
+            .map(|i| {
+                unsafe { disk.start_write_frames(sector(i), &[pages[i].start()]) }.expect("a request slot")
+            })
+            .collect();
+        let fifth = unsafe { disk.start_write_frames(sector(REQUESTS), &[pages[0].start()]) };
+        assert!(matches!(fifth, Err(BlockError::Busy)), "a fifth request while four are on their way");
+        for write in started.into_iter().rev() {
+            disk.finish_write(write).expect("each write completes");
+        }
+        let mut back = [0u8; 4096];
+        for i in 0..REQUESTS {
+            disk.read(sector(i), &mut back).expect("read back");
+            let words = back.chunks_exact(8).map(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")));
+            assert!(words.into_iter().all(|w| w == fill(i)), "page {i} reads back as written");
+        }
+    })
+    .expect("no slot in use");
+    for page in pages {
+        frames::free(page).expect("the test's own frame");
+    }
+}
+
 fn without_swap_a_process_bigger_than_ram_is_killed_out_of_memory() {
     let done = run(&[("swap_pattern", arg(160, PATTERN, 1)), ("hello", 0)]);
     out_of_memory_kill(&done);
@@ -149,6 +195,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &decommit_release_and_exit_give_every_slot_back,
         &when_swap_is_full_the_hog_is_killed_and_the_others_go_on,
         &a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back,
+        &writes_waited_for_newest_first_each_get_their_own_completion,
     ];
     let without_swap: &[&dyn Testable] = &[&without_swap_a_process_bigger_than_ram_is_killed_out_of_memory];
     let tests = if swap::info().is_some() { with_swap } else { without_swap };
