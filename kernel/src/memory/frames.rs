@@ -17,8 +17,8 @@
 //! on, so a frame freed and soon needed again (reclaim freeing what the
 //! next fault takes, a page table torn down and rebuilt) skips the buddy
 //! merge and split. Its frames are free in every count; only the free
-//! blocks by order differ until [`drain_cache`] merges them, so a test that
-//! compares whole statistics reads [`settled_stats`].
+//! blocks by order differ until they merge, so a test that compares whole
+//! statistics reads [`settled_stats`], which drains the cache first.
 
 use super::{phys_to_virt, BootMemory};
 use bootloader_api::info::MemoryRegionKind;
@@ -220,12 +220,6 @@ pub fn free_and_total() -> (u64, u64) {
 
 pub fn stats() -> FrameStats {
     with(|frames| frames.stats().clone())
-}
-
-/// Returns the recently-freed frames to the buddy bitmaps, where they
-/// merge with their buddies.
-pub fn drain_cache() {
-    with(|frames| frames.drain_cache());
 }
 
 /// The statistics with the recently-freed cache drained first: every free

@@ -258,9 +258,9 @@ impl WriteBehind {
         self.gathering.holds(frame) || self.started.holds(frame)
     }
 
-    /// Starts the gathered batch (after finishing the oldest when as many
-    /// as the driver takes are on their way). Returns the pages evicted
-    /// and whether swap refused.
+    /// Starts the gathered batch (after finishing the oldest when
+    /// [`swap::BATCHES_IN_FLIGHT`] are on their way). Returns the pages
+    /// evicted and whether swap refused.
     fn submit(&mut self, spaces: &mut BTreeMap<SpaceId, Space>) -> (u64, bool) {
         let (mut evicted, mut refused) =
             if self.started.is_full() { self.finish_oldest(spaces) } else { (0, false) };
