@@ -8,7 +8,7 @@
 //! that rounding costs little, few enough (72) that each class keeps at
 //! most one partly used span around.
 
-use crate::PAGE;
+use crate::{MIN_ALIGN, PAGE};
 
 /// Largest small size; larger requests are page runs of their own.
 pub const MAX_SMALL: usize = 32 * 1024;
@@ -119,22 +119,49 @@ pub fn class_for(size: usize, align: usize) -> Option<usize> {
         return None;
     }
     let mut class = class_of_size(size);
-    // Sizes from 16 up are multiples of 16; a larger alignment needs a
-    // class that is a multiple of it (rare: a few steps at most).
-    // (A mask, not `%`: align is a power of two, which the compiler
-    // cannot know, and a division here cost a tenth of malloc.)
+    if align <= MIN_ALIGN {
+        // Every class is a multiple of 16: the usual case needs no search.
+        return Some(class);
+    }
+    // A larger alignment needs a class that is a multiple of it (rare: a
+    // few steps at most). (A mask, not `%`: align is a power of two, which
+    // the compiler cannot know, and a division here cost a tenth of malloc.)
     while class < CLASS_COUNT && CLASSES[class] as usize & (align - 1) != 0 {
         class += 1;
     }
     (class < CLASS_COUNT).then_some(class)
 }
 
-/// The smallest class holding `size` (1..=MAX_SMALL): arithmetic on the
-/// position of the highest bit, no table walk.
+/// Sizes up to this find their class in [`SMALL_CLASS`]: one load.
+const TABLE_LIMIT: usize = 1024;
+/// `SMALL_CLASS[size.div_ceil(16)]`: the class of sizes up to
+/// [`TABLE_LIMIT`] (the common ones), so that malloc's first step is a
+/// load rather than a branch on the size's range and a bit scan.
+const SMALL_CLASS: [u8; TABLE_LIMIT / 16 + 1] = small_class_table();
+
+const fn small_class_table() -> [u8; TABLE_LIMIT / 16 + 1] {
+    let mut table = [0u8; TABLE_LIMIT / 16 + 1];
+    let mut i = 1;
+    while i < table.len() {
+        table[i] = class_by_arithmetic(i * 16) as u8;
+        i += 1;
+    }
+    table
+}
+
+/// The smallest class holding `size` (1..=MAX_SMALL): a table for small
+/// sizes, arithmetic on the position of the highest bit above; no search.
 #[inline]
 fn class_of_size(size: usize) -> usize {
+    if size <= TABLE_LIMIT {
+        return SMALL_CLASS[size.div_ceil(16)] as usize;
+    }
+    class_by_arithmetic(size)
+}
+
+const fn class_by_arithmetic(size: usize) -> usize {
     if size <= LINEAR_LIMIT {
-        return size.max(1).div_ceil(16) - 1;
+        return size.div_ceil(16) - 1;
     }
     // size-1 lies in [2^top, 2^(top+1)), whose classes step by 2^(top-3).
     let top = usize::BITS - 1 - (size - 1).leading_zeros();

@@ -243,7 +243,8 @@ impl PageHeap {
     }
 
     /// Gives run `first` (n pages, used) back, merged with free neighbours.
-    pub fn free(&mut self, first: usize, n: usize) {
+    /// Returns the free run it is now part of (first page, pages).
+    pub fn free(&mut self, first: usize, n: usize) -> (usize, usize) {
         self.clear_bounds(first, n);
         let (mut start, mut len) = (first, n);
         if start > 0 && self.tags[start - 1].kind == RunKind::Free {
@@ -261,6 +262,23 @@ impl PageHeap {
             len += more;
         }
         self.insert_free(start, len);
+        (start, len)
+    }
+
+    /// Undoes a [`Self::free`] of `first..first+n` that merged into free
+    /// run `run` (nothing having been taken from it since): the run is
+    /// split around the block again, which is `kind` once more.
+    pub fn take_back(&mut self, run: (usize, usize), first: usize, n: usize, kind: RunKind) {
+        let (start, len) = run;
+        self.unlink(start);
+        self.clear_bounds(start, len);
+        if first > start {
+            self.insert_free(start, first - start);
+        }
+        if start + len > first + n {
+            self.insert_free(first + n, start + len - (first + n));
+        }
+        self.set_bounds(first, n, kind);
     }
 
     /// Grows used run `first` of `n` pages to `want` pages in place, from
@@ -430,7 +448,7 @@ mod tests {
         // behind four 33-page runs, where the first look at the bin stops;
         // a request for 36 then finds nothing in the bins above.
         heap.free(last, 38);
-        runs.iter().for_each(|&r| heap.free(r, 33));
+        runs.iter().for_each(|&r| _ = heap.free(r, 33));
         let got = heap.allocate(36, RunKind::Large, &mut Unlimited).unwrap();
         assert_eq!(got, last, "taken from below the frontier, no growth");
         assert_eq!(heap.frontier(), last + 38);

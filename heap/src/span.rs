@@ -17,6 +17,9 @@ const _: () = assert!(WORDS <= 32, "the summary word covers the bitmap");
 pub struct SpanMeta {
     /// Arena page the span starts at.
     pub first_page: u32,
+    /// Block size (`CLASSES[class]`, kept here so the hot paths read it
+    /// from the record they already hold, not from a table).
+    pub size: u32,
     pub class: u8,
     pub pages: u8,
     pub free_blocks: u16,
@@ -52,6 +55,7 @@ impl SpanMeta {
     pub fn init(&mut self, class: usize, first_page: usize, pages: usize, clean: u32) {
         let blocks = BLOCKS[class] as usize;
         self.first_page = first_page as u32;
+        self.size = CLASSES[class];
         self.class = class as u8;
         self.pages = pages as u8;
         self.free_blocks = blocks as u16;
@@ -69,35 +73,57 @@ impl SpanMeta {
     /// how many clean pages it made dirty, and whether it reads zero.
     #[inline]
     pub fn take_block(&mut self) -> (usize, usize, bool) {
-        let word = self.summary.trailing_zeros() as usize;
-        let bit = self.bitmap[word].trailing_zeros() as usize;
-        self.bitmap[word] &= self.bitmap[word] - 1;
-        if self.bitmap[word] == 0 {
+        let word = self.summary.trailing_zeros() as usize % WORDS;
+        let bits = self.bitmap[word];
+        let bit = bits.trailing_zeros() as usize;
+        self.bitmap[word] = bits & (bits - 1);
+        if bits & (bits - 1) == 0 {
             self.summary &= !(1 << word);
         }
         self.free_blocks -= 1;
-        let size = CLASSES[self.class as usize] as usize;
+        let size = self.size as usize;
         let offset = (word * 64 + bit) * size;
+        if self.clean == 0 {
+            // The usual case once a span's pages were all written.
+            return (offset, 0, false);
+        }
         let pages = page_mask(offset, size);
         let was_clean = self.clean & pages;
         if was_clean == 0 {
-            // The usual case: no popcount (a library call without POPCNT).
+            // No popcount (a library call without POPCNT) when the span's
+            // clean pages are elsewhere (its untouched tail, usually).
             return (offset, 0, false);
         }
         self.clean &= !pages;
         (offset, was_clean.count_ones() as usize, was_clean == pages)
     }
 
+    /// The record describes a span (it is not on the free-record list).
+    pub fn in_use(&self) -> bool {
+        self.pages != 0
+    }
+
+    /// Marks the record unused (its span went back to the page heap).
+    pub fn retire(&mut self) {
+        self.pages = 0;
+    }
+
+    pub fn live_blocks(&self) -> usize {
+        (BLOCKS[self.class as usize] - self.free_blocks) as usize
+    }
+
     /// Block `block` is handed out (its bit is clear).
     #[inline]
     pub fn is_live(&self, block: usize) -> bool {
-        self.bitmap[block / 64] & (1 << (block % 64)) == 0
+        self.bitmap[block / 64 % WORDS] & (1 << (block % 64)) == 0
     }
 
     #[inline]
     pub fn put_block(&mut self, block: usize) {
-        self.bitmap[block / 64] |= 1 << (block % 64);
-        self.summary |= 1 << (block / 64);
+        // (`% WORDS`: a block index is below MAX_BLOCKS; saying so spares
+        // the bounds check on the free path.)
+        self.bitmap[block / 64 % WORDS] |= 1 << (block % 64);
+        self.summary |= 1 << (block / 64 % WORDS);
         self.free_blocks += 1;
     }
 

@@ -138,6 +138,31 @@ fn large_blocks_are_page_runs_that_grow_and_shrink_in_place() {
 }
 
 #[test]
+fn a_boxed_in_large_block_slides_into_the_holes_beside_it_or_stays_as_it_was() {
+    // A 64-page arena, full: [a 9][b 10][c 9][d 36]; then a and c freed.
+    let mut h = Heap::new(FakeKernel::default(), HeapConfig { arena: 64 * PAGE }).unwrap();
+    let [a, b, c, d] = [9, 10, 9, 36].map(|pages| h.allocate(pages * PAGE, 16).unwrap());
+    assert_eq!(d.as_ptr() as usize + 36 * PAGE, h.arena().end, "the arena is full");
+    fill(b, 10 * PAGE, 0xb);
+    h.free(a).unwrap();
+    h.free(c).unwrap();
+    // 29 pages fit nowhere, not even in a, b and c together (28): refused,
+    // and b is as it was.
+    assert_eq!(h.reallocate(b, 29 * PAGE, 16), Ok(None));
+    assert_eq!(h.usable_size(b), Ok(10 * PAGE));
+    assert!(all(b, 10 * PAGE, 0xb));
+    h.check();
+    // 25 pages fit in a, b and c: b moves down to a's place, contents kept.
+    let moved = h.reallocate(b, 25 * PAGE, 16).unwrap().expect("the holes beside it fit");
+    assert_eq!(moved, a);
+    assert_eq!(h.usable_size(moved), Ok(25 * PAGE));
+    assert!(all(moved, 10 * PAGE, 0xb));
+    assert_eq!(h.free(b), Err(HeapError::ForeignPointer(b.as_ptr() as usize)), "b is inside the moved block");
+    assert_eq!(h.free_run_bytes(), 3 * PAGE);
+    h.check();
+}
+
+#[test]
 fn scribbling_over_every_block_and_past_it_does_not_break_the_heap() {
     let mut h = heap();
     let mut live = Vec::new();
