@@ -23,9 +23,9 @@
 //!   apart to 128, then eight per doubling). A span of a few pages serves
 //!   one class; its `SpanMeta` holds a bitmap of free blocks with a
 //!   summary word, so allocate and free are O(1): one `trailing_zeros` on
-//!   the summary, one on the word. The class comes from the size's top bit
-//!   and the block index from a multiply by a reciprocal: no division on
-//!   the hot path.
+//!   the summary, one on the word. The class comes from a table (up to 1
+//!   KiB) or the size's top bit, and the block index from a multiply by a
+//!   reciprocal: no division on the hot path.
 //! - **Metadata out of band**: nothing the heap needs is stored in the
 //!   arena. A program writing over or past its blocks corrupts only its own
 //!   data; the next `malloc` and `free` work as before.
@@ -141,8 +141,9 @@ impl Default for HeapConfig {
 
 /// Counters. `resident_estimate` counts arena pages not known to be clean:
 /// an upper bound on what the kernel has mapped for the arena. (Inside the
-/// heap, `live_bytes` and `live_blocks` count large blocks only;
-/// [`Heap::stats`] adds the small ones.)
+/// heap, `live_blocks` counts large blocks only and `live_bytes` is not
+/// kept: [`Heap::stats`] derives it from `large_bytes` and adds the small
+/// blocks from the span records.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeapStats {
     /// Bytes in live blocks, small and large (block sizes, not requested sizes).
