@@ -222,6 +222,7 @@ impl Clock {
     }
 }
 
+pub mod hot_cold;
 pub mod sim;
 #[cfg(test)]
 mod tests;

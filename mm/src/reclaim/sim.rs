@@ -4,6 +4,7 @@
 //! furthest in the future), which no online policy can beat. A trace is a
 //! sequence of page numbers; the result is the number of faults.
 
+use super::hot_cold::{HotCold, Step};
 use super::{Clock, Verdict};
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec;
@@ -45,6 +46,62 @@ pub fn clock_faults(trace: &[u64], frames: usize) -> u64 {
         slots[at] = Some(page);
         accessed[at] = true;
         resident.insert(page, at);
+    }
+    faults
+}
+
+/// Faults of the kernel's replacement: the clock's hand choosing with the
+/// hot/cold policy ([`HotCold`]), driven as the kernel drives it (an
+/// eviction stamp kept per evicted page as with its swap slot, the page
+/// brought in then accessed).
+pub fn hot_cold_faults(trace: &[u64], frames: usize) -> u64 {
+    let mut slots: Vec<Option<u64>> = vec![None; frames];
+    let mut accessed = vec![false; frames];
+    let mut resident: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut evicted_at: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut clock = Clock::default();
+    let mut policy = HotCold::new(frames as u64).expect("a small table");
+    let mut faults = 0;
+    for &page in trace {
+        if let Some(&at) = resident.get(&page) {
+            accessed[at] = true;
+            continue;
+        }
+        faults += 1;
+        let at = match slots.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                let mut victim = None;
+                policy.sweep_began();
+                clock.sweep(frames as u64, 1, 2 * frames as u64, |i| {
+                    if i == 0 {
+                        policy.turn_began();
+                    }
+                    let i = i as usize;
+                    let referenced = core::mem::take(&mut accessed[i]);
+                    match policy.visit(i as u64, referenced) {
+                        Step::Keep => Verdict::Referenced,
+                        Step::Evict => {
+                            victim = Some(i);
+                            Verdict::Evicted
+                        }
+                    }
+                });
+                let i = victim.expect("two turns find a victim");
+                let old = slots[i].take().expect("a full memory");
+                resident.remove(&old);
+                policy.remove(i as u64);
+                evicted_at.insert(old, policy.now());
+                i
+            }
+        };
+        slots[at] = Some(page);
+        accessed[at] = true;
+        resident.insert(page, at);
+        policy.admit(at as u64);
+        if let Some(stamp) = evicted_at.remove(&page) {
+            policy.refaulted(at as u64, stamp);
+        }
     }
     faults
 }
@@ -97,12 +154,7 @@ pub fn optimal_faults(trace: &[u64], frames: usize) -> u64 {
 }
 
 /// Faults of the best fixed resident set chosen with hindsight: the
-/// `frames - 1` pages the trace references most stay resident, the last
-/// frame takes every other page in turn. On a trace of independent
-/// references (the Zipf trace) this is A0, which Aho, Denning and Ullman
-/// (1971) proved optimal among all policies that do not see the future:
-/// its faults are what any online policy can at best expect there, however
-/// clever, so a target below it cannot be met.
+/// `frames - 1` pages the trace references most (see [`a0_faults`]).
 pub fn best_fixed_set_faults(trace: &[u64], frames: usize) -> u64 {
     let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
     for &page in trace {
@@ -111,16 +163,33 @@ pub fn best_fixed_set_faults(trace: &[u64], frames: usize) -> u64 {
     let mut by_count: Vec<(u64, u64)> = counts.into_iter().map(|(page, n)| (n, page)).collect();
     // Most referenced first; ties by page number, so the choice is repeatable.
     by_count.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let kept: BTreeSet<u64> = by_count.iter().take(frames.saturating_sub(1)).map(|&(_, page)| page).collect();
+    let kept = by_count.iter().take(frames.saturating_sub(1)).map(|&(_, page)| page).collect();
+    a0_faults([(trace, kept)])
+}
+
+/// Faults of A0, the policy that keeps a fixed set of pages resident (the
+/// `frames - 1` most probable ones) and gives the last frame to every
+/// other page in turn; here the set may change between parts of the
+/// trace (the phases of a phase-change trace): pages it drops leave,
+/// pages it adds load on their first use. On references drawn
+/// independently from known probabilities, A0 with the most probable
+/// pages has the fewest expected faults of all policies that do not see
+/// the future (Aho, Denning and Ullman, "Principles of optimal page
+/// replacement", JACM 1971): no online policy can be expected to beat it
+/// there, however clever.
+pub fn a0_faults<'a>(parts: impl IntoIterator<Item = (&'a [u64], BTreeSet<u64>)>) -> u64 {
     let mut loaded = BTreeSet::new();
     let mut spare = None;
     let mut faults = 0;
-    for &page in trace {
-        if kept.contains(&page) {
-            faults += u64::from(loaded.insert(page));
-        } else if spare != Some(page) {
-            faults += 1;
-            spare = Some(page);
+    for (part, kept) in parts {
+        loaded.retain(|page| kept.contains(page));
+        for &page in part {
+            if kept.contains(&page) {
+                faults += u64::from(loaded.insert(page));
+            } else if spare != Some(page) {
+                faults += 1;
+                spare = Some(page);
+            }
         }
     }
     faults
@@ -160,7 +229,7 @@ pub fn phase_change(pages: u64, hot: u64, phases: u64, len: usize, rng: &mut Tra
     let per_phase = (len as u64 / phases).max(1);
     (0..len as u64)
         .map(|i| {
-            let base = (i / per_phase) * hot % pages;
+            let base = phase_base(i / per_phase, pages, hot);
             if rng.below(10) < 9 {
                 (base + rng.below(hot)) % pages
             } else {
@@ -168,4 +237,24 @@ pub fn phase_change(pages: u64, hot: u64, phases: u64, len: usize, rng: &mut Tra
             }
         })
         .collect()
+}
+
+fn phase_base(phase: u64, pages: u64, hot: u64) -> u64 {
+    phase * hot % pages
+}
+
+/// A0 on a [`phase_change`] trace made with the same arguments: in each
+/// phase it keeps that phase's hot pages and, as every other page is
+/// equally likely, the lowest-numbered others up to `frames - 1`.
+pub fn phase_change_a0_faults(trace: &[u64], pages: u64, hot: u64, phases: u64, frames: usize) -> u64 {
+    let per_phase = (trace.len() as u64 / phases).max(1) as usize;
+    let parts = trace.chunks(per_phase).enumerate().map(|(phase, part)| {
+        let base = phase_base(phase as u64, pages, hot);
+        let mut kept: BTreeSet<u64> = (0..hot.min(frames as u64 - 1)).map(|k| (base + k) % pages).collect();
+        let others =
+            (0..pages).filter(|p| !kept.contains(p)).take(frames - 1 - kept.len()).collect::<Vec<_>>();
+        kept.extend(others);
+        (part, kept)
+    });
+    a0_faults(parts)
 }

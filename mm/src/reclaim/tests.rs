@@ -1,5 +1,6 @@
 extern crate std;
 
+use super::hot_cold::{HotCold, Step};
 use super::sim::{self, TraceRng};
 use super::*;
 use alloc::collections::VecDeque;
@@ -76,7 +77,156 @@ proptest! {
         prop_assert!(opt <= sim::clock_faults(&trace, frames));
         prop_assert!(opt <= sim::fifo_faults(&trace, frames));
         prop_assert!(opt <= sim::best_fixed_set_faults(&trace, frames));
+        // The hot/cold clock's own `expect`s check that two turns always
+        // find a victim, on every trace.
+        prop_assert!(opt <= sim::hot_cold_faults(&trace, frames));
     }
+
+    /// Any sequence of the calls the kernel makes keeps the policy's counts
+    /// equal to what its frames say, and hot pages resident.
+    #[test]
+    fn the_hot_cold_counts_match_their_frames(ops in proptest::collection::vec((0u8..6, 0u64..24, any::<bool>()), 1..400)) {
+        let mut policy = HotCold::new(24).unwrap();
+        let mut resident = alloc::collections::BTreeSet::new();
+        for (op, index, flag) in ops {
+            match op {
+                0 => { policy.admit(index); resident.insert(index); }
+                1 => { policy.remove(index); resident.remove(&index); }
+                2 => policy.refaulted(index, if flag { policy.now() } else { 0 }),
+                3 => { if index == 0 { policy.turn_began(); } else { policy.sweep_began(); } }
+                _ => {
+                    if policy.visit(index, flag) == Step::Evict {
+                        prop_assert!(resident.contains(&index) && !flag, "only unused resident pages go");
+                    }
+                }
+            }
+            let stats = policy.stats();
+            prop_assert_eq!(stats.resident, resident.len() as u64);
+            prop_assert_eq!(stats.hot, (0..24).filter(|&i| policy.is_hot(i)).count() as u64);
+            prop_assert!((0..24).filter(|&i| policy.is_hot(i)).all(|i| resident.contains(&i)));
+        }
+    }
+}
+
+#[test]
+fn the_hot_cold_clock_resists_a_loop_larger_than_memory() {
+    // 80 pages in a loop, 64 frames: the plain clock faults on every
+    // reference; the hot/cold clock keeps most of memory for pages that
+    // stay hot and lets the rest of the loop go through the cold ones.
+    let trace = sim::looping(80, 20_000);
+    let (hot_cold, clock, opt) =
+        (sim::hot_cold_faults(&trace, 64), sim::clock_faults(&trace, 64), sim::optimal_faults(&trace, 64));
+    assert_eq!(clock, 20_000);
+    assert!(hot_cold * 10 <= opt * 13, "hot/cold {hot_cold}, optimal {opt}");
+}
+
+#[test]
+fn the_hot_cold_clock_beats_fifo_and_the_plain_clock_where_popularity_is_skewed() {
+    let mut rng = TraceRng::from_state(3);
+    let zipf = sim::zipf(1024, 50_000, &mut rng);
+    let (hot_cold, clock, fifo) =
+        (sim::hot_cold_faults(&zipf, 256), sim::clock_faults(&zipf, 256), sim::fifo_faults(&zipf, 256));
+    assert!(hot_cold < clock && clock < fifo, "hot/cold {hot_cold}, clock {clock}, fifo {fifo}");
+    let phase = sim::phase_change(2048, 128, 4, 50_000, &mut rng);
+    let (hot_cold, fifo) = (sim::hot_cold_faults(&phase, 256), sim::fifo_faults(&phase, 256));
+    assert!(hot_cold < fifo, "a moving hot set: hot/cold {hot_cold}, fifo {fifo}");
+}
+
+#[test]
+fn pages_start_hot_until_the_limit_then_cold_and_are_promoted_when_used_again() {
+    let mut policy = HotCold::new(64).unwrap();
+    for i in 0..64 {
+        policy.admit(i);
+    }
+    // 64 resident, at least 1/32 cold: 62 hot.
+    assert_eq!(policy.stats().hot, 62);
+    let cold: Vec<u64> = (0..64).filter(|&i| !policy.is_hot(i)).collect();
+    let (a, b) = (cold[0], cold[1]);
+    // First visit: the Accessed bit is the fault's own, no promotion.
+    policy.sweep_began();
+    assert_eq!(policy.visit(a, true), Step::Keep);
+    assert!(!policy.is_hot(a));
+    // Used again before the next visit: promoted. Unused: evicted.
+    assert_eq!(policy.visit(a, true), Step::Keep);
+    assert!(policy.is_hot(a));
+    assert_eq!((policy.visit(b, true), policy.visit(b, false)), (Step::Keep, Step::Evict));
+    assert_eq!(policy.now(), 1, "the eviction clock ticks per eviction");
+    assert_eq!(policy.stats().promoted, 1);
+}
+
+#[test]
+fn an_unused_hot_page_is_demoted_only_when_hot_pages_are_too_many_and_evicted_only_when_memory_is_short() {
+    let mut policy = HotCold::new(8).unwrap();
+    for i in 0..8 {
+        policy.admit(i);
+    }
+    assert_eq!(policy.stats().hot, 7);
+    let cold = (0..8).find(|&i| !policy.is_hot(i)).unwrap();
+    let hot: Vec<u64> = (0..8).filter(|&i| i != cold).collect();
+    policy.sweep_began();
+    for i in 0..8 {
+        policy.visit(i, true); // the faults' own accesses
+    }
+    // The cold page used again: promoted, 8 hot > 7: the next unused hot
+    // page the hand meets is demoted, then kept for its turn as cold.
+    assert_eq!(policy.visit(cold, true), Step::Keep);
+    assert_eq!(policy.stats().hot, 8);
+    policy.turn_began();
+    policy.sweep_began();
+    assert_eq!(policy.visit(hot[0], false), Step::Keep);
+    assert!(!policy.is_hot(hot[0]));
+    assert_eq!(policy.visit(hot[1], false), Step::Keep);
+    assert!(policy.is_hot(hot[1]), "7 hot is the limit: no more demotions");
+    // A sweep that went a whole turn without finding enough evicts unused
+    // hot pages too: two turns always find every unused page.
+    policy.sweep_began();
+    for i in 0..9 {
+        policy.visit(i % 8, true);
+    }
+    assert_eq!(policy.visit(hot[1], false), Step::Evict);
+    assert_eq!(policy.stats().hot_evicted, 1);
+}
+
+#[test]
+fn a_page_that_comes_back_soon_after_eviction_comes_back_hot() {
+    let mut policy = HotCold::new(64).unwrap();
+    for i in 0..64 {
+        policy.admit(i);
+    }
+    let cold: Vec<u64> = (0..64).filter(|&i| !policy.is_hot(i)).collect();
+    let (a, b) = (cold[0], cold[1]);
+    // Age the hot pages: they are used once, then 32 evictions pass (the
+    // two cold frames evicted and refilled) and a turn sees them unused.
+    policy.sweep_began();
+    for i in 0..64 {
+        policy.visit(i, true);
+    }
+    for _ in 0..16 {
+        for i in [a, b] {
+            while policy.visit(i, false) == Step::Keep {}
+            policy.remove(i);
+            policy.admit(i);
+            policy.visit(i, true);
+        }
+    }
+    policy.turn_began();
+    policy.sweep_began();
+    for i in (0..64).filter(|&i| i != a && i != b) {
+        policy.visit(i, false);
+    }
+    policy.turn_began();
+    assert!(policy.now() >= 32);
+    // Evicted just now, back now: hot. Evicted at the start: cold.
+    while policy.visit(b, false) == Step::Keep {}
+    policy.remove(b);
+    policy.admit(b);
+    policy.refaulted(b, policy.now());
+    assert!(policy.is_hot(b));
+    policy.remove(a);
+    policy.admit(a);
+    policy.refaulted(a, 0);
+    assert!(!policy.is_hot(a));
+    assert_eq!((policy.stats().refaulted_hot, policy.stats().refaulted_cold), (1, 1));
 }
 
 #[test]
