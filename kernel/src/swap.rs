@@ -177,6 +177,19 @@ pub fn read_in(slot: u64, frame: Pfn) -> Result<(), SwapError> {
     with(|area| area.read_in(slot, unsafe { &mut *page(frame) }))
 }
 
+/// The page now in `slot` was evicted at `stamp` of reclaim's eviction
+/// clock (for its refault distance when it comes back).
+pub fn set_evicted_at(slot: u64, stamp: u32) {
+    if let Err(e) = with(|area| area.slots_mut().set_evicted_at(slot, stamp).map_err(SwapError::Slot)) {
+        warn!("swap: stamping slot {slot}: {e} (kernel bug)");
+    }
+}
+
+/// When the page in `slot` was evicted, if the slot is in use.
+pub fn evicted_at(slot: u64) -> Option<u32> {
+    with(|area| area.slots_mut().evicted_at(slot).map_err(SwapError::Slot)).ok()
+}
+
 /// The page that held `slot` is gone. A slot the map does not know as in
 /// use means the VMM's books and the slot map disagree: a kernel bug,
 /// reported, never acted on.

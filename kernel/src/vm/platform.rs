@@ -116,7 +116,11 @@ unsafe impl mm::vm::Platform for KernelPlatform {
     }
 
     fn swap_in(&mut self, slot: u64, frame: Pfn) -> Result<(), SwapError> {
-        crate::swap::read_in(slot, frame)
+        crate::swap::read_in(slot, frame)?;
+        if let Some(evicted_at) = crate::swap::evicted_at(slot) {
+            reclaim::refaulted(frame, evicted_at);
+        }
+        Ok(())
     }
 
     fn swap_release(&mut self, slot: u64) {

@@ -23,14 +23,22 @@ use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::{Pfn, UserAddr};
 use mm::files::FilePage;
+use mm::reclaim::hot_cold::{HotCold, HotColdStats, Step};
 use mm::reclaim::{Clock, PageOwner, ReverseMap, Sweep, Verdict, Watermarks};
 use mm::vm::Choice;
 use spin::{Mutex, Once};
 use x86_64::instructions::interrupts::without_interrupts;
 
-static RMAP: Once<Mutex<ReverseMap>> = Once::new();
+static RESIDENT: Once<Mutex<Resident>> = Once::new();
 static CLOCK: Mutex<Clock> = Mutex::new(Clock::new());
 static WATERMARKS: Once<Watermarks> = Once::new();
+
+/// What reclaim knows of every frame, under one lock: whose page it holds
+/// and what the replacement policy thinks of it.
+struct Resident {
+    map: ReverseMap,
+    policy: HotCold,
+}
 
 /// Pages evicted, by who did it.
 static DIRECT: AtomicU64 = AtomicU64::new(0);
@@ -40,11 +48,20 @@ const BACKGROUND_BATCH: u64 = 256;
 /// Direct reclaim after a failed allocation: a few pages so the retry
 /// (and the next faults) find frames.
 const DIRECT_BATCH: u64 = 32;
+/// Cold pages the policy keeps at least: a cold page needs two visits of
+/// the hand before it may go, and a sweep wants up to a background batch,
+/// so a smaller cold pool would send sweeps round a whole turn and into
+/// the hot pages (`HotCold::visit`'s `short`) on every busy moment.
+const MIN_COLD: u64 = 4 * BACKGROUND_BATCH;
 
 pub fn init() {
     let span = frames::span();
+    let frames = span.end.number() - span.start.number();
     let map = ReverseMap::new(span).expect("a reverse map at boot (8 bytes per frame)");
-    RMAP.call_once(|| Mutex::new(map));
+    let mut policy =
+        HotCold::new(frames, MIN_COLD).expect("the replacement policy's state at boot (5 bytes per frame)");
+    policy.set_capacity(free_frames());
+    RESIDENT.call_once(|| Mutex::new(Resident { map, policy }));
     WATERMARKS.call_once(|| Watermarks::for_total(frames::stats().total));
 }
 
@@ -52,66 +69,98 @@ pub fn watermarks() -> Watermarks {
     *WATERMARKS.get().expect("reclaim::init has run")
 }
 
-fn rmap<R>(f: impl FnOnce(&mut ReverseMap) -> R) -> R {
-    without_interrupts(|| f(&mut RMAP.get().expect("reclaim::init has run").lock()))
+fn resident<R>(f: impl FnOnce(&mut Resident) -> R) -> R {
+    without_interrupts(|| f(&mut RESIDENT.get().expect("reclaim::init has run").lock()))
 }
 
 /// `frame` now holds page `va` of space `space`.
 pub(super) fn record(frame: Pfn, space: SpaceId, va: UserAddr) {
-    rmap(|map| map.set(frame, PageOwner { space: space.0, page: va }));
+    resident(|r| {
+        r.map.set(frame, PageOwner { space: space.0, page: va });
+        r.policy.admit(r.map.index_of(frame));
+    });
+}
+
+/// The page just read into `frame` from swap left memory at `evicted_at`
+/// of the eviction clock: the policy judges its refault distance.
+pub(super) fn refaulted(frame: Pfn, evicted_at: u32) {
+    resident(|r| r.policy.refaulted(r.map.index_of(frame), evicted_at));
 }
 
 /// `frame` now caches file page `key`.
 pub fn record_cached(frame: Pfn, key: FilePage) {
-    rmap(|map| map.set_cached(frame, key));
+    resident(|r| {
+        r.map.set_cached(frame, key);
+        r.policy.admit(r.map.index_of(frame));
+    });
 }
 
 /// The file page `frame` caches, if it is a page-cache frame.
 pub fn cached_page(frame: Pfn) -> Option<FilePage> {
-    rmap(|map| map.get_cached(frame))
+    resident(|r| r.map.get_cached(frame))
 }
 
 /// `frame` holds no process or page-cache page any more.
 pub fn forget(frame: Pfn) {
-    rmap(|map| map.clear(frame));
+    resident(|r| {
+        r.map.clear(frame);
+        r.policy.remove(r.map.index_of(frame));
+    });
 }
 
-/// Evicts up to `want` pages with the clock (two turns at most). When
-/// swap takes no more pages, anonymous pages are passed over and the sweep
-/// goes on for page-cache pages, which need no swap. Anonymous pages the
-/// clock chooses are gathered in batches and written behind
-/// ([`WriteBehind`]).
+/// Evicts up to `want` pages with the clock and the hot/cold policy (two
+/// turns at most: after one without enough, unused hot pages go too).
+/// When swap takes no more pages, anonymous pages are passed over and the
+/// sweep goes on for page-cache pages, which need no swap. Anonymous pages
+/// chosen are gathered in batches and written behind ([`WriteBehind`]).
 fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
     if !anything_to_reclaim() {
         return Sweep::default();
     }
-    let frames = rmap(|map| map.frames());
+    let frames = resident(|r| {
+        let capacity = r.policy.stats().resident + free_frames();
+        r.policy.set_capacity(capacity);
+        r.map.frames()
+    });
     let mut clock = *CLOCK.lock();
     let mut swap_refused = false;
     let mut writer = WriteBehind::default();
     // Chosen pages count as evicted for the hand (so it stops at `want`);
     // what the writes really evicted replaces the count at the end.
-    let (mut chosen, mut written) = (0, 0);
+    let (mut chosen, mut written, mut visited) = (0, 0, 0);
     let mut sweep = clock.sweep(frames, want, 2 * frames, |index| {
-        let (frame, owner, cached) = rmap(|map| {
-            let frame = map.frame_at(index);
-            (frame, map.get(frame), map.get_cached(frame))
+        visited += 1;
+        let short = visited > frames;
+        let (frame, owner, cached) = resident(|r| {
+            if index == 0 {
+                r.policy.turn_began();
+            }
+            let frame = r.map.frame_at(index);
+            (frame, r.map.get(frame), r.map.get_cached(frame))
         });
+        let judge = |referenced| resident(|r| r.policy.visit(index, referenced, short));
         if let Some(key) = cached {
-            return age_or_drop_cached(spaces, key, frame);
+            return match judge(age_cached(spaces, key, frame)) {
+                Step::Keep => Verdict::Referenced,
+                Step::Evict => drop_cached(spaces, key, frame),
+            };
         }
         if swap_refused {
             return Verdict::Skipped;
         }
         let Some((page, id)) = owner.map(|o| (o.page, SpaceId(o.space))) else { return Verdict::Skipped };
         let choice = spaces.get_mut(&id).map_or(Choice::Skipped, |space| space.age_or_choose(page, frame));
-        match choice {
-            Choice::Referenced => return Verdict::Referenced,
+        let referenced = match choice {
             Choice::Skipped => return Verdict::Skipped,
             // On its second turn the hand can meet a page still waiting.
             Choice::Chosen if writer.holds(frame) => return Verdict::Skipped,
-            Choice::Chosen => writer.gathering.add(id, page, frame),
+            Choice::Chosen => false,
+            Choice::Referenced => true,
+        };
+        if judge(referenced) == Step::Keep {
+            return Verdict::Referenced;
         }
+        writer.gathering.add(id, page, frame);
         let refused = writer.gathering.len == swap::BATCH_PAGES && {
             let (evicted, refused) = writer.submit(spaces);
             written += evicted;
@@ -199,8 +248,11 @@ fn finish_eviction(
     (id, page, frame): (SpaceId, UserAddr, Pfn),
     slot: u64,
 ) -> bool {
+    let evicted_at = resident(|r| r.policy.now());
     let done = spaces.get_mut(&id).is_some_and(|space| space.finish_eviction(page, frame, slot));
-    if !done {
+    if done {
+        swap::set_evicted_at(slot, evicted_at);
+    } else {
         swap::release(slot);
     }
     done
@@ -305,20 +357,22 @@ fn anything_to_reclaim() -> bool {
     crate::swap::info().is_some_and(|s| s.free_slots > 0) || crate::files::has_pages()
 }
 
-/// The clock's step on a page-cache frame: referenced if the cache saw it
-/// used or any entry that maps it was accessed (all bits cleared);
-/// otherwise unmapped from every space and dropped.
-fn age_or_drop_cached(spaces: &mut BTreeMap<SpaceId, Space>, key: FilePage, frame: Pfn) -> Verdict {
+/// Whether a page-cache page was used since the last pass: the cache saw
+/// it used, or any entry that maps it was accessed (all bits cleared).
+fn age_cached(spaces: &mut BTreeMap<SpaceId, Space>, key: FilePage, frame: Pfn) -> bool {
     let (file, page) = (key.file.0, key.page);
     let mut referenced = crate::files::take_referenced(key);
     for space in spaces.values_mut() {
         referenced |= space.age_file_page(file, page, frame);
     }
-    if referenced {
-        return Verdict::Referenced;
-    }
+    referenced
+}
+
+/// A page-cache page the policy let go: unmapped from every space and
+/// dropped (it is clean; the disk still has it).
+fn drop_cached(spaces: &mut BTreeMap<SpaceId, Space>, key: FilePage, frame: Pfn) -> Verdict {
     for space in spaces.values_mut() {
-        space.drop_file_page(file, page, frame);
+        space.drop_file_page(key.file.0, key.page, frame);
     }
     if crate::files::evict(key, frame) {
         Verdict::Evicted
@@ -394,6 +448,7 @@ pub struct ReclaimInfo {
     pub direct: u64,
     pub background: u64,
     pub mapped_frames: u64,
+    pub policy: HotColdStats,
 }
 
 pub fn info() -> ReclaimInfo {
@@ -401,7 +456,8 @@ pub fn info() -> ReclaimInfo {
         marks: watermarks(),
         direct: DIRECT.load(Ordering::Relaxed),
         background: BACKGROUND.load(Ordering::Relaxed),
-        mapped_frames: rmap(|map| map.mapped()),
+        mapped_frames: resident(|r| r.map.mapped()),
+        policy: resident(|r| r.policy.stats()),
     }
 }
 
@@ -412,6 +468,12 @@ impl core::fmt::Display for ReclaimInfo {
             f,
             "reclaim: watermarks min {} / low {} / high {} free frames; evicted {} directly, {} in the background; {} frames in the reverse map (process and page-cache pages)",
             m.min, m.low, m.high, self.direct, self.background, self.mapped_frames
+        )?;
+        let p = self.policy;
+        write!(
+            f,
+            "\nreplacement: {} pages resident, {} hot; promoted {} (used again), demoted {}; refaults {} hot, {} cold; hot pages evicted when memory was short {}",
+            p.resident, p.hot, p.promoted, p.demoted, p.refaulted_hot, p.refaulted_cold, p.hot_evicted
         )
     }
 }

@@ -15,8 +15,11 @@
 //!   stack");
 //! - **cold** pages, new or demoted, have one turn of the hand to be used
 //!   again (then they are *promoted*) or are evicted. At least 1/32 of
-//!   resident pages are kept cold ([`COLD_SHARE`]), so new pages have room
-//!   to prove themselves and eviction always has candidates.
+//!   resident pages are kept cold ([`COLD_SHARE`]), and at least the
+//!   caller's `min_cold` (the kernel asks for enough to feed its reclaim
+//!   batches: a cold page needs two visits of the hand before it can go),
+//!   so new pages have room to prove themselves and eviction always has
+//!   candidates.
 //!
 //! A page that faults back in from swap is a *refault*: its eviction
 //! stamp (the eviction clock when it left, kept with its swap slot, as
@@ -95,15 +98,19 @@ pub struct HotCold {
     oldest_hot_this_turn: u32,
     /// The largest age of a hot page the hand saw in its last whole turn.
     oldest_hot: u32,
-    /// Frames the current sweep has visited.
-    visited_this_sweep: u64,
+    /// Cold pages kept at least (when that many are resident).
+    min_cold: u64,
+    /// Frames pages may occupy (resident pages and free frames), as the
+    /// caller last said; see [`Self::set_capacity`].
+    capacity: u64,
     stats: HotColdStats,
 }
 
 impl HotCold {
-    /// State for `frames` frames; fails, changing nothing, when the heap
-    /// cannot hold it.
-    pub fn new(frames: u64) -> Result<HotCold, TryReserveError> {
+    /// State for `frames` frames, keeping at least `min_cold` pages cold
+    /// (see the module documentation); fails, changing nothing, when the
+    /// heap cannot hold it.
+    pub fn new(frames: u64, min_cold: u64) -> Result<HotCold, TryReserveError> {
         Ok(HotCold {
             flags: zeroed(frames)?,
             last_used: zeroed(frames)?,
@@ -112,7 +119,8 @@ impl HotCold {
             turn_length: 0,
             oldest_hot_this_turn: 0,
             oldest_hot: 0,
-            visited_this_sweep: 0,
+            min_cold: min_cold.max(1),
+            capacity: 0,
             stats: HotColdStats::default(),
         })
     }
@@ -130,10 +138,20 @@ impl HotCold {
         self.flags[index as usize] & HOT != 0
     }
 
+    /// Frames pages may occupy now: resident pages and free frames. The
+    /// hot limit is a share of this, not of the resident pages alone, so
+    /// that reclaim freeing a batch (and faults filling it again) does not
+    /// move the limit: if it did, every batch would demote old hot pages
+    /// and the next faults would come in hot in their place, which is
+    /// LRU again.
+    pub fn set_capacity(&mut self, frames: u64) {
+        self.capacity = frames;
+    }
+
     /// How many hot pages there may be before the hand demotes.
     fn hot_limit(&self) -> u64 {
-        let resident = self.stats.resident;
-        resident - (resident / COLD_SHARE).max(1).min(resident)
+        let room = self.capacity.max(self.stats.resident);
+        room - (room / COLD_SHARE).max(self.min_cold).min(room)
     }
 
     fn set_hot(&mut self, i: usize, hot: bool) {
@@ -196,18 +214,13 @@ impl HotCold {
         self.oldest_hot_this_turn = 0;
     }
 
-    /// A sweep for victims starts (see [`Self::visit`] on its second turn).
-    pub fn sweep_began(&mut self) {
-        self.visited_this_sweep = 0;
-    }
-
     /// The hand is over frame `index`, whose page was `referenced` since
-    /// the last visit (the caller has cleared the bit). Frames without a
-    /// page are kept (passed over).
-    pub fn visit(&mut self, index: u64, referenced: bool) -> Step {
+    /// the last visit (the caller has cleared the bit). `short`: this
+    /// sweep has gone a whole turn without finding the pages it wants, so
+    /// an unused hot page goes too. Frames without a page are kept.
+    pub fn visit(&mut self, index: u64, referenced: bool, short: bool) -> Step {
         let i = index as usize;
         let flags = self.flags[i];
-        self.visited_this_sweep += 1;
         if flags & RESIDENT == 0 {
             return Step::Keep;
         }
@@ -220,7 +233,7 @@ impl HotCold {
             }
             return Step::Keep;
         }
-        if flags & HOT != 0 && !self.demote_or_evict_hot(i) {
+        if flags & HOT != 0 && !self.demote_or_evict_hot(i, short) {
             return Step::Keep;
         }
         self.now = self.now.wrapping_add(1);
@@ -228,12 +241,10 @@ impl HotCold {
     }
 
     /// An unused hot page under the hand: demoted if there are too many
-    /// and it is among the oldest; evicted (true) if this sweep has gone a
-    /// whole turn without finding enough cold pages.
-    fn demote_or_evict_hot(&mut self, i: usize) -> bool {
+    /// and it is among the oldest; evicted (true) when memory is `short`.
+    fn demote_or_evict_hot(&mut self, i: usize, short: bool) -> bool {
         let age = self.now.wrapping_sub(self.last_used[i]);
         self.oldest_hot_this_turn = self.oldest_hot_this_turn.max(age);
-        let short = self.visited_this_sweep > self.flags.len() as u64;
         let oldest = u64::from(age) * 4 >= u64::from(self.oldest_hot) * 3;
         if short || (self.stats.hot > self.hot_limit() && oldest) {
             self.set_hot(i, false);

@@ -7,16 +7,20 @@
 //!   per frame, kept out of band like the frame allocator's state words.
 //!   Without fork or shared anonymous memory a frame has at most one
 //!   mapping, so one word is enough.
-//! - [`Clock`] says which: the hand sweeps the frames in order; a frame
-//!   whose page was accessed since the last pass (the PTE's Accessed bit)
-//!   gets a second chance (the bit is cleared), one that was not is evicted.
-//!   What "accessed" and "evict" mean is the caller's (`visit`): the kernel
-//!   tests and clears the bit in the page table and writes the page to swap.
+//! - [`Clock`] says where to look: the hand sweeps the frames in order,
+//!   and at each page the caller tests and clears the Accessed bit (in
+//!   the page table) and asks the policy;
+//! - [`hot_cold::HotCold`] says which page goes: a page used since the
+//!   last pass stays; an unused cold page is evicted; an unused hot page
+//!   stays unless hot pages are too many or memory is short (a loop larger
+//!   than memory defeats a plain second chance, not this). What "evict"
+//!   means is the caller's: the kernel writes the page to swap.
 //!
 //! ```text
 //!            hand ──►
-//!   frames  [A][.][a][A][.][.][a]...      A: accessed → clear, skip
-//!                                          a: not accessed → evict
+//!   frames  [A][.][c][A][.][h][c]...      A: accessed → clear, keep
+//!                                          c: cold, not accessed → evict
+//!                                          h: hot, not accessed → keep (or demote)
 //!                                          .: no process page → skip
 //! ```
 
@@ -96,6 +100,11 @@ impl ReverseMap {
     /// The frame at position `index` of the span (what a clock sweeps).
     pub fn frame_at(&self, index: u64) -> Pfn {
         Pfn::new(self.span.start.number() + index)
+    }
+
+    /// `frame`'s position in the span (the inverse of [`Self::frame_at`]).
+    pub fn index_of(&self, frame: Pfn) -> u64 {
+        self.index(frame) as u64
     }
 
     fn index(&self, frame: Pfn) -> usize {

@@ -60,7 +60,8 @@ pub fn hot_cold_faults(trace: &[u64], frames: usize) -> u64 {
     let mut resident: BTreeMap<u64, usize> = BTreeMap::new();
     let mut evicted_at: BTreeMap<u64, u32> = BTreeMap::new();
     let mut clock = Clock::default();
-    let mut policy = HotCold::new(frames as u64).expect("a small table");
+    let mut policy = HotCold::new(frames as u64, 1).expect("a small table");
+    policy.set_capacity(frames as u64);
     let mut faults = 0;
     for &page in trace {
         if let Some(&at) = resident.get(&page) {
@@ -72,14 +73,15 @@ pub fn hot_cold_faults(trace: &[u64], frames: usize) -> u64 {
             Some(free) => free,
             None => {
                 let mut victim = None;
-                policy.sweep_began();
+                let mut visited = 0;
                 clock.sweep(frames as u64, 1, 2 * frames as u64, |i| {
                     if i == 0 {
                         policy.turn_began();
                     }
+                    visited += 1;
                     let i = i as usize;
                     let referenced = core::mem::take(&mut accessed[i]);
-                    match policy.visit(i as u64, referenced) {
+                    match policy.visit(i as u64, referenced, visited > frames) {
                         Step::Keep => Verdict::Referenced,
                         Step::Evict => {
                             victim = Some(i);

@@ -86,16 +86,16 @@ proptest! {
     /// equal to what its frames say, and hot pages resident.
     #[test]
     fn the_hot_cold_counts_match_their_frames(ops in proptest::collection::vec((0u8..6, 0u64..24, any::<bool>()), 1..400)) {
-        let mut policy = HotCold::new(24).unwrap();
+        let mut policy = HotCold::new(24, 1).unwrap();
         let mut resident = alloc::collections::BTreeSet::new();
         for (op, index, flag) in ops {
             match op {
                 0 => { policy.admit(index); resident.insert(index); }
                 1 => { policy.remove(index); resident.remove(&index); }
                 2 => policy.refaulted(index, if flag { policy.now() } else { 0 }),
-                3 => { if index == 0 { policy.turn_began(); } else { policy.sweep_began(); } }
+                3 => policy.turn_began(),
                 _ => {
-                    if policy.visit(index, flag) == Step::Evict {
+                    if policy.visit(index, flag, op == 5) == Step::Evict {
                         prop_assert!(resident.contains(&index) && !flag, "only unused resident pages go");
                     }
                 }
@@ -134,7 +134,7 @@ fn the_hot_cold_clock_beats_fifo_and_the_plain_clock_where_popularity_is_skewed(
 
 #[test]
 fn pages_start_hot_until_the_limit_then_cold_and_are_promoted_when_used_again() {
-    let mut policy = HotCold::new(64).unwrap();
+    let mut policy = HotCold::new(64, 1).unwrap();
     for i in 0..64 {
         policy.admit(i);
     }
@@ -143,53 +143,46 @@ fn pages_start_hot_until_the_limit_then_cold_and_are_promoted_when_used_again() 
     let cold: Vec<u64> = (0..64).filter(|&i| !policy.is_hot(i)).collect();
     let (a, b) = (cold[0], cold[1]);
     // First visit: the Accessed bit is the fault's own, no promotion.
-    policy.sweep_began();
-    assert_eq!(policy.visit(a, true), Step::Keep);
+    assert_eq!(policy.visit(a, true, false), Step::Keep);
     assert!(!policy.is_hot(a));
     // Used again before the next visit: promoted. Unused: evicted.
-    assert_eq!(policy.visit(a, true), Step::Keep);
+    assert_eq!(policy.visit(a, true, false), Step::Keep);
     assert!(policy.is_hot(a));
-    assert_eq!((policy.visit(b, true), policy.visit(b, false)), (Step::Keep, Step::Evict));
+    assert_eq!((policy.visit(b, true, false), policy.visit(b, false, false)), (Step::Keep, Step::Evict));
     assert_eq!(policy.now(), 1, "the eviction clock ticks per eviction");
     assert_eq!(policy.stats().promoted, 1);
 }
 
 #[test]
 fn an_unused_hot_page_is_demoted_only_when_hot_pages_are_too_many_and_evicted_only_when_memory_is_short() {
-    let mut policy = HotCold::new(8).unwrap();
+    let mut policy = HotCold::new(8, 1).unwrap();
     for i in 0..8 {
         policy.admit(i);
     }
     assert_eq!(policy.stats().hot, 7);
     let cold = (0..8).find(|&i| !policy.is_hot(i)).unwrap();
     let hot: Vec<u64> = (0..8).filter(|&i| i != cold).collect();
-    policy.sweep_began();
     for i in 0..8 {
-        policy.visit(i, true); // the faults' own accesses
+        policy.visit(i, true, false); // the faults' own accesses
     }
     // The cold page used again: promoted, 8 hot > 7: the next unused hot
     // page the hand meets is demoted, then kept for its turn as cold.
-    assert_eq!(policy.visit(cold, true), Step::Keep);
+    assert_eq!(policy.visit(cold, true, false), Step::Keep);
     assert_eq!(policy.stats().hot, 8);
     policy.turn_began();
-    policy.sweep_began();
-    assert_eq!(policy.visit(hot[0], false), Step::Keep);
+    assert_eq!(policy.visit(hot[0], false, false), Step::Keep);
     assert!(!policy.is_hot(hot[0]));
-    assert_eq!(policy.visit(hot[1], false), Step::Keep);
+    assert_eq!(policy.visit(hot[1], false, false), Step::Keep);
     assert!(policy.is_hot(hot[1]), "7 hot is the limit: no more demotions");
     // A sweep that went a whole turn without finding enough evicts unused
     // hot pages too: two turns always find every unused page.
-    policy.sweep_began();
-    for i in 0..9 {
-        policy.visit(i % 8, true);
-    }
-    assert_eq!(policy.visit(hot[1], false), Step::Evict);
+    assert_eq!(policy.visit(hot[1], false, true), Step::Evict);
     assert_eq!(policy.stats().hot_evicted, 1);
 }
 
 #[test]
 fn a_page_that_comes_back_soon_after_eviction_comes_back_hot() {
-    let mut policy = HotCold::new(64).unwrap();
+    let mut policy = HotCold::new(64, 1).unwrap();
     for i in 0..64 {
         policy.admit(i);
     }
@@ -197,27 +190,25 @@ fn a_page_that_comes_back_soon_after_eviction_comes_back_hot() {
     let (a, b) = (cold[0], cold[1]);
     // Age the hot pages: they are used once, then 32 evictions pass (the
     // two cold frames evicted and refilled) and a turn sees them unused.
-    policy.sweep_began();
     for i in 0..64 {
-        policy.visit(i, true);
+        policy.visit(i, true, false);
     }
     for _ in 0..16 {
         for i in [a, b] {
-            while policy.visit(i, false) == Step::Keep {}
+            while policy.visit(i, false, false) == Step::Keep {}
             policy.remove(i);
             policy.admit(i);
-            policy.visit(i, true);
+            policy.visit(i, true, false);
         }
     }
     policy.turn_began();
-    policy.sweep_began();
     for i in (0..64).filter(|&i| i != a && i != b) {
-        policy.visit(i, false);
+        policy.visit(i, false, false);
     }
     policy.turn_began();
     assert!(policy.now() >= 32);
     // Evicted just now, back now: hot. Evicted at the start: cold.
-    while policy.visit(b, false) == Step::Keep {}
+    while policy.visit(b, false, false) == Step::Keep {}
     policy.remove(b);
     policy.admit(b);
     policy.refaulted(b, policy.now());

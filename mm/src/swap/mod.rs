@@ -192,6 +192,11 @@ impl<D: BlockDevice> SwapArea<D> {
         Ok(())
     }
 
+    /// The slot map, for the eviction stamps its slots keep.
+    pub fn slots_mut(&mut self) -> &mut SlotMap {
+        &mut self.slots
+    }
+
     /// Drops one user of `slot`; the slot is free once it has none.
     pub fn release(&mut self, slot: u64) -> Result<(), SwapError> {
         self.slots.release(slot).map(|_| ()).map_err(SwapError::Slot)

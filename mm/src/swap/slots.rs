@@ -39,6 +39,9 @@ impl fmt::Display for SlotError {
 pub struct SlotMap {
     /// `counts[s - 1]`: users of slot `s`; 0 is free.
     counts: Vec<u8>,
+    /// `stamps[s - 1]`: when slot `s`'s page was evicted (see the module
+    /// documentation); meaningless on a free slot.
+    stamps: Vec<u32>,
     free: u64,
     /// Index where the next search starts.
     cursor: usize,
@@ -51,7 +54,10 @@ impl SlotMap {
         let mut counts = Vec::new();
         counts.try_reserve_exact(slots as usize)?;
         counts.resize(slots as usize, 0);
-        Ok(SlotMap { counts, free: slots, cursor: 0 })
+        let mut stamps = Vec::new();
+        stamps.try_reserve_exact(slots as usize)?;
+        stamps.resize(slots as usize, 0);
+        Ok(SlotMap { counts, stamps, free: slots, cursor: 0 })
     }
 
     pub fn len(&self) -> u64 {
@@ -102,6 +108,26 @@ impl SlotMap {
     /// Users of `slot` (0: free).
     pub fn users(&self, slot: u64) -> Result<u8, SlotError> {
         Ok(self.counts[self.index(slot)?])
+    }
+
+    /// Records that the page in `slot` (in use) was evicted at `stamp`.
+    pub fn set_evicted_at(&mut self, slot: u64, stamp: u32) -> Result<(), SlotError> {
+        let i = self.in_use(slot)?;
+        self.stamps[i] = stamp;
+        Ok(())
+    }
+
+    /// When the page in `slot` (in use) was evicted.
+    pub fn evicted_at(&self, slot: u64) -> Result<u32, SlotError> {
+        Ok(self.stamps[self.in_use(slot)?])
+    }
+
+    fn in_use(&self, slot: u64) -> Result<usize, SlotError> {
+        let i = self.index(slot)?;
+        match self.counts[i] {
+            0 => Err(SlotError::NotInUse(slot)),
+            _ => Ok(i),
+        }
     }
 
     /// One more user of an in-use slot.
@@ -177,6 +203,18 @@ mod tests {
         assert_eq!((map.allocate(), map.free()), (None, 0));
         assert_eq!(map.release(2), Ok(true));
         assert_eq!(map.allocate(), Some(2));
+    }
+
+    #[test]
+    fn a_slot_keeps_its_pages_eviction_stamp_while_in_use() {
+        let mut map = SlotMap::new(4).unwrap();
+        let s = map.allocate().unwrap();
+        map.set_evicted_at(s, 77).unwrap();
+        assert_eq!(map.evicted_at(s), Ok(77));
+        map.release(s).unwrap();
+        assert_eq!(map.evicted_at(s), Err(SlotError::NotInUse(s)));
+        assert_eq!(map.set_evicted_at(s, 1), Err(SlotError::NotInUse(s)));
+        assert_eq!(map.evicted_at(9), Err(SlotError::OutOfRange(9)));
     }
 
     #[test]

@@ -10,9 +10,17 @@
 //!   swap-ins than 1 % of its touches) while the cold set was swapped, 3
 //!   otherwise.
 //! - mode 2, give back: writes the pattern, decommits the first half,
-//!   releases the second; exit 0 when no page is left in swap, 4 otherwise.
+//!   releases the second; exit 0 when no page of the region is left in
+//!   swap (no more pages in swap than the process has outside it), 4
+//!   otherwise.
 //! - mode 3, exit with pages in swap: writes the pattern and exits 0 at once
 //!   (destroy must free its slots).
+//! - mode 4, loop: writes the pattern, then reads it all back in order
+//!   [`LOOP_PASSES`] times, printing each pass's swap-ins; exit 0 when every
+//!   pass is bit-exact and each pass after the first swapped in fewer than
+//!   half of the pages (a plain second-chance clock swaps in every page of a
+//!   loop larger than memory: each leaves just before its next use), 5
+//!   otherwise, 2 at a wrong word.
 #![no_std]
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -109,15 +117,47 @@ fn hot_and_cold(cold: u64, len: u64, seed: u64) -> i32 {
     }
 }
 
+/// Read passes of mode 4.
+const LOOP_PASSES: u64 = 3;
+
+fn looping(base: u64, len: u64, seed: u64) -> i32 {
+    write_pattern(base, len, seed);
+    report("written");
+    let pages = len / PAGE;
+    let mut resisted = true;
+    for pass in 1..=LOOP_PASSES {
+        let before = sys::memstats().swap_in_faults;
+        if let Some((offset, got)) = check_pattern(base, len, seed) {
+            println!(
+                "swap_pattern: pass {pass}: word at +{offset:#x} is {got:#x}, expected {:#x}",
+                word(seed, offset)
+            );
+            return 2;
+        }
+        let swap_ins = sys::memstats().swap_in_faults - before;
+        println!("swap_pattern: loop pass {pass}: {swap_ins} swap-ins for {pages} pages");
+        resisted &= pass == 1 || swap_ins * 2 < pages;
+    }
+    if resisted {
+        0
+    } else {
+        5
+    }
+}
+
 fn give_back(base: u64, len: u64, seed: u64) -> i32 {
     write_pattern(base, len, seed);
     report("written");
+    // The process's own pages outside the region (stack, runtime data) may
+    // be in swap too: reclaim takes any page that went unused.
+    let s = sys::memstats();
+    let outside = s.resident_pages + s.swapped_pages - len / PAGE;
     let half = (len / 2) & !(PAGE - 1);
     sys::decommit(base, half).expect("decommit the first half");
     sys::release(base + half, len - half).expect("release the second half");
     let s = sys::memstats();
     report("decommitted and released");
-    if s.swapped_pages == 0 {
+    if s.swapped_pages <= outside {
         0
     } else {
         4
@@ -138,6 +178,7 @@ fn main(arg: u64) -> i32 {
             report("written, exiting");
             0
         }
+        4 => looping(base, len, seed),
         _ => 1,
     }
 }
