@@ -1,6 +1,7 @@
 //! Replacement policies on reference traces, for the tests and the bench
-//! (`cargo bench --bench reclaim`): the kernel's [`Clock`] driven the way the
-//! kernel drives it, FIFO, and Belady's optimal (evict the page used
+//! (`cargo bench --bench reclaim`): the kernel's [`Clock`] with the hot/cold
+//! policy driven the way the kernel drives it, a plain second-chance clock,
+//! FIFO, A0 (a fixed set of the most probable pages), and Belady's optimal (evict the page used
 //! furthest in the future), which no online policy can beat. A trace is a
 //! sequence of page numbers; the result is the number of faults.
 
@@ -10,14 +11,24 @@ use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// Faults of the kernel's clock with `frames` frames. As on the machine, a
-/// page brought in is then accessed (its Accessed bit is set by the retried
+/// What a frame-indexed replacement policy does, for [`frame_faults`].
+trait Replacement {
+    /// The frame to evict from a full memory; `accessed` holds the
+    /// Accessed bits (the policy clears what it tests).
+    fn victim(&mut self, accessed: &mut [bool]) -> usize;
+    /// `page` left `frame`.
+    fn evicted(&mut self, _frame: usize, _page: u64) {}
+    /// `page` arrived in `frame`.
+    fn arrived(&mut self, _frame: usize, _page: u64) {}
+}
+
+/// Faults of `policy` with `frames` frames. As on the machine, a page
+/// brought in is then accessed (its Accessed bit is set by the retried
 /// access).
-pub fn clock_faults(trace: &[u64], frames: usize) -> u64 {
+fn frame_faults(trace: &[u64], frames: usize, policy: &mut impl Replacement) -> u64 {
     let mut slots: Vec<Option<u64>> = vec![None; frames];
     let mut accessed = vec![false; frames];
     let mut resident: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut clock = Clock::default();
     let mut faults = 0;
     for &page in trace {
         if let Some(&at) = resident.get(&page) {
@@ -28,84 +39,97 @@ pub fn clock_faults(trace: &[u64], frames: usize) -> u64 {
         let at = match slots.iter().position(Option::is_none) {
             Some(free) => free,
             None => {
-                let mut victim = None;
-                clock.sweep(frames as u64, 1, 2 * frames as u64, |i| {
-                    let i = i as usize;
-                    if accessed[i] {
-                        accessed[i] = false;
-                        return Verdict::Referenced;
-                    }
-                    victim = Some(i);
-                    Verdict::Evicted
-                });
-                let i = victim.expect("two turns find a victim");
-                resident.remove(&slots[i].take().expect("a full memory"));
+                let i = policy.victim(&mut accessed);
+                let old = slots[i].take().expect("a full memory");
+                resident.remove(&old);
+                policy.evicted(i, old);
                 i
             }
         };
         slots[at] = Some(page);
         accessed[at] = true;
         resident.insert(page, at);
+        policy.arrived(at, page);
     }
     faults
 }
 
-/// Faults of the kernel's replacement: the clock's hand choosing with the
-/// hot/cold policy ([`HotCold`]), driven as the kernel drives it (an
-/// eviction stamp kept per evicted page as with its swap slot, the page
-/// brought in then accessed).
-pub fn hot_cold_faults(trace: &[u64], frames: usize) -> u64 {
-    let mut slots: Vec<Option<u64>> = vec![None; frames];
-    let mut accessed = vec![false; frames];
-    let mut resident: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut evicted_at: BTreeMap<u64, u32> = BTreeMap::new();
-    let mut clock = Clock::default();
-    let mut policy = HotCold::new(frames as u64, 1).expect("a small table");
-    policy.set_capacity(frames as u64);
-    let mut faults = 0;
-    for &page in trace {
-        if let Some(&at) = resident.get(&page) {
-            accessed[at] = true;
-            continue;
-        }
-        faults += 1;
-        let at = match slots.iter().position(Option::is_none) {
-            Some(free) => free,
-            None => {
-                let mut victim = None;
-                let mut visited = 0;
-                clock.sweep(frames as u64, 1, 2 * frames as u64, |i| {
-                    if i == 0 {
-                        policy.turn_began();
-                    }
-                    visited += 1;
-                    let i = i as usize;
-                    let referenced = core::mem::take(&mut accessed[i]);
-                    match policy.visit(i as u64, referenced, visited > frames) {
-                        Step::Keep => Verdict::Referenced,
-                        Step::Evict => {
-                            victim = Some(i);
-                            Verdict::Evicted
-                        }
-                    }
-                });
-                let i = victim.expect("two turns find a victim");
-                let old = slots[i].take().expect("a full memory");
-                resident.remove(&old);
-                policy.remove(i as u64);
-                evicted_at.insert(old, policy.now());
-                i
+/// The plain second-chance clock: an accessed page loses its bit and
+/// stays, the first unaccessed one goes.
+impl Replacement for Clock {
+    fn victim(&mut self, accessed: &mut [bool]) -> usize {
+        let mut victim = None;
+        let frames = accessed.len() as u64;
+        self.sweep(frames, 1, 2 * frames, |i| {
+            if core::mem::take(&mut accessed[i as usize]) {
+                return Verdict::Referenced;
             }
-        };
-        slots[at] = Some(page);
-        accessed[at] = true;
-        resident.insert(page, at);
-        policy.admit(at as u64);
-        if let Some(stamp) = evicted_at.remove(&page) {
-            policy.refaulted(at as u64, stamp);
+            victim = Some(i as usize);
+            Verdict::Evicted
+        });
+        victim.expect("two turns find a victim")
+    }
+}
+
+/// Faults of a plain second-chance clock (what the kernel used before the
+/// hot/cold policy) with `frames` frames.
+pub fn clock_faults(trace: &[u64], frames: usize) -> u64 {
+    frame_faults(trace, frames, &mut Clock::default())
+}
+
+/// The kernel's replacement: the clock's hand choosing with [`HotCold`],
+/// an eviction stamp kept per evicted page as its swap slot keeps it.
+struct HotColdClock {
+    clock: Clock,
+    policy: HotCold,
+    evicted_at: BTreeMap<u64, u32>,
+}
+
+impl Replacement for HotColdClock {
+    fn victim(&mut self, accessed: &mut [bool]) -> usize {
+        let (mut victim, mut visited) = (None, 0);
+        let frames = accessed.len() as u64;
+        let policy = &mut self.policy;
+        self.clock.sweep(frames, 1, 2 * frames, |i| {
+            if i == 0 {
+                policy.turn_began();
+            }
+            visited += 1;
+            let referenced = core::mem::take(&mut accessed[i as usize]);
+            match policy.visit(i, referenced, visited > frames) {
+                Step::Keep => Verdict::Referenced,
+                Step::Evict => {
+                    victim = Some(i as usize);
+                    Verdict::Evicted
+                }
+            }
+        });
+        victim.expect("two turns find a victim")
+    }
+
+    fn evicted(&mut self, frame: usize, page: u64) {
+        self.policy.remove(frame as u64);
+        self.evicted_at.insert(page, self.policy.now());
+    }
+
+    fn arrived(&mut self, frame: usize, page: u64) {
+        self.policy.admit(frame as u64);
+        if let Some(stamp) = self.evicted_at.remove(&page) {
+            self.policy.refaulted(frame as u64, stamp);
         }
     }
-    faults
+}
+
+/// Faults of the kernel's replacement (the clock with the hot/cold policy,
+/// driven as the kernel drives it) with `frames` frames.
+pub fn hot_cold_faults(trace: &[u64], frames: usize) -> u64 {
+    let mut policy = HotCold::new(frames as u64, 1).expect("a small table");
+    policy.set_capacity(frames as u64);
+    frame_faults(
+        trace,
+        frames,
+        &mut HotColdClock { clock: Clock::default(), policy, evicted_at: BTreeMap::new() },
+    )
 }
 
 /// Faults of first-in first-out replacement.

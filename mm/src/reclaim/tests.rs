@@ -132,16 +132,28 @@ fn the_hot_cold_clock_beats_fifo_and_the_plain_clock_where_popularity_is_skewed(
     assert!(hot_cold < fifo, "a moving hot set: hot/cold {hot_cold}, fifo {fifo}");
 }
 
-#[test]
-fn pages_start_hot_until_the_limit_then_cold_and_are_promoted_when_used_again() {
-    let mut policy = HotCold::new(64, 1).unwrap();
-    for i in 0..64 {
+/// A policy over `frames` frames, every one of them holding a new page.
+fn full_policy(frames: u64) -> HotCold {
+    let mut policy = HotCold::new(frames, 1).unwrap();
+    policy.set_capacity(frames);
+    for i in 0..frames {
         policy.admit(i);
     }
+    policy
+}
+
+/// The first two cold frames of a full 64-frame policy.
+fn two_cold(policy: &HotCold) -> (u64, u64) {
+    let cold: Vec<u64> = (0..64).filter(|&i| !policy.is_hot(i)).collect();
+    (cold[0], cold[1])
+}
+
+#[test]
+fn pages_start_hot_until_the_limit_then_cold_and_are_promoted_when_used_again() {
+    let mut policy = full_policy(64);
     // 64 resident, at least 1/32 cold: 62 hot.
     assert_eq!(policy.stats().hot, 62);
-    let cold: Vec<u64> = (0..64).filter(|&i| !policy.is_hot(i)).collect();
-    let (a, b) = (cold[0], cold[1]);
+    let (a, b) = two_cold(&policy);
     // First visit: the Accessed bit is the fault's own, no promotion.
     assert_eq!(policy.visit(a, true, false), Step::Keep);
     assert!(!policy.is_hot(a));
@@ -155,10 +167,7 @@ fn pages_start_hot_until_the_limit_then_cold_and_are_promoted_when_used_again() 
 
 #[test]
 fn an_unused_hot_page_is_demoted_only_when_hot_pages_are_too_many_and_evicted_only_when_memory_is_short() {
-    let mut policy = HotCold::new(8, 1).unwrap();
-    for i in 0..8 {
-        policy.admit(i);
-    }
+    let mut policy = full_policy(8);
     assert_eq!(policy.stats().hot, 7);
     let cold = (0..8).find(|&i| !policy.is_hot(i)).unwrap();
     let hot: Vec<u64> = (0..8).filter(|&i| i != cold).collect();
@@ -182,12 +191,8 @@ fn an_unused_hot_page_is_demoted_only_when_hot_pages_are_too_many_and_evicted_on
 
 #[test]
 fn a_page_that_comes_back_soon_after_eviction_comes_back_hot() {
-    let mut policy = HotCold::new(64, 1).unwrap();
-    for i in 0..64 {
-        policy.admit(i);
-    }
-    let cold: Vec<u64> = (0..64).filter(|&i| !policy.is_hot(i)).collect();
-    let (a, b) = (cold[0], cold[1]);
+    let mut policy = full_policy(64);
+    let (a, b) = two_cold(&policy);
     // Age the hot pages: they are used once, then 32 evictions pass (the
     // two cold frames evicted and refilled) and a turn sees them unused.
     for i in 0..64 {
