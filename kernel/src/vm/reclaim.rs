@@ -1,4 +1,5 @@
-//! Reclaim on the real machine: the reverse map (frame → space, page), the
+//! Reclaim on the real machine: the reverse map (frame → space, page) and
+//! the replacement policy (`mm::reclaim::hot_cold`) under one lock, the
 //! clock hand, and the two callers of `mm::reclaim::Clock::sweep`:
 //!
 //! - **direct reclaim**, in the page-fault path and in commit: when an
@@ -56,10 +57,10 @@ const MIN_COLD: u64 = 4 * BACKGROUND_BATCH;
 
 pub fn init() {
     let span = frames::span();
-    let frames = span.end.number() - span.start.number();
+    let span_frames = span.end.number() - span.start.number();
     let map = ReverseMap::new(span).expect("a reverse map at boot (8 bytes per frame)");
-    let mut policy =
-        HotCold::new(frames, MIN_COLD).expect("the replacement policy's state at boot (5 bytes per frame)");
+    let mut policy = HotCold::new(span_frames, MIN_COLD)
+        .expect("the replacement policy's state at boot (5 bytes per frame)");
     policy.set_capacity(free_frames());
     RESIDENT.call_once(|| Mutex::new(Resident { map, policy }));
     WATERMARKS.call_once(|| Watermarks::for_total(frames::stats().total));
