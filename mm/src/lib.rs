@@ -11,6 +11,20 @@
 
 extern crate alloc;
 
+use alloc::collections::TryReserveError;
+use alloc::vec::Vec;
+
+/// A table of `len` copies of `value`, or the heap's refusal with nothing
+/// allocated: how every out-of-band table here (per frame, per slot, per
+/// cache entry) is made, since the kernel builds them from its fallible
+/// heap.
+pub(crate) fn try_table<T: Clone>(len: usize, value: T) -> Result<Vec<T>, TryReserveError> {
+    let mut table = Vec::new();
+    table.try_reserve_exact(len)?;
+    table.resize(len, value);
+    Ok(table)
+}
+
 pub mod addr;
 pub mod bitmap;
 pub mod block;

@@ -87,9 +87,7 @@ impl PageCache {
     /// heap cannot hold its table.
     pub fn new(limit: usize) -> Result<PageCache, alloc::collections::TryReserveError> {
         let len = (limit + limit / 4 + 1).next_power_of_two();
-        let mut slots = Vec::new();
-        slots.try_reserve_exact(len)?;
-        slots.resize(len, Slot::default());
+        let slots = crate::try_table(len, Slot::default())?;
         Ok(PageCache { slots, limit, stats: CacheStats { limit: limit as u64, ..CacheStats::default() } })
     }
 

@@ -112,8 +112,8 @@ impl HotCold {
     /// heap cannot hold it.
     pub fn new(frames: u64, min_cold: u64) -> Result<HotCold, TryReserveError> {
         Ok(HotCold {
-            flags: zeroed(frames)?,
-            last_used: zeroed(frames)?,
+            flags: crate::try_table(frames as usize, 0)?,
+            last_used: crate::try_table(frames as usize, 0)?,
             now: 0,
             turn_began_at: 0,
             turn_length: 0,
@@ -255,11 +255,4 @@ impl HotCold {
         }
         short
     }
-}
-
-fn zeroed<T: Copy + Default>(frames: u64) -> Result<Vec<T>, TryReserveError> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(frames as usize)?;
-    v.resize(frames as usize, T::default());
-    Ok(v)
 }

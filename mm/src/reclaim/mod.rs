@@ -87,10 +87,7 @@ impl ReverseMap {
     /// heap cannot hold it (8 bytes per frame: 0.2 % of memory).
     pub fn new(span: Range<Pfn>) -> Result<ReverseMap, TryReserveError> {
         let frames = (span.end.number() - span.start.number()) as usize;
-        let mut entries = Vec::new();
-        entries.try_reserve_exact(frames)?;
-        entries.resize(frames, 0);
-        Ok(ReverseMap { span, entries })
+        Ok(ReverseMap { entries: crate::try_table(frames, 0)?, span })
     }
 
     pub fn frames(&self) -> u64 {

@@ -51,12 +51,8 @@ impl SlotMap {
     /// A map of `slots` free slots; fails (changing nothing) when the
     /// kernel heap cannot hold its counts.
     pub fn new(slots: u64) -> Result<SlotMap, TryReserveError> {
-        let mut counts = Vec::new();
-        counts.try_reserve_exact(slots as usize)?;
-        counts.resize(slots as usize, 0);
-        let mut stamps = Vec::new();
-        stamps.try_reserve_exact(slots as usize)?;
-        stamps.resize(slots as usize, 0);
+        let counts = crate::try_table(slots as usize, 0)?;
+        let stamps = crate::try_table(slots as usize, 0)?;
         Ok(SlotMap { counts, stamps, free: slots, cursor: 0 })
     }
 
