@@ -170,11 +170,16 @@ fn injected_failure() -> Result<(), BlockError> {
     }
 }
 
-/// Reads `slot` into `frame` (a new frame nothing else uses yet).
-pub fn read_in(slot: u64, frame: Pfn) -> Result<(), SwapError> {
-    // SAFETY: `frame` was just allocated for this page and is not mapped
-    // anywhere but the physical window.
-    with(|area| area.read_in(slot, unsafe { &mut *page(frame) }))
+/// Reads `slot` into `frame` (a new frame nothing else uses yet); returns
+/// when the page was evicted (its slot's eviction stamp), for the
+/// replacement policy's refault distance.
+pub fn read_in(slot: u64, frame: Pfn) -> Result<u32, SwapError> {
+    with(|area| {
+        // SAFETY: `frame` was just allocated for this page and is not
+        // mapped anywhere but the physical window.
+        area.read_in(slot, unsafe { &mut *page(frame) })?;
+        area.slots_mut().evicted_at(slot).map_err(SwapError::Slot)
+    })
 }
 
 /// The page now in `slot` was evicted at `stamp` of reclaim's eviction
@@ -183,11 +188,6 @@ pub fn set_evicted_at(slot: u64, stamp: u32) {
     if let Err(e) = with(|area| area.slots_mut().set_evicted_at(slot, stamp).map_err(SwapError::Slot)) {
         warn!("swap: stamping slot {slot}: {e} (kernel bug)");
     }
-}
-
-/// When the page in `slot` was evicted, if the slot is in use.
-pub fn evicted_at(slot: u64) -> Option<u32> {
-    with(|area| area.slots_mut().evicted_at(slot).map_err(SwapError::Slot)).ok()
 }
 
 /// The page that held `slot` is gone. A slot the map does not know as in

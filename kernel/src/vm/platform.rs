@@ -116,10 +116,8 @@ unsafe impl mm::vm::Platform for KernelPlatform {
     }
 
     fn swap_in(&mut self, slot: u64, frame: Pfn) -> Result<(), SwapError> {
-        crate::swap::read_in(slot, frame)?;
-        if let Some(evicted_at) = crate::swap::evicted_at(slot) {
-            reclaim::refaulted(frame, evicted_at);
-        }
+        let evicted_at = crate::swap::read_in(slot, frame)?;
+        reclaim::refaulted(frame, evicted_at);
         Ok(())
     }
 

@@ -118,9 +118,9 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
     if !anything_to_reclaim() {
         return Sweep::default();
     }
+    let free = free_frames();
     let frames = resident(|r| {
-        let capacity = r.policy.stats().resident + free_frames();
-        r.policy.set_capacity(capacity);
+        r.policy.set_capacity(r.policy.stats().resident + free);
         r.map.frames()
     });
     let mut clock = *CLOCK.lock();
@@ -220,10 +220,11 @@ impl Batch {
     /// The batch's pages are on the disk, in `slots` (in order): see
     /// [`finish_eviction`]. Returns the pages evicted.
     fn finish(&self, spaces: &mut BTreeMap<SpaceId, Space>, slots: impl Iterator<Item = u64>) -> u64 {
+        let evicted_at = eviction_clock();
         self.pages[..self.len]
             .iter()
             .zip(slots)
-            .filter(|&(&page, slot)| finish_eviction(spaces, page, slot))
+            .filter(|&(&page, slot)| finish_eviction(spaces, page, slot, evicted_at))
             .count() as u64
     }
 
@@ -232,24 +233,32 @@ impl Batch {
     /// swap refused (full or failing: the pages not written stay as they
     /// were).
     fn write_one_by_one(&self, spaces: &mut BTreeMap<SpaceId, Space>) -> (u64, bool) {
-        let mut evicted = 0;
+        let (mut evicted, evicted_at) = (0, eviction_clock());
         for &page in &self.pages[..self.len] {
             let Ok(slot) = swap::write_out(page.2) else { return (evicted, true) };
-            evicted += finish_eviction(spaces, page, slot) as u64;
+            evicted += finish_eviction(spaces, page, slot, evicted_at) as u64;
         }
         (evicted, false)
     }
 }
 
+/// The policy's eviction clock, read once per batch for its pages'
+/// eviction stamps (a batch is a few evictions; the stamps measure
+/// distances of hundreds).
+fn eviction_clock() -> u32 {
+    resident(|r| r.policy.now())
+}
+
 /// A chosen page is on the disk, in `slot`: its entry becomes `Swapped`
-/// and its frame goes. Nothing ran since the page was chosen, so this
-/// holds; if it did not, the slot goes back and the page stays (false).
+/// and its frame goes, the slot stamped `evicted_at`. Nothing ran since
+/// the page was chosen, so this holds; if it did not, the slot goes back
+/// and the page stays (false).
 fn finish_eviction(
     spaces: &mut BTreeMap<SpaceId, Space>,
     (id, page, frame): (SpaceId, UserAddr, Pfn),
     slot: u64,
+    evicted_at: u32,
 ) -> bool {
-    let evicted_at = resident(|r| r.policy.now());
     let done = spaces.get_mut(&id).is_some_and(|space| space.finish_eviction(page, frame, slot));
     if done {
         swap::set_evicted_at(slot, evicted_at);
@@ -453,12 +462,13 @@ pub struct ReclaimInfo {
 }
 
 pub fn info() -> ReclaimInfo {
+    let (mapped_frames, policy) = resident(|r| (r.map.mapped(), r.policy.stats()));
     ReclaimInfo {
         marks: watermarks(),
         direct: DIRECT.load(Ordering::Relaxed),
         background: BACKGROUND.load(Ordering::Relaxed),
-        mapped_frames: resident(|r| r.map.mapped()),
-        policy: resident(|r| r.policy.stats()),
+        mapped_frames,
+        policy,
     }
 }
 
