@@ -579,9 +579,10 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (count, trials, rounds) = if quick { (100_000, 2, 2) } else { (400_000, 5, 8) };
     let mut makers = makers();
-    // HEAP_BENCH_ONLY=<name part>: only those allocators (for profiling).
+    // HEAP_BENCH_ONLY=pagekeeper,"talc 5": only the allocators whose names
+    // contain one of the parts (for profiling).
     if let Ok(only) = std::env::var("HEAP_BENCH_ONLY") {
-        makers.retain(|m| m().name().contains(only.as_str()));
+        makers.retain(|m| only.split(',').any(|part| m().name().contains(part.trim())));
     }
     let mut sizes = vec![200, 1000, 3000, 10_000, 30_000];
     // HEAP_BENCH_SIZES=200,3000: only those maximum sizes (for profiling).

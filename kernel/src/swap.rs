@@ -182,12 +182,18 @@ pub fn read_in(slot: u64, frame: Pfn) -> Result<u32, SwapError> {
     })
 }
 
-/// The page now in `slot` was evicted at `stamp` of reclaim's eviction
-/// clock (for its refault distance when it comes back).
-pub fn set_evicted_at(slot: u64, stamp: u32) {
-    if let Err(e) = with(|area| area.slots_mut().set_evicted_at(slot, stamp).map_err(SwapError::Slot)) {
-        warn!("swap: stamping slot {slot}: {e} (kernel bug)");
-    }
+/// The pages now in `slots` were evicted at `stamp` of reclaim's eviction
+/// clock (for their refault distance when they come back); one lock for
+/// a batch.
+pub fn set_evicted_at(slots: impl Iterator<Item = u64>, stamp: u32) {
+    let _ = with(|area| {
+        for slot in slots {
+            if let Err(e) = area.slots_mut().set_evicted_at(slot, stamp) {
+                warn!("swap: stamping slot {slot}: {e} (kernel bug)");
+            }
+        }
+        Ok(())
+    });
 }
 
 /// The page that held `slot` is gone. A slot the map does not know as in

@@ -206,6 +206,12 @@ pub fn free(block: FrameBlock) -> Result<(), FreeFailure> {
     with(|frames| frames.free(block))
 }
 
+/// Frees several blocks under one lock (a batch of evictions); stops at
+/// the first that is refused and returns it with the reason.
+pub fn free_all(blocks: impl Iterator<Item = FrameBlock>) -> Result<(), FreeFailure> {
+    with(|frames| blocks.into_iter().try_for_each(|block| frames.free(block)))
+}
+
 /// Free frames (the hot paths' question: one word, not a copy of every
 /// counter).
 pub fn free_count() -> u64 {

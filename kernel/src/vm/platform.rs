@@ -9,6 +9,7 @@ use mm::frame::{FrameBlock, Owner};
 use mm::paging::{ENTRIES, KERNEL_ROOT_ENTRIES};
 use mm::policy::commit::CommitRefused;
 use mm::swap::SwapError;
+use mm::vm::MAX_FINISHED;
 use spin::Once;
 
 /// The kernel's own top-level table (CR3 at boot): the source of every
@@ -58,8 +59,8 @@ fn entry(table: Pfn, index: usize) -> *mut u64 {
     phys_to_virt(table).as_mut_ptr::<u64>().wrapping_add(index)
 }
 
-fn free(block: FrameBlock) {
-    if let Err(failure) = frames::free(block) {
+fn free(blocks: impl Iterator<Item = FrameBlock>) {
+    if let Err(failure) = frames::free_all(blocks) {
         panic!("the VMM freed a frame it does not own: {}", failure.error);
     }
 }
@@ -97,7 +98,7 @@ unsafe impl mm::vm::Platform for KernelPlatform {
     }
 
     fn free_table(&mut self, table: FrameBlock) {
-        free(table);
+        free(core::iter::once(table));
     }
 
     fn alloc_page(&mut self, va: UserAddr, zeroed: bool) -> Option<FrameBlock> {
@@ -108,7 +109,18 @@ unsafe impl mm::vm::Platform for KernelPlatform {
 
     fn free_page(&mut self, frame: FrameBlock) {
         reclaim::forget(frame.start());
-        free(frame);
+        free(core::iter::once(frame));
+    }
+
+    fn free_pages(&mut self, frames: impl Iterator<Item = FrameBlock>) {
+        // Gathered first: the reverse map forgets them under one lock, the
+        // frame allocator takes them under one more.
+        let mut batch = [const { None }; MAX_FINISHED];
+        for (slot, frame) in batch.iter_mut().zip(frames) {
+            *slot = Some(frame);
+        }
+        reclaim::forget_all(batch.iter().flatten().map(FrameBlock::start));
+        free(batch.into_iter().flatten());
     }
 
     fn swap_out(&mut self, frame: Pfn) -> Result<u64, SwapError> {

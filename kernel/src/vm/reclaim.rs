@@ -21,12 +21,13 @@ use super::{Space, SpaceId};
 use crate::memory::frames;
 use crate::swap;
 use alloc::collections::BTreeMap;
+use core::cell::Cell;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::{Pfn, UserAddr};
 use mm::files::FilePage;
 use mm::reclaim::hot_cold::{HotCold, HotColdStats, Step};
 use mm::reclaim::{Clock, PageOwner, ReverseMap, Sweep, Verdict, Watermarks};
-use mm::vm::Choice;
+use mm::vm::{Choice, Chosen, MAX_FINISHED};
 use spin::{Mutex, Once};
 use x86_64::instructions::interrupts::without_interrupts;
 
@@ -49,6 +50,9 @@ const BACKGROUND_BATCH: u64 = 256;
 /// Direct reclaim after a failed allocation: a few pages so the retry
 /// (and the next faults) find frames.
 const DIRECT_BATCH: u64 = 32;
+/// Empty frames the hand passes over under one lock (interrupts are off
+/// meanwhile: a bound on how long).
+const EMPTY_RUN_AT_ONCE: u64 = 1024;
 /// Cold pages the policy keeps at least: a cold page needs two visits of
 /// the hand before it may go, and a sweep wants up to a background batch,
 /// so a smaller cold pool would send sweeps round a whole turn and into
@@ -103,9 +107,16 @@ pub fn cached_page(frame: Pfn) -> Option<FilePage> {
 
 /// `frame` holds no process or page-cache page any more.
 pub fn forget(frame: Pfn) {
+    forget_all(core::iter::once(frame));
+}
+
+/// [`forget`] for several frames, under one lock.
+pub fn forget_all(frames: impl Iterator<Item = Pfn>) {
     resident(|r| {
-        r.map.clear(frame);
-        r.policy.remove(r.map.index_of(frame));
+        for frame in frames {
+            r.map.clear(frame);
+            r.policy.remove(r.map.index_of(frame));
+        }
     });
 }
 
@@ -128,14 +139,26 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
     let mut writer = WriteBehind::default();
     // Chosen pages count as evicted for the hand (so it stops at `want`);
     // what the writes really evicted replaces the count at the end.
-    let (mut chosen, mut written, mut visited) = (0, 0, 0);
-    let mut sweep = clock.sweep(frames, want, 2 * frames, |index| {
-        visited += 1;
-        let short = visited > frames;
-        let (frame, owner, cached) = resident(|r| {
+    let (mut chosen, mut written) = (0, 0);
+    // Frames the hand passed, visited or not (a whole turn: memory is short).
+    let passed = Cell::new(0);
+    // Frames that hold nothing are passed over in runs, under one lock per
+    // run: most frames of a machine with memory to spare hold no page, and
+    // a lock and a lookup for each made up most of the sweep's time.
+    let empty_run = |index, most: u64| {
+        let empty = resident(|r| {
             if index == 0 {
                 r.policy.turn_began();
             }
+            r.map.empty_run(index, most.min(EMPTY_RUN_AT_ONCE))
+        });
+        passed.set(passed.get() + empty);
+        empty
+    };
+    let mut sweep = clock.sweep_occupied(frames, want, 2 * frames, empty_run, |index| {
+        passed.set(passed.get() + 1);
+        let short = passed.get() > frames;
+        let (frame, owner, cached) = resident(|r| {
             let frame = r.map.frame_at(index);
             (frame, r.map.get(frame), r.map.get_cached(frame))
         });
@@ -151,17 +174,21 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
         }
         let Some((page, id)) = owner.map(|o| (o.page, SpaceId(o.space))) else { return Verdict::Skipped };
         let choice = spaces.get_mut(&id).map_or(Choice::Skipped, |space| space.age_or_choose(page, frame));
-        let referenced = match choice {
+        let pick = match choice {
             Choice::Skipped => return Verdict::Skipped,
             // On its second turn the hand can meet a page still waiting.
-            Choice::Chosen if writer.holds(frame) => return Verdict::Skipped,
-            Choice::Chosen => false,
-            Choice::Referenced => true,
+            Choice::Chosen(_) if writer.holds(frame) => return Verdict::Skipped,
+            Choice::Chosen(pick) => pick,
+            Choice::Referenced => {
+                // A used page always stays; the policy learns it was used.
+                judge(true);
+                return Verdict::Referenced;
+            }
         };
-        if judge(referenced) == Step::Keep {
+        if judge(false) == Step::Keep {
             return Verdict::Referenced;
         }
-        writer.gathering.add(id, page, frame);
+        writer.gathering.add(id, pick);
         let refused = writer.gathering.len == swap::BATCH_PAGES && {
             let (evicted, refused) = writer.submit(spaces);
             written += evicted;
@@ -187,45 +214,77 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
 
 /// Anonymous pages the clock chose ([`Choice::Chosen`]: still mapped,
 /// unchanged), waiting to go to swap in one request.
+#[derive(Default)]
 struct Batch {
-    pages: [(SpaceId, UserAddr, Pfn); swap::BATCH_PAGES],
+    pages: [Option<(SpaceId, Chosen)>; swap::BATCH_PAGES],
     len: usize,
 }
 
-impl Default for Batch {
-    fn default() -> Batch {
-        // Entries past `len` are never read.
-        Batch { pages: [(SpaceId(0), UserAddr::new(0), Pfn::new(0)); swap::BATCH_PAGES], len: 0 }
-    }
-}
+const _: () = assert!(swap::BATCH_PAGES <= MAX_FINISHED, "a batch is finished in one call per space");
 
 impl Batch {
-    fn holds(&self, frame: Pfn) -> bool {
-        self.pages[..self.len].iter().any(|&(_, _, f)| f == frame)
+    fn chosen(&self) -> impl Iterator<Item = &(SpaceId, Chosen)> {
+        self.pages[..self.len].iter().flatten()
     }
 
-    fn add(&mut self, space: SpaceId, page: UserAddr, frame: Pfn) {
-        self.pages[self.len] = (space, page, frame);
+    fn holds(&self, frame: Pfn) -> bool {
+        self.chosen().any(|(_, c)| c.frame() == frame)
+    }
+
+    fn add(&mut self, space: SpaceId, chosen: Chosen) {
+        self.pages[self.len] = Some((space, chosen));
         self.len += 1;
     }
 
     fn frames(&self) -> ([Pfn; swap::BATCH_PAGES], usize) {
         let mut frames = [Pfn::new(0); swap::BATCH_PAGES];
-        for (frame, &(_, _, f)) in frames.iter_mut().zip(&self.pages[..self.len]) {
-            *frame = f;
+        for (frame, (_, c)) in frames.iter_mut().zip(self.chosen()) {
+            *frame = c.frame();
         }
         (frames, self.len)
     }
 
-    /// The batch's pages are on the disk, in `slots` (in order): see
-    /// [`finish_eviction`]. Returns the pages evicted.
+    /// The batch's pages are on the disk, in `slots` (in order; fewer
+    /// slots than pages: only the first ones were written): their entries
+    /// become `Swapped` and their frames go, one call per space (which
+    /// frees the frames together), and their slots are stamped with the
+    /// eviction clock under one lock. Nothing ran since the pages were
+    /// chosen, so this holds; a page for which it did not stays, and its
+    /// slot goes back. Returns the pages evicted.
     fn finish(&self, spaces: &mut BTreeMap<SpaceId, Space>, slots: impl Iterator<Item = u64>) -> u64 {
-        let evicted_at = eviction_clock();
-        self.pages[..self.len]
-            .iter()
-            .zip(slots)
-            .filter(|&(&page, slot)| finish_eviction(spaces, page, slot, evicted_at))
-            .count() as u64
+        let mut written = [(SpaceId(0), None, 0); swap::BATCH_PAGES];
+        let mut len = 0;
+        for (page, (&(id, chosen), slot)) in written.iter_mut().zip(self.chosen().zip(slots)) {
+            (*page, len) = ((id, Some(chosen), slot), len + 1);
+        }
+        let written = &written[..len];
+        let (mut handled, mut evicted) = (0u32, 0u32);
+        for first in 0..len {
+            if handled & (1 << first) != 0 {
+                continue;
+            }
+            // The pages of this page's space, finished in one call.
+            let id = written[first].0;
+            let mut mine = [(written[first].1.expect("written"), 0); swap::BATCH_PAGES];
+            let mut at = [0; swap::BATCH_PAGES];
+            let mut n = 0;
+            for (i, &(other, chosen, slot)) in written.iter().enumerate().skip(first) {
+                if other == id {
+                    (mine[n], at[n], n) = ((chosen.expect("written"), slot), i, n + 1);
+                    handled |= 1 << i;
+                }
+            }
+            let done = spaces.get_mut(&id).map_or(0, |space| space.finish_evictions(&mine[..n]));
+            for (k, &i) in at[..n].iter().enumerate() {
+                evicted |= ((done >> k) & 1) << i;
+            }
+        }
+        let kept = |i: &usize| evicted & (1 << i) != 0;
+        swap::set_evicted_at((0..len).filter(kept).map(|i| written[i].2), eviction_clock());
+        for i in (0..len).filter(|i| !kept(i)) {
+            swap::release(written[i].2);
+        }
+        evicted.count_ones() as u64
     }
 
     /// Writes the pages one request each (no batch could start) and
@@ -233,12 +292,19 @@ impl Batch {
     /// swap refused (full or failing: the pages not written stay as they
     /// were).
     fn write_one_by_one(&self, spaces: &mut BTreeMap<SpaceId, Space>) -> (u64, bool) {
-        let (mut evicted, evicted_at) = (0, eviction_clock());
-        for &page in &self.pages[..self.len] {
-            let Ok(slot) = swap::write_out(page.2) else { return (evicted, true) };
-            evicted += finish_eviction(spaces, page, slot, evicted_at) as u64;
+        let mut slots = [0u64; swap::BATCH_PAGES];
+        let mut written = 0;
+        let mut refused = false;
+        for (slot, (_, chosen)) in slots.iter_mut().zip(self.chosen()) {
+            match swap::write_out(chosen.frame()) {
+                Ok(s) => (*slot, written) = (s, written + 1),
+                Err(_) => {
+                    refused = true;
+                    break;
+                }
+            }
         }
-        (evicted, false)
+        (self.finish(spaces, slots[..written].iter().copied()), refused)
     }
 }
 
@@ -247,25 +313,6 @@ impl Batch {
 /// distances of hundreds).
 fn eviction_clock() -> u32 {
     resident(|r| r.policy.now())
-}
-
-/// A chosen page is on the disk, in `slot`: its entry becomes `Swapped`
-/// and its frame goes, the slot stamped `evicted_at`. Nothing ran since
-/// the page was chosen, so this holds; if it did not, the slot goes back
-/// and the page stays (false).
-fn finish_eviction(
-    spaces: &mut BTreeMap<SpaceId, Space>,
-    (id, page, frame): (SpaceId, UserAddr, Pfn),
-    slot: u64,
-    evicted_at: u32,
-) -> bool {
-    let done = spaces.get_mut(&id).is_some_and(|space| space.finish_eviction(page, frame, slot));
-    if done {
-        swap::set_evicted_at(slot, evicted_at);
-    } else {
-        swap::release(slot);
-    }
-    done
 }
 
 /// Swap-out's write-behind: a full batch's write is started, and only when

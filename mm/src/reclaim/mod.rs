@@ -150,6 +150,16 @@ impl ReverseMap {
         })
     }
 
+    /// How many frames from position `index` on (at most `max`, not
+    /// past the end) hold nothing: the clock passes over them in one step
+    /// instead of visiting each (most frames of a machine with memory to
+    /// spare hold no page).
+    pub fn empty_run(&self, index: u64, max: u64) -> u64 {
+        let start = index as usize;
+        let end = start.saturating_add(max as usize).min(self.entries.len());
+        self.entries.get(start..end).map_or(0, |run| run.iter().take_while(|&&e| e == 0).count() as u64)
+    }
+
     /// Frames that hold a process page or a cached file page.
     pub fn mapped(&self) -> u64 {
         self.entries.iter().filter(|&&e| e != 0).count() as u64
@@ -204,6 +214,23 @@ impl Clock {
         frames: u64,
         want: u64,
         max_scan: u64,
+        visit: impl FnMut(u64) -> Verdict,
+    ) -> Sweep {
+        self.sweep_occupied(frames, want, max_scan, |_, _| 0, visit)
+    }
+
+    /// [`Self::sweep`] that asks `empty_run(index, n)` before each visit
+    /// how many frames from `index` on (at most `n`, none past the last)
+    /// hold nothing, and moves the hand past those without visiting them
+    /// (they count as scanned). `empty_run` is asked exactly once each
+    /// time the hand comes to a frame, frame 0 included: the place to see
+    /// that a turn began.
+    pub fn sweep_occupied(
+        &mut self,
+        frames: u64,
+        want: u64,
+        max_scan: u64,
+        mut empty_run: impl FnMut(u64, u64) -> u64,
         mut visit: impl FnMut(u64) -> Verdict,
     ) -> Sweep {
         let mut sweep = Sweep::default();
@@ -212,6 +239,12 @@ impl Clock {
         }
         while sweep.evicted < want && sweep.scanned < max_scan {
             let index = self.hand % frames;
+            let empty = empty_run(index, (frames - index).min(max_scan - sweep.scanned));
+            if empty > 0 {
+                self.hand = (index + empty) % frames;
+                sweep.scanned += empty;
+                continue;
+            }
             self.hand = (index + 1) % frames;
             sweep.scanned += 1;
             match visit(index) {

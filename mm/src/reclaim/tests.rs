@@ -271,3 +271,65 @@ fn traces_have_the_shapes_they_claim() {
     let p = sim::phase_change(1000, 50, 4, 4000, &mut rng);
     assert!(p.iter().all(|&x| x < 1000));
 }
+
+proptest! {
+    /// Passing over empty frames in runs changes nothing but the work: the
+    /// same frames are visited in the same order, the sweep counts the
+    /// same, the hand ends in the same place, and the turn is seen to
+    /// begin each time the hand comes to frame 0.
+    #[test]
+    fn a_sweep_over_runs_of_empty_frames_visits_what_a_frame_by_frame_sweep_does(
+        occupied in proptest::collection::vec(any::<bool>(), 1..120),
+        verdicts in proptest::collection::vec(0u8..3, 120),
+        hand in 0u64..120,
+        want in 1u64..20,
+        max_scan in 0u64..300,
+    ) {
+        let span = Pfn::new(1000)..Pfn::new(1000 + occupied.len() as u64);
+        let mut map = ReverseMap::new(span).unwrap();
+        for (i, &used) in occupied.iter().enumerate() {
+            if used {
+                map.set(map.frame_at(i as u64), PageOwner { space: 1, page: UserAddr::new(0x1000 * (i as u64 + 1)) });
+            }
+        }
+        let frames = map.frames();
+        let verdict = |i: u64| match verdicts[i as usize] {
+            0 => Verdict::Referenced,
+            1 => Verdict::Evicted,
+            _ => Verdict::Skipped,
+        };
+        let (mut one_by_one, mut in_runs) = (Clock::new(), Clock::new());
+        for clock in [&mut one_by_one, &mut in_runs] {
+            // Both hands start at the same frame.
+            clock.sweep(frames, u64::MAX, hand % frames, |_| Verdict::Skipped);
+            prop_assert_eq!(clock.hand(), hand % frames);
+        }
+        let mut seen = Vec::new();
+        let expected = one_by_one.sweep(frames, want, max_scan, |i| {
+            if !occupied[i as usize] {
+                return Verdict::Skipped;
+            }
+            seen.push(i);
+            verdict(i)
+        });
+        let (mut visited, mut turns_seen, mut turns) = (Vec::new(), 0, 0);
+        let swept = in_runs.sweep_occupied(
+            frames,
+            want,
+            max_scan,
+            |i, n| {
+                turns_seen += (i == 0) as u32;
+                map.empty_run(i, n)
+            },
+            |i| {
+                turns += (i == 0) as u32;
+                visited.push(i);
+                verdict(i)
+            },
+        );
+        prop_assert_eq!(swept, expected);
+        prop_assert_eq!(visited, seen);
+        prop_assert_eq!(in_runs.hand(), one_by_one.hand());
+        prop_assert!(turns_seen >= turns, "frame 0 visited without empty_run asked");
+    }
+}

@@ -49,7 +49,7 @@ pub use fault::{Access, FaultCounters, FaultOutcome, Violation};
 pub use inspect::{EntryWalk, PageCounts, WalkStep};
 pub use platform::Platform;
 pub use region::{NoRoomForRegions, Region, RegionKind, RegionMap};
-pub use swap::Choice;
+pub use swap::{Choice, Chosen, MAX_FINISHED};
 
 use crate::addr::{Pfn, UserAddr, PAGE_SIZE};
 use crate::files::FileError;

@@ -48,6 +48,14 @@ pub unsafe trait Platform {
     /// Frees a process memory frame. The VMM calls it only after the page's
     /// entry is gone and [`Platform::flush`] has run for its address.
     fn free_page(&mut self, frame: FrameBlock);
+    /// Frees several process memory frames (a batch of evictions), on the
+    /// same terms as [`Platform::free_page`]: a platform whose free takes
+    /// locks takes them once for the batch.
+    fn free_pages(&mut self, frames: impl Iterator<Item = FrameBlock>) {
+        for frame in frames {
+            self.free_page(frame);
+        }
+    }
     /// Writes the page in `frame` to a new swap slot and returns the slot.
     /// `SwapError::Full` when there is no slot (or no swap at all).
     fn swap_out(&mut self, frame: Pfn) -> Result<u64, SwapError>;

@@ -14,7 +14,7 @@
 //! stays clean (D = 0) would save that write, at the cost of a slot held
 //! per resident page and a swap cache to find it; docs/swap.md weighs it.
 
-use super::walk::Slot;
+use super::walk::{page_block, Slot};
 use super::{AddressSpace, Platform, VmError};
 use crate::addr::{Pfn, UserAddr};
 use crate::pte::{Mapping, PageKind, Prot, PteState};
@@ -27,9 +27,35 @@ pub enum Choice {
     Referenced,
     /// Not a page reclaim may take (or no longer in that frame).
     Skipped,
-    /// To be written out; unchanged until `finish_eviction`.
-    Chosen,
+    /// To be written out; unchanged until [`AddressSpace::finish_evictions`].
+    Chosen(Chosen),
 }
+
+/// A page [`AddressSpace::age_or_choose`] chose, with where its entry is,
+/// so that finishing the eviction reads the entry again without walking
+/// the tables a second time. Valid while the space's tables stay as they
+/// are: nothing may run in the space between the choice and the finish
+/// (the contract of `age_or_choose`), and reclaim itself only rewrites
+/// leaf entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chosen {
+    va: UserAddr,
+    frame: Pfn,
+    slot: Slot,
+}
+
+impl Chosen {
+    pub fn page(&self) -> UserAddr {
+        self.va
+    }
+
+    pub fn frame(&self) -> Pfn {
+        self.frame
+    }
+}
+
+/// Most pages [`AddressSpace::finish_evictions`] takes at once.
+pub const MAX_FINISHED: usize = 32;
 
 impl<P: Platform> AddressSpace<P> {
     /// Reclaim's step on the page at `va`, which the reverse map says is in
@@ -40,17 +66,17 @@ impl<P: Platform> AddressSpace<P> {
     /// longer in `frame` are skipped. [`Verdict::Stop`] when swap is full
     /// or failing: nothing changed.
     pub fn age_or_evict(&mut self, va: UserAddr, frame: Pfn) -> Verdict {
-        match self.age_or_choose(va, frame) {
-            Choice::Chosen => {}
+        let chosen = match self.age_or_choose(va, frame) {
+            Choice::Chosen(chosen) => chosen,
             Choice::Referenced => return Verdict::Referenced,
             Choice::Skipped => return Verdict::Skipped,
-        }
+        };
         // Written out while the page is still mapped: on one CPU nothing
         // runs between the copy and the entry change below. (With several
         // CPUs the entry would change and be flushed first, as Linux's
         // try_to_unmap does before pageout.)
         match self.platform.swap_out(frame) {
-            Ok(swap_slot) if self.finish_eviction(va, frame, swap_slot) => Verdict::Evicted,
+            Ok(swap_slot) if self.finish_evictions(&[(chosen, swap_slot)]) == 1 => Verdict::Evicted,
             Ok(swap_slot) => {
                 self.platform.swap_release(swap_slot);
                 Verdict::Skipped
@@ -64,40 +90,56 @@ impl<P: Platform> AddressSpace<P> {
     /// Accessed bit and stays ([`Choice::Referenced`]); an evictable page
     /// that was not accessed is [`Choice::Chosen`] and left exactly as it
     /// is. The caller writes its frame to swap and then calls
-    /// [`Self::finish_eviction`], with nothing run in this space between.
+    /// [`Self::finish_evictions`], with nothing run in this space between.
     pub fn age_or_choose(&mut self, va: UserAddr, frame: Pfn) -> Choice {
-        let Some((slot, mapping)) = self.evictable(va, frame) else { return Choice::Skipped };
+        let Some(slot) = self.leaf(va).ok().flatten() else { return Choice::Skipped };
+        let Some(mapping) = self.evictable(slot, va, frame) else { return Choice::Skipped };
         if mapping.accessed {
             self.write(slot, PteState::Present(Mapping { accessed: false, ..mapping }));
             self.platform.flush(va);
             return Choice::Referenced;
         }
-        Choice::Chosen
+        Choice::Chosen(Chosen { va, frame, slot })
     }
 
-    /// The second half: `frame`'s contents are in `swap_slot` now; the
-    /// entry at `va` becomes `Swapped { swap_slot }`, the translation is
-    /// flushed and the frame freed. False (nothing changed; the slot is
-    /// still the caller's) when the page is no longer an unaccessed,
-    /// evictable page in `frame`.
-    pub fn finish_eviction(&mut self, va: UserAddr, frame: Pfn, swap_slot: u64) -> bool {
-        match self.evictable(va, frame) {
-            Some((slot, mapping)) if !mapping.accessed => {
-                self.unmap(slot, va, mapping, PteState::Swapped { slot: swap_slot, prot: mapping.prot });
-                self.stats.swapped_pages += 1;
-                self.stats.swap_outs += 1;
-                true
+    /// The second half, for up to [`MAX_FINISHED`] chosen pages of this
+    /// space at once: each page's contents are in its swap slot now; its
+    /// entry becomes `Swapped { slot }` and is flushed, and the frames are
+    /// freed together ([`Platform::free_pages`]). A page that is no longer
+    /// an unaccessed, evictable page in its frame is left as it is (its
+    /// slot is still the caller's). Returns a bit per page, set when it
+    /// was evicted.
+    pub fn finish_evictions(&mut self, pages: &[(Chosen, u64)]) -> u32 {
+        assert!(pages.len() <= MAX_FINISHED, "at most {MAX_FINISHED} evictions at once");
+        let mut freed = [const { None }; MAX_FINISHED];
+        let (mut count, mut done) = (0, 0u32);
+        for (i, &(chosen, swap_slot)) in pages.iter().enumerate() {
+            debug_assert!(
+                self.leaf(chosen.va).ok().flatten() == Some(chosen.slot),
+                "a chosen page's table moved"
+            );
+            let Some(mapping) = self.evictable(chosen.slot, chosen.va, chosen.frame) else { continue };
+            if mapping.accessed {
+                continue;
             }
-            _ => false,
+            self.write(chosen.slot, PteState::Swapped { slot: swap_slot, prot: mapping.prot });
+            self.platform.flush(chosen.va);
+            freed[count] = Some(page_block(mapping.frame));
+            count += 1;
+            done |= 1 << i;
         }
+        self.platform.free_pages(freed.into_iter().flatten());
+        self.stats.resident_pages -= count as u64;
+        self.stats.swapped_pages += count as u64;
+        self.stats.swap_outs += count as u64;
+        done
     }
 
-    fn evictable(&self, va: UserAddr, frame: Pfn) -> Option<(Slot, Mapping)> {
-        let slot = self.leaf(va).ok()??;
+    /// The mapping at `slot` (the entry of `va`), if it is an anonymous,
+    /// unpinned page in `frame`.
+    fn evictable(&self, slot: Slot, va: UserAddr, frame: Pfn) -> Option<Mapping> {
         match self.read(slot, va).ok()? {
-            PteState::Present(m) if m.frame == frame && m.kind == PageKind::Anonymous && !m.pinned => {
-                Some((slot, m))
-            }
+            PteState::Present(m) if m.frame == frame && m.kind == PageKind::Anonymous && !m.pinned => Some(m),
             _ => None,
         }
     }

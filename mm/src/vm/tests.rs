@@ -1071,20 +1071,24 @@ fn chosen_pages_stay_as_they_are_until_their_eviction_is_finished() {
     for &(va, frame) in &frames {
         assert_eq!(s.age_or_choose(va, frame), Choice::Referenced, "first pass clears A");
     }
-    for &(va, frame) in &frames {
-        assert_eq!(s.age_or_choose(va, frame), Choice::Chosen);
-        assert!(walk(&s, va).is_some(), "a chosen page is still mapped");
-    }
-    // Pages 0 and 1 are written out and finished; page 2 is touched
-    // before its eviction is finished, so it stays and keeps its frame.
-    for &(va, frame) in &frames[..2] {
-        let slot = s.platform_mut().swap_out(frame).unwrap();
-        assert!(s.finish_eviction(va, frame, slot));
-    }
-    let (va, frame) = frames[2];
-    read_word(&mut s, va.as_u64());
-    let slot = s.platform_mut().swap_out(frame).unwrap();
-    assert!(!s.finish_eviction(va, frame, slot), "accessed since chosen: stays");
+    let chosen: Vec<_> = frames
+        .iter()
+        .map(|&(va, frame)| match s.age_or_choose(va, frame) {
+            Choice::Chosen(chosen) => {
+                assert_eq!((chosen.page(), chosen.frame()), (va, frame));
+                chosen
+            }
+            other => panic!("second pass: {other:?}"),
+        })
+        .collect();
+    assert!(frames.iter().all(|&(va, _)| walk(&s, va).is_some()), "chosen pages are still mapped");
+    // All three are written out; page 2 is touched before the evictions
+    // are finished (in one call), so it stays and keeps its frame.
+    let written: Vec<_> =
+        chosen.iter().map(|&c| (c, s.platform_mut().swap_out(c.frame()).unwrap())).collect();
+    read_word(&mut s, frames[2].0.as_u64());
+    assert_eq!(s.finish_evictions(&written), 0b011, "accessed since chosen: stays");
+    let slot = written[2].1;
     s.platform_mut().swap_release(slot);
     assert_eq!((s.stats().swapped_pages, s.stats().resident_pages, s.platform().swap.len()), (2, 1, 2));
     for i in 0..3 {

@@ -46,12 +46,12 @@ fn table_block(table: Pfn) -> FrameBlock {
 
 /// The block of a data frame an entry lets go of. Only anonymous pages are
 /// owned by the space (file pages belong to the page cache).
-fn page_block(frame: Pfn) -> FrameBlock {
+pub(super) fn page_block(frame: Pfn) -> FrameBlock {
     FrameBlock::from_raw(frame, 0, Owner::Process)
 }
 
 /// Where a page's leaf entry lives.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Slot {
     table: Pfn,
     index: usize,
