@@ -198,8 +198,8 @@ fn main() {
         spread(&own)
     );
     println!(
-        "  (at 1M out a random free reads the freed frame's state word, 2 bytes a frame over ~2.4 MB, and \
-         a release from the cache reads its buddies' state words and a bitmap word at each order it \
-         merges through: misses that a cache of recently freed frames cannot remove)"
+        "  (at 1M out a random free reads the freed frame's state word, 2 bytes a frame over ~2.4 MB: \
+         a miss per pair that a cache of recently freed frames cannot remove; without the cache each \
+         free also merges, through buddies' state words and a bitmap word per order)"
     );
 }
