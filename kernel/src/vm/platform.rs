@@ -112,15 +112,24 @@ unsafe impl mm::vm::Platform for KernelPlatform {
         free(core::iter::once(frame));
     }
 
-    fn free_pages(&mut self, frames: impl Iterator<Item = FrameBlock>) {
-        // Gathered first: the reverse map forgets them under one lock, the
-        // frame allocator takes them under one more.
-        let mut batch = [const { None }; MAX_FINISHED];
-        for (slot, frame) in batch.iter_mut().zip(frames) {
-            *slot = Some(frame);
+    fn free_pages(&mut self, mut frames: impl Iterator<Item = FrameBlock>) {
+        // Gathered first, up to MAX_FINISHED at a time: the reverse map
+        // forgets them under one lock, the frame allocator takes them
+        // under one more.
+        loop {
+            let mut batch = [const { None }; MAX_FINISHED];
+            let mut gathered = 0;
+            // (`zip` asks the batch first, so no frame is taken and lost
+            // once the batch is full.)
+            for (slot, frame) in batch.iter_mut().zip(&mut frames) {
+                (*slot, gathered) = (Some(frame), gathered + 1);
+            }
+            if gathered == 0 {
+                return;
+            }
+            reclaim::forget_all(batch.iter().flatten().map(FrameBlock::start));
+            free(batch.into_iter().flatten());
         }
-        reclaim::forget_all(batch.iter().flatten().map(FrameBlock::start));
-        free(batch.into_iter().flatten());
     }
 
     fn swap_out(&mut self, frame: Pfn) -> Result<u64, SwapError> {
