@@ -220,7 +220,7 @@ struct Batch {
     len: usize,
 }
 
-const _: () = assert!(swap::BATCH_PAGES <= MAX_FINISHED, "a batch is finished in one call per space");
+const _: () = assert!(swap::BATCH_PAGES <= MAX_FINISHED, "a batch fits one call of finish_evictions");
 
 impl Batch {
     fn chosen(&self) -> impl Iterator<Item = &(SpaceId, Chosen)> {
@@ -246,43 +246,35 @@ impl Batch {
 
     /// The batch's pages are on the disk, in `slots` (in order; fewer
     /// slots than pages: only the first ones were written): their entries
-    /// become `Swapped` and their frames go, one call per space (which
-    /// frees the frames together), and their slots are stamped with the
-    /// eviction clock under one lock. Nothing ran since the pages were
+    /// become `Swapped` and their frames go, one call for each run of one
+    /// space's pages (which frees their frames together), and their slots
+    /// are stamped with the eviction clock under one lock. Nothing ran since the pages were
     /// chosen, so this holds; a page for which it did not stays, and its
     /// slot goes back. Returns the pages evicted.
     fn finish(&self, spaces: &mut BTreeMap<SpaceId, Space>, slots: impl Iterator<Item = u64>) -> u64 {
-        let mut written = [(SpaceId(0), None, 0); swap::BATCH_PAGES];
+        let Some(&(_, any)) = self.chosen().next() else { return 0 };
+        // The written pages, in batch order: their spaces, and each page
+        // with its slot (`any` only fills the unused tail).
+        let (mut ids, mut pages) = ([SpaceId(0); swap::BATCH_PAGES], [(any, 0); swap::BATCH_PAGES]);
         let mut len = 0;
-        for (page, (&(id, chosen), slot)) in written.iter_mut().zip(self.chosen().zip(slots)) {
-            (*page, len) = ((id, Some(chosen), slot), len + 1);
+        for ((id, page), (&(space, chosen), slot)) in
+            ids.iter_mut().zip(&mut pages).zip(self.chosen().zip(slots))
+        {
+            (*id, *page, len) = (space, (chosen, slot), len + 1);
         }
-        let written = &written[..len];
-        let (mut handled, mut evicted) = (0u32, 0u32);
-        for first in 0..len {
-            if handled & (1 << first) != 0 {
-                continue;
-            }
-            // The pages of this page's space, finished in one call.
-            let id = written[first].0;
-            let mut mine = [(written[first].1.expect("written"), 0); swap::BATCH_PAGES];
-            let mut at = [0; swap::BATCH_PAGES];
-            let mut n = 0;
-            for (i, &(other, chosen, slot)) in written.iter().enumerate().skip(first) {
-                if other == id {
-                    (mine[n], at[n], n) = ((chosen.expect("written"), slot), i, n + 1);
-                    handled |= 1 << i;
-                }
-            }
-            let done = spaces.get_mut(&id).map_or(0, |space| space.finish_evictions(&mine[..n]));
-            for (k, &i) in at[..n].iter().enumerate() {
-                evicted |= ((done >> k) & 1) << i;
-            }
+        // Each run of pages of one space is finished in one call.
+        let (mut evicted, mut start) = (0u32, 0);
+        while start < len {
+            let id = ids[start];
+            let end = start + ids[start..len].iter().take_while(|&&other| other == id).count();
+            let done = spaces.get_mut(&id).map_or(0, |space| space.finish_evictions(&pages[start..end]));
+            evicted |= done << start;
+            start = end;
         }
         let kept = |i: &usize| evicted & (1 << i) != 0;
-        swap::set_evicted_at((0..len).filter(kept).map(|i| written[i].2), eviction_clock());
+        swap::set_evicted_at((0..len).filter(kept).map(|i| pages[i].1), eviction_clock());
         for i in (0..len).filter(|i| !kept(i)) {
-            swap::release(written[i].2);
+            swap::release(pages[i].1);
         }
         evicted.count_ones() as u64
     }
