@@ -169,6 +169,20 @@ pub fn allocate_for_process(order: u8, owner: Owner, zeroed: bool) -> Result<Fra
     Ok(finish(taken))
 }
 
+/// A process frame from the zeroed pool only, and only while free memory
+/// is above reclaim's low watermark: `None` rather than zeroing a frame now
+/// or pressing on memory. Fault-around's frames (`mm::vm::fault_around`):
+/// a page mapped ahead of use may only spend work done in idle time.
+pub fn allocate_prezeroed(owner: Owner) -> Option<FrameBlock> {
+    with(|frames| {
+        let low = mm::reclaim::Watermarks::for_total(frames.stats().total).low;
+        if frames.stats().free <= low {
+            return None;
+        }
+        frames.allocate_from_zeroed_pool(owner)
+    })
+}
+
 fn zero(block: &FrameBlock) {
     let bytes = (block.frames() * FRAME_SIZE) as usize;
     // SAFETY: the block was just handed to us, so nothing else uses it; it is

@@ -53,6 +53,7 @@ static RETIRED: Mutex<FaultCounters> = Mutex::new(FaultCounters {
     out_of_memory: 0,
     swap_in_failed: 0,
     quota_exceeded: 0,
+    mapped_ahead: 0,
 });
 
 /// What a process's space may take (docs/process.md, "What a process
@@ -342,8 +343,8 @@ impl fmt::Display for VmSummary {
         )?;
         write!(
             f,
-            "  faults: demand-zero {}, swap-in {}, file {}, copy-on-write {}, spurious {}, violations {}, file errors {}, out-of-memory {}, swap-in failed {}, outside any space {}",
-            fc.demand_zero, fc.swapped_in, fc.file_mapped, fc.copied_on_write, fc.spurious, fc.violations, fc.file_errors, fc.out_of_memory, fc.swap_in_failed, self.kernel_faults
+            "  faults: demand-zero {} (and {} pages mapped ahead), swap-in {}, file {}, copy-on-write {}, spurious {}, violations {}, file errors {}, out-of-memory {}, swap-in failed {}, outside any space {}",
+            fc.demand_zero, fc.mapped_ahead, fc.swapped_in, fc.file_mapped, fc.copied_on_write, fc.spurious, fc.violations, fc.file_errors, fc.out_of_memory, fc.swap_in_failed, self.kernel_faults
         )
     }
 }

@@ -107,6 +107,12 @@ unsafe impl mm::vm::Platform for KernelPlatform {
         Some(block)
     }
 
+    fn alloc_prezeroed_page(&mut self, va: UserAddr) -> Option<FrameBlock> {
+        let block = frames::allocate_prezeroed(Owner::Process)?;
+        reclaim::record(block.start(), self.space, va);
+        Some(block)
+    }
+
     fn free_page(&mut self, frame: FrameBlock) {
         reclaim::forget(frame.start());
         free(core::iter::once(frame));

@@ -58,6 +58,35 @@ fn a_demand_zero_fault_takes_its_frame_from_the_zeroed_pool() {
 }
 
 #[test_case]
+fn a_sequential_touch_maps_ahead_from_the_zeroed_pool_and_only_from_it() {
+    let faults = |id| with(id, |s| s.stats().faults).expect("the space exists");
+    frames::drain_zeroed_pool();
+    frames::zero_idle_frames(256);
+    in_fresh_space(|id| {
+        let base = reserve(id, 64 * PAGE, Prot::USER_RW, RegionKind::Anonymous);
+        let before = frames::zeroed_pool();
+        for i in 0..64 {
+            assert_eq!(read(base + i * PAGE + 8), 0, "page {i}");
+            write(base + i * PAGE + 8, 0x5a);
+        }
+        let after = frames::zeroed_pool();
+        // Windows 0, 2, 4, 8, 16, 16, 16 (mm's host tests walk the same run).
+        let f = faults(id);
+        assert_eq!((f.demand_zero, f.mapped_ahead), (7, 57), "{f:?}");
+        assert!(after.hits - before.hits >= 64 && after.misses == before.misses, "{after}");
+        // With the pool empty, the same run maps one page per fault.
+        frames::drain_zeroed_pool();
+        let more = reserve(id, 64 * PAGE, Prot::USER_RW, RegionKind::Anonymous);
+        for i in 0..64 {
+            write(more + i * PAGE, 1);
+        }
+        let f = faults(id);
+        assert_eq!((f.demand_zero, f.mapped_ahead), (7 + 64, 57), "{f:?}");
+    });
+    frames::drain_zeroed_pool();
+}
+
+#[test_case]
 fn reserving_a_gib_allocates_nothing_and_every_16th_page_costs_one_frame() {
     in_fresh_space(|id| {
         let before = frames::settled_stats();

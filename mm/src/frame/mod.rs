@@ -454,12 +454,20 @@ impl<'m> FrameAllocator<'m> {
     /// ([`Contents::Zeroed`]), else as [`Self::allocate`] would
     /// ([`Contents::Unknown`]: the caller zeroes it).
     pub fn allocate_zeroed_frame(&mut self, owner: Owner) -> Result<(FrameBlock, Contents), AllocError> {
-        let Some(pfn) = self.take_zeroed() else {
-            self.zeroed.counters.misses += 1;
-            return Ok((self.allocate(0, owner)?, Contents::Unknown));
-        };
+        if let Some(block) = self.allocate_from_zeroed_pool(owner) {
+            return Ok((block, Contents::Zeroed));
+        }
+        self.zeroed.counters.misses += 1;
+        Ok((self.allocate(0, owner)?, Contents::Unknown))
+    }
+
+    /// A single frame for `owner` from the zeroed pool only (a hit), or
+    /// `None` when the pool is empty: for callers that want a zero frame
+    /// only if it costs no zeroing now (fault-around).
+    pub fn allocate_from_zeroed_pool(&mut self, owner: Owner) -> Option<FrameBlock> {
+        let pfn = self.take_zeroed()?;
         self.zeroed.counters.hits += 1;
-        Ok((self.hand_out(pfn, 0, owner), Contents::Zeroed))
+        Some(self.hand_out(pfn, 0, owner))
     }
 
     /// Hands out a naturally aligned block of 2^order frames to `owner`.

@@ -87,6 +87,9 @@ pub struct FaultCounters {
     pub swap_in_failed: u64,
     /// The space's RAM quota stopped a legal fault.
     pub quota_exceeded: u64,
+    /// Pages mapped ahead of demand-zero faults (fault-around), beyond
+    /// the faulting pages counted in `demand_zero`.
+    pub mapped_ahead: u64,
 }
 
 impl FaultCounters {
@@ -102,6 +105,7 @@ impl FaultCounters {
         self.file_errors += other.file_errors;
         self.out_of_memory += other.out_of_memory;
         self.quota_exceeded += other.quota_exceeded;
+        self.mapped_ahead += other.mapped_ahead;
     }
 
     fn count(&mut self, outcome: FaultOutcome) {
@@ -202,7 +206,12 @@ impl<P: Platform> AddressSpace<P> {
                 done(self.map_file(va, file, page, prot), FaultOutcome::FileMapped)
             }
             PteState::DemandZero { prot } => match self.map_zeroed(va, prot) {
-                Ok(()) => FaultOutcome::DemandZero,
+                Ok(()) => {
+                    let window = self.sequential.window_for(va);
+                    let ahead = if window > 0 { self.map_ahead(va, region, window) } else { 0 };
+                    self.sequential.mapped(va, ahead);
+                    FaultOutcome::DemandZero
+                }
                 Err(e) => FaultOutcome::from_table_error(e),
             },
             PteState::Swapped { slot, prot } => match self.map_swapped(va, slot, prot) {

@@ -36,6 +36,7 @@
 //! ([`Platform::flush_all`]).
 
 mod fault;
+mod fault_around;
 mod file;
 mod inspect;
 mod platform;
@@ -46,6 +47,7 @@ mod tests;
 mod walk;
 
 pub use fault::{Access, FaultCounters, FaultOutcome, Violation};
+pub use fault_around::MAX_FAULT_AROUND;
 pub use inspect::{EntryWalk, PageCounts, WalkStep};
 pub use platform::Platform;
 pub use region::{NoRoomForRegions, Region, RegionKind, RegionMap};
@@ -250,6 +252,8 @@ pub struct AddressSpace<P: Platform> {
     /// is reported.
     redline_armed: bool,
     destroyed: bool,
+    /// Fault-around's detector of sequential demand-zero faults.
+    sequential: fault_around::SequentialFaults,
 }
 
 /// Checks that `addr..addr+len` is a page-aligned, non-empty range of the
@@ -284,7 +288,30 @@ impl<P: Platform> AddressSpace<P> {
         let root = walk::into_entry(platform.alloc_root().ok_or(VmError::OutOfMemory)?);
         let stats = SpaceStats { table_frames: 1, ..SpaceStats::default() };
         let regions = RegionMap::default();
-        Ok(AddressSpace { platform, root, regions, limits, stats, redline_armed: true, destroyed: false })
+        let sequential = fault_around::SequentialFaults::new(MAX_FAULT_AROUND);
+        Ok(AddressSpace {
+            platform,
+            root,
+            regions,
+            limits,
+            stats,
+            redline_armed: true,
+            destroyed: false,
+            sequential,
+        })
+    }
+
+    /// Sets how many pages a demand-zero fault that continues a sequential
+    /// run may map after itself (`vm/fault_around.rs`), at most
+    /// [`MAX_FAULT_AROUND`]; 0 turns fault-around off. New spaces start at
+    /// the limit; the pages ahead are only ever frames zeroed in idle time.
+    pub fn set_fault_around(&mut self, pages: u32) {
+        self.sequential = fault_around::SequentialFaults::new(pages);
+    }
+
+    /// The fault-around limit in pages (0: off).
+    pub fn fault_around(&self) -> u32 {
+        self.sequential.max()
     }
 
     pub fn limits(&self) -> Limits {

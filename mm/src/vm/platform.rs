@@ -45,6 +45,14 @@ pub unsafe trait Platform {
     /// `zeroed`; otherwise its contents are stale and the VMM overwrites
     /// every byte (swap-in) before the frame is mapped, or frees it unmapped.
     fn alloc_page(&mut self, va: UserAddr, zeroed: bool) -> Option<FrameBlock>;
+    /// A frame for process memory at `va` that is zero already (the kernel
+    /// takes it from its zeroed pool, filled in idle time), or `None` when
+    /// none is to be had without zeroing one now or without pressing on
+    /// memory. Fault-around asks for it: a page mapped ahead of a fault may
+    /// cost only work done earlier. The default has no such frames.
+    fn alloc_prezeroed_page(&mut self, _va: UserAddr) -> Option<FrameBlock> {
+        None
+    }
     /// Frees a process memory frame. The VMM calls it only after the page's
     /// entry is gone and [`Platform::flush`] has run for its address.
     fn free_page(&mut self, frame: FrameBlock);

@@ -48,6 +48,10 @@ struct FakeMachine {
     /// overcommit) when set.
     committed: u64,
     commit_limit: Option<u64>,
+    /// Frames zeroed in advance (the kernel's zeroed pool) that
+    /// fault-around may take; how many it took.
+    prezeroed: u64,
+    prezeroed_taken: u64,
 }
 
 /// Files of `pages[file]` pages each, whose page p holds the word
@@ -128,6 +132,16 @@ unsafe impl Platform for FakeMachine {
         self.contents.insert(pfn, if zeroed { 0 } else { 0xdead_beef });
         self.rmap.insert(pfn, va);
         Some(FrameBlock::from_raw(pfn, 0, Owner::Process))
+    }
+
+    fn alloc_prezeroed_page(&mut self, va: UserAddr) -> Option<FrameBlock> {
+        if self.prezeroed == 0 {
+            return None;
+        }
+        let block = self.alloc_page(va, true)?;
+        self.prezeroed -= 1;
+        self.prezeroed_taken += 1;
+        Some(block)
     }
 
     fn swap_out(&mut self, frame: Pfn) -> Result<u64, crate::swap::SwapError> {
@@ -1097,5 +1111,6 @@ fn chosen_pages_stay_as_they_are_until_their_eviction_is_finished() {
     done(s);
 }
 
+mod fault_around;
 mod inspect;
 mod policy;

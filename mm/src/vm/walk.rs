@@ -3,7 +3,7 @@
 //! leaves them empty. The only code in the VMM that follows table entries;
 //! what an entry *means* is the PTE codec's (`crate::pte`).
 
-use super::{AddressSpace, Platform, VmError};
+use super::{AddressSpace, Platform, Region, VmError};
 use crate::addr::{Pfn, UserAddr, PAGE_SIZE};
 use crate::frame::{FrameBlock, Owner};
 use crate::paging::{entry_span, ENTRIES, LEVELS, USER_ROOT_ENTRIES};
@@ -231,12 +231,41 @@ impl<P: Platform> AddressSpace<P> {
                 return Err(e);
             }
         }
-        let frame = into_entry(block);
-        let mapping =
-            Mapping { frame, prot, kind: PageKind::Anonymous, pinned: false, accessed: false, dirty: false };
-        self.write(slot, PteState::Present(mapping));
+        self.write(slot, PteState::Present(fresh_anonymous(into_entry(block), prot)));
         self.stats.resident_pages += 1;
         Ok(())
+    }
+
+    /// Fault-around's mechanism (`vm/fault_around.rs`): maps up to `count`
+    /// pages after `va`, whose demand-zero fault was just resolved, each a
+    /// frame already zeroed ([`Platform::alloc_prezeroed_page`]). It walks
+    /// to `va`'s leaf table once and goes along it, stopping at the first
+    /// page that is not demand-zero, leaves `region` or the table, would
+    /// pass the quota, or finds no zeroed frame: it never zeroes, creates a
+    /// table, or fails the fault it follows. Returns how many it mapped.
+    pub(super) fn map_ahead(&mut self, va: UserAddr, region: &Region, count: u32) -> u32 {
+        let Ok(Some(first)) = self.leaf(va) else { return 0 };
+        let last = (first.index + count as usize).min(ENTRIES - 1);
+        let mut mapped = 0;
+        for index in first.index + 1..=last {
+            let page = UserAddr::new(va.as_u64() + (index - first.index) as u64 * PAGE_SIZE);
+            let slot = Slot { table: first.table, index };
+            let state = match self.read(slot, page) {
+                Ok(PteState::Absent) if region.contains(page) => region.default_state(page),
+                Ok(state) if region.contains(page) => state,
+                _ => break,
+            };
+            let PteState::DemandZero { prot } = state else { break };
+            if self.check_quota(PAGE_SIZE).is_err() {
+                break;
+            }
+            let Some(block) = self.platform.alloc_prezeroed_page(page) else { break };
+            self.write(slot, PteState::Present(fresh_anonymous(into_entry(block), prot)));
+            self.stats.resident_pages += 1;
+            mapped += 1;
+        }
+        self.stats.faults.mapped_ahead += u64::from(mapped);
+        mapped
     }
 
     /// Replaces a present entry with `then`, flushes, and only then frees the
@@ -307,4 +336,9 @@ impl<P: Platform> AddressSpace<P> {
         }
         unlinked.len = 0;
     }
+}
+
+/// The entry of an anonymous page just brought in: not yet accessed, clean.
+fn fresh_anonymous(frame: Pfn, prot: Prot) -> Mapping {
+    Mapping { frame, prot, kind: PageKind::Anonymous, pinned: false, accessed: false, dirty: false }
 }
