@@ -45,7 +45,13 @@ fn fail(what: &str) -> ! {
 
 /// A new active space with `PAGES` writable anonymous pages reserved.
 fn space() -> (SpaceId, u64) {
+    space_with_fault_around(mm::vm::MAX_FAULT_AROUND)
+}
+
+/// The same, with fault-around limited to `pages` (0: off).
+fn space_with_fault_around(pages: u32) -> (SpaceId, u64) {
     let id = vm::create(PROCESS_LIMITS).unwrap_or_else(|_| fail("create"));
+    vm::with(id, |s| s.set_fault_around(pages)).unwrap_or_else(|| fail("set_fault_around"));
     let base = vm::with(id, |s| s.reserve(PAGES * PAGE, Prot::USER_RW, RegionKind::Anonymous))
         .and_then(|r| r.ok())
         .unwrap_or_else(|| fail("reserve"));
@@ -77,18 +83,34 @@ fn set_pool(full: bool) {
     }
 }
 
-/// Cycles per page of demand-zero faults, and the pool's hits and misses
-/// during them.
-fn demand_zero(pool_full: bool) -> (u64, u64, u64) {
-    let (id, base) = space();
+/// A run of first writes: cycles per page, the pool's hits and misses,
+/// and the faults it took.
+#[derive(Clone, Copy)]
+struct FirstTouch {
+    cycles: u64,
+    hits: u64,
+    misses: u64,
+    faults: u64,
+}
+
+/// Cycles per page of a sequential first write to every page, with
+/// fault-around limited to `fault_around` pages (0: a fault per page).
+fn demand_zero(pool_full: bool, fault_around: u32) -> FirstTouch {
+    let (id, base) = space_with_fault_around(fault_around);
     // The page-table levels above the last are made once, outside the clock.
     make_first_table(id, base);
     set_pool(pool_full);
-    let before = frames::zeroed_pool();
+    let faults = || vm::with(id, |s| s.stats().faults.demand_zero).unwrap_or_else(|| fail("stats"));
+    let (before, faults_before) = (frames::zeroed_pool(), faults());
     let cycles = timed(|| touch_all(base));
-    let after = frames::zeroed_pool();
+    let (after, faults_after) = (frames::zeroed_pool(), faults());
     done_with(id);
-    (cycles / PAGES, after.hits - before.hits, after.misses - before.misses)
+    FirstTouch {
+        cycles: cycles / PAGES,
+        hits: after.hits - before.hits,
+        misses: after.misses - before.misses,
+        faults: faults_after - faults_before,
+    }
 }
 
 /// Commits every page of a fresh space in one call, then writes each.
@@ -189,32 +211,50 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         fail("the zeroed pool is too small for the bench (boot with 256 MiB)");
     }
     // Warm-up: the first space's kernel-heap growth stays out of the numbers.
-    let _ = demand_zero(false);
+    let _ = demand_zero(false, 0);
 
-    let (fault_cold, _, misses) = best(|| demand_zero(false), |r| r.0);
+    let off = 0;
+    let on = mm::vm::MAX_FAULT_AROUND;
+    let cold = best(|| demand_zero(false, on), |r| r.cycles);
     let commit_cold = best(|| commit_and_touch(false), |&c| c);
-    let (fault_warm, hits, warm_misses) = best(|| demand_zero(true), |r| r.0);
+    let warm_single = best(|| demand_zero(true, off), |r| r.cycles);
+    let warm = best(|| demand_zero(true, on), |r| r.cycles);
     let commit_warm = best(|| commit_and_touch(true), |&c| c);
+    let hit_rate = |r: &FirstTouch| r.hits as f64 * 100.0 / (r.hits + r.misses).max(1) as f64;
     println!("fault bench: {PAGES} pages, cycles per page (kernel-mode writes, upper tables present):");
     println!(
-        "  zeroed pool empty: demand-zero fault {fault_cold:>7}   commit + touch {commit_cold:>7}   fault = {:.2}x commit + touch ({misses} zeroed on demand)",
-        ratio(fault_cold, commit_cold)
+        "  zeroed pool empty:                  demand-zero fault {:>7}   commit + touch {commit_cold:>7}   fault = {:.2}x commit + touch ({} faults, {} zeroed on demand)",
+        cold.cycles,
+        ratio(cold.cycles, commit_cold),
+        cold.faults,
+        cold.misses
     );
     println!(
-        "  zeroed pool full:  demand-zero fault {fault_warm:>7}   commit + touch {commit_warm:>7}   fault = {:.2}x commit + touch (pool hit rate {:.1} %: {hits} hits, {warm_misses} misses)",
-        ratio(fault_warm, commit_warm),
-        hits as f64 * 100.0 / (hits + warm_misses).max(1) as f64
+        "  zeroed pool full, no fault-around:  demand-zero fault {:>7}   commit + touch {commit_warm:>7}   fault = {:.2}x commit + touch ({} faults, pool hit rate {:.1} %)",
+        warm_single.cycles,
+        ratio(warm_single.cycles, commit_warm),
+        warm_single.faults,
+        hit_rate(&warm_single)
     );
     println!(
-        "  the pool against zeroing on demand: fault = {:.2}x, commit + touch = {:.2}x; pooled fault = {:.2}x commit + touch with zeroing",
-        ratio(fault_warm, fault_cold),
+        "  zeroed pool full, fault-around {on}:  demand-zero fault {:>7}   commit + touch {commit_warm:>7}   fault = {:.2}x commit + touch ({} faults for {PAGES} pages, pool hit rate {:.1} %: {} hits, {} misses)",
+        warm.cycles,
+        ratio(warm.cycles, commit_warm),
+        warm.faults,
+        hit_rate(&warm),
+        warm.hits,
+        warm.misses
+    );
+    println!(
+        "  the pool against zeroing on demand: fault = {:.2}x (one fault per page), commit + touch = {:.2}x; pooled fault with fault-around = {:.2}x commit + touch with zeroing",
+        ratio(warm_single.cycles, cold.cycles),
         ratio(commit_warm, commit_cold),
-        ratio(fault_warm, commit_cold)
+        ratio(warm.cycles, commit_cold)
     );
 
     // Each part the best of its own runs: the parts are measured apart,
     // so the trap is what the whole fault costs beyond the handler.
-    let whole = fault_cold;
+    let whole = cold.cycles;
     let handler = best(handler_alone, |&c| c);
     let parts: alloc::vec::Vec<(u64, u64)> = (0..RUNS).map(|_| allocation_and_zeroing()).collect();
     let allocation = parts.iter().map(|p| p.0).min().expect("RUNS > 0");
@@ -234,6 +274,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     let syscall = alone(0, false);
     let user_fault = alone(1, true);
     let user_fault_cold = alone(1, false);
+    let user_sequential = alone(3, true);
     let yield_alone = alone(2, false);
     // Each copy's iteration holds two switches (to the other and back).
     let switch = best(|| ring3(2, 2, false).iter().sum::<u64>() / 4, |&c| c);
@@ -243,6 +284,10 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         "  demand-zero fault, pool full           {user_fault:>7}   pool empty {user_fault_cold:>7}   pool full = {:.2}x the system call, {:.2}x pool empty",
         ratio(user_fault, syscall),
         ratio(user_fault, user_fault_cold)
+    );
+    println!(
+        "  sequential first touch, pool full      {user_sequential:>7}   per page (fault-around: most writes take no fault) = {:.2}x a fault round trip",
+        ratio(user_sequential, user_fault)
     );
     println!("  yield, no other process               {yield_alone:>7}");
     println!(

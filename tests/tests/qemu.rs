@@ -291,6 +291,7 @@ fn file_fault_costs_against_copy_and_demand_zero() {
 fn fault_syscall_and_switch_costs() {
     let mut config = config(Kernel::Named("fault_bench"));
     config.memory_mib = 256;
+    config.icount = std::env::var("PK_ICOUNT").is_ok();
     let outcome = boot(&config);
     for line in outcome
         .serial

@@ -23,6 +23,7 @@
 use super::{phys_to_virt, BootMemory};
 use bootloader_api::info::MemoryRegionKind;
 use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::{Pfn, FRAME_SIZE};
 use mm::frame::{
     AllocError, Contents, FrameAllocator, FrameBlock, FrameStats, FreeFailure, Owner, ZeroedPoolCounters,
@@ -103,10 +104,26 @@ fn build(boot: &'static BootMemory) -> FrameAllocator<'static> {
     frames
 }
 
+/// Frames in the zeroed pool as the last call into the allocator left it:
+/// a hint read without the lock, so that fault-around can tell an empty
+/// pool before it walks anything (`zeroed_pool_hint`).
+static ZEROED_HELD: AtomicU64 = AtomicU64::new(0);
+
 fn with<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
     // Interrupts off: a fault handler that allocates must not find the lock
     // held by the code it interrupted.
-    without_interrupts(|| f(&mut FRAMES.get().expect("frames::init has run").lock()))
+    without_interrupts(|| {
+        let mut frames = FRAMES.get().expect("frames::init has run").lock();
+        let result = f(&mut frames);
+        ZEROED_HELD.store(frames.stats().zeroed, Ordering::Relaxed);
+        result
+    })
+}
+
+/// How many frames the zeroed pool held after the last allocator call (it
+/// may have changed since: a hint, see [`allocate_prezeroed`]).
+pub fn zeroed_pool_hint() -> u64 {
+    ZEROED_HELD.load(Ordering::Relaxed)
 }
 
 pub fn allocate(order: u8, owner: Owner) -> Result<FrameBlock, AllocError> {

@@ -113,6 +113,10 @@ unsafe impl mm::vm::Platform for KernelPlatform {
         Some(block)
     }
 
+    fn prezeroed_hint(&self) -> u64 {
+        frames::zeroed_pool_hint()
+    }
+
     fn free_page(&mut self, frame: FrameBlock) {
         reclaim::forget(frame.start());
         free(core::iter::once(frame));

@@ -53,6 +53,13 @@ pub unsafe trait Platform {
     fn alloc_prezeroed_page(&mut self, _va: UserAddr) -> Option<FrameBlock> {
         None
     }
+    /// About how many frames [`Platform::alloc_prezeroed_page`] could give
+    /// now: a hint, read before any walk, so that fault-around with an empty
+    /// pool costs almost nothing. It may be stale either way (the page
+    /// allocation decides).
+    fn prezeroed_hint(&self) -> u64 {
+        0
+    }
     /// Frees a process memory frame. The VMM calls it only after the page's
     /// entry is gone and [`Platform::flush`] has run for its address.
     fn free_page(&mut self, frame: FrameBlock);

@@ -144,6 +144,10 @@ unsafe impl Platform for FakeMachine {
         Some(block)
     }
 
+    fn prezeroed_hint(&self) -> u64 {
+        self.prezeroed
+    }
+
     fn swap_out(&mut self, frame: Pfn) -> Result<u64, crate::swap::SwapError> {
         if self.swap.len() as u64 >= self.swap_slots {
             return Err(crate::swap::SwapError::Full);

@@ -244,6 +244,9 @@ impl<P: Platform> AddressSpace<P> {
     /// pass the quota, or finds no zeroed frame: it never zeroes, creates a
     /// table, or fails the fault it follows. Returns how many it mapped.
     pub(super) fn map_ahead(&mut self, va: UserAddr, region: &Region, count: u32) -> u32 {
+        if self.platform.prezeroed_hint() == 0 {
+            return 0;
+        }
         let Ok(Some(first)) = self.leaf(va) else { return 0 };
         let last = (first.index + count as usize).min(ENTRIES - 1);
         let mut mapped = 0;

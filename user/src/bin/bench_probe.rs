@@ -6,7 +6,11 @@
 //! - mode 0, system call: `count` calls of an unknown system-call number
 //!   (gate in, decode, refuse, gate out: the bare round trip).
 //! - mode 1, page fault: `count` first writes to fresh demand-zero pages
-//!   (trap, resolve, return, the write retried).
+//!   (trap, resolve, return, the write retried), from the last page down:
+//!   fault-around follows only ascending runs, so each write is a fault.
+//! - mode 3, sequential first touch: the same pages written from the first
+//!   up, as a program filling a new buffer does: fault-around maps ahead
+//!   (from the zeroed pool), so most writes take no fault.
 //! - mode 2, yield: `count` yields. Alone, the kernel resumes the caller;
 //!   with a second copy running, each yield switches to the other process
 //!   and back, so one iteration holds two context switches.
@@ -36,10 +40,11 @@ fn system_calls(count: u64) -> Option<u64> {
     Some(cycles() - start)
 }
 
-fn page_faults(count: u64) -> Option<u64> {
+fn page_faults(count: u64, ascending: bool) -> Option<u64> {
     let base = sys::reserve(count * PAGE, PROT_WRITE).ok()?;
     let start = cycles();
-    for i in 0..count {
+    for n in 0..count {
+        let i = if ascending { n } else { count - 1 - n };
         // SAFETY: inside the writable range just reserved; the first write
         // to each page is the demand-zero fault being timed.
         unsafe { core::ptr::write_volatile((base + i * PAGE) as *mut u8, 1) };
@@ -60,7 +65,8 @@ fn main(arg: u64) -> i32 {
     let total = match (arg & 0xff, count) {
         (_, 0) => None,
         (0, n) => system_calls(n),
-        (1, n) => page_faults(n),
+        (1, n) => page_faults(n, false),
+        (3, n) => page_faults(n, true),
         (2, n) => yields(n),
         _ => None,
     };
