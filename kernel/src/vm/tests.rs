@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::memory::frames;
-use mm::frame::Owner;
+use mm::frame::{Owner, ZeroedPoolCounters};
 use mm::pte::Prot;
 
 const PAGE: u64 = mm::paging::PAGE_SIZE;
@@ -39,18 +39,24 @@ fn write(addr: u64, value: u8) {
     unsafe { core::ptr::write_volatile(addr as *mut u8, value) }
 }
 
+/// Reads (it must be zero) and then writes a byte of each of `pages` pages
+/// from `base` up; the zeroed pool's counters before and after.
+fn first_touch_upwards(base: u64, pages: u64) -> (ZeroedPoolCounters, ZeroedPoolCounters) {
+    let before = frames::zeroed_pool();
+    for i in 0..pages {
+        assert_eq!(read(base + i * PAGE + 8), 0, "page {i}");
+        write(base + i * PAGE + 8, 0x5a);
+    }
+    (before, frames::zeroed_pool())
+}
+
 #[test_case]
 fn a_demand_zero_fault_takes_its_frame_from_the_zeroed_pool() {
     frames::drain_zeroed_pool();
     frames::zero_idle_frames(64);
     in_fresh_space(|id| {
         let base = reserve(id, 16 * PAGE, Prot::USER_RW, RegionKind::Anonymous);
-        let before = frames::zeroed_pool();
-        for i in 0..16 {
-            assert_eq!(read(base + i * PAGE + 8), 0);
-            write(base + i * PAGE + 8, 0x5a);
-        }
-        let after = frames::zeroed_pool();
+        let (before, after) = first_touch_upwards(base, 16);
         // 16 pages and their page tables, all from the pool, none zeroed on demand.
         assert!(after.hits - before.hits >= 16 && after.misses == before.misses, "{after}");
     });
@@ -64,12 +70,7 @@ fn a_sequential_touch_maps_ahead_from_the_zeroed_pool_and_only_from_it() {
     frames::zero_idle_frames(256);
     in_fresh_space(|id| {
         let base = reserve(id, 64 * PAGE, Prot::USER_RW, RegionKind::Anonymous);
-        let before = frames::zeroed_pool();
-        for i in 0..64 {
-            assert_eq!(read(base + i * PAGE + 8), 0, "page {i}");
-            write(base + i * PAGE + 8, 0x5a);
-        }
-        let after = frames::zeroed_pool();
+        let (before, after) = first_touch_upwards(base, 64);
         // Windows 0, 2, 4, 8, 16, 16, 16 (mm's host tests walk the same run).
         let f = faults(id);
         assert_eq!((f.demand_zero, f.mapped_ahead), (7, 57), "{f:?}");
