@@ -193,6 +193,56 @@ fn writes_waited_for_newest_first_each_get_their_own_completion() {
     }
 }
 
+/// Pages that read all zero leave without a write: they become
+/// demand-zero again, take no slot, and read zero when touched; pages with
+/// data beside them go to swap and come back intact.
+fn pages_that_read_zero_are_dropped_without_a_write() {
+    use pagekeeper::vm::{self, reclaim, RegionKind, PROCESS_LIMITS};
+    const PAGES: u64 = 64;
+    let before = balance();
+    let id = vm::create(PROCESS_LIMITS).expect("a space");
+    let base = vm::with(id, |s| s.reserve(PAGES * 4096, mm::pte::Prot::USER_RW, RegionKind::Anonymous))
+        .and_then(|r| r.ok())
+        .expect("reserve")
+        .as_u64();
+    vm::with(id, |s| s.commit(base, PAGES * 4096)).and_then(|r| r.ok()).expect("commit");
+    // Every other page gets data, in its last word (the look for a
+    // nonzero word must reach it).
+    let word = |page: u64| (base + page * 4096 + 4088) as *mut u64;
+    vm::activate(id).expect("activate");
+    for page in (0..PAGES).step_by(2) {
+        // SAFETY: the page is in the active space's reserved, committed region.
+        unsafe { word(page).write_volatile(page + 1) };
+    }
+    vm::activate_kernel();
+    let (dropped_before, writes_before) =
+        (reclaim::info().zero_dropped, swap::info().expect("swap").counters);
+    assert_eq!(reclaim::evict(PAGES), PAGES, "every page leaves");
+    let stats = vm::with(id, |s| s.stats()).expect("space");
+    assert_eq!(
+        (stats.swapped_pages, stats.zero_pages_dropped, stats.resident_pages),
+        (PAGES / 2, PAGES / 2, 0)
+    );
+    assert_eq!(reclaim::info().zero_dropped - dropped_before, PAGES / 2);
+    let writes = swap::info().expect("swap").counters;
+    assert_eq!(writes.outs - writes_before.outs, PAGES / 2, "only the pages with data were written");
+    vm::activate(id).expect("activate");
+    for page in 0..PAGES {
+        // SAFETY: as above; the read swaps the page in or maps a zero page.
+        let read = unsafe { word(page).read_volatile() };
+        assert_eq!(read, if page % 2 == 0 { page + 1 } else { 0 }, "page {page}");
+    }
+    vm::activate_kernel();
+    let faults = vm::with(id, |s| s.stats().faults).expect("space");
+    assert_eq!(
+        (faults.swapped_in, faults.demand_zero),
+        (PAGES / 2, PAGES / 2),
+        "zero pages came back as demand-zero"
+    );
+    vm::destroy(id);
+    assert_eq!(balance(), before, "frames, page tables and slots all came back");
+}
+
 fn without_swap_a_process_bigger_than_ram_is_killed_out_of_memory() {
     let done = run(&[("swap_pattern", arg(160, PATTERN, 1)), ("hello", 0)]);
     out_of_memory_kill(&done);
@@ -209,6 +259,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &when_swap_is_full_the_hog_is_killed_and_the_others_go_on,
         &a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back,
         &writes_waited_for_newest_first_each_get_their_own_completion,
+        &pages_that_read_zero_are_dropped_without_a_write,
     ];
     let without_swap: &[&dyn Testable] = &[&without_swap_a_process_bigger_than_ram_is_killed_out_of_memory];
     let tests = if swap::info().is_some() { with_swap } else { without_swap };

@@ -76,6 +76,18 @@ pub fn phys_to_virt(pfn: mm::addr::Pfn) -> VirtAddr {
     boot_memory().physical_memory_offset + pfn.addr()
 }
 
+/// Whether every byte of the frame is zero (reclaim drops such pages to
+/// demand-zero instead of writing them to swap). Stops at the first nonzero
+/// word, so a page with data costs a read or two.
+pub fn frame_is_zero(pfn: mm::addr::Pfn) -> bool {
+    let words = (mm::addr::FRAME_SIZE / 8) as usize;
+    // SAFETY: every frame of RAM is mapped read-write in the physical
+    // window; the caller (reclaim) holds the page it asks about as chosen,
+    // and on one CPU nothing writes it while this reads.
+    let frame = unsafe { core::slice::from_raw_parts(phys_to_virt(pfn).as_ptr::<u64>(), words) };
+    frame.iter().all(|&word| word == 0)
+}
+
 pub fn boot_memory() -> &'static BootMemory {
     BOOT_MEMORY.get().expect("memory::init has run")
 }

@@ -113,6 +113,10 @@ unsafe impl mm::vm::Platform for KernelPlatform {
         Some(block)
     }
 
+    fn is_zero_page(&self, frame: Pfn) -> bool {
+        crate::memory::frame_is_zero(frame)
+    }
+
     fn prezeroed_hint(&self) -> u64 {
         frames::zeroed_pool_hint()
     }

@@ -45,6 +45,8 @@ struct Resident {
 /// Pages evicted, by who did it.
 static DIRECT: AtomicU64 = AtomicU64::new(0);
 static BACKGROUND: AtomicU64 = AtomicU64::new(0);
+/// Of those, pages whose frame read all zero: made demand-zero again, no write.
+static ZERO_DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Background work per call: bounded so a time slice is not delayed long.
 const BACKGROUND_BATCH: u64 = 256;
 /// Direct reclaim after a failed allocation: a few pages so the retry
@@ -187,6 +189,12 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
         };
         if judge(false) == Step::Keep {
             return Verdict::Referenced;
+        }
+        // A page that reads all zero needs no slot and no write.
+        if spaces.get_mut(&id).is_some_and(|space| space.drop_if_zero(pick)) {
+            ZERO_DROPPED.fetch_add(1, Ordering::Relaxed);
+            (chosen, written) = (chosen + 1, written + 1);
+            return Verdict::Evicted;
         }
         writer.gathering.add(id, pick);
         let refused = writer.gathering.len == swap::BATCH_PAGES && {
@@ -496,6 +504,8 @@ pub struct ReclaimInfo {
     pub marks: Watermarks,
     pub direct: u64,
     pub background: u64,
+    /// Of the pages evicted, those dropped to demand-zero without a write.
+    pub zero_dropped: u64,
     pub mapped_frames: u64,
     pub policy: HotColdStats,
 }
@@ -506,6 +516,7 @@ pub fn info() -> ReclaimInfo {
         marks: watermarks(),
         direct: DIRECT.load(Ordering::Relaxed),
         background: BACKGROUND.load(Ordering::Relaxed),
+        zero_dropped: ZERO_DROPPED.load(Ordering::Relaxed),
         mapped_frames,
         policy,
     }
@@ -516,8 +527,8 @@ impl core::fmt::Display for ReclaimInfo {
         let m = self.marks;
         write!(
             f,
-            "reclaim: watermarks min {} / low {} / high {} free frames; evicted {} directly, {} in the background; {} frames in the reverse map (process and page-cache pages)",
-            m.min, m.low, m.high, self.direct, self.background, self.mapped_frames
+            "reclaim: watermarks min {} / low {} / high {} free frames; evicted {} directly, {} in the background ({} of them zero pages, dropped without a write); {} frames in the reverse map (process and page-cache pages)",
+            m.min, m.low, m.high, self.direct, self.background, self.zero_dropped, self.mapped_frames
         )?;
         let p = self.policy;
         write!(

@@ -208,6 +208,9 @@ pub struct SpaceStats {
     pub swapped_pages: u64,
     /// Pages written to swap over the space's life.
     pub swap_outs: u64,
+    /// Pages reclaim took without a write because their frame read all
+    /// zero: they became demand-zero again (`AddressSpace::drop_if_zero`).
+    pub zero_pages_dropped: u64,
     /// Page-table frames, the root included.
     pub table_frames: u64,
     pub reserved_bytes: u64,

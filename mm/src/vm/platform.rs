@@ -71,6 +71,12 @@ pub unsafe trait Platform {
             self.free_page(frame);
         }
     }
+    /// Whether every byte of the page in `frame` is zero: reclaim then
+    /// makes the page demand-zero again instead of writing it to swap. The
+    /// default never says so (every page goes to swap).
+    fn is_zero_page(&self, _frame: Pfn) -> bool {
+        false
+    }
     /// Writes the page in `frame` to a new swap slot and returns the slot.
     /// `SwapError::Full` when there is no slot (or no swap at all).
     fn swap_out(&mut self, frame: Pfn) -> Result<u64, SwapError>;

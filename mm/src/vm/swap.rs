@@ -9,6 +9,13 @@
 //!                             └──────────────────────── fault: read slot, free it ◄────┘
 //! ```
 //!
+//! A page the clock chooses whose frame reads all zero (never written, or
+//! mapped ahead by fault-around and never touched, or zeroed by its
+//! program) needs no slot: it goes back to `DemandZero`, which reads the
+//! same, and its frame is freed without a write (Linux's swap "zeromap"
+//! does this since 6.12). [`Platform::is_zero_page`] looks; a frame with
+//! data stops the look at its first nonzero word.
+//!
 //! A swapped-in page gives its slot back at once (no swap cache): a page
 //! that is evicted again is written again. Keeping the slot while the page
 //! stays clean (D = 0) would save that write, at the cost of a slot held
@@ -71,6 +78,9 @@ impl<P: Platform> AddressSpace<P> {
             Choice::Referenced => return Verdict::Referenced,
             Choice::Skipped => return Verdict::Skipped,
         };
+        if self.drop_if_zero(chosen) {
+            return Verdict::Evicted;
+        }
         // Written out while the page is still mapped: on one CPU nothing
         // runs between the copy and the entry change below. (With several
         // CPUs the entry would change and be flushed first, as Linux's
@@ -133,6 +143,26 @@ impl<P: Platform> AddressSpace<P> {
         self.stats.swapped_pages += count as u64;
         self.stats.swap_outs += count as u64;
         done
+    }
+
+    /// Finishes a chosen page's eviction without swap when its frame reads
+    /// all zero: the entry goes back to `DemandZero` (with the page's
+    /// protection), is flushed, and the frame is freed. False, and the page
+    /// left for swap, when the frame holds data or the page is no longer an
+    /// unaccessed, evictable page in that frame. Like
+    /// [`Self::finish_evictions`], nothing may have run in the space since
+    /// the page was chosen.
+    pub fn drop_if_zero(&mut self, chosen: Chosen) -> bool {
+        if !self.platform.is_zero_page(chosen.frame) {
+            return false;
+        }
+        let Some(mapping) = self.evictable(chosen.slot, chosen.va, chosen.frame) else { return false };
+        if mapping.accessed {
+            return false;
+        }
+        self.unmap(chosen.slot, chosen.va, mapping, PteState::DemandZero { prot: mapping.prot });
+        self.stats.zero_pages_dropped += 1;
+        true
     }
 
     /// The mapping at `slot` (the entry of `va`), if it is an anonymous,

@@ -52,6 +52,9 @@ struct FakeMachine {
     /// fault-around may take; how many it took.
     prezeroed: u64,
     prezeroed_taken: u64,
+    /// Whether `is_zero_page` looks at contents (off: every page is data,
+    /// as before reclaim learnt to drop zero pages).
+    zero_detection: bool,
 }
 
 /// Files of `pages[file]` pages each, whose page p holds the word
@@ -142,6 +145,10 @@ unsafe impl Platform for FakeMachine {
         self.prezeroed -= 1;
         self.prezeroed_taken += 1;
         Some(block)
+    }
+
+    fn is_zero_page(&self, frame: Pfn) -> bool {
+        self.zero_detection && self.contents[&frame] == 0
     }
 
     fn prezeroed_hint(&self) -> u64 {
@@ -978,6 +985,41 @@ fn pages_go_to_swap_and_come_back_bit_exact() {
     let st = s.stats();
     assert_eq!((st.resident_pages, st.swapped_pages, st.faults.swapped_in), (16, 0, 16));
     assert!(s.platform().swap.is_empty(), "a swapped-in page frees its slot");
+    done(s);
+}
+
+#[test]
+fn a_page_that_reads_zero_is_dropped_to_demand_zero_without_a_write() {
+    let mut s = space_with_swap(64);
+    s.platform_mut().zero_detection = true;
+    let base = s.reserve(8 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
+    // Pages 0..4 hold data; 4..8 are brought in and never written, and
+    // page 3 is written back to zero by its program.
+    for i in 0..4 {
+        write_word(&mut s, base + i * PAGE_SIZE, 0x1000 + i);
+    }
+    write_word(&mut s, base + 3 * PAGE_SIZE, 0);
+    assert_eq!(s.commit(base, 8 * PAGE_SIZE), Ok(4));
+    let sweep = reclaim(&mut s, 8);
+    assert_eq!(sweep.evicted, 8);
+    let st = s.stats();
+    assert_eq!((st.resident_pages, st.swapped_pages, st.swap_outs, st.zero_pages_dropped), (0, 3, 3, 5));
+    assert_eq!(s.platform().swap.len(), 3, "only the pages with data took slots");
+    assert_eq!(s.platform().pages.len(), 0, "every frame is free");
+    for i in 4..8 {
+        let entry = s.leaf(UserAddr::new(base + i * PAGE_SIZE)).unwrap().unwrap();
+        assert_eq!(s.read(entry, UserAddr::new(base)), Ok(PteState::DemandZero { prot: Prot::USER_RW }));
+    }
+    for i in 0..8 {
+        let expected = if i < 3 { 0x1000 + i } else { 0 };
+        assert_eq!(read_word(&mut s, base + i * PAGE_SIZE), expected, "page {i}");
+    }
+    let st = s.stats();
+    assert_eq!(
+        (st.faults.swapped_in, st.faults.demand_zero),
+        (3, 4 + 5),
+        "zero pages fault in as demand-zero"
+    );
     done(s);
 }
 
