@@ -5,7 +5,8 @@
 //!
 //! ```text
 //!  DemandZero ──fault──► Present(A=1) ──clock pass──► Present(A=0) ──clock pass──► Swapped{slot}
-//!                             ▲   └──────── touched: A=1 again ◄┘                      │
+//!      ▲                      ▲   └──────── touched: A=1 again ◄┘  │                   │
+//!      └─────────── clock pass, the frame reads all zero: no write ◄┘                   │
 //!                             └──────────────────────── fault: read slot, free it ◄────┘
 //! ```
 //!
