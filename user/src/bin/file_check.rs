@@ -15,8 +15,9 @@
 //!   bus error); exit 5 if it returns.
 //! - mode 4, bad arguments: every bad call gets its error code; exit 0
 //!   when they all did, 6 at the first that did not (printed).
-//! - mode 5, pressure: maps and checks the whole file, then commits COUNT
-//!   MiB of anonymous memory (reclaim must drop file pages for it), then
+//! - mode 5, pressure: maps and checks the whole file, then commits and
+//!   writes COUNT MiB of anonymous memory (reclaim must drop file pages
+//!   for it), then
 //!   checks the whole file again; exit 0 when both passes were intact.
 #![no_std]
 #![no_main]
@@ -155,7 +156,14 @@ fn pressure(mib: u64) -> i32 {
     }
     let hog = sys::reserve(mib << 20, PROT_WRITE).expect("reserve the hog");
     let brought = sys::commit(hog, mib << 20);
-    println!("file_check: pressure: committed {mib} MiB of anonymous memory: {brought:?}");
+    // Data in every page: reclaim drops a page that reads all zero without
+    // a write (even with no swap), and the point is to make it drop file
+    // pages.
+    for page in 0..(mib << 20) / PAGE {
+        // SAFETY: inside the writable range just reserved.
+        unsafe { core::ptr::write_volatile((hog + page * PAGE) as *mut u64, page + 1) };
+    }
+    println!("file_check: pressure: committed {mib} MiB of anonymous memory and wrote it: {brought:?}");
     check("pressure, second pass", base, pages)
 }
 
