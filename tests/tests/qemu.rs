@@ -262,6 +262,7 @@ fn demo_kernel_runs_processes_and_stays_up() {
 fn swap_throughput_against_the_raw_device() {
     let mut config = config(Kernel::Named("swap_bench"));
     config.swap_mib = 64;
+    config.icount = std::env::var("PK_ICOUNT").is_ok();
     let outcome = boot(&config);
     for line in outcome.serial.lines().filter(|l| l.starts_with("swap bench") || l.starts_with("  ")) {
         println!("{line}");
