@@ -171,7 +171,12 @@ pub fn kernel_reserve() -> u64 {
 }
 
 fn reserve_of(stats: &FrameStats) -> u64 {
-    mm::reclaim::Watermarks::for_total(stats.total).min
+    watermarks_of(stats).min
+}
+
+/// Reclaim's watermarks for this much memory (the reserve is their `min`).
+fn watermarks_of(stats: &FrameStats) -> mm::reclaim::Watermarks {
+    mm::reclaim::Watermarks::for_total(stats.total)
 }
 
 /// Like [`allocate`] (zeroed when `zeroed`), but refuses to dip into the
@@ -192,8 +197,7 @@ pub fn allocate_for_process(order: u8, owner: Owner, zeroed: bool) -> Result<Fra
 /// a page mapped ahead of use may only spend work done in idle time.
 pub fn allocate_prezeroed(owner: Owner) -> Option<FrameBlock> {
     with(|frames| {
-        let low = mm::reclaim::Watermarks::for_total(frames.stats().total).low;
-        if frames.stats().free <= low {
+        if frames.stats().free <= watermarks_of(frames.stats()).low {
             return None;
         }
         frames.allocate_from_zeroed_pool(owner)

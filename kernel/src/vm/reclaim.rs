@@ -175,8 +175,8 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
             return Verdict::Skipped;
         }
         let Some((page, id)) = owner.map(|o| (o.page, SpaceId(o.space))) else { return Verdict::Skipped };
-        let choice = spaces.get_mut(&id).map_or(Choice::Skipped, |space| space.age_or_choose(page, frame));
-        let pick = match choice {
+        let Some(space) = spaces.get_mut(&id) else { return Verdict::Skipped };
+        let pick = match space.age_or_choose(page, frame) {
             Choice::Skipped => return Verdict::Skipped,
             // On its second turn the hand can meet a page still waiting.
             Choice::Chosen(_) if writer.holds(frame) => return Verdict::Skipped,
@@ -191,7 +191,7 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
             return Verdict::Referenced;
         }
         // A page that reads all zero needs no slot and no write.
-        if spaces.get_mut(&id).is_some_and(|space| space.drop_if_zero(pick)) {
+        if space.drop_if_zero(pick) {
             ZERO_DROPPED.fetch_add(1, Ordering::Relaxed);
             (chosen, written) = (chosen + 1, written + 1);
             return Verdict::Evicted;

@@ -206,9 +206,9 @@ impl<P: Platform> AddressSpace<P> {
                 done(self.map_file(va, file, page, prot), FaultOutcome::FileMapped)
             }
             PteState::DemandZero { prot } => match self.map_zeroed(va, prot) {
-                Ok(()) => {
+                Ok(slot) => {
                     let window = self.sequential.window_for(va);
-                    let ahead = if window > 0 { self.map_ahead(va, region, window) } else { 0 };
+                    let ahead = if window > 0 { self.map_ahead(va, slot, region, window) } else { 0 };
                     self.sequential.mapped(va, ahead);
                     FaultOutcome::DemandZero
                 }

@@ -85,7 +85,8 @@ impl<P: Platform> AddressSpace<P> {
                 platform.copy_page(source, frame);
                 Ok(())
             }),
-        )
+        )?;
+        Ok(())
     }
 
     /// Reclaim's look at the cached page in `frame` (page `page` of

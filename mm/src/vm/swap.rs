@@ -125,14 +125,7 @@ impl<P: Platform> AddressSpace<P> {
         let mut freed = [const { None }; MAX_FINISHED];
         let (mut count, mut done) = (0, 0u32);
         for (i, &(chosen, swap_slot)) in pages.iter().enumerate() {
-            debug_assert!(
-                self.leaf(chosen.va).ok().flatten() == Some(chosen.slot),
-                "a chosen page's table moved"
-            );
-            let Some(mapping) = self.evictable(chosen.slot, chosen.va, chosen.frame) else { continue };
-            if mapping.accessed {
-                continue;
-            }
+            let Some(mapping) = self.still_chosen(chosen) else { continue };
             self.write(chosen.slot, PteState::Swapped { slot: swap_slot, prot: mapping.prot });
             self.platform.flush(chosen.va);
             freed[count] = Some(page_block(mapping.frame));
@@ -157,13 +150,20 @@ impl<P: Platform> AddressSpace<P> {
         if !self.platform.is_zero_page(chosen.frame) {
             return false;
         }
-        let Some(mapping) = self.evictable(chosen.slot, chosen.va, chosen.frame) else { return false };
-        if mapping.accessed {
-            return false;
-        }
+        let Some(mapping) = self.still_chosen(chosen) else { return false };
         self.unmap(chosen.slot, chosen.va, mapping, PteState::DemandZero { prot: mapping.prot });
         self.stats.zero_pages_dropped += 1;
         true
+    }
+
+    /// The chosen page's mapping if it is still what was chosen: an
+    /// unaccessed, evictable page in its frame.
+    fn still_chosen(&self, chosen: Chosen) -> Option<Mapping> {
+        debug_assert!(
+            self.leaf(chosen.va).ok().flatten() == Some(chosen.slot),
+            "a chosen page's table moved"
+        );
+        self.evictable(chosen.slot, chosen.va, chosen.frame).filter(|m| !m.accessed)
     }
 
     /// The mapping at `slot` (the entry of `va`), if it is an anonymous,

@@ -208,20 +208,21 @@ impl<P: Platform> AddressSpace<P> {
         self.platform.write_entry(slot.table, slot.index, state.encode());
     }
 
-    pub(super) fn map_zeroed(&mut self, va: UserAddr, prot: Prot) -> Result<(), VmError> {
+    /// Maps a zeroed frame at `va`; returns where its entry is.
+    pub(super) fn map_zeroed(&mut self, va: UserAddr, prot: Prot) -> Result<Slot, VmError> {
         self.map_new_page(va, prot, None)
     }
 
     /// Maps a new anonymous frame at `va`: zeroed, or filled whole by
     /// `fill` before the entry is written (so no access sees it half filled,
     /// and it need not be zeroed first). When `fill` fails, the frame goes
-    /// back unmapped and the entry is untouched.
+    /// back unmapped and the entry is untouched. Returns where the entry is.
     pub(super) fn map_new_page(
         &mut self,
         va: UserAddr,
         prot: Prot,
         fill: Option<&mut PageFill<'_, P>>,
-    ) -> Result<(), VmError> {
+    ) -> Result<Slot, VmError> {
         let slot = self.leaf_or_create(va)?;
         self.check_quota(PAGE_SIZE)?;
         let block = self.platform.alloc_page(va, fill.is_none()).ok_or(VmError::OutOfMemory)?;
@@ -233,21 +234,21 @@ impl<P: Platform> AddressSpace<P> {
         }
         self.write(slot, PteState::Present(fresh_anonymous(into_entry(block), prot)));
         self.stats.resident_pages += 1;
-        Ok(())
+        Ok(slot)
     }
 
     /// Fault-around's mechanism (`vm/fault_around.rs`): maps up to `count`
-    /// pages after `va`, whose demand-zero fault was just resolved, each a
-    /// frame already zeroed ([`Platform::alloc_prezeroed_page`]). It walks
-    /// to `va`'s leaf table once and goes along it, stopping at the first
+    /// pages after `va`, whose demand-zero fault was just resolved into the
+    /// entry at `first`, each a frame already zeroed
+    /// ([`Platform::alloc_prezeroed_page`]). It goes along `first`'s leaf
+    /// table (no walk), stopping at the first
     /// page that is not demand-zero, leaves `region` or the table, would
     /// pass the quota, or finds no zeroed frame: it never zeroes, creates a
     /// table, or fails the fault it follows. Returns how many it mapped.
-    pub(super) fn map_ahead(&mut self, va: UserAddr, region: &Region, count: u32) -> u32 {
+    pub(super) fn map_ahead(&mut self, va: UserAddr, first: Slot, region: &Region, count: u32) -> u32 {
         if self.platform.prezeroed_hint() == 0 {
             return 0;
         }
-        let Ok(Some(first)) = self.leaf(va) else { return 0 };
         let last = (first.index + count as usize).min(ENTRIES - 1);
         let mut mapped = 0;
         for index in first.index + 1..=last {
