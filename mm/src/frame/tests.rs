@@ -477,3 +477,42 @@ fn for_each_allocated_visits_every_block_once_with_its_owner() {
     let counted: u64 = seen.values().map(|(order, _)| 1u64 << order).sum();
     assert_eq!(counted, a.stats().used());
 }
+
+#[test]
+fn a_flush_of_cached_neighbours_merges_them_as_freeing_them_one_by_one_does() {
+    // Reclaim's pattern: frames freed in address order, more than the
+    // cache holds, with a hole (frame 21 stays out) and a run that is not
+    // aligned (it starts at 3).
+    let free_in_order = |cache: usize| {
+        let mut f = Fixture::new(0..256, &[0..256]);
+        let mut a = f.allocator();
+        a.set_cache(cache);
+        let mut held: Vec<_> = (0..100).map(|_| Some(a.allocate(0, Owner::Process).unwrap())).collect();
+        for (i, block) in held.iter_mut().enumerate().skip(3) {
+            if i != 21 {
+                a.free(block.take().unwrap()).unwrap();
+            }
+        }
+        a.verify().unwrap();
+        a.drain_cache();
+        a.verify().unwrap();
+        let stats = a.stats().clone();
+        held.into_iter().flatten().for_each(|b| a.free(b).unwrap());
+        a.drain_cache();
+        a.verify().unwrap();
+        (stats, a.stats().free_blocks)
+    };
+    let (merged_one_by_one, _) = free_in_order(0);
+    let (flushed, everything_back) = free_in_order(CACHE_CAPACITY);
+    assert_eq!(flushed, merged_one_by_one);
+    assert_eq!(everything_back.iter().sum::<u64>(), 1, "one block of 256 frames again");
+}
+
+#[test]
+fn an_aligned_run_is_the_largest_whole_block_at_the_front() {
+    assert_eq!(super::aligned_run_order(&[8, 9, 10, 11, 13]), 2);
+    assert_eq!(super::aligned_run_order(&[9, 10]), 0);
+    assert_eq!(super::aligned_run_order(&[8, 9, 10, 12]), 1);
+    assert_eq!(super::aligned_run_order(&[0]), 0);
+    assert_eq!(super::aligned_run_order(&(64..128).collect::<Vec<_>>()), 6);
+}
