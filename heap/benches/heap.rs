@@ -21,7 +21,7 @@
 //! against the budget), warmed by the same untimed pass as the others.
 
 use heap::host::HostKernel;
-use heap::{Heap, HeapConfig};
+use heap::{Heap, HeapConfig, MAX_SMALL};
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::mem::MaybeUninit;
@@ -42,8 +42,9 @@ trait Bench {
     fn scavenge(&mut self) -> bool {
         false
     }
-    /// Where the memory is, when the allocator can say.
-    fn describe(&self) -> String {
+    /// Where the memory is, when the allocator can say (`live`: the
+    /// blocks the program holds, with what it asked for).
+    fn describe(&self, _live: &[(NonNull<u8>, Layout)]) -> String {
         String::new()
     }
 }
@@ -87,15 +88,29 @@ impl Bench for Pagekeeper {
         self.0.scavenge_to_kernel(4096);
         true
     }
-    fn describe(&self) -> String {
+    fn describe(&self, live: &[(NonNull<u8>, Layout)]) -> String {
         let s = self.0.stats();
+        // Rounding: what each block holds beyond what was asked, large
+        // blocks (whole pages) apart from small ones (their class).
+        let (mut large, mut small) = (0usize, 0usize);
+        for &(p, layout) in live {
+            let usable = self.0.usable_size(p).expect("a live block");
+            let rounding = usable - layout.size();
+            *(if usable > MAX_SMALL { &mut large } else { &mut small }) += rounding;
+        }
+        let share = |bytes: usize| bytes as f64 * 100.0 / BUDGET as f64;
         format!(
-            "usable {} KiB, free runs {} KiB, metadata {} KiB, arena writable {} KiB, spans {}",
+            "usable {} KiB, free runs {} KiB ({:.1} %), metadata {} KiB ({:.1} %), arena writable {} KiB, \
+             spans {}; rounding of large blocks {:.1} %, of small blocks {:.1} % (shares of the budget)",
             s.live_bytes >> 10,
             self.0.free_run_bytes() >> 10,
+            share(self.0.free_run_bytes()),
             s.metadata_bytes >> 10,
+            share(s.metadata_bytes),
             self.0.arena_writable() >> 10,
-            s.spans_in_use
+            s.spans_in_use,
+            share(large),
+            share(small)
         )
     }
 }
@@ -517,7 +532,7 @@ fn efficiency(b: &mut dyn Bench, seed: u64) -> f64 {
     }
     let used: usize = live.iter().map(|(_, l)| l.size()).sum();
     if std::env::var("HEAP_BENCH_DESCRIBE").is_ok() {
-        println!("    at failure: requested {} KiB; {}", used >> 10, b.describe());
+        println!("    at failure: requested {} KiB; {}", used >> 10, b.describe(&live));
     }
     for (p, l) in live {
         b.free(p, l);
