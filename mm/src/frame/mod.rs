@@ -253,24 +253,6 @@ fn bitmap_bits(base: u64, end: u64, order: u8) -> usize {
     (((end - 1) >> order) - (base >> order) + 1) as usize
 }
 
-/// The order of the largest naturally aligned block that `sorted` (distinct
-/// frame numbers, ascending) begins with, frame after frame: 2 for
-/// `[8, 9, 10, 11, 13]`, 0 for `[9, 10]`.
-fn aligned_run_order(sorted: &[u64]) -> u8 {
-    let first = sorted[0];
-    let mut order = 0u8;
-    loop {
-        let len = 2usize << order;
-        // Distinct and ascending: the run is whole when its last frame is
-        // where it should be.
-        let whole = first & (len as u64 - 1) == 0 && sorted.get(len - 1) == Some(&(first + len as u64 - 1));
-        if !whole || order == MAX_ORDER {
-            return order;
-        }
-        order += 1;
-    }
-}
-
 /// Splits `range` into maximal naturally aligned blocks: (first frame, order).
 fn aligned_blocks(range: Range<u64>) -> impl Iterator<Item = (u64, u8)> {
     let mut next = range.start;
@@ -390,21 +372,27 @@ impl<'m> FrameAllocator<'m> {
 
     /// Releases the `count` oldest cached frames to the buddy bitmaps.
     ///
-    /// Sorted first, so that an aligned run of neighbours (what reclaim
-    /// frees: its clock passes frames in address order) goes back as one
-    /// block and climbs the orders once, instead of once per frame, each
-    /// climb undoing the merge the frame before it made.
+    /// Sorted first, so that a run of neighbours (what reclaim frees: its
+    /// clock passes frames in address order) goes back as the aligned
+    /// blocks it holds, each climbing the orders once, instead of frame by
+    /// frame, each climb taking apart the block the one before it made.
     fn flush_cache(&mut self, count: usize) {
         self.cache.frames[..count].sort_unstable();
         let mut i = 0;
         while i < count {
-            let pfn = self.cache.frames[i];
-            let order = aligned_run_order(&self.cache.frames[i..count]);
-            for interior in pfn + 1..pfn + (1 << order) {
-                self.set_state(interior, self.state(interior).interior());
+            let first = self.cache.frames[i];
+            let run = self.cache.frames[i..count]
+                .iter()
+                .zip(first..)
+                .take_while(|&(&pfn, next)| pfn == next)
+                .count();
+            for (pfn, order) in aligned_blocks(first..first + run as u64) {
+                for interior in pfn + 1..pfn + (1 << order) {
+                    self.set_state(interior, self.state(interior).interior());
+                }
+                self.release(pfn, order);
             }
-            self.release(pfn, order);
-            i += 1 << order;
+            i += run;
         }
         self.cache.frames.copy_within(count..self.cache.len, 0);
         self.cache.len -= count;

@@ -507,12 +507,3 @@ fn a_flush_of_cached_neighbours_merges_them_as_freeing_them_one_by_one_does() {
     assert_eq!(flushed, merged_one_by_one);
     assert_eq!(everything_back.iter().sum::<u64>(), 1, "one block of 256 frames again");
 }
-
-#[test]
-fn an_aligned_run_is_the_largest_whole_block_at_the_front() {
-    assert_eq!(super::aligned_run_order(&[8, 9, 10, 11, 13]), 2);
-    assert_eq!(super::aligned_run_order(&[9, 10]), 0);
-    assert_eq!(super::aligned_run_order(&[8, 9, 10, 12]), 1);
-    assert_eq!(super::aligned_run_order(&[0]), 0);
-    assert_eq!(super::aligned_run_order(&(64..128).collect::<Vec<_>>()), 6);
-}
