@@ -4,6 +4,10 @@
 //! written. The slot map and the page I/O are `mm::swap::SwapArea`'s; this
 //! module holds the one area behind a lock and moves frames through it.
 //!
+//! It also keeps the swap cache (`mm::swap::cache`): a page read back in
+//! keeps its slot while swap is at most half full, and leaves again with
+//! no write if it was not written meanwhile.
+//!
 //! Lock order: the address-space registry, then this, then the frame
 //! allocator. Interrupts are off while the lock is held (a fault path
 //! takes it).
@@ -48,9 +52,12 @@ pub fn init(disks: Vec<VirtioDisk>) {
             info!("disk {index}: not opened, swap is already on a disk");
         } else {
             match SwapArea::open(disk) {
-                Ok(area) => {
+                Ok(mut area) => {
                     let slots = area.total_slots();
                     info!("swap on disk {index}: {} MiB ({slots} slots)", (slots * PAGE_SIZE) >> 20);
+                    if let Err(e) = area.enable_cache(frames::span()) {
+                        warn!("swap: {e}: pages swapped in give their slot back at once");
+                    }
                     opened = Some(area);
                 }
                 Err((e, _disk)) => warn!("disk {index}: not used as swap: {e}"),
@@ -69,6 +76,10 @@ static OFF: Mutex<Option<SwapArea<VirtioDisk>>> = Mutex::new(None);
 pub fn swap_off() -> Result<(), u64> {
     without_interrupts(|| {
         let mut swap = SWAP.lock();
+        if let Some(area) = swap.as_mut() {
+            area.drop_copies();
+            COPIES_KEPT.store(0, Ordering::Relaxed);
+        }
         if let Some(in_use) = swap.as_ref().map(|a| a.total_slots() - a.free_slots()).filter(|&n| n > 0) {
             return Err(in_use);
         }
@@ -100,10 +111,15 @@ fn page(frame: Pfn) -> *mut [u8; PAGE_SIZE as usize] {
 
 /// Writes the page in `frame` to a new slot.
 pub fn write_out(frame: Pfn) -> Result<u64, SwapError> {
-    // SAFETY: `frame` is a process page the caller (the VMM, holding the
-    // registry lock) owns; it is mapped in the physical window and nothing
-    // writes it during the copy (one CPU, the process is not running).
-    with(|area| area.write_out(unsafe { &*page(frame) }))
+    with(|area| {
+        // SAFETY: `frame` is a process page the caller (the VMM, holding
+        // the registry lock) owns; it is mapped in the physical window and
+        // nothing writes it during the copy (one CPU, the process is not
+        // running).
+        let written = area.write_out(unsafe { &*page(frame) });
+        note_copies(area);
+        written
+    })
 }
 
 /// A batch on its way to swap: its slots taken, the device writing its
@@ -128,7 +144,9 @@ pub fn start_batch(frames: &[Pfn]) -> Option<StartedBatch> {
     assert!((1..=BATCH_PAGES).contains(&frames.len()), "a batch fits one request");
     let len = frames.len() * PAGE_SIZE as usize;
     with(|area| {
-        let run = area.take_run(len)?;
+        let run = area.take_run(len);
+        note_copies(area);
+        let run = run?;
         // SAFETY: the caller's promise above: the frames are process pages
         // it keeps allocated and unwritten until finish_batch.
         match unsafe { area.device_mut().start_write_frames(run.first_sector(), frames) } {
@@ -205,6 +223,62 @@ pub fn release(slot: u64) {
     }
 }
 
+/// About how many copies the swap cache keeps: read without the lock, so
+/// that freeing frames costs no swap lock while it keeps none (most of
+/// the time, and always without swap). Updated under the lock.
+static COPIES_KEPT: AtomicU64 = AtomicU64::new(0);
+
+fn note_copies(area: &SwapArea<VirtioDisk>) {
+    COPIES_KEPT.store(area.cached_pages(), Ordering::Relaxed);
+}
+
+/// The page read from `slot` into `frame` is mapped, clean: the swap cache
+/// keeps the slot as its copy (true) or releases it (false).
+pub fn settle_swap_in(frame: Pfn, slot: u64) -> bool {
+    let settled = with(|area| {
+        let kept = area.settle_swap_in(frame, slot);
+        note_copies(area);
+        kept
+    });
+    settled.unwrap_or_else(|e| {
+        warn!("swap: settling slot {slot} after a swap-in: {e} (kernel bug)");
+        false
+    })
+}
+
+/// The slot that still holds the page in `frame`, if the swap cache kept
+/// one: the caller (reclaim, which checked the page is clean) evicts the
+/// page to it with no write.
+pub fn take_copy(frame: Pfn) -> Option<u64> {
+    if COPIES_KEPT.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    with(|area| {
+        let slot = area.take_copy(frame);
+        note_copies(area);
+        Ok(slot)
+    })
+    .ok()
+    .flatten()
+}
+
+/// Process frames were freed: copies kept for their pages are stale or
+/// orphaned, and their slots go back (one lock for the lot).
+pub fn frames_freed(frames: impl Iterator<Item = Pfn>) {
+    if COPIES_KEPT.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let _ = with(|area| {
+        for frame in frames {
+            if let Err(e) = area.frame_freed(frame) {
+                warn!("swap: dropping the copy of {frame:?}: {e} (kernel bug)");
+            }
+        }
+        note_copies(area);
+        Ok(())
+    });
+}
+
 /// Why [`raw_pages`] did not run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RawTransferError {
@@ -243,6 +317,10 @@ pub fn with_unused_disk<R>(slots: u64, f: impl FnOnce(&mut VirtioDisk) -> R) -> 
     without_interrupts(|| {
         let mut swap = SWAP.lock();
         let area = swap.as_mut().ok_or(RawTransferError::NoSwap)?;
+        // Copies kept by the swap cache are given up: `f` may write over
+        // any slot.
+        area.drop_copies();
+        note_copies(area);
         if area.free_slots() != area.total_slots() || slots > area.total_slots() {
             return Err(RawTransferError::SlotsInUse);
         }
@@ -313,6 +391,9 @@ pub fn raw_pages(pages: u64, per_request: u64, in_flight: u64, write: bool) -> R
 pub struct SwapInfo {
     pub total_slots: u64,
     pub free_slots: u64,
+    /// Of the slots in use, those the swap cache keeps as copies of
+    /// resident pages.
+    pub cached_pages: u64,
     pub counters: SwapCounters,
 }
 
@@ -321,6 +402,7 @@ pub fn info() -> Option<SwapInfo> {
         SWAP.lock().as_ref().map(|area| SwapInfo {
             total_slots: area.total_slots(),
             free_slots: area.free_slots(),
+            cached_pages: area.cached_pages(),
             counters: area.counters(),
         })
     })
@@ -329,15 +411,21 @@ pub fn info() -> Option<SwapInfo> {
 impl fmt::Display for SwapInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kib = |slots: u64| slots * PAGE_SIZE / 1024;
+        let c = self.counters;
         write!(
             f,
-            "swap: {} KiB total, {} KiB free, {} KiB used; {} pages out, {} pages in, {} I/O errors",
+            "swap: {} KiB total, {} KiB free, {} KiB used ({} KiB cached); {} pages out, {} pages in, {} I/O errors\n\
+             swap cache: {} copies kept, {} writes saved, {} copies dropped (swap full)",
             kib(self.total_slots),
             kib(self.free_slots),
             kib(self.total_slots - self.free_slots),
-            self.counters.outs,
-            self.counters.ins,
-            self.counters.errors
+            kib(self.cached_pages),
+            c.outs,
+            c.ins,
+            c.errors,
+            c.copies_kept,
+            c.writes_saved,
+            c.copies_dropped
         )
     }
 }

@@ -243,6 +243,61 @@ fn pages_that_read_zero_are_dropped_without_a_write() {
     assert_eq!(balance(), before, "frames, page tables and slots all came back");
 }
 
+/// The swap cache: pages read back from swap keep their slot as a copy
+/// (swap is nearly empty here), and when they leave again only those
+/// written meanwhile are written; the others go to their copy. Every page
+/// reads back right, and every slot comes back when the space goes.
+fn a_page_read_back_and_not_written_leaves_again_without_a_write() {
+    use pagekeeper::vm::{self, reclaim, RegionKind, PROCESS_LIMITS};
+    const PAGES: u64 = 64;
+    let before = balance();
+    let id = vm::create(PROCESS_LIMITS).expect("a space");
+    let base = vm::with(id, |s| s.reserve(PAGES * 4096, mm::pte::Prot::USER_RW, RegionKind::Anonymous))
+        .and_then(|r| r.ok())
+        .expect("reserve")
+        .as_u64();
+    let word = |page: u64| (base + page * 4096 + 8 * page) as *mut u64;
+    // SAFETY: called by `each_page` only, while the space is active: the
+    // word is in its reserved, writable region (a touch faults the page in).
+    let read = |page: u64| unsafe { word(page).read_volatile() };
+    // SAFETY: as for `read`.
+    let write = |page: u64, value: u64| unsafe { word(page).write_volatile(value) };
+    let each_page = |f: &dyn Fn(u64)| {
+        vm::activate(id).expect("activate");
+        (0..PAGES).for_each(f);
+        vm::activate_kernel();
+    };
+    each_page(&|page| write(page, page + 1));
+    let counters = || swap::info().expect("swap").counters;
+    let first = counters();
+    assert_eq!(reclaim::evict(PAGES), PAGES, "every page leaves");
+    assert_eq!(counters().outs - first.outs, PAGES);
+    each_page(&|page| assert_eq!(read(page), page + 1, "page {page}"));
+    let info = swap::info().expect("swap");
+    assert_eq!(info.cached_pages, PAGES, "each page read back keeps its slot as its copy");
+    assert_eq!(info.counters.copies_kept - first.copies_kept, PAGES);
+    // Every fourth page is written: its copy is stale.
+    each_page(&|page| {
+        if page % 4 == 0 {
+            write(page, page + 1000);
+        }
+    });
+    let second = counters();
+    assert_eq!(reclaim::evict(PAGES), PAGES, "every page leaves again");
+    let after = swap::info().expect("swap");
+    assert_eq!(after.counters.outs - second.outs, PAGES / 4, "only the written pages were written");
+    assert_eq!(after.counters.writes_saved - second.writes_saved, PAGES * 3 / 4);
+    assert_eq!(after.total_slots - after.free_slots, PAGES, "stale copies gave their slots back");
+    assert_eq!(vm::with(id, |s| s.stats().clean_evictions), Some(PAGES * 3 / 4));
+    each_page(&|page| {
+        let expected = if page % 4 == 0 { page + 1000 } else { page + 1 };
+        assert_eq!(read(page), expected, "page {page}");
+    });
+    vm::destroy(id);
+    assert_eq!(swap::info().expect("swap").cached_pages, 0, "the copies went with their pages");
+    assert_eq!(balance(), before, "frames, page tables and slots all came back");
+}
+
 fn without_swap_a_process_bigger_than_ram_is_killed_out_of_memory() {
     let done = run(&[("swap_pattern", arg(160, PATTERN, 1)), ("hello", 0)]);
     out_of_memory_kill(&done);
@@ -260,6 +315,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back,
         &writes_waited_for_newest_first_each_get_their_own_completion,
         &pages_that_read_zero_are_dropped_without_a_write,
+        &a_page_read_back_and_not_written_leaves_again_without_a_write,
     ];
     let without_swap: &[&dyn Testable] = &[&without_swap_a_process_bigger_than_ram_is_killed_out_of_memory];
     let tests = if swap::info().is_some() { with_swap } else { without_swap };

@@ -2,15 +2,19 @@
 //! page-table entry means what. Everything else works with [`PteState`].
 //!
 //! A **present** entry (P = 1) is the hardware's: frame, W, U, NX, A, D. Of the
-//! bits the hardware leaves to the OS (9–11, 52–58), Pagekeeper claims 9–11:
+//! bits the hardware leaves to the OS (9–11, 52–58), Pagekeeper claims 9–11
+//! and 52:
 //!
 //! ```text
-//!  63  62..59 58..52 51            12 11 10  9  8  7  6  5  4  3  2  1  0
-//! ┌──┬──────┬──────┬────────────────┬──┬─────┬──┬──┬──┬──┬──┬──┬──┬──┬──┐
-//! │NX│ pkey │  0   │  frame number  │PN│kind │G │PS│D │A │CD│WT│U │W │1 │
-//! └──┴──────┴──────┴────────────────┴──┴─────┴──┴──┴──┴──┴──┴──┴──┴──┴──┘
+//!  63  62..59 58..53 52 51            12 11 10  9  8  7  6  5  4  3  2  1  0
+//! ┌──┬──────┬──────┬──┬────────────────┬──┬─────┬──┬──┬──┬──┬──┬──┬──┬──┬──┐
+//! │NX│ pkey │  0   │SC│  frame number  │PN│kind │G │PS│D │A │CD│WT│U │W │1 │
+//! └──┴──────┴──────┴──┴────────────────┴──┴─────┴──┴──┴──┴──┴──┴──┴──┴──┴──┘
 //!   kind (9–10): 01 anonymous (may be swapped) · 10 file-backed · 00 kernel/other
 //!   PN (11): pinned, never reclaimed
+//!   SC (52): swap-cached: an anonymous page read back from swap whose slot
+//!            was kept as its copy (mm::swap::cache); while D = 0 the copy
+//!            is good and reclaim evicts the page without a write
 //! ```
 //!
 //! A **non-present** entry (P = 0) is all ours, except bits 5–6 (some CPUs
@@ -78,6 +82,10 @@ pub struct Mapping {
     /// Set by the CPU on access / write; carried through decode for reclaim.
     pub accessed: bool,
     pub dirty: bool,
+    /// An anonymous page swapped in whose slot the swap cache may still
+    /// hold as its copy: a hint, checked against the cache (which is the
+    /// truth) and good only while `dirty` is clear.
+    pub swap_cached: bool,
 }
 
 /// The state of one page, as its page-table entry records it.
@@ -120,6 +128,7 @@ const FRAME_MASK: u64 = 0x000f_ffff_ffff_f000;
 const KIND_SHIFT: u32 = 9;
 const KIND_MASK: u64 = 0b11 << KIND_SHIFT;
 const PINNED: u64 = 1 << 11;
+const SWAP_CACHED: u64 = 1 << 52;
 
 const TAG_SHIFT: u32 = 1;
 const TAG_MASK: u64 = 0b111 << TAG_SHIFT;
@@ -140,7 +149,7 @@ pub const MAX_SWAP_SLOT: u64 = (1 << 52) - 1;
 pub const MAX_FILE_PAGE: u64 = (1 << 36) - 1;
 const FILE_ID_SHIFT: u32 = 36;
 
-const _: () = assert!(FRAME_MASK & (KIND_MASK | PINNED | NO_EXECUTE) == 0);
+const _: () = assert!(FRAME_MASK & (KIND_MASK | PINNED | SWAP_CACHED | NO_EXECUTE) == 0);
 const _: () = assert!(TAG_MASK & (HW_IGNORED | HUGE | PRESENT) == 0);
 const _: () = assert!((PROT_W | PROT_X | PROT_U) & (TAG_MASK | HW_IGNORED | HUGE) == 0);
 
@@ -215,11 +224,21 @@ fn encode_present(m: Mapping) -> u64 {
     let mut raw = PRESENT | (m.frame.addr() & FRAME_MASK) | (kind << KIND_SHIFT);
     let flag = |on: bool, bit: u64| if on { bit } else { 0 };
     raw |= flag(m.prot.write, WRITABLE) | flag(m.prot.user, USER) | flag(!m.prot.exec, NO_EXECUTE);
+    raw |= flag(m.swap_cached, SWAP_CACHED);
     raw | flag(m.pinned, PINNED) | flag(m.accessed, ACCESSED) | flag(m.dirty, DIRTY)
 }
 
 fn decode_present(raw: u64) -> Result<PteState, CorruptPte> {
-    let known = PRESENT | WRITABLE | USER | ACCESSED | DIRTY | FRAME_MASK | KIND_MASK | PINNED | NO_EXECUTE;
+    let known = PRESENT
+        | WRITABLE
+        | USER
+        | ACCESSED
+        | DIRTY
+        | FRAME_MASK
+        | KIND_MASK
+        | PINNED
+        | SWAP_CACHED
+        | NO_EXECUTE;
     if raw & !known != 0 {
         return Err(CorruptPte(raw));
     }
@@ -236,6 +255,7 @@ fn decode_present(raw: u64) -> Result<PteState, CorruptPte> {
         pinned: raw & PINNED != 0,
         accessed: raw & ACCESSED != 0,
         dirty: raw & DIRTY != 0,
+        swap_cached: raw & SWAP_CACHED != 0,
     }))
 }
 
@@ -279,14 +299,16 @@ mod tests {
 
     fn state() -> impl Strategy<Value = PteState> {
         let kind = prop_oneof![Just(PageKind::Other), Just(PageKind::Anonymous), Just(PageKind::File)];
-        let mapping = (0u64..(1 << 40), prot(), kind, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-            |(frame, prot, kind, pinned, accessed, dirty)| Mapping {
+        let flags = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>());
+        let mapping = (0u64..(1 << 40), prot(), kind, flags).prop_map(
+            |(frame, prot, kind, (pinned, accessed, dirty, swap_cached))| Mapping {
                 frame: Pfn::new(frame),
                 prot,
                 kind,
                 pinned,
                 accessed,
                 dirty,
+                swap_cached,
             },
         );
         prop_oneof![

@@ -123,6 +123,7 @@ unsafe impl mm::vm::Platform for KernelPlatform {
 
     fn free_page(&mut self, frame: FrameBlock) {
         reclaim::forget(frame.start());
+        crate::swap::frames_freed(core::iter::once(frame.start()));
         free(core::iter::once(frame));
     }
 
@@ -142,6 +143,7 @@ unsafe impl mm::vm::Platform for KernelPlatform {
                 return;
             }
             reclaim::forget_all(batch.iter().flatten().map(FrameBlock::start));
+            crate::swap::frames_freed(batch.iter().flatten().map(FrameBlock::start));
             free(batch.into_iter().flatten());
         }
     }
@@ -158,6 +160,14 @@ unsafe impl mm::vm::Platform for KernelPlatform {
 
     fn swap_release(&mut self, slot: u64) {
         crate::swap::release(slot);
+    }
+
+    fn settle_swap_in(&mut self, frame: Pfn, slot: u64) -> bool {
+        crate::swap::settle_swap_in(frame, slot)
+    }
+
+    fn take_swap_copy(&mut self, frame: Pfn) -> Option<u64> {
+        crate::swap::take_copy(frame)
     }
 
     fn map_file_page(&mut self, file: u16, page: u64) -> Result<Pfn, FileError> {

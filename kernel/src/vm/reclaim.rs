@@ -190,6 +190,13 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
         if judge(false) == Step::Keep {
             return Verdict::Referenced;
         }
+        // A page back from swap and not written since still has its copy
+        // there (the swap cache): it leaves with no write.
+        if let Some(slot) = space.evict_clean(pick) {
+            swap::set_evicted_at(core::iter::once(slot), eviction_clock());
+            (chosen, written) = (chosen + 1, written + 1);
+            return Verdict::Evicted;
+        }
         // A page that reads all zero needs no slot and no write.
         if space.drop_if_zero(pick) {
             ZERO_DROPPED.fetch_add(1, Ordering::Relaxed);

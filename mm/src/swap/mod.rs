@@ -3,17 +3,22 @@
 //! which slots hold data. Writing a page out takes a slot and writes the
 //! page there; reading it in reads it back. What a slot holds is named by
 //! the page-table entry of the page that was swapped (`PteState::Swapped`);
-//! this module does not know about address spaces.
+//! this module does not know about address spaces. The [swap cache](cache)
+//! keeps, for a page read back and not written since, the slot that still
+//! holds its copy.
 
+pub mod cache;
 pub mod header;
 pub mod slots;
 
+pub use cache::SwapCache;
 pub use header::{HeaderError, SwapHeader};
 pub use slots::{SlotError, SlotMap};
 
-use crate::addr::PAGE_SIZE;
+use crate::addr::{Pfn, PAGE_SIZE};
 use crate::block::{BlockDevice, BlockError, SECTOR_SIZE};
 use core::fmt;
+use core::ops::Range;
 
 const SECTORS_PER_PAGE: u64 = PAGE_SIZE / SECTOR_SIZE as u64;
 
@@ -35,6 +40,8 @@ pub enum SwapError {
     Device(BlockError),
     /// The kernel heap could not hold the slot map.
     NoMemoryForSlotMap,
+    /// The kernel heap could not hold the swap cache's table.
+    NoMemoryForSwapCache,
     /// A page buffer that is not one page long.
     NotAPage {
         len: usize,
@@ -50,6 +57,7 @@ impl fmt::Display for SwapError {
             SwapError::Slot(e) => write!(f, "{e}"),
             SwapError::Device(e) => write!(f, "swap device: {e}"),
             SwapError::NoMemoryForSlotMap => write!(f, "no kernel memory for the swap slot map"),
+            SwapError::NoMemoryForSwapCache => write!(f, "no kernel memory for the swap cache"),
             SwapError::NotAPage { len } => write!(f, "swap transfer of {len} bytes, not one page"),
         }
     }
@@ -62,6 +70,12 @@ pub struct SwapCounters {
     pub outs: u64,
     pub ins: u64,
     pub errors: u64,
+    /// Swap-ins whose slot was kept as the page's copy (the swap cache).
+    pub copies_kept: u64,
+    /// Evictions that found their page's copy still good: no write.
+    pub writes_saved: u64,
+    /// Copies given up because a write found no free slot.
+    pub copies_dropped: u64,
 }
 
 /// Slots [`SwapArea::take_run`] took for a write, until
@@ -89,6 +103,7 @@ impl TakenRun {
 pub struct SwapArea<D: BlockDevice> {
     device: D,
     slots: SlotMap,
+    cache: SwapCache,
     counters: SwapCounters,
 }
 
@@ -112,7 +127,12 @@ impl<D: BlockDevice> SwapArea<D> {
             Err(e) => return Err((SwapError::Header(e), device)),
         };
         match SlotMap::new(header.slots) {
-            Ok(slots) => Ok(SwapArea { device, slots, counters: SwapCounters::default() }),
+            Ok(slots) => Ok(SwapArea {
+                device,
+                slots,
+                cache: SwapCache::disabled(),
+                counters: SwapCounters::default(),
+            }),
             Err(_) => Err((SwapError::NoMemoryForSlotMap, device)),
         }
     }
@@ -159,7 +179,16 @@ impl<D: BlockDevice> SwapArea<D> {
         if pages == 0 || !(len as u64).is_multiple_of(PAGE_SIZE) {
             return Err(SwapError::NotAPage { len });
         }
-        let first = self.slots.allocate_run(pages).ok_or(SwapError::Full)?;
+        let first = match self.slots.allocate_run(pages) {
+            Some(first) => first,
+            // Kept copies are a luxury: a write that finds no room frees
+            // their slots (their pages are resident) and tries again.
+            None if !self.cache.is_empty() => {
+                self.drop_copies();
+                self.slots.allocate_run(pages).ok_or(SwapError::Full)?
+            }
+            None => return Err(SwapError::Full),
+        };
         Ok(TakenRun { first, pages })
     }
 
@@ -201,6 +230,63 @@ impl<D: BlockDevice> SwapArea<D> {
     pub fn release(&mut self, slot: u64) -> Result<(), SwapError> {
         self.slots.release(slot).map(|_| ()).map_err(SwapError::Slot)
     }
+
+    /// Starts the [swap cache](cache) for pages in the frames of `frames`
+    /// (until then no copy is kept).
+    pub fn enable_cache(&mut self, frames: Range<Pfn>) -> Result<(), SwapError> {
+        self.cache = SwapCache::for_frames(frames).map_err(|_| SwapError::NoMemoryForSwapCache)?;
+        Ok(())
+    }
+
+    /// The page in `slot` was just read into `frame` and mapped, not yet
+    /// written. While at most half the slots are in use the slot is kept
+    /// as the page's copy (true); otherwise, or when the cache cannot
+    /// record it, the slot is released (false).
+    pub fn settle_swap_in(&mut self, frame: Pfn, slot: u64) -> Result<bool, SwapError> {
+        let used = self.slots.len() - self.slots.free();
+        if used * 2 <= self.slots.len() && self.slots.users(slot) == Ok(1) && self.cache.keep(frame, slot) {
+            self.counters.copies_kept += 1;
+            return Ok(true);
+        }
+        self.release(slot).map(|()| false)
+    }
+
+    /// The slot holding a good copy of `frame`'s page (its caller has made
+    /// sure the page was not written since it came in), which becomes the
+    /// caller's: the page is evicted with no write. `None` without one.
+    pub fn take_copy(&mut self, frame: Pfn) -> Option<u64> {
+        let slot = self.cache.take(frame)?;
+        self.counters.writes_saved += 1;
+        Some(slot)
+    }
+
+    /// `frame` was freed: a copy kept for its page is of no use any more
+    /// (the page is gone, or was written and went to a new slot), and its
+    /// slot is released.
+    pub fn frame_freed(&mut self, frame: Pfn) -> Result<(), SwapError> {
+        match self.cache.take(frame) {
+            Some(slot) => self.release(slot),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives up every kept copy (their pages stay resident and will be
+    /// written if they leave). Returns how many.
+    pub fn drop_copies(&mut self) -> u64 {
+        let dropped = self.cache.len();
+        for slot in self.cache.drain() {
+            // Only `settle_swap_in` puts a slot here, with it as its one user.
+            let released = self.slots.release(slot);
+            debug_assert!(released.is_ok(), "a kept copy's slot {slot} was not in use");
+        }
+        self.counters.copies_dropped += dropped;
+        dropped
+    }
+
+    /// Pages whose copy the swap cache keeps.
+    pub fn cached_pages(&self) -> u64 {
+        self.cache.len()
+    }
 }
 
 #[cfg(test)]
@@ -230,7 +316,7 @@ mod tests {
             swap.release(*slot).unwrap();
         }
         assert_eq!(swap.free_slots(), 4);
-        assert_eq!(swap.counters(), SwapCounters { outs: 4, ins: 4, errors: 0 });
+        assert_eq!(swap.counters(), SwapCounters { outs: 4, ins: 4, errors: 0, ..SwapCounters::default() });
         // The header page was never written over.
         assert!(SwapHeader::decode(&swap.device_mut().bytes()[..4096], 5).is_ok());
     }
@@ -274,7 +360,46 @@ mod tests {
         let mut back = [0u8; 4096];
         swap.read_in(2, &mut back).unwrap();
         assert_eq!(back, [1u8; 4096]);
-        assert_eq!(swap.counters(), SwapCounters { outs: 2, ins: 1, errors: 1 });
+        assert_eq!(swap.counters(), SwapCounters { outs: 2, ins: 1, errors: 1, ..SwapCounters::default() });
+    }
+
+    #[test]
+    fn a_copy_is_kept_while_swap_is_at_most_half_full_and_given_up_when_a_write_finds_no_room() {
+        let mut swap = area(9); // 8 slots
+        swap.enable_cache(Pfn::new(0)..Pfn::new(16)).unwrap();
+        let slots: Vec<u64> = (0..5u8).map(|i| swap.write_out(&[i; 4096]).unwrap()).collect();
+        // 5 of 8 in use: more than half, the slot goes.
+        assert_eq!(swap.settle_swap_in(Pfn::new(1), slots[0]), Ok(false));
+        assert_eq!(swap.free_slots(), 4);
+        // 4 of 8: kept, and still in use.
+        assert_eq!(swap.settle_swap_in(Pfn::new(2), slots[1]), Ok(true));
+        assert_eq!((swap.free_slots(), swap.cached_pages()), (4, 1));
+        assert_eq!(swap.take_copy(Pfn::new(2)), Some(slots[1]));
+        assert_eq!((swap.take_copy(Pfn::new(2)), swap.free_slots()), (None, 4), "taken: the caller's now");
+        assert_eq!(swap.settle_swap_in(Pfn::new(3), slots[2]), Ok(true));
+        swap.frame_freed(Pfn::new(3)).unwrap();
+        assert_eq!((swap.free_slots(), swap.cached_pages()), (5, 0), "a freed frame's copy is released");
+        swap.frame_freed(Pfn::new(3)).unwrap();
+        assert_eq!(swap.free_slots(), 5, "once");
+        // Three copies kept, then a run of six needs their slots.
+        for (frame, &slot) in [slots[1], slots[3], slots[4]].iter().enumerate() {
+            assert_eq!(swap.settle_swap_in(Pfn::new(frame as u64 + 8), slot), Ok(true));
+        }
+        let six = alloc::vec![7u8; 6 * 4096];
+        assert!(swap.write_out_run(&six).is_ok(), "the copies' slots were given up for it");
+        assert_eq!((swap.cached_pages(), swap.free_slots()), (0, 2));
+        assert_eq!(swap.take_copy(Pfn::new(8)), None);
+        let c = swap.counters();
+        assert_eq!((c.copies_kept, c.writes_saved, c.copies_dropped), (5, 1, 3));
+    }
+
+    #[test]
+    fn without_a_cache_every_swap_in_gives_its_slot_back() {
+        let mut swap = area(9);
+        let slot = swap.write_out(&[3; 4096]).unwrap();
+        assert_eq!(swap.settle_swap_in(Pfn::new(1), slot), Ok(false));
+        assert_eq!((swap.free_slots(), swap.take_copy(Pfn::new(1))), (8, None));
+        assert_eq!(swap.settle_swap_in(Pfn::new(1), slot), Err(SwapError::Slot(SlotError::NotInUse(slot))));
     }
 
     #[test]

@@ -36,6 +36,7 @@ impl<P: Platform> AddressSpace<P> {
             pinned: false,
             accessed: false,
             dirty: false,
+            swap_cached: false,
         };
         self.write(slot, PteState::Present(mapping));
         self.stats.resident_pages += 1;

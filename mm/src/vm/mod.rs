@@ -211,6 +211,10 @@ pub struct SpaceStats {
     /// Pages reclaim took without a write because their frame read all
     /// zero: they became demand-zero again (`AddressSpace::drop_if_zero`).
     pub zero_pages_dropped: u64,
+    /// Pages reclaim took without a write because they came back from swap
+    /// and were not written since: their slot still held them (the swap
+    /// cache; `AddressSpace::evict_clean`).
+    pub clean_evictions: u64,
     /// Page-table frames, the root included.
     pub table_frames: u64,
     pub reserved_bytes: u64,
@@ -525,6 +529,7 @@ impl<P: Platform> AddressSpace<P> {
                     pinned: true,
                     accessed: false,
                     dirty: false,
+                    swap_cached: false,
                 };
                 self.write(slot, PteState::Present(mapping));
                 Ok(())

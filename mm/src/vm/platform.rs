@@ -61,7 +61,9 @@ pub unsafe trait Platform {
         0
     }
     /// Frees a process memory frame. The VMM calls it only after the page's
-    /// entry is gone and [`Platform::flush`] has run for its address.
+    /// entry is gone and [`Platform::flush`] has run for its address. A
+    /// swap copy kept for the frame's page ([`Platform::settle_swap_in`])
+    /// is of no use any more: the platform releases its slot.
     fn free_page(&mut self, frame: FrameBlock);
     /// Frees several process memory frames (a batch of evictions), on the
     /// same terms as [`Platform::free_page`]: a platform whose free takes
@@ -85,6 +87,22 @@ pub unsafe trait Platform {
     /// The page that held `slot` is gone (swapped in, decommitted,
     /// released): the slot may be reused.
     fn swap_release(&mut self, slot: u64);
+    /// The page just read from `slot` into `frame` is mapped and not yet
+    /// written. The platform may keep the slot as the page's copy (its swap
+    /// cache, `mm::swap::cache`): true, the slot stays in use, and the
+    /// platform releases it itself when `frame` is freed. Or it releases
+    /// the slot now: false. The default keeps nothing.
+    fn settle_swap_in(&mut self, _frame: Pfn, slot: u64) -> bool {
+        self.swap_release(slot);
+        false
+    }
+    /// The slot kept as the copy of the page in `frame`, if the platform
+    /// still keeps one: it becomes the caller's, who has checked that the
+    /// page was not written since it came in (its entry's dirty bit) and
+    /// evicts it to that slot with no write.
+    fn take_swap_copy(&mut self, _frame: Pfn) -> Option<u64> {
+        None
+    }
     /// The frame of the page cache that holds page `page` of `file` (read
     /// from the file's disk on a miss), counted as one more mapping: the
     /// VMM maps it read-only, and gives it back with

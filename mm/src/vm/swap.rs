@@ -5,9 +5,11 @@
 //!
 //! ```text
 //!  DemandZero ──fault──► Present(A=1) ──clock pass──► Present(A=0) ──clock pass──► Swapped{slot}
-//!      ▲                      ▲   └──────── touched: A=1 again ◄┘  │                   │
-//!      └─────────── clock pass, the frame reads all zero: no write ◄┘                   │
-//!                             └──────────────────────── fault: read slot, free it ◄────┘
+//!      ▲                      ▲   └──────── touched: A=1 again ◄┘  │  │                ▲  │
+//!      └─────────── clock pass, the frame reads all zero: no write ◄┘  └─ write ───────┘  │
+//!                             │                                       D=0, copy kept:   │
+//!                             │                                       no write ─────────┘
+//!                             └──── fault: read slot; keep it as the copy (SC) or free it ◄┘
 //! ```
 //!
 //! A page the clock chooses whose frame reads all zero (never written, or
@@ -17,12 +19,16 @@
 //! does this since 6.12). [`Platform::is_zero_page`] looks; a frame with
 //! data stops the look at its first nonzero word.
 //!
-//! A swapped-in page gives its slot back at once (no swap cache): a page
-//! that is evicted again is written again. Keeping the slot while the page
-//! stays clean (D = 0) would save that write, at the cost of a slot held
-//! per resident page and a swap cache to find it; docs/swap.md weighs it.
+//! A swapped-in page may keep its slot ([`Platform::settle_swap_in`]: the
+//! kernel's swap cache keeps it while swap is at most half full), and its
+//! entry is marked swap-cached (SC). If the clock chooses it again while
+//! its dirty bit is still clear, the slot still holds exactly its bytes:
+//! [`AddressSpace::evict_clean`] points the entry back at that slot and
+//! frees the frame with no write. A page that was written goes to a new
+//! slot like any other, and the platform releases the stale copy's slot
+//! when the frame is freed. docs/swap.md weighs the slots this holds.
 
-use super::walk::{page_block, Slot};
+use super::walk::{fresh_anonymous, page_block, Slot};
 use super::{AddressSpace, Platform, VmError};
 use crate::addr::{Pfn, UserAddr};
 use crate::pte::{Mapping, PageKind, Prot, PteState};
@@ -79,7 +85,7 @@ impl<P: Platform> AddressSpace<P> {
             Choice::Referenced => return Verdict::Referenced,
             Choice::Skipped => return Verdict::Skipped,
         };
-        if self.drop_if_zero(chosen) {
+        if self.evict_clean(chosen).is_some() || self.drop_if_zero(chosen) {
             return Verdict::Evicted;
         }
         // Written out while the page is still mapped: on one CPU nothing
@@ -156,6 +162,27 @@ impl<P: Platform> AddressSpace<P> {
         true
     }
 
+    /// Finishes a chosen page's eviction with no write when it came back
+    /// from swap and was not written since (swap-cached, dirty bit clear)
+    /// and the platform still keeps its copy: the entry becomes
+    /// `Swapped { slot }` for that slot, is flushed, and the frame is
+    /// freed. Returns the slot (for the caller's eviction stamp); `None`,
+    /// the page left as it is, otherwise. Like [`Self::finish_evictions`],
+    /// nothing may have run in the space since the page was chosen.
+    pub fn evict_clean(&mut self, chosen: Chosen) -> Option<u64> {
+        let mapping = self.still_chosen(chosen).filter(|m| m.swap_cached && !m.dirty)?;
+        let swap_slot = self.platform.take_swap_copy(chosen.frame)?;
+        self.unmap(
+            chosen.slot,
+            chosen.va,
+            mapping,
+            PteState::Swapped { slot: swap_slot, prot: mapping.prot },
+        );
+        self.stats.swapped_pages += 1;
+        self.stats.clean_evictions += 1;
+        Some(swap_slot)
+    }
+
     /// The chosen page's mapping if it is still what was chosen: an
     /// unaccessed, evictable page in its frame.
     fn still_chosen(&self, chosen: Chosen) -> Option<Mapping> {
@@ -176,18 +203,29 @@ impl<P: Platform> AddressSpace<P> {
     }
 
     /// Brings a swapped page back: a new frame, filled from `swap_slot`,
-    /// mapped with the protection the entry kept; then the slot is free.
+    /// mapped with the protection the entry kept. Then the platform keeps
+    /// the slot as the page's copy (the entry is marked swap-cached) or
+    /// frees it.
     pub(super) fn map_swapped(&mut self, va: UserAddr, swap_slot: u64, prot: Prot) -> Result<(), VmError> {
-        self.map_new_page(
+        let mut filled = None;
+        let slot = self.map_new_page(
             va,
             prot,
             Some(&mut |platform, frame| {
                 platform
                     .swap_in(swap_slot, frame)
-                    .map_err(|error| VmError::SwapIn { addr: va.as_u64(), error })
+                    .map_err(|error| VmError::SwapIn { addr: va.as_u64(), error })?;
+                filled = Some(frame);
+                Ok(())
             }),
         )?;
-        self.drop_swap_slot(swap_slot);
+        let frame = filled.expect("a page mapped from swap was filled");
+        self.stats.swapped_pages -= 1;
+        if self.platform.settle_swap_in(frame, swap_slot) {
+            // Not present a moment ago, so no TLB entry needs a flush.
+            let mapping = Mapping { swap_cached: true, ..fresh_anonymous(frame, prot) };
+            self.write(slot, PteState::Present(mapping));
+        }
         Ok(())
     }
 

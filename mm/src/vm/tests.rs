@@ -40,6 +40,12 @@ struct FakeMachine {
     swap: BTreeMap<u64, u64>,
     swap_slots: u64,
     next_slot: u64,
+    /// Pages written to swap.
+    swap_writes: u64,
+    /// The swap cache: whether swap-ins keep their slot as the page's
+    /// copy, and the copies kept (frame → slot).
+    keep_swap_copies: bool,
+    swap_copies: HashMap<Pfn, u64>,
     /// Reverse map as the kernel keeps it: frame → page.
     rmap: HashMap<Pfn, UserAddr>,
     /// Files and their page cache, shared by the spaces of one test.
@@ -166,6 +172,7 @@ unsafe impl Platform for FakeMachine {
             .unwrap();
         self.next_slot = slot % self.swap_slots;
         self.swap.insert(slot, self.contents[&frame]);
+        self.swap_writes += 1;
         Ok(slot)
     }
 
@@ -179,6 +186,21 @@ unsafe impl Platform for FakeMachine {
         assert!(self.swap.remove(&slot).is_some(), "release of free swap slot {slot}");
     }
 
+    fn settle_swap_in(&mut self, frame: Pfn, slot: u64) -> bool {
+        if !self.keep_swap_copies {
+            self.swap_release(slot);
+            return false;
+        }
+        assert!(self.swap_copies.insert(frame, slot).is_none(), "{frame:?} already has a copy");
+        true
+    }
+
+    fn take_swap_copy(&mut self, frame: Pfn) -> Option<u64> {
+        let slot = self.swap_copies.remove(&frame)?;
+        assert_eq!(self.swap.get(&slot), self.contents.get(&frame), "a clean page's copy differs from it");
+        Some(slot)
+    }
+
     fn free_page(&mut self, frame: FrameBlock) {
         assert_eq!(frame.owner(), Owner::Process);
         let frame = frame.start();
@@ -189,6 +211,9 @@ unsafe impl Platform for FakeMachine {
         assert!(self.pages.remove(&frame), "double free of {frame:?}");
         self.contents.remove(&frame);
         self.rmap.remove(&frame);
+        if let Some(slot) = self.swap_copies.remove(&frame) {
+            self.swap_release(slot);
+        }
     }
 
     fn map_file_page(&mut self, file: u16, page: u64) -> Result<Pfn, FileError> {
@@ -304,6 +329,9 @@ fn touch(space: &mut Space, addr: u64, write: bool) -> Result<Pfn, FaultOutcome>
         space.platform_mut().walk_cache.extend(walked);
         if let Some(&(frame, writable)) = space.platform().tlb.get(&page) {
             if !write || writable {
+                if write {
+                    set_dirty(space, page);
+                }
                 return Ok(frame);
             }
         }
@@ -323,6 +351,15 @@ fn touch(space: &mut Space, addr: u64, write: bool) -> Result<Pfn, FaultOutcome>
         }
     }
     panic!("fault at {addr:#x} resolved but the access still fails");
+}
+
+/// What the CPU does on a write through a TLB entry whose page-table
+/// entry is not yet dirty: sets D in the entry.
+fn set_dirty(space: &mut Space, page: u64) {
+    if let Some(m) = walk(space, UserAddr::new(page)).filter(|m| !m.dirty) {
+        let slot = space.leaf(UserAddr::new(page)).unwrap().unwrap();
+        space.write(slot, PteState::Present(Mapping { dirty: true, ..m }));
+    }
 }
 
 fn walk(space: &Space, va: UserAddr) -> Option<Mapping> {
@@ -861,11 +898,31 @@ fn region_records_shrink_when_most_are_released() {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Reserve { pages: u64 },
-    Touch { region: usize, page: u64, write: bool },
-    Decommit { region: usize, first: u64, pages: u64 },
-    Release { region: usize },
-    Protect { region: usize, write: bool },
+    Reserve {
+        pages: u64,
+    },
+    Touch {
+        region: usize,
+        page: u64,
+        write: bool,
+    },
+    Decommit {
+        region: usize,
+        first: u64,
+        pages: u64,
+    },
+    Release {
+        region: usize,
+    },
+    Protect {
+        region: usize,
+        write: bool,
+    },
+    /// Runs the clock for this many evictions (to swap, with the swap
+    /// cache keeping copies).
+    Reclaim {
+        pages: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -875,6 +932,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), 0u64..40, 1u64..10).prop_map(|(region, first, pages)| Op::Decommit { region, first, pages }),
         1 => any::<usize>().prop_map(|region| Op::Release { region }),
         1 => (any::<usize>(), any::<bool>()).prop_map(|(region, write)| Op::Protect { region, write }),
+        1 => (1u64..30).prop_map(|pages| Op::Reclaim { pages }),
     ]
 }
 
@@ -882,12 +940,14 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     /// Random operations against a model of memory contents: data survives
-    /// until decommit/release, reappears as zero afterwards, every frame
-    /// freed was flushed first (the fake TLB panics otherwise), and
-    /// destroying the space frees every frame.
+    /// until decommit/release (through swap and back, clean pages leaving
+    /// again to the copy the swap cache kept), reappears as zero
+    /// afterwards, every frame freed was flushed first (the fake TLB panics
+    /// otherwise), and destroying the space frees every frame and slot.
     #[test]
     fn contents_and_frames_follow_the_model(ops in prop::collection::vec(op(), 1..120)) {
-        let mut s = space();
+        let mut s = space_with_swap(4096);
+        s.platform_mut().keep_swap_copies = true;
         let mut regions: Vec<(u64, u64, bool)> = Vec::new(); // start, pages, writable
         let mut model: BTreeMap<u64, u64> = BTreeMap::new(); // page address → value written
         let mut counter = 1;
@@ -932,6 +992,9 @@ proptest! {
                     s.protect(start, pages * PAGE_SIZE, prot).unwrap();
                     regions[i].2 = write;
                 }
+                Op::Reclaim { pages } => {
+                    reclaim(&mut s, pages);
+                }
             }
             prop_assert_eq!(s.stats().resident_pages as usize, s.platform().pages.len());
             prop_assert_eq!(s.stats().table_frames as usize, s.platform().tables.len());
@@ -942,6 +1005,7 @@ proptest! {
         s.platform_mut().flush_all();
         s.teardown();
         prop_assert_eq!(s.platform().frames_in_use(), 0);
+        prop_assert!(s.platform().swap.is_empty() && s.platform().swap_copies.is_empty());
     }
 }
 
@@ -986,6 +1050,45 @@ fn pages_go_to_swap_and_come_back_bit_exact() {
     assert_eq!((st.resident_pages, st.swapped_pages, st.faults.swapped_in), (16, 0, 16));
     assert!(s.platform().swap.is_empty(), "a swapped-in page frees its slot");
     done(s);
+}
+
+#[test]
+fn a_page_swapped_in_and_not_written_leaves_again_without_a_write() {
+    let mut s = space_with_swap(64);
+    s.platform_mut().keep_swap_copies = true;
+    let base = s.reserve(8 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
+    let page = |i: u64| base + i * PAGE_SIZE;
+    for i in 0..8 {
+        write_word(&mut s, page(i), 0x1000 + i);
+    }
+    assert_eq!(reclaim(&mut s, 8).evicted, 8);
+    for i in 0..8 {
+        assert_eq!(read_word(&mut s, page(i)), 0x1000 + i);
+        let m = walk(&s, UserAddr::new(page(i))).unwrap();
+        assert!(m.swap_cached && !m.dirty, "page {i} came back clean with its copy kept");
+    }
+    assert_eq!((s.stats().swapped_pages, s.platform().swap.len()), (0, 8), "the slots stay, as copies");
+    // Pages 0 and 1 are written: their copies are stale.
+    write_word(&mut s, page(0), 0xa0);
+    write_word(&mut s, page(1), 0xa1);
+    assert!(walk(&s, UserAddr::new(page(1))).unwrap().dirty);
+    assert_eq!(reclaim(&mut s, 8).evicted, 8);
+    let st = s.stats();
+    assert_eq!((st.swap_outs, st.clean_evictions, st.swapped_pages), (10, 6, 8));
+    assert_eq!(s.platform().swap_writes, 10, "only the two written pages were written again");
+    assert_eq!(s.platform().swap.len(), 8, "the stale copies' slots were released");
+    assert!(s.platform().swap_copies.is_empty() && s.platform().pages.is_empty());
+    for (i, expected) in [0xa0, 0xa1, 0x1002, 0x1003, 0x1004, 0x1005, 0x1006, 0x1007].into_iter().enumerate()
+    {
+        assert_eq!(read_word(&mut s, page(i as u64)), expected, "page {i}");
+    }
+    // Copies kept by resident pages go with them.
+    assert_eq!(s.platform().swap_copies.len(), 8);
+    assert_eq!(s.decommit(page(0), 4 * PAGE_SIZE), Ok(4));
+    assert_eq!((s.platform().swap.len(), s.platform().swap_copies.len()), (4, 4));
+    s.platform_mut().flush_all();
+    s.teardown();
+    assert!(s.platform().swap.is_empty() && s.platform().swap_copies.is_empty(), "every slot back");
 }
 
 #[test]

@@ -343,6 +343,14 @@ impl<P: Platform> AddressSpace<P> {
 }
 
 /// The entry of an anonymous page just brought in: not yet accessed, clean.
-fn fresh_anonymous(frame: Pfn, prot: Prot) -> Mapping {
-    Mapping { frame, prot, kind: PageKind::Anonymous, pinned: false, accessed: false, dirty: false }
+pub(super) fn fresh_anonymous(frame: Pfn, prot: Prot) -> Mapping {
+    Mapping {
+        frame,
+        prot,
+        kind: PageKind::Anonymous,
+        pinned: false,
+        accessed: false,
+        dirty: false,
+        swap_cached: false,
+    }
 }
