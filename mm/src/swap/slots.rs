@@ -1,7 +1,8 @@
 //! The swap-slot map: which slots of a swap area hold data, with a reference
-//! count per slot (Linux's `swap_map`). Today every slot has one user, the
-//! PTE that names it; the count is there so that sharing (fork, a swap
-//! cache) needs no new structure.
+//! count per slot (Linux's `swap_map`). Today every slot has one user: the
+//! PTE that names it, or the swap cache for a resident page's copy
+//! (`super::cache`); the count is there so that sharing (fork) needs no new
+//! structure.
 //!
 //! Allocation is next-fit from a cursor: consecutive evictions, which the
 //! clock makes in address order within a space, land in consecutive slots,
