@@ -207,6 +207,9 @@ pub struct MemStats {
     pub redline: u64,
     /// Pages of this process promised by commit accounting.
     pub committed_pages: u64,
+    /// Pages of this process read back from swap: those the swap-in
+    /// faults asked for and those read ahead with them.
+    pub swap_in_pages: u64,
 }
 
 impl MemStats {
@@ -227,6 +230,7 @@ impl MemStats {
             self.ram_quota,
             self.redline,
             self.committed_pages,
+            self.swap_in_pages,
         ];
         let mut bytes = [0; Self::SIZE];
         for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
@@ -236,7 +240,7 @@ impl MemStats {
     }
 }
 
-const _: () = assert!(MemStats::SIZE == 12 * 8, "to_bytes lists every field");
+const _: () = assert!(MemStats::SIZE == 13 * 8, "to_bytes lists every field");
 
 /// Most bytes one write() call takes.
 pub const MAX_WRITE: u64 = 4096;
@@ -272,6 +276,7 @@ mod tests {
             ram_quota: 10,
             redline: 11,
             committed_pages: 12,
+            swap_in_pages: 13,
         };
         let bytes = s.to_bytes();
         for (i, chunk) in bytes.chunks_exact(8).enumerate() {

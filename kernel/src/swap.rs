@@ -40,6 +40,10 @@ pub const BATCH_PAGES: usize = crate::drivers::virtio_blk::MAX_SEGMENTS;
 /// (docs/swap.md, "Measured").
 pub const BATCHES_IN_FLIGHT: usize = 2;
 const _: () = assert!(BATCHES_IN_FLIGHT <= REQUESTS, "each batch in flight takes a request slot");
+const _: () = assert!(
+    (mm::vm::MAX_SWAP_READ_AHEAD as usize) < crate::drivers::virtio_blk::MAX_SEGMENTS,
+    "a swap-in and the pages read ahead of it fit one request"
+);
 
 /// Opens the first disk that carries a swap header as swap; leaves the
 /// others alone.
@@ -192,11 +196,21 @@ fn injected_failure() -> Result<(), BlockError> {
 /// when the page was evicted (its slot's eviction stamp), for the
 /// replacement policy's refault distance.
 pub fn read_in(slot: u64, frame: Pfn) -> Result<u32, SwapError> {
+    read_run(slot, core::slice::from_ref(&frame))
+}
+
+/// Reads the consecutive slots `first..` into `frames` (new frames
+/// nothing else uses yet, at most a request's worth) in one request, and
+/// returns the first slot's eviction stamp (swap-in read-ahead: the first
+/// is the faulting page).
+pub fn read_run(first: u64, frames: &[Pfn]) -> Result<u32, SwapError> {
     with(|area| {
-        // SAFETY: `frame` was just allocated for this page and is not
-        // mapped anywhere but the physical window.
-        area.read_in(slot, unsafe { &mut *page(frame) })?;
-        area.slots_mut().evicted_at(slot).map_err(SwapError::Slot)
+        area.read_run_with(first, frames.len() as u64, |disk, sector| {
+            // SAFETY: the frames were just allocated for these pages and
+            // are mapped nowhere but the physical window.
+            unsafe { disk.read_frames(sector, frames) }
+        })?;
+        area.slots_mut().evicted_at(first).map_err(SwapError::Slot)
     })
 }
 

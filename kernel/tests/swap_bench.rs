@@ -11,7 +11,9 @@
 //! - swap-out: a space of N committed pages, evicted by the clock (PTE
 //!   check, one device write per batch straight from the pages' frames,
 //!   started behind, entry change, frame freed);
-//! - swap-in: `commit` over the range, which reads every page back.
+//! - swap-in: `commit` over the range, which reads every page back, with
+//!   swap-in read-ahead (up to 8 pages per request along the run), and
+//!   again with read-ahead off (one page per request).
 //!
 //! Each path is measured in every one of `ROUNDS` rounds; the best of each
 //! is reported.
@@ -58,6 +60,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     let best = |of: fn(&Round) -> u64| rounds.iter().map(of).min().expect("ROUNDS > 0");
     let (raw_write, raw_read) = (best(|r| r.raw_write), best(|r| r.raw_read));
     let (swap_out, swap_in) = (best(|r| r.swap_out), best(|r| r.swap_in));
+    let swap_in_one = best(|r| r.swap_in_one);
     let (raw_write_8, raw_read_8) = (best(|r| r.raw_write_8), best(|r| r.raw_read_8));
     // Measured after every round, in rounds of its own: a fourth 32 MiB
     // write pass inside the rounds left every later swap-in about twice
@@ -79,10 +82,11 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         swap_out / PAGES
     );
     println!(
-        "  raw read  {:>8} (1 page per request) {:>8} ({BATCH} per request)   swap-in  {:>8}",
+        "  raw read  {:>8} (1 page per request) {:>8} ({BATCH} per request)   swap-in  {:>8} (read-ahead) {:>8} (one page per request)",
         raw_read / PAGES,
         raw_read_8 / PAGES,
-        swap_in / PAGES
+        swap_in / PAGES,
+        swap_in_one / PAGES
     );
     println!(
         "  swap-out throughput = {:.2} of raw at one page per request, {:.2} of raw at {BATCH}, {:.2} of raw at {BATCH} with {DEPTH} in flight (its own request shape; target >= 0.7), {:.2} of raw at {BATCH} with {DEEPEST} in flight",
@@ -92,8 +96,10 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         ratio(raw_write_deepest, swap_out)
     );
     println!(
-        "  swap-in throughput  = {:.2} of raw at one page per request (its own request size; target >= 0.7)",
-        ratio(raw_read, swap_in)
+        "  swap-in throughput  = {:.2} of raw at one page per request, {:.2} of raw at {BATCH} per request (read-ahead: its own request shape; target >= 0.7); with read-ahead off {:.2} of raw at one page per request (its own shape)",
+        ratio(raw_read, swap_in),
+        ratio(raw_read_8, swap_in),
+        ratio(raw_read, swap_in_one)
     );
     println!("test result: ok. 1 passed; 0 failed");
     qemu::exit(qemu::ExitCode::Success)
@@ -108,6 +114,8 @@ struct Round {
     raw_read_8: u64,
     swap_out: u64,
     swap_in: u64,
+    /// Swap-in with read-ahead off.
+    swap_in_one: u64,
 }
 
 /// Cycles to move PAGES pages straight to or from the disk.
@@ -132,8 +140,10 @@ fn write_data(id: vm::SpaceId, base: u64) {
 }
 
 /// Raw write and read of slots 1..=PAGES, then a space of PAGES committed
-/// pages evicted by the clock and committed back; every slot is free again
-/// at the end (a swap-in frees its slot), so rounds repeat exactly.
+/// pages evicted by the clock and committed back, evicted again (their
+/// copies kept by the swap cache: no write) and committed back one page
+/// per request; every slot is free again when the space goes, so rounds
+/// repeat exactly.
 fn round() -> Round {
     let (raw_write, raw_read) = (raw(1, 1, true), raw(1, 1, false));
     let (raw_write_8, raw_read_8) = (raw(BATCH, 1, true), raw(BATCH, 1, false));
@@ -147,12 +157,16 @@ fn round() -> Round {
     write_data(id, base);
     let mut evicted = 0;
     let swap_out = timed(|| evicted = vm::reclaim::evict(PAGES));
-    let swap_in = timed(|| {
+    let commit = || {
         vm::with(id, |s| s.commit(base, len)).and_then(|r| r.ok()).unwrap_or_else(|| fail("swap-in commit"));
-    });
+    };
+    let swap_in = timed(commit);
+    vm::with(id, |s| s.set_swap_read_ahead(0));
+    evicted += vm::reclaim::evict(PAGES);
+    let swap_in_one = timed(commit);
     vm::destroy(id);
-    if evicted != PAGES {
+    if evicted != 2 * PAGES {
         fail("not every page was evicted");
     }
-    Round { raw_write, raw_read, raw_write_8, raw_read_8, swap_out, swap_in }
+    Round { raw_write, raw_read, raw_write_8, raw_read_8, swap_out, swap_in, swap_in_one }
 }

@@ -202,6 +202,13 @@ impl Segments {
         Ok(segments)
     }
 
+    /// Whole frames, through the physical window.
+    fn of_frames(frames: &[Pfn]) -> Result<Segments, BlockError> {
+        Segments::new(frames.iter().map(|&frame| {
+            core::ptr::slice_from_raw_parts_mut(phys_to_virt(frame).as_mut_ptr::<u8>(), FRAME_BYTES as usize)
+        }))
+    }
+
     fn bytes(&self) -> usize {
         self.buffers[..self.len].iter().map(|b| b.len()).sum()
     }
@@ -374,13 +381,22 @@ impl VirtioDisk {
         sector: u64,
         frames: &[Pfn],
     ) -> Result<PendingWrite, BlockError> {
-        let pages = frames.iter().map(|&frame| {
-            core::ptr::slice_from_raw_parts_mut(phys_to_virt(frame).as_mut_ptr::<u8>(), FRAME_BYTES as usize)
-        });
-        let segments = Segments::new(pages)?;
         // SAFETY: the caller's promise, passed on; the frames are in the
         // physical window.
-        unsafe { self.start(sector, segments, true) }.map(PendingWrite)
+        unsafe { self.start(sector, Segments::of_frames(frames)?, true) }.map(PendingWrite)
+    }
+
+    /// Reads pages from `sector` on into `frames` (at most
+    /// [`MAX_SEGMENTS`]), in one request whose buffers are the frames
+    /// themselves, and waits for it.
+    ///
+    /// # Safety
+    ///
+    /// The frames are RAM that nothing else uses until this returns.
+    pub unsafe fn read_frames(&mut self, sector: u64, frames: &[Pfn]) -> Result<(), BlockError> {
+        // SAFETY: the caller's promise; the request is waited for here.
+        let index = unsafe { self.start(sector, Segments::of_frames(frames)?, false) }?;
+        self.wait(index)
     }
 
     /// Waits for a started write; its result.

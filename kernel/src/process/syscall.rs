@@ -211,6 +211,7 @@ fn memstats(ptr: u64) -> Result<u64, Error> {
         ram_quota: limits.ram_quota,
         redline: limits.redline,
         committed_pages: space.committed_pages,
+        swap_in_pages: space.faults.swapped_in + space.faults.read_ahead,
     };
     for (i, byte) in stats.to_bytes().into_iter().enumerate() {
         // SAFETY: the range is in the user half of the running process and

@@ -42,19 +42,7 @@ static ACTIVE: AtomicU32 = AtomicU32::new(0);
 /// Faults outside any space (kernel half, or no space active), by outcome.
 static KERNEL_FAULTS: AtomicU64 = AtomicU64::new(0);
 /// Counters of destroyed spaces, so totals survive them.
-static RETIRED: Mutex<FaultCounters> = Mutex::new(FaultCounters {
-    demand_zero: 0,
-    swapped_in: 0,
-    file_mapped: 0,
-    copied_on_write: 0,
-    spurious: 0,
-    violations: 0,
-    file_errors: 0,
-    out_of_memory: 0,
-    swap_in_failed: 0,
-    quota_exceeded: 0,
-    mapped_ahead: 0,
-});
+static RETIRED: Mutex<FaultCounters> = Mutex::new(FaultCounters::ZERO);
 
 /// What a process's space may take (docs/process.md, "What a process
 /// cannot do to the kernel"): 64 GiB of address space (like `ulimit -v`),
@@ -343,8 +331,8 @@ impl fmt::Display for VmSummary {
         )?;
         write!(
             f,
-            "  faults: demand-zero {} (and {} pages mapped ahead), swap-in {}, file {}, copy-on-write {}, spurious {}, violations {}, file errors {}, out-of-memory {}, swap-in failed {}, outside any space {}",
-            fc.demand_zero, fc.mapped_ahead, fc.swapped_in, fc.file_mapped, fc.copied_on_write, fc.spurious, fc.violations, fc.file_errors, fc.out_of_memory, fc.swap_in_failed, self.kernel_faults
+            "  faults: demand-zero {} (and {} pages mapped ahead), swap-in {} (and {} pages read ahead), file {}, copy-on-write {}, spurious {}, violations {}, file errors {}, out-of-memory {}, swap-in failed {}, outside any space {}",
+            fc.demand_zero, fc.mapped_ahead, fc.swapped_in, fc.read_ahead, fc.file_mapped, fc.copied_on_write, fc.spurious, fc.violations, fc.file_errors, fc.out_of_memory, fc.swap_in_failed, self.kernel_faults
         )
     }
 }

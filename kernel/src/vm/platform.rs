@@ -158,6 +158,14 @@ unsafe impl mm::vm::Platform for KernelPlatform {
         Ok(())
     }
 
+    fn swap_in_run(&mut self, first: u64, frames: &[Pfn]) -> Result<(), SwapError> {
+        let evicted_at = crate::swap::read_run(first, frames)?;
+        // Only the faulting page (the first) was asked for: the policy
+        // learns its refault distance; the pages read ahead come in cold.
+        reclaim::refaulted(frames[0], evicted_at);
+        Ok(())
+    }
+
     fn swap_release(&mut self, slot: u64) {
         crate::swap::release(slot);
     }

@@ -210,14 +210,30 @@ impl<D: BlockDevice> SwapArea<D> {
     /// Reads slot `slot` (in use) into `page`. The slot stays in use.
     pub fn read_in(&mut self, slot: u64, page: &mut [u8]) -> Result<(), SwapError> {
         one_page(page.len())?;
-        if self.slots.users(slot).map_err(SwapError::Slot)? == 0 {
-            return Err(SwapError::Slot(SlotError::NotInUse(slot)));
+        self.read_run_with(slot, 1, |device, sector| device.read(sector, page))
+    }
+
+    /// Reads the `pages` consecutive slots from `first` (each in use)
+    /// with `read`, given the device and the first slot's sector: for a
+    /// caller that reads straight into its own buffers (the kernel's
+    /// swap-in read-ahead reads into frames, scatter-gather). The slots
+    /// stay in use.
+    pub fn read_run_with(
+        &mut self,
+        first: u64,
+        pages: u64,
+        read: impl FnOnce(&mut D, u64) -> Result<(), BlockError>,
+    ) -> Result<(), SwapError> {
+        for slot in first..first.saturating_add(pages) {
+            if self.slots.users(slot).map_err(SwapError::Slot)? == 0 {
+                return Err(SwapError::Slot(SlotError::NotInUse(slot)));
+            }
         }
-        if let Err(e) = self.device.read(slot_sector(slot), page) {
+        if let Err(e) = read(&mut self.device, slot_sector(first)) {
             self.counters.errors += 1;
             return Err(SwapError::Device(e));
         }
-        self.counters.ins += 1;
+        self.counters.ins += pages;
         Ok(())
     }
 

@@ -90,9 +90,28 @@ pub struct FaultCounters {
     /// Pages mapped ahead of demand-zero faults (fault-around), beyond
     /// the faulting pages counted in `demand_zero`.
     pub mapped_ahead: u64,
+    /// Pages read from swap ahead of the faulting page, in the same
+    /// request (swap-in read-ahead), beyond the faults in `swapped_in`.
+    pub read_ahead: u64,
 }
 
 impl FaultCounters {
+    /// Every count at 0 (for a `static`, where `Default` cannot be called).
+    pub const ZERO: FaultCounters = FaultCounters {
+        demand_zero: 0,
+        swapped_in: 0,
+        file_mapped: 0,
+        copied_on_write: 0,
+        spurious: 0,
+        violations: 0,
+        file_errors: 0,
+        out_of_memory: 0,
+        swap_in_failed: 0,
+        quota_exceeded: 0,
+        mapped_ahead: 0,
+        read_ahead: 0,
+    };
+
     /// Adds `other`'s counts to these (totals over several spaces).
     pub fn add(&mut self, other: &FaultCounters) {
         self.demand_zero += other.demand_zero;
@@ -106,6 +125,7 @@ impl FaultCounters {
         self.out_of_memory += other.out_of_memory;
         self.quota_exceeded += other.quota_exceeded;
         self.mapped_ahead += other.mapped_ahead;
+        self.read_ahead += other.read_ahead;
     }
 
     fn count(&mut self, outcome: FaultOutcome) {
@@ -215,7 +235,7 @@ impl<P: Platform> AddressSpace<P> {
                 Err(e) => FaultOutcome::from_table_error(e),
             },
             PteState::Swapped { slot, prot } => match self.map_swapped(va, slot, prot) {
-                Ok(()) => FaultOutcome::SwappedIn,
+                Ok(_) => FaultOutcome::SwappedIn,
                 Err(e) => FaultOutcome::from_table_error(e),
             },
             PteState::Guard | PteState::Absent => {

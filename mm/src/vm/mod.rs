@@ -51,7 +51,7 @@ pub use fault_around::MAX_FAULT_AROUND;
 pub use inspect::{EntryWalk, PageCounts, WalkStep};
 pub use platform::Platform;
 pub use region::{NoRoomForRegions, Region, RegionKind, RegionMap};
-pub use swap::{Choice, Chosen, MAX_FINISHED};
+pub use swap::{Choice, Chosen, MAX_FINISHED, MAX_SWAP_READ_AHEAD};
 
 use crate::addr::{Pfn, UserAddr, PAGE_SIZE};
 use crate::files::FileError;
@@ -261,6 +261,8 @@ pub struct AddressSpace<P: Platform> {
     destroyed: bool,
     /// Fault-around's detector of sequential demand-zero faults.
     sequential: fault_around::SequentialFaults,
+    /// Swap-in read-ahead's detector of sequential swap-in faults.
+    sequential_swap_ins: fault_around::SequentialFaults,
 }
 
 /// Checks that `addr..addr+len` is a page-aligned, non-empty range of the
@@ -296,6 +298,7 @@ impl<P: Platform> AddressSpace<P> {
         let stats = SpaceStats { table_frames: 1, ..SpaceStats::default() };
         let regions = RegionMap::default();
         let sequential = fault_around::SequentialFaults::new(MAX_FAULT_AROUND);
+        let sequential_swap_ins = fault_around::SequentialFaults::new(MAX_SWAP_READ_AHEAD);
         Ok(AddressSpace {
             platform,
             root,
@@ -305,6 +308,7 @@ impl<P: Platform> AddressSpace<P> {
             redline_armed: true,
             destroyed: false,
             sequential,
+            sequential_swap_ins,
         })
     }
 
@@ -319,6 +323,14 @@ impl<P: Platform> AddressSpace<P> {
     /// The fault-around limit in pages (0: off).
     pub fn fault_around(&self) -> u32 {
         self.sequential.max()
+    }
+
+    /// Sets how many pages a swap-in that continues a sequential run may
+    /// read after the faulting one in the same request (`vm/swap.rs`), at
+    /// most [`MAX_SWAP_READ_AHEAD`]; 0 turns swap-in read-ahead off. New
+    /// spaces start at the limit.
+    pub fn set_swap_read_ahead(&mut self, pages: u32) {
+        self.sequential_swap_ins = fault_around::SequentialFaults::new(pages.min(MAX_SWAP_READ_AHEAD));
     }
 
     pub fn limits(&self) -> Limits {
@@ -569,8 +581,8 @@ impl<P: Platform> AddressSpace<P> {
                     brought_in += 1;
                 }
                 PteState::Swapped { slot, prot } => {
-                    self.map_swapped(va, slot, prot)?;
-                    brought_in += 1;
+                    // With the pages read ahead, which the walk then passes.
+                    brought_in += 1 + u64::from(self.map_swapped(va, slot, prot)?);
                 }
                 PteState::File { file, page, prot } => {
                     self.map_file(va, file, page, prot)?;

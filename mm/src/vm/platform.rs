@@ -84,6 +84,14 @@ pub unsafe trait Platform {
     fn swap_out(&mut self, frame: Pfn) -> Result<u64, SwapError>;
     /// Reads swap slot `slot` into `frame`; the slot stays in use.
     fn swap_in(&mut self, slot: u64, frame: Pfn) -> Result<(), SwapError>;
+    /// Reads the consecutive slots `first..` into `frames` (at most
+    /// `1 + MAX_SWAP_READ_AHEAD`), one request where the device allows:
+    /// the faulting page's slot first, then those read ahead. The slots
+    /// stay in use. On failure no frame was mapped, and the VMM frees
+    /// them. The default reads them one by one.
+    fn swap_in_run(&mut self, first: u64, frames: &[Pfn]) -> Result<(), SwapError> {
+        (first..).zip(frames).try_for_each(|(slot, &frame)| self.swap_in(slot, frame))
+    }
     /// The page that held `slot` is gone (swapped in, decommitted,
     /// released): the slot may be reused.
     fn swap_release(&mut self, slot: u64);

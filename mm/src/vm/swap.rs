@@ -28,9 +28,9 @@
 //! slot like any other, and the platform releases the stale copy's slot
 //! when the frame is freed. docs/swap.md weighs the slots this holds.
 
-use super::walk::{fresh_anonymous, page_block, Slot};
+use super::walk::{fresh_anonymous, into_entry, page_block, Slot};
 use super::{AddressSpace, Platform, VmError};
-use crate::addr::{Pfn, UserAddr};
+use crate::addr::{Pfn, UserAddr, PAGE_SIZE};
 use crate::pte::{Mapping, PageKind, Prot, PteState};
 use crate::reclaim::Verdict;
 
@@ -70,6 +70,17 @@ impl Chosen {
 
 /// Most pages [`AddressSpace::finish_evictions`] takes at once.
 pub const MAX_FINISHED: usize = 32;
+
+/// Most pages a swap-in reads after the faulting one (swap-in read-ahead,
+/// Linux's VMA-based swap read-ahead in spirit): 7, so that with the
+/// faulting page one read fills a request of 8 pages. Only a fault that
+/// continues a sequential run of swap-ins reads ahead, 2, then 4, then 7
+/// pages (the detector fault-around uses, `vm/fault_around.rs`); only
+/// pages whose entries name the next slots in order are read, so the read
+/// stays one request. Pages read ahead come in clean, and the swap cache
+/// keeps their slots while swap is at most half full: one nobody touches
+/// costs a read and a frame, never a write.
+pub const MAX_SWAP_READ_AHEAD: u32 = 7;
 
 impl<P: Platform> AddressSpace<P> {
     /// Reclaim's step on the page at `va`, which the reverse map says is in
@@ -202,31 +213,69 @@ impl<P: Platform> AddressSpace<P> {
         }
     }
 
-    /// Brings a swapped page back: a new frame, filled from `swap_slot`,
-    /// mapped with the protection the entry kept. Then the platform keeps
-    /// the slot as the page's copy (the entry is marked swap-cached) or
-    /// frees it.
-    pub(super) fn map_swapped(&mut self, va: UserAddr, swap_slot: u64, prot: Prot) -> Result<(), VmError> {
-        let mut filled = None;
-        let slot = self.map_new_page(
-            va,
-            prot,
-            Some(&mut |platform, frame| {
-                platform
-                    .swap_in(swap_slot, frame)
-                    .map_err(|error| VmError::SwapIn { addr: va.as_u64(), error })?;
-                filled = Some(frame);
-                Ok(())
-            }),
-        )?;
-        let frame = filled.expect("a page mapped from swap was filled");
-        self.stats.swapped_pages -= 1;
-        if self.platform.settle_swap_in(frame, swap_slot) {
-            // Not present a moment ago, so no TLB entry needs a flush.
-            let mapping = Mapping { swap_cached: true, ..fresh_anonymous(frame, prot) };
-            self.write(slot, PteState::Present(mapping));
+    /// Brings a swapped page back, and when the fault continues a
+    /// sequential run of swap-ins, reads ahead the pages after it whose
+    /// entries name the slots after its slot (see [`MAX_SWAP_READ_AHEAD`]).
+    /// Returns the pages read ahead.
+    pub(super) fn map_swapped(&mut self, va: UserAddr, swap_slot: u64, prot: Prot) -> Result<u32, VmError> {
+        let window = self.sequential_swap_ins.window_for(va);
+        let ahead = self.map_swapped_run(va, swap_slot, prot, window)?;
+        self.sequential_swap_ins.mapped(va, ahead);
+        Ok(ahead)
+    }
+
+    /// The page at `va` from `swap_slot`, and up to `window` pages after
+    /// it, in the same leaf table, whose entries say `Swapped` with the
+    /// next slots in order (reclaim writes neighbours to neighbouring
+    /// slots): new frames, filled in one read, each mapped clean with the
+    /// protection its entry kept; then the platform keeps each slot as
+    /// its page's copy (marked swap-cached) or frees it. A page ahead
+    /// that would pass the RAM quota or finds no frame ends the window;
+    /// only the faulting page can fail the call. Returns the pages read
+    /// ahead.
+    fn map_swapped_run(
+        &mut self,
+        va: UserAddr,
+        swap_slot: u64,
+        prot: Prot,
+        window: u32,
+    ) -> Result<u32, VmError> {
+        let first = self.leaf_or_create(va)?;
+        self.check_quota(PAGE_SIZE)?;
+        let block = self.platform.alloc_page(va, false).ok_or(VmError::OutOfMemory)?;
+        let mut pages = [(first, Pfn::new(0), prot); 1 + MAX_SWAP_READ_AHEAD as usize];
+        pages[0].1 = into_entry(block);
+        let mut len = 1;
+        while len <= window as usize {
+            let page = UserAddr::new(va.as_u64() + len as u64 * PAGE_SIZE);
+            let Some(entry) = first.after(len) else { break };
+            let Ok(PteState::Swapped { slot, prot }) = self.read(entry, page) else { break };
+            if slot != swap_slot + len as u64 || self.check_quota((len as u64 + 1) * PAGE_SIZE).is_err() {
+                break;
+            }
+            let Some(block) = self.platform.alloc_page(page, false) else { break };
+            pages[len] = (entry, into_entry(block), prot);
+            len += 1;
         }
-        Ok(())
+        let pages = &pages[..len];
+        let mut frames = [Pfn::new(0); 1 + MAX_SWAP_READ_AHEAD as usize];
+        for (frame, &(_, page_frame, _)) in frames.iter_mut().zip(pages) {
+            *frame = page_frame;
+        }
+        if let Err(error) = self.platform.swap_in_run(swap_slot, &frames[..len]) {
+            self.platform.free_pages(pages.iter().map(|&(_, frame, _)| page_block(frame)));
+            return Err(VmError::SwapIn { addr: va.as_u64(), error });
+        }
+        for (k, &(entry, frame, prot)) in pages.iter().enumerate() {
+            // Not present a moment ago, so no TLB entry needs a flush.
+            let swap_cached = self.platform.settle_swap_in(frame, swap_slot + k as u64);
+            self.write(entry, PteState::Present(Mapping { swap_cached, ..fresh_anonymous(frame, prot) }));
+        }
+        let (count, ahead) = (len as u64, len as u32 - 1);
+        self.stats.resident_pages += count;
+        self.stats.swapped_pages -= count;
+        self.stats.faults.read_ahead += u64::from(ahead);
+        Ok(ahead)
     }
 
     /// The entry that named `swap_slot` is gone: the slot may be reused.

@@ -42,6 +42,8 @@ struct FakeMachine {
     next_slot: u64,
     /// Pages written to swap.
     swap_writes: u64,
+    /// Whether reads from swap fail (a failing disk).
+    failing_swap_in: bool,
     /// The swap cache: whether swap-ins keep their slot as the page's
     /// copy, and the copies kept (frame → slot).
     keep_swap_copies: bool,
@@ -177,6 +179,9 @@ unsafe impl Platform for FakeMachine {
     }
 
     fn swap_in(&mut self, slot: u64, frame: Pfn) -> Result<(), crate::swap::SwapError> {
+        if self.failing_swap_in {
+            return Err(crate::swap::SwapError::Device(crate::block::BlockError::Io));
+        }
         let word = *self.swap.get(&slot).expect("swap-in of a slot in use");
         self.contents.insert(frame, word);
         Ok(())
@@ -1043,6 +1048,8 @@ fn pages_go_to_swap_and_come_back_bit_exact() {
     assert_eq!((st.resident_pages, st.swapped_pages, st.swap_outs), (0, 16, 16));
     assert_eq!(s.platform().pages.len(), 0, "every frame is free");
     assert!(s.platform().tlb.is_empty(), "evicted pages were flushed");
+    // One page per fault here (tests/read_ahead.rs has the rest).
+    s.set_swap_read_ahead(0);
     for i in 0..16 {
         assert_eq!(read_word(&mut s, base + i * PAGE_SIZE), 0x1000 + i, "page {i}");
     }
@@ -1119,7 +1126,7 @@ fn a_page_that_reads_zero_is_dropped_to_demand_zero_without_a_write() {
     }
     let st = s.stats();
     assert_eq!(
-        (st.faults.swapped_in, st.faults.demand_zero),
+        (st.faults.swapped_in + st.faults.read_ahead, st.faults.demand_zero),
         (3, 4 + 5),
         "zero pages fault in as demand-zero"
     );
@@ -1263,3 +1270,4 @@ fn chosen_pages_stay_as_they_are_until_their_eviction_is_finished() {
 mod fault_around;
 mod inspect;
 mod policy;
+mod read_ahead;

@@ -57,6 +57,15 @@ pub(super) struct Slot {
     index: usize,
 }
 
+impl Slot {
+    /// The entry `k` places after this one in the same table; `None` past
+    /// the table's end.
+    pub(super) fn after(self, k: usize) -> Option<Slot> {
+        let index = self.index.checked_add(k).filter(|&i| i < ENTRIES)?;
+        Some(Slot { table: self.table, index })
+    }
+}
+
 impl<P: Platform> AddressSpace<P> {
     /// Frees the page tables that `range` left empty: unlinked first, then
     /// freed after one full flush.

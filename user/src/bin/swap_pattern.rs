@@ -6,9 +6,9 @@
 //!   word (printed).
 //! - mode 1, hot and cold: a 1 MiB hot set touched after every cold MiB
 //!   while MiB MiB of cold pages are written, then read back; prints the
-//!   swap-ins of each set; exit 0 when the hot set stayed resident (fewer
-//!   swap-ins than 1 % of its touches) while the cold set was swapped, 3
-//!   otherwise.
+//!   pages each set swapped in (read-ahead's included: `swap_in_pages`);
+//!   exit 0 when the hot set stayed resident (fewer pages swapped in than
+//!   1 % of its touches) while the cold set was swapped, 3 otherwise.
 //! - mode 2, give back: writes the pattern, decommits the first half,
 //!   releases the second; exit 0 when no page of the region is left in
 //!   swap (no more pages in swap than the process has outside it), 4
@@ -16,7 +16,8 @@
 //! - mode 3, exit with pages in swap: writes the pattern and exits 0 at once
 //!   (destroy must free its slots).
 //! - mode 4, loop: writes the pattern, then reads it all back in order
-//!   [`LOOP_PASSES`] times, printing each pass's swap-ins; exit 0 when every
+//!   [`LOOP_PASSES`] times, printing the pages each pass swapped in (read
+//!   ahead or faulted); exit 0 when every
 //!   pass is bit-exact and each pass after the first swapped in fewer than
 //!   half of the pages (a plain second-chance clock swaps in every page of a
 //!   loop larger than memory: each leaves just before its next use), 5
@@ -70,8 +71,8 @@ fn touch_pages(base: u64, len: u64) {
 fn report(what: &str) {
     let s = sys::memstats();
     println!(
-        "swap_pattern: {what}: {} resident, {} swapped, {} swap-ins",
-        s.resident_pages, s.swapped_pages, s.swap_in_faults
+        "swap_pattern: {what}: {} resident, {} swapped, {} swap-in faults, {} pages read back",
+        s.resident_pages, s.swapped_pages, s.swap_in_faults, s.swap_in_pages
     );
 }
 
@@ -93,17 +94,17 @@ fn hot_and_cold(cold: u64, len: u64, seed: u64) -> i32 {
     let mut hot_touches = 0;
     for mib in 0..len / MIB {
         write_pattern_part(cold, mib * MIB..(mib + 1) * MIB, seed);
-        let before = sys::memstats().swap_in_faults;
+        let before = sys::memstats().swap_in_pages;
         touch_pages(hot, MIB);
-        hot_swap_ins += sys::memstats().swap_in_faults - before;
+        hot_swap_ins += sys::memstats().swap_in_pages - before;
         hot_touches += MIB / PAGE;
     }
-    let before = sys::memstats().swap_in_faults;
+    let before = sys::memstats().swap_in_pages;
     let cold_ok = check_pattern(cold, len, seed).is_none();
-    let cold_swap_ins = sys::memstats().swap_in_faults - before;
+    let cold_swap_ins = sys::memstats().swap_in_pages - before;
     let hot_ok = check_pattern(hot, MIB, seed ^ 1).is_none();
     println!(
-        "swap_pattern: hot set {hot_swap_ins} swap-ins in {hot_touches} touches, cold set {cold_swap_ins} swap-ins reading {} pages",
+        "swap_pattern: hot set {hot_swap_ins} pages swapped in in {hot_touches} touches, cold set {cold_swap_ins} pages swapped in reading {} pages",
         len / PAGE
     );
     if !(cold_ok && hot_ok) {
@@ -126,7 +127,7 @@ fn looping(base: u64, len: u64, seed: u64) -> i32 {
     let pages = len / PAGE;
     let mut resisted = true;
     for pass in 1..=LOOP_PASSES {
-        let before = sys::memstats().swap_in_faults;
+        let before = sys::memstats().swap_in_pages;
         if let Some((offset, got)) = check_pattern(base, len, seed) {
             println!(
                 "swap_pattern: pass {pass}: word at +{offset:#x} is {got:#x}, expected {:#x}",
@@ -134,8 +135,8 @@ fn looping(base: u64, len: u64, seed: u64) -> i32 {
             );
             return 2;
         }
-        let swap_ins = sys::memstats().swap_in_faults - before;
-        println!("swap_pattern: loop pass {pass}: {swap_ins} swap-ins for {pages} pages");
+        let swap_ins = sys::memstats().swap_in_pages - before;
+        println!("swap_pattern: loop pass {pass}: {swap_ins} pages swapped in for {pages} pages");
         resisted &= pass == 1 || swap_ins * 2 < pages;
     }
     if resisted {
