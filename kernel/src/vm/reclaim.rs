@@ -251,6 +251,16 @@ impl Batch {
         self.len += 1;
     }
 
+    /// Puts the pages in (space, address) order, so that the run of slots
+    /// they are written to follows their addresses: the clock gathers them
+    /// in frame order, which is often the reverse (the frame allocator
+    /// hands recently freed frames back last-in, first-out), and swap-in
+    /// read-ahead reads a page's neighbours in one request only when their
+    /// slots follow its slot.
+    fn sort_by_page(&mut self) {
+        self.pages[..self.len].sort_unstable_by_key(|page| page.map(|(space, c)| (space, c.page())));
+    }
+
     fn frames(&self) -> ([Pfn; swap::BATCH_PAGES], usize) {
         let mut frames = [Pfn::new(0); swap::BATCH_PAGES];
         for (frame, (_, c)) in frames.iter_mut().zip(self.chosen()) {
@@ -380,7 +390,8 @@ impl WriteBehind {
     fn submit(&mut self, spaces: &mut BTreeMap<SpaceId, Space>) -> (u64, bool) {
         let (mut evicted, mut refused) =
             if self.started.is_full() { self.finish_oldest(spaces) } else { (0, false) };
-        let batch = core::mem::take(&mut self.gathering);
+        let mut batch = core::mem::take(&mut self.gathering);
+        batch.sort_by_page();
         let (frames, len) = batch.frames();
         match swap::start_batch(&frames[..len]) {
             Some(write) => self.started.push((batch, write)),
