@@ -82,6 +82,17 @@ pub const MAX_FINISHED: usize = 32;
 /// costs a read and a frame, never a write.
 pub const MAX_SWAP_READ_AHEAD: u32 = 7;
 
+/// Most pages one swap-in reads: the faulting one and those ahead.
+const RUN: usize = 1 + MAX_SWAP_READ_AHEAD as usize;
+
+/// The pages of one swap-in read, in order from the faulting one: each
+/// page's entry and the protection it kept, and its new frame.
+struct SwapRun {
+    entries: [(Slot, Prot); RUN],
+    frames: [Pfn; RUN],
+    len: usize,
+}
+
 impl<P: Platform> AddressSpace<P> {
     /// Reclaim's step on the page at `va`, which the reverse map says is in
     /// `frame`: if the page was accessed since the last pass, clear the bit
@@ -229,10 +240,8 @@ impl<P: Platform> AddressSpace<P> {
     /// next slots in order (reclaim writes neighbours to neighbouring
     /// slots): new frames, filled in one read, each mapped clean with the
     /// protection its entry kept; then the platform keeps each slot as
-    /// its page's copy (marked swap-cached) or frees it. A page ahead
-    /// that would pass the RAM quota or finds no frame ends the window;
-    /// only the faulting page can fail the call. Returns the pages read
-    /// ahead.
+    /// its page's copy (marked swap-cached) or frees it. Only the faulting
+    /// page can fail the call. Returns the pages read ahead.
     fn map_swapped_run(
         &mut self,
         va: UserAddr,
@@ -240,42 +249,45 @@ impl<P: Platform> AddressSpace<P> {
         prot: Prot,
         window: u32,
     ) -> Result<u32, VmError> {
-        let first = self.leaf_or_create(va)?;
+        let entry = self.leaf_or_create(va)?;
         self.check_quota(PAGE_SIZE)?;
         let block = self.platform.alloc_page(va, false).ok_or(VmError::OutOfMemory)?;
-        let mut pages = [(first, Pfn::new(0), prot); 1 + MAX_SWAP_READ_AHEAD as usize];
-        pages[0].1 = into_entry(block);
-        let mut len = 1;
-        while len <= window as usize {
-            let page = UserAddr::new(va.as_u64() + len as u64 * PAGE_SIZE);
-            let Some(entry) = first.after(len) else { break };
-            let Ok(PteState::Swapped { slot, prot }) = self.read(entry, page) else { break };
-            if slot != swap_slot + len as u64 || self.check_quota((len as u64 + 1) * PAGE_SIZE).is_err() {
-                break;
-            }
-            let Some(block) = self.platform.alloc_page(page, false) else { break };
-            pages[len] = (entry, into_entry(block), prot);
-            len += 1;
-        }
-        let pages = &pages[..len];
-        let mut frames = [Pfn::new(0); 1 + MAX_SWAP_READ_AHEAD as usize];
-        for (frame, &(_, page_frame, _)) in frames.iter_mut().zip(pages) {
-            *frame = page_frame;
-        }
-        if let Err(error) = self.platform.swap_in_run(swap_slot, &frames[..len]) {
-            self.platform.free_pages(pages.iter().map(|&(_, frame, _)| page_block(frame)));
+        let mut run = SwapRun { entries: [(entry, prot); RUN], frames: [into_entry(block); RUN], len: 1 };
+        self.extend_swap_run(&mut run, va, swap_slot, window);
+        let frames = &run.frames[..run.len];
+        if let Err(error) = self.platform.swap_in_run(swap_slot, frames) {
+            self.platform.free_pages(frames.iter().map(|&frame| page_block(frame)));
             return Err(VmError::SwapIn { addr: va.as_u64(), error });
         }
-        for (k, &(entry, frame, prot)) in pages.iter().enumerate() {
+        for (k, (&(entry, prot), &frame)) in run.entries.iter().zip(frames).enumerate() {
             // Not present a moment ago, so no TLB entry needs a flush.
             let swap_cached = self.platform.settle_swap_in(frame, swap_slot + k as u64);
             self.write(entry, PteState::Present(Mapping { swap_cached, ..fresh_anonymous(frame, prot) }));
         }
-        let (count, ahead) = (len as u64, len as u32 - 1);
-        self.stats.resident_pages += count;
-        self.stats.swapped_pages -= count;
+        let ahead = run.len as u32 - 1;
+        self.stats.resident_pages += u64::from(ahead) + 1;
+        self.stats.swapped_pages -= u64::from(ahead) + 1;
         self.stats.faults.read_ahead += u64::from(ahead);
         Ok(ahead)
+    }
+
+    /// Adds to `run` (the page at `va` from `swap_slot`) up to `window`
+    /// pages after it whose entries, in the same leaf table, name the next
+    /// slots in order, each with a frame of its own. A page that would
+    /// pass the RAM quota, or finds no frame, ends the run.
+    fn extend_swap_run(&mut self, run: &mut SwapRun, va: UserAddr, swap_slot: u64, window: u32) {
+        let first = run.entries[0].0;
+        while run.len <= window as usize {
+            let k = run.len;
+            let page = UserAddr::new(va.as_u64() + k as u64 * PAGE_SIZE);
+            let Some(entry) = first.after(k) else { return };
+            let Ok(PteState::Swapped { slot, prot }) = self.read(entry, page) else { return };
+            if slot != swap_slot + k as u64 || self.check_quota((k as u64 + 1) * PAGE_SIZE).is_err() {
+                return;
+            }
+            let Some(block) = self.platform.alloc_page(page, false) else { return };
+            (run.entries[k], run.frames[k], run.len) = ((entry, prot), into_entry(block), k + 1);
+        }
     }
 
     /// The entry that named `swap_slot` is gone: the slot may be reused.
