@@ -154,14 +154,12 @@ impl<P: Platform> AddressSpace<P> {
         let (mut count, mut done) = (0, 0u32);
         for (i, &(chosen, swap_slot)) in pages.iter().enumerate() {
             let Some(mapping) = self.still_chosen(chosen) else { continue };
-            self.write(chosen.slot, PteState::Swapped { slot: swap_slot, prot: mapping.prot });
-            self.platform.flush(chosen.va);
-            freed[count] = Some(page_block(mapping.frame));
+            let swapped = PteState::Swapped { slot: swap_slot, prot: mapping.prot };
+            freed[count] = self.unmap_keeping_frame(chosen.slot, chosen.va, mapping, swapped);
             count += 1;
             done |= 1 << i;
         }
         self.platform.free_pages(freed.into_iter().flatten());
-        self.stats.resident_pages -= count as u64;
         self.stats.swapped_pages += count as u64;
         self.stats.swap_outs += count as u64;
         done

@@ -151,7 +151,11 @@ impl<P: Platform> AddressSpace<P> {
             } else {
                 match PteState::decode(raw) {
                     // The space is not active, so no TLB can hold its entries.
-                    Ok(PteState::Present(m)) => self.let_go(m),
+                    Ok(PteState::Present(m)) => {
+                        if let Some(frame) = self.let_go(m) {
+                            self.platform.free_page(frame);
+                        }
+                    }
                     Ok(PteState::Swapped { slot, .. }) => self.drop_swap_slot(slot),
                     Ok(
                         PteState::DemandZero { .. }
@@ -284,25 +288,42 @@ impl<P: Platform> AddressSpace<P> {
     /// Replaces a present entry with `then`, flushes, and only then frees the
     /// frame.
     pub(super) fn unmap(&mut self, slot: Slot, va: UserAddr, mapping: Mapping, then: PteState) {
-        self.write(slot, then);
-        self.platform.flush(va);
-        self.let_go(mapping);
+        if let Some(frame) = self.unmap_keeping_frame(slot, va, mapping, then) {
+            self.platform.free_page(frame);
+        }
     }
 
-    /// The frame of a mapping whose entry is gone (and flushed) goes back:
-    /// an anonymous one to the frame allocator, a page-cache one to the
-    /// cache (one mapping fewer).
-    fn let_go(&mut self, mapping: Mapping) {
-        match mapping.kind {
-            PageKind::Anonymous => self.platform.free_page(page_block(mapping.frame)),
+    /// [`Self::unmap`] for a caller that frees an anonymous page's frame
+    /// itself, together with others ([`Platform::free_pages`]): the frame
+    /// is handed back instead of freed.
+    pub(super) fn unmap_keeping_frame(
+        &mut self,
+        slot: Slot,
+        va: UserAddr,
+        mapping: Mapping,
+        then: PteState,
+    ) -> Option<FrameBlock> {
+        self.write(slot, then);
+        self.platform.flush(va);
+        self.let_go(mapping)
+    }
+
+    /// A mapping whose entry is gone (and flushed) lets go of its frame:
+    /// an anonymous one is handed back for the caller to free, a
+    /// page-cache one goes back to the cache (one mapping fewer).
+    fn let_go(&mut self, mapping: Mapping) -> Option<FrameBlock> {
+        let frame = match mapping.kind {
+            PageKind::Anonymous => Some(page_block(mapping.frame)),
             PageKind::File => {
                 self.platform.unmap_file_page(mapping.frame);
                 self.stats.file_pages -= 1;
+                None
             }
             // The kernel's page (map_kernel_shared): never counted.
-            PageKind::Other => return,
-        }
+            PageKind::Other => return None,
+        };
         self.stats.resident_pages -= 1;
+        frame
     }
 
     /// Unlinks the tables below `table` (at `level`) that `range` left empty
