@@ -193,32 +193,85 @@ fn writes_waited_for_newest_first_each_get_their_own_completion() {
     }
 }
 
+/// A space of its own with one anonymous read-write region, for the tests
+/// that drive reclaim directly; destroying it checks that every frame,
+/// page table and slot came back.
+struct TestSpace {
+    id: pagekeeper::vm::SpaceId,
+    base: u64,
+    before: (u64, u64, u64),
+}
+
+/// A word of a [`TestSpace`] page, handed out by [`TestSpace::each`] while
+/// the space is active.
+struct Word(*mut u64);
+
+impl Word {
+    fn read(&self) -> u64 {
+        // SAFETY: `each` made the word's space active, and the word is in
+        // its reserved, writable region (a touch faults the page in).
+        unsafe { self.0.read_volatile() }
+    }
+
+    fn write(&self, value: u64) {
+        // SAFETY: as in `read`.
+        unsafe { self.0.write_volatile(value) }
+    }
+}
+
+impl TestSpace {
+    fn new(pages: u64) -> TestSpace {
+        use pagekeeper::vm::{self, RegionKind, PROCESS_LIMITS};
+        let before = balance();
+        let id = vm::create(PROCESS_LIMITS).expect("a space");
+        let base = vm::with(id, |s| s.reserve(pages * 4096, mm::pte::Prot::USER_RW, RegionKind::Anonymous))
+            .and_then(|r| r.ok())
+            .expect("reserve")
+            .as_u64();
+        TestSpace { id, base, before }
+    }
+
+    /// Runs `f` on each page of `pages` with the space active, with the
+    /// word `offset(page)` bytes into that page.
+    fn each(
+        &self,
+        pages: impl Iterator<Item = u64>,
+        offset: impl Fn(u64) -> u64,
+        mut f: impl FnMut(u64, Word),
+    ) {
+        pagekeeper::vm::activate(self.id).expect("activate");
+        for page in pages {
+            f(page, Word((self.base + page * 4096 + offset(page)) as *mut u64));
+        }
+        pagekeeper::vm::activate_kernel();
+    }
+
+    fn stats(&self) -> pagekeeper::vm::SpaceStats {
+        pagekeeper::vm::with(self.id, |s| s.stats()).expect("space")
+    }
+
+    fn destroy(self) {
+        pagekeeper::vm::destroy(self.id);
+        assert_eq!(balance(), self.before, "frames, page tables and slots all came back");
+    }
+}
+
 /// Pages that read all zero leave without a write: they become
 /// demand-zero again, take no slot, and read zero when touched; pages with
 /// data beside them go to swap and come back intact.
 fn pages_that_read_zero_are_dropped_without_a_write() {
-    use pagekeeper::vm::{self, reclaim, RegionKind, PROCESS_LIMITS};
+    use pagekeeper::vm::{self, reclaim};
     const PAGES: u64 = 64;
-    let before = balance();
-    let id = vm::create(PROCESS_LIMITS).expect("a space");
-    let base = vm::with(id, |s| s.reserve(PAGES * 4096, mm::pte::Prot::USER_RW, RegionKind::Anonymous))
-        .and_then(|r| r.ok())
-        .expect("reserve")
-        .as_u64();
-    vm::with(id, |s| s.commit(base, PAGES * 4096)).and_then(|r| r.ok()).expect("commit");
+    let space = TestSpace::new(PAGES);
+    vm::with(space.id, |s| s.commit(space.base, PAGES * 4096)).and_then(|r| r.ok()).expect("commit");
     // Every other page gets data, in its last word (the look for a
     // nonzero word must reach it).
-    let word = |page: u64| (base + page * 4096 + 4088) as *mut u64;
-    vm::activate(id).expect("activate");
-    for page in (0..PAGES).step_by(2) {
-        // SAFETY: the page is in the active space's reserved, committed region.
-        unsafe { word(page).write_volatile(page + 1) };
-    }
-    vm::activate_kernel();
+    let last_word = |_| 4088;
+    space.each((0..PAGES).step_by(2), last_word, |page, word| word.write(page + 1));
     let (dropped_before, writes_before) =
         (reclaim::info().zero_dropped, swap::info().expect("swap").counters);
     assert_eq!(reclaim::evict(PAGES), PAGES, "every page leaves");
-    let stats = vm::with(id, |s| s.stats()).expect("space");
+    let stats = space.stats();
     assert_eq!(
         (stats.swapped_pages, stats.zero_pages_dropped, stats.resident_pages),
         (PAGES / 2, PAGES / 2, 0)
@@ -226,21 +279,17 @@ fn pages_that_read_zero_are_dropped_without_a_write() {
     assert_eq!(reclaim::info().zero_dropped - dropped_before, PAGES / 2);
     let writes = swap::info().expect("swap").counters;
     assert_eq!(writes.outs - writes_before.outs, PAGES / 2, "only the pages with data were written");
-    vm::activate(id).expect("activate");
-    for page in 0..PAGES {
-        // SAFETY: as above; the read swaps the page in or maps a zero page.
-        let read = unsafe { word(page).read_volatile() };
-        assert_eq!(read, if page % 2 == 0 { page + 1 } else { 0 }, "page {page}");
-    }
-    vm::activate_kernel();
-    let faults = vm::with(id, |s| s.stats().faults).expect("space");
+    // The reads swap pages in or map zero pages.
+    space.each(0..PAGES, last_word, |page, word| {
+        assert_eq!(word.read(), if page % 2 == 0 { page + 1 } else { 0 }, "page {page}");
+    });
+    let faults = space.stats().faults;
     assert_eq!(
         (faults.swapped_in, faults.demand_zero),
         (PAGES / 2, PAGES / 2),
         "zero pages came back as demand-zero"
     );
-    vm::destroy(id);
-    assert_eq!(balance(), before, "frames, page tables and slots all came back");
+    space.destroy();
 }
 
 /// The swap cache: pages read back from swap keep their slot as a copy
@@ -248,54 +297,34 @@ fn pages_that_read_zero_are_dropped_without_a_write() {
 /// written meanwhile are written; the others go to their copy. Every page
 /// reads back right, and every slot comes back when the space goes.
 fn a_page_read_back_and_not_written_leaves_again_without_a_write() {
-    use pagekeeper::vm::{self, reclaim, RegionKind, PROCESS_LIMITS};
+    use pagekeeper::vm::reclaim;
     const PAGES: u64 = 64;
-    let before = balance();
-    let id = vm::create(PROCESS_LIMITS).expect("a space");
-    let base = vm::with(id, |s| s.reserve(PAGES * 4096, mm::pte::Prot::USER_RW, RegionKind::Anonymous))
-        .and_then(|r| r.ok())
-        .expect("reserve")
-        .as_u64();
-    let word = |page: u64| (base + page * 4096 + 8 * page) as *mut u64;
-    // SAFETY: called by `each_page` only, while the space is active: the
-    // word is in its reserved, writable region (a touch faults the page in).
-    let read = |page: u64| unsafe { word(page).read_volatile() };
-    // SAFETY: as for `read`.
-    let write = |page: u64, value: u64| unsafe { word(page).write_volatile(value) };
-    let each_page = |f: &dyn Fn(u64)| {
-        vm::activate(id).expect("activate");
-        (0..PAGES).for_each(f);
-        vm::activate_kernel();
-    };
-    each_page(&|page| write(page, page + 1));
+    let space = TestSpace::new(PAGES);
+    let spread = |page| 8 * page;
+    space.each(0..PAGES, spread, |page, word| word.write(page + 1));
     let counters = || swap::info().expect("swap").counters;
     let first = counters();
     assert_eq!(reclaim::evict(PAGES), PAGES, "every page leaves");
     assert_eq!(counters().outs - first.outs, PAGES);
-    each_page(&|page| assert_eq!(read(page), page + 1, "page {page}"));
+    space.each(0..PAGES, spread, |page, word| assert_eq!(word.read(), page + 1, "page {page}"));
     let info = swap::info().expect("swap");
     assert_eq!(info.cached_pages, PAGES, "each page read back keeps its slot as its copy");
     assert_eq!(info.counters.copies_kept - first.copies_kept, PAGES);
     // Every fourth page is written: its copy is stale.
-    each_page(&|page| {
-        if page % 4 == 0 {
-            write(page, page + 1000);
-        }
-    });
+    space.each((0..PAGES).step_by(4), spread, |page, word| word.write(page + 1000));
     let second = counters();
     assert_eq!(reclaim::evict(PAGES), PAGES, "every page leaves again");
     let after = swap::info().expect("swap");
     assert_eq!(after.counters.outs - second.outs, PAGES / 4, "only the written pages were written");
     assert_eq!(after.counters.writes_saved - second.writes_saved, PAGES * 3 / 4);
     assert_eq!(after.total_slots - after.free_slots, PAGES, "stale copies gave their slots back");
-    assert_eq!(vm::with(id, |s| s.stats().clean_evictions), Some(PAGES * 3 / 4));
-    each_page(&|page| {
+    assert_eq!(space.stats().clean_evictions, PAGES * 3 / 4);
+    space.each(0..PAGES, spread, |page, word| {
         let expected = if page % 4 == 0 { page + 1000 } else { page + 1 };
-        assert_eq!(read(page), expected, "page {page}");
+        assert_eq!(word.read(), expected, "page {page}");
     });
-    vm::destroy(id);
+    space.destroy();
     assert_eq!(swap::info().expect("swap").cached_pages, 0, "the copies went with their pages");
-    assert_eq!(balance(), before, "frames, page tables and slots all came back");
 }
 
 /// Swap-in read-ahead: pages evicted together are written to slots in
@@ -305,36 +334,20 @@ fn a_page_read_back_and_not_written_leaves_again_without_a_write() {
 /// batch (it gathers them in frame order): 42 of 64 on 2026-12-07 (22
 /// faults); at least a quarter is required here.
 fn a_sequential_read_back_reads_ahead_in_requests_of_up_to_8_pages() {
-    use pagekeeper::vm::{self, reclaim, RegionKind, PROCESS_LIMITS};
+    use pagekeeper::vm::reclaim;
     const PAGES: u64 = 64;
-    let before = balance();
-    let id = vm::create(PROCESS_LIMITS).expect("a space");
-    let base = vm::with(id, |s| s.reserve(PAGES * 4096, mm::pte::Prot::USER_RW, RegionKind::Anonymous))
-        .and_then(|r| r.ok())
-        .expect("reserve")
-        .as_u64();
-    let word = |page: u64| (base + page * 4096) as *mut u64;
-    vm::activate(id).expect("activate");
-    for page in 0..PAGES {
-        // SAFETY: the page is in the active space's reserved, writable region.
-        unsafe { word(page).write_volatile(page + 7) };
-    }
-    vm::activate_kernel();
+    let space = TestSpace::new(PAGES);
+    let first_word = |_| 0;
+    space.each(0..PAGES, first_word, |page, word| word.write(page + 7));
     assert_eq!(reclaim::evict(PAGES), PAGES, "every page leaves");
     let ins = swap::info().expect("swap").counters.ins;
-    vm::activate(id).expect("activate");
-    for page in 0..PAGES {
-        // SAFETY: as above; the read swaps the page in (or finds it read ahead).
-        assert_eq!(unsafe { word(page).read_volatile() }, page + 7, "page {page}");
-    }
-    vm::activate_kernel();
-    let faults = vm::with(id, |s| s.stats().faults).expect("space");
+    space.each(0..PAGES, first_word, |page, word| assert_eq!(word.read(), page + 7, "page {page}"));
+    let faults = space.stats().faults;
     println!("read-ahead: {} swap-in faults, {} pages read ahead", faults.swapped_in, faults.read_ahead);
     assert_eq!(faults.swapped_in + faults.read_ahead, PAGES);
     assert!(faults.read_ahead >= PAGES / 4, "{faults:?}");
     assert_eq!(swap::info().expect("swap").counters.ins - ins, PAGES, "each page read once");
-    vm::destroy(id);
-    assert_eq!(balance(), before, "frames, page tables and slots all came back");
+    space.destroy();
 }
 
 fn without_swap_a_process_bigger_than_ram_is_killed_out_of_memory() {
