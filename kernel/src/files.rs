@@ -21,6 +21,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use mm::addr::{Pfn, PAGE_SIZE};
 use mm::files::cache::{CacheStats, InsertError, PageCache};
+use mm::files::shadow::{ShadowStats, ShadowTable};
 use mm::files::{FileEntry, FileError, FileId, FilePage, FileTable};
 use mm::frame::Owner;
 use spin::{Mutex, Once};
@@ -33,6 +34,8 @@ static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
 struct Cached {
     disk: VirtioDisk,
     cache: PageCache,
+    /// When dropped pages were dropped, for their refault distance.
+    shadows: ShadowTable,
 }
 
 /// The cache may hold up to half of memory: enough to run from the disk,
@@ -58,16 +61,21 @@ pub fn init(disks: Vec<VirtioDisk>) {
                 return;
             }
         };
+        let shadows = ShadowTable::new(cache_limit()).unwrap_or_else(|_| {
+            warn!("no kernel heap for the page cache's shadow entries: dropped pages come back cold");
+            ShadowTable::default()
+        });
         let bytes: u64 = table.iter().map(|(_, f)| f.size).sum();
         info!(
-            "file disk: {} files, {} KiB; page cache of up to {} pages ({} KiB index)",
+            "file disk: {} files, {} KiB; page cache of up to {} pages ({} KiB index, {} KiB of shadow entries)",
             table.len(),
             bytes / 1024,
             cache_limit(),
-            cache.table_bytes() / 1024
+            cache.table_bytes() / 1024,
+            shadows.table_bytes() / 1024
         );
         TABLE.call_once(|| table);
-        without_interrupts(|| *CACHE.lock() = Some(Cached { disk, cache }));
+        without_interrupts(|| *CACHE.lock() = Some(Cached { disk, cache, shadows }));
         return;
     }
 }
@@ -105,6 +113,8 @@ impl Cached {
         }
         let block =
             frames::allocate_for_process(0, Owner::PageCache, false).map_err(|_| FileError::NoMemory)?;
+        // Read again after reclaim dropped it: the policy learns how soon.
+        let dropped_at = self.shadows.take(key);
         let frame = block.start();
         // SAFETY: the frame was just allocated and nothing maps it yet.
         let read = table().read_page(&mut self.disk, key.file, key.page, unsafe { &mut *page_bytes(frame) });
@@ -117,6 +127,9 @@ impl Cached {
         match added {
             Ok(()) => {
                 reclaim::record_cached(frame, key);
+                if let Some(stamp) = dropped_at {
+                    reclaim::refaulted(frame, stamp);
+                }
                 let _ = block.into_raw(); // the cache owns it now
                 Ok(frame)
             }
@@ -177,9 +190,24 @@ pub fn take_referenced(key: FilePage) -> bool {
     with(|c| Ok(c.cache.take_referenced(key))).unwrap_or(false)
 }
 
-/// Drops `key` from the cache and frees its frame, if no entry maps it.
+/// Reclaim drops `key` from the cache and frees its frame, if no entry
+/// maps it; a shadow entry remembers when (its refault distance, if it is
+/// read again).
 pub fn evict(key: FilePage, frame: Pfn) -> bool {
-    let Ok(Some(removed)) = with(|c| Ok(c.cache.remove(key).ok())) else { return false };
+    remove(key, frame, Some(reclaim::eviction_clock()))
+}
+
+/// Drops `key` and frees its frame if no entry maps it, leaving a shadow
+/// entry with `stamp` when there is one.
+fn remove(key: FilePage, frame: Pfn, stamp: Option<u32>) -> bool {
+    let removed = with(|c| {
+        let removed = c.cache.remove(key).ok();
+        if let (Some(_), Some(stamp)) = (removed, stamp) {
+            c.shadows.remember(key, stamp);
+        }
+        Ok(removed)
+    });
+    let Ok(Some(removed)) = removed else { return false };
     debug_assert_eq!(removed, frame, "the reverse map and the cache agree");
     reclaim::forget(removed);
     frames::free(mm::frame::FrameBlock::from_raw(removed, 0, Owner::PageCache)).expect("a page-cache frame");
@@ -203,7 +231,8 @@ pub fn drop_unmapped() -> u64 {
         Ok(c.cache.iter().filter(|&(_, _, mappings)| mappings == 0).map(|(k, f, _)| (k, f)).collect())
     })
     .unwrap_or_default();
-    unmapped.into_iter().filter(|&(key, frame)| evict(key, frame)).count() as u64
+    // Not reclaim's choice: no shadow entries.
+    unmapped.into_iter().filter(|&(key, frame)| remove(key, frame, None)).count() as u64
 }
 
 /// The page cache as meminfo shows it; `None` without a file disk.
@@ -211,11 +240,16 @@ pub fn drop_unmapped() -> u64 {
 pub struct CacheInfo {
     pub files: usize,
     pub stats: CacheStats,
+    pub shadows: ShadowStats,
 }
 
 pub fn info() -> Option<CacheInfo> {
     without_interrupts(|| {
-        CACHE.lock().as_ref().map(|c| CacheInfo { files: table().len(), stats: c.cache.stats() })
+        CACHE.lock().as_ref().map(|c| CacheInfo {
+            files: table().len(),
+            stats: c.cache.stats(),
+            shadows: c.shadows.stats(),
+        })
     })
 }
 
@@ -224,7 +258,7 @@ impl fmt::Display for CacheInfo {
         let s = self.stats;
         write!(
             f,
-            "page cache: {} pages ({} KiB) of {} files, {} mapped by {} entries; {} hits, {} misses (disk reads), {} dropped",
+            "page cache: {} pages ({} KiB) of {} files, {} mapped by {} entries; {} hits, {} misses (disk reads), {} dropped; shadow entries: {} remembered, {} lost, {} refaults",
             s.pages,
             s.pages * PAGE_SIZE / 1024,
             self.files,
@@ -232,7 +266,10 @@ impl fmt::Display for CacheInfo {
             s.mappings,
             s.hits,
             s.misses,
-            s.dropped
+            s.dropped,
+            self.shadows.remembered,
+            self.shadows.lost,
+            self.shadows.refaults
         )
     }
 }

@@ -88,6 +88,52 @@ fn under_pressure_clean_pages_are_dropped_and_read_again_bit_exact() {
     assert!(reads > 8192, "dropped pages were read again ({reads})");
 }
 
+/// Shadow entries: a page reclaim drops leaves its eviction stamp behind,
+/// found again when the page is read again (the replacement policy then
+/// judges its refault distance, as for a page back from swap: the host
+/// tests of `mm::reclaim::hot_cold` cover that judgement). Pages dropped
+/// by hand (`drop_unmapped`, not reclaim's choice) leave none.
+fn a_dropped_page_read_again_finds_its_shadow_entry() {
+    use pagekeeper::vm::reclaim;
+    const PAGES: u64 = 256;
+    let (data, _) = files::open("data/pages32").expect("the test data");
+    files::drop_unmapped();
+    assert_eq!(files::cached_pages_of(data), 0);
+    let shadows = || files::info().expect("file disk").shadows;
+    let read_all = || {
+        let mut page = [0u8; 4096];
+        for p in 0..PAGES {
+            files::read(data, p * 4096, &mut page).expect("a page of the file");
+        }
+    };
+    read_all();
+    let by_hand = shadows();
+    files::drop_unmapped();
+    read_all();
+    assert_eq!(shadows(), by_hand, "pages dropped by hand leave no shadow");
+    let (before, policy_before) = (cache(), reclaim::info().policy);
+    let evicted = reclaim::evict(PAGES);
+    let dropped = cache().dropped - before.dropped;
+    assert!(evicted > 0 && dropped > 0, "reclaim dropped cached pages ({evicted}, {dropped})");
+    assert_eq!(shadows().remembered - by_hand.remembered, dropped, "each dropped page left a shadow");
+    // Ours are the only pages of the file cached before the eviction.
+    let reread = PAGES - files::cached_pages_of(data);
+    read_all();
+    let refaults = shadows().refaults - by_hand.refaults;
+    let policy = reclaim::info().policy;
+    let judged = (policy.refaulted_hot + policy.refaulted_cold)
+        - (policy_before.refaulted_hot + policy_before.refaulted_cold);
+    println!("shadows: {dropped} pages dropped, {reread} of ours read again, {refaults} found their shadow");
+    assert!(reread > 0, "some of the pages read were dropped");
+    // A shadow can be lost to a later one in the same entry (4,096 of
+    // them at 64 MiB): nearly all are found.
+    assert!(refaults <= reread && refaults * 10 >= reread * 9, "{refaults} of {reread} found their shadow");
+    // The policy judges the distance of a page it admitted cold; with
+    // room in its hot share (as here, memory is not short) pages come in
+    // hot and need no judgement.
+    assert!(judged <= refaults, "{judged} judged, {refaults} refaults");
+}
+
 fn touching_a_page_past_the_end_of_the_file_is_a_bus_error() {
     let done = run(&[("file_check", arg(PAST_END, 0)), ("hello", 0)]);
     let checker = done.iter().find(|f| f.name == "file_check").expect("it ran");
@@ -127,6 +173,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &two_processes_share_the_frames_of_a_mapped_file,
         &a_private_write_is_seen_by_the_writer_only,
         &under_pressure_clean_pages_are_dropped_and_read_again_bit_exact,
+        &a_dropped_page_read_again_finds_its_shadow_entry,
         &touching_a_page_past_the_end_of_the_file_is_a_bus_error,
         &every_bad_argument_gets_its_error,
         &a_program_costs_only_the_pages_it_touches_and_shares_its_text,

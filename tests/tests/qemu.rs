@@ -130,7 +130,7 @@ fn files_suite_passes_at_64_mib_from_the_file_disk() {
     config.timeout = Some(Duration::from_secs(600));
     let outcome = boot(&config);
     let summary = expect_suite_passed("qemu-files", &outcome);
-    assert_eq!(summary.passed, 7, "{}", outcome.serial);
+    assert_eq!(summary.passed, 8, "{}", outcome.serial);
     for line in outcome.serial.lines().filter(|l| l.contains("big_text:") || l.starts_with("pressure:")) {
         println!("{line}");
     }

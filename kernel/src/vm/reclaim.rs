@@ -88,9 +88,10 @@ pub(super) fn record(frame: Pfn, space: SpaceId, va: UserAddr) {
     });
 }
 
-/// The page just read into `frame` from swap left memory at `evicted_at`
-/// of the eviction clock: the policy judges its refault distance.
-pub(super) fn refaulted(frame: Pfn, evicted_at: u32) {
+/// The page just read into `frame` (from swap, or from the file disk into
+/// the page cache) left memory at `evicted_at` of the eviction clock: the
+/// policy judges its refault distance.
+pub(crate) fn refaulted(frame: Pfn, evicted_at: u32) {
     resident(|r| r.policy.refaulted(r.map.index_of(frame), evicted_at));
 }
 
@@ -327,8 +328,9 @@ impl Batch {
 
 /// The policy's eviction clock, read once per batch for its pages'
 /// eviction stamps (a batch is a few evictions; the stamps measure
-/// distances of hundreds).
-fn eviction_clock() -> u32 {
+/// distances of hundreds), and for a dropped page-cache page's shadow
+/// entry.
+pub(crate) fn eviction_clock() -> u32 {
     resident(|r| r.policy.now())
 }
 

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod cache;
+pub mod shadow;
 #[cfg(test)]
 mod tests;
 pub mod ustar;
