@@ -50,6 +50,9 @@ pub(super) fn page_block(frame: Pfn) -> FrameBlock {
     FrameBlock::from_raw(frame, 0, Owner::Process)
 }
 
+/// Frames a teardown frees with one [`Platform::free_pages`] call.
+const FREED_AT_ONCE: usize = 32;
+
 /// Where a page's leaf entry lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Slot {
@@ -141,34 +144,43 @@ impl<P: Platform> AddressSpace<P> {
     fn free_subtree(&mut self, table: Pfn, level: u32) {
         if level == 1 {
             self.platform.yield_point();
-        }
-        for index in 0..ENTRIES {
-            let raw = self.platform.read_entry(table, index);
-            if level > 1 {
-                if let Ok(Some(child)) = pte::table::decode(raw) {
+            self.free_leaf_pages(table);
+        } else {
+            for index in 0..ENTRIES {
+                if let Ok(Some(child)) = pte::table::decode(self.platform.read_entry(table, index)) {
                     self.free_subtree(child, level - 1);
-                }
-            } else {
-                match PteState::decode(raw) {
-                    // The space is not active, so no TLB can hold its entries.
-                    Ok(PteState::Present(m)) => {
-                        if let Some(frame) = self.let_go(m) {
-                            self.platform.free_page(frame);
-                        }
-                    }
-                    Ok(PteState::Swapped { slot, .. }) => self.drop_swap_slot(slot),
-                    Ok(
-                        PteState::DemandZero { .. }
-                        | PteState::File { .. }
-                        | PteState::Guard
-                        | PteState::Absent,
-                    )
-                    | Err(_) => {}
                 }
             }
         }
         self.platform.free_table(table_block(table));
         self.stats.table_frames -= 1;
+    }
+
+    /// Lets go of every page a leaf table maps and every slot it names.
+    /// The space is not active, so no TLB can hold its entries; the
+    /// anonymous frames are freed [`FREED_AT_ONCE`] at a time
+    /// ([`Platform::free_pages`]: a platform whose free takes locks takes
+    /// them once for the lot, which matters when a big process exits).
+    fn free_leaf_pages(&mut self, table: Pfn) {
+        let mut frames = [const { None }; FREED_AT_ONCE];
+        let mut len = 0;
+        for index in 0..ENTRIES {
+            match PteState::decode(self.platform.read_entry(table, index)) {
+                Ok(PteState::Present(m)) => {
+                    frames[len] = self.let_go(m);
+                    len += usize::from(frames[len].is_some());
+                }
+                Ok(PteState::Swapped { slot, .. }) => self.drop_swap_slot(slot),
+                Ok(
+                    PteState::DemandZero { .. } | PteState::File { .. } | PteState::Guard | PteState::Absent,
+                )
+                | Err(_) => {}
+            }
+            if len == FREED_AT_ONCE || (index == ENTRIES - 1 && len > 0) {
+                self.platform.free_pages(frames.iter_mut().take(len).filter_map(Option::take));
+                len = 0;
+            }
+        }
     }
 
     /// The leaf slot for `va`, if its page tables exist.
