@@ -331,21 +331,25 @@ fn a_page_read_back_and_not_written_leaves_again_without_a_write() {
 /// address order (reclaim sorts each batch), so reading them back in
 /// order reads the pages whose slots follow the faulting page's in the
 /// same request. How many do depends on which pages the clock put in one
-/// batch (it gathers them in frame order): 42 of 64 on 2026-12-07 (22
-/// faults); at least a quarter is required here.
+/// batch (it gathers them in frame order): 43 and 46 of 64 in two runs on 2026-12-07 (21
+/// and 18 faults); with the batches unsorted, none (the test fails, checked).
+/// At least half is required here.
 fn a_sequential_read_back_reads_ahead_in_requests_of_up_to_8_pages() {
     use pagekeeper::vm::reclaim;
     const PAGES: u64 = 64;
     let space = TestSpace::new(PAGES);
     let first_word = |_| 0;
-    space.each(0..PAGES, first_word, |page, word| word.write(page + 7));
+    // Written from the top down, so that the frames (handed out in
+    // order) run the other way from the pages, and the clock, which goes
+    // by frame, gathers each batch top page first.
+    space.each((0..PAGES).rev(), first_word, |page, word| word.write(page + 7));
     assert_eq!(reclaim::evict(PAGES), PAGES, "every page leaves");
     let ins = swap::info().expect("swap").counters.ins;
     space.each(0..PAGES, first_word, |page, word| assert_eq!(word.read(), page + 7, "page {page}"));
     let faults = space.stats().faults;
     println!("read-ahead: {} swap-in faults, {} pages read ahead", faults.swapped_in, faults.read_ahead);
     assert_eq!(faults.swapped_in + faults.read_ahead, PAGES);
-    assert!(faults.read_ahead >= PAGES / 4, "{faults:?}");
+    assert!(faults.read_ahead >= PAGES / 2, "{faults:?}");
     assert_eq!(swap::info().expect("swap").counters.ins - ins, PAGES, "each page read once");
     space.destroy();
 }

@@ -78,6 +78,9 @@ fn swap_suite_passes_at_64_mib_with_256_mib_of_swap() {
     let summary = expect_suite_passed("qemu-swap", &outcome);
     assert_eq!(summary.passed, 11, "{}", outcome.serial);
     let console = &outcome.serial;
+    for line in console.lines().filter(|l| l.contains("read-ahead:") || l.contains("loop pass")) {
+        println!("{line}");
+    }
     assert!(console.contains("swap on disk 0: 255 MiB (65535 slots)"), "{console}");
     assert!(console.contains("no memory is left (swap full)"), "{console}");
     for line in console.lines().filter(|l| l.contains("swap_pattern: hot set")) {
