@@ -1,6 +1,6 @@
 //! The live picture of physical memory on the bootloader's framebuffer:
 //! every frame a cell coloured by its holder (free, kernel image, kernel
-//! heap, page tables, allocator metadata, page cache, swap cache, DMA,
+//! heap, page tables, allocator metadata, page cache, DMA,
 //! each process), a legend with counts and the meminfo numbers beside it.
 //! `mm::picture` is its geometry and colours (host-tested); this module
 //! finds each frame's holder and paints.

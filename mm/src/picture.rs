@@ -37,7 +37,7 @@ pub enum Category {
 }
 
 /// Categories in legend order; index = the byte the kernel stores per frame.
-pub const CATEGORIES: [Category; 16] = [
+pub const CATEGORIES: [Category; 15] = [
     Category::Free,
     Category::Unmanaged,
     Category::KernelImage,
@@ -46,7 +46,6 @@ pub const CATEGORIES: [Category; 16] = [
     Category::Owned(Owner::PageTable),
     Category::Owned(Owner::Kernel),
     Category::Owned(Owner::PageCache),
-    Category::Owned(Owner::SwapCache),
     Category::Owned(Owner::Dma),
     Category::Process(0),
     Category::Process(1),
@@ -102,7 +101,6 @@ impl Category {
             Category::Owned(Owner::Kernel) => 0x8080c0,
             Category::Owned(Owner::Process) | Category::OtherProcesses => 0xa06040,
             Category::Owned(Owner::PageCache) => 0x00c0c0,
-            Category::Owned(Owner::SwapCache) => 0xc000c0,
             Category::Owned(Owner::Dma) => 0xff4040,
             Category::Process(slot) => [0x40e040, 0xff8000, 0xff60a0, 0xa0ff60, 0x60a0ff, 0xd0b080]
                 [usize::from(slot) % PROCESS_COLOURS],

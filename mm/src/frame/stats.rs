@@ -19,13 +19,12 @@ pub enum Owner {
     /// Memory mapped into a process.
     Process,
     PageCache,
-    SwapCache,
     /// Memory a device reads or writes (virtio queues, request headers).
     Dma,
 }
 
 impl Owner {
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 7;
     pub const ALL: [Owner; Owner::COUNT] = [
         Owner::AllocatorMetadata,
         Owner::KernelHeap,
@@ -33,7 +32,6 @@ impl Owner {
         Owner::Kernel,
         Owner::Process,
         Owner::PageCache,
-        Owner::SwapCache,
         Owner::Dma,
     ];
 
@@ -54,7 +52,6 @@ impl Owner {
             Owner::Kernel => "kernel (other)",
             Owner::Process => "process memory",
             Owner::PageCache => "page cache",
-            Owner::SwapCache => "swap cache",
             Owner::Dma => "device DMA",
         }
     }
