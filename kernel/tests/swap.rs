@@ -327,6 +327,29 @@ fn a_page_read_back_and_not_written_leaves_again_without_a_write() {
     assert_eq!(swap::info().expect("swap").cached_pages, 0, "the copies went with their pages");
 }
 
+/// Copies given up while their pages are resident (here by `swap_off`,
+/// as a write that finds swap full does): the entries still say
+/// swap-cached, but the cache is the truth, so the pages are written
+/// again when they leave, and read back right.
+fn pages_whose_copies_were_given_up_are_written_again() {
+    use pagekeeper::vm::reclaim;
+    const PAGES: u64 = 16;
+    let space = TestSpace::new(PAGES);
+    let first_word = |_| 0;
+    space.each(0..PAGES, first_word, |page, word| word.write(page + 3));
+    assert_eq!(reclaim::evict(PAGES), PAGES);
+    space.each(0..PAGES, first_word, |page, word| assert_eq!(word.read(), page + 3));
+    assert_eq!(swap::info().expect("swap").cached_pages, PAGES, "copies kept");
+    assert_eq!(swap::swap_off(), Ok(()), "no page is in swap, only copies, which go");
+    assert!(swap::swap_on());
+    assert_eq!(swap::info().expect("swap").cached_pages, 0);
+    let outs = swap::info().expect("swap").counters.outs;
+    assert_eq!(reclaim::evict(PAGES), PAGES);
+    assert_eq!(swap::info().expect("swap").counters.outs - outs, PAGES, "written again: no copy to go to");
+    space.each(0..PAGES, first_word, |page, word| assert_eq!(word.read(), page + 3, "page {page}"));
+    space.destroy();
+}
+
 /// Swap-in read-ahead: pages evicted together are written to slots in
 /// address order (reclaim sorts each batch), so reading them back in
 /// order reads the pages whose slots follow the faulting page's in the
@@ -373,6 +396,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &pages_that_read_zero_are_dropped_without_a_write,
         &a_page_read_back_and_not_written_leaves_again_without_a_write,
         &a_sequential_read_back_reads_ahead_in_requests_of_up_to_8_pages,
+        &pages_whose_copies_were_given_up_are_written_again,
     ];
     let without_swap: &[&dyn Testable] = &[&without_swap_a_process_bigger_than_ram_is_killed_out_of_memory];
     let tests = if swap::info().is_some() { with_swap } else { without_swap };
