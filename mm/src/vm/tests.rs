@@ -1055,7 +1055,7 @@ fn pages_go_to_swap_and_come_back_bit_exact() {
     }
     let st = s.stats();
     assert_eq!((st.resident_pages, st.swapped_pages, st.faults.swapped_in), (16, 0, 16));
-    assert!(s.platform().swap.is_empty(), "a swapped-in page frees its slot");
+    assert!(s.platform().swap.is_empty(), "without the swap cache, a swapped-in page frees its slot");
     done(s);
 }
 
