@@ -161,7 +161,8 @@ unsafe impl mm::vm::Platform for KernelPlatform {
     fn swap_in_run(&mut self, first: u64, frames: &[Pfn]) -> Result<(), SwapError> {
         let evicted_at = crate::swap::read_run(first, frames)?;
         // Only the faulting page (the first) was asked for: the policy
-        // learns its refault distance; the pages read ahead come in cold.
+        // learns its refault distance; the pages read ahead are admitted
+        // as new pages are (alloc_page recorded them), with no distance.
         reclaim::refaulted(frames[0], evicted_at);
         Ok(())
     }
