@@ -20,6 +20,15 @@ fn page(base: u64, i: u64) -> u64 {
     base + i * PAGE_SIZE
 }
 
+/// Eight pages evicted and the first read back: the next fault, at page
+/// 1, continues a run (a window of 2). The space and the region's start.
+fn run_begun() -> (Space, u64) {
+    let mut s = space_with_swap(64);
+    let base = swapped_region(&mut s, 8);
+    assert_eq!(read_word(&mut s, base), 0x1000);
+    (s, base)
+}
+
 #[test]
 fn a_sequential_run_of_swap_ins_reads_the_pages_after_it_ahead() {
     let mut s = space_with_swap(64);
@@ -71,9 +80,7 @@ fn read_ahead_stops_where_the_slots_are_out_of_order_and_leaves_other_faults_alo
 
 #[test]
 fn pages_ahead_stop_at_the_last_frame_and_never_fail_the_fault() {
-    let mut s = space_with_swap(64);
-    let base = swapped_region(&mut s, 8);
-    assert_eq!(read_word(&mut s, base), 0x1000);
+    let (mut s, base) = run_begun();
     // Two frames left: the fault's own and one page ahead (of a window of 2).
     s.platform_mut().frames_left = Some(2);
     assert_eq!(read_word(&mut s, page(base, 1)), 0x1001);
@@ -106,9 +113,7 @@ fn pages_ahead_pass_the_quota_check() {
 
 #[test]
 fn a_failed_read_maps_nothing_and_frees_every_frame_of_the_run() {
-    let mut s = space_with_swap(64);
-    let base = swapped_region(&mut s, 8);
-    assert_eq!(read_word(&mut s, base), 0x1000);
+    let (mut s, base) = run_begun();
     s.platform_mut().failing_swap_in = true;
     let resident = s.stats().resident_pages;
     assert!(matches!(touch(&mut s, page(base, 1), false), Err(FaultOutcome::SwapInFailed(_))));
