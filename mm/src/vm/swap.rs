@@ -274,11 +274,8 @@ impl<P: Platform> AddressSpace<P> {
     /// slots in order, each with a frame of its own. A page that would
     /// pass the RAM quota, or finds no frame, ends the run.
     fn extend_swap_run(&mut self, run: &mut SwapRun, va: UserAddr, swap_slot: u64, window: u32) {
-        let first = run.entries[0].0;
-        while run.len <= window as usize {
+        for (entry, page) in run.entries[0].0.following(va, window as usize) {
             let k = run.len;
-            let page = UserAddr::new(va.as_u64() + k as u64 * PAGE_SIZE);
-            let Some(entry) = first.after(k) else { return };
             let Ok(PteState::Swapped { slot, prot }) = self.read(entry, page) else { return };
             if slot != swap_slot + k as u64 || self.check_quota((k as u64 + 1) * PAGE_SIZE).is_err() {
                 return;

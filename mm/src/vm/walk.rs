@@ -61,11 +61,16 @@ pub(super) struct Slot {
 }
 
 impl Slot {
-    /// The entry `k` places after this one in the same table; `None` past
-    /// the table's end.
-    pub(super) fn after(self, k: usize) -> Option<Slot> {
-        let index = self.index.checked_add(k).filter(|&i| i < ENTRIES)?;
-        Some(Slot { table: self.table, index })
+    /// Up to `count` entries after this one (the entry of `va`) in the
+    /// same table, in order, each with its page's address; fewer at the
+    /// table's end. What maps ahead of a fault walks (fault-around,
+    /// swap-in read-ahead).
+    pub(super) fn following(self, va: UserAddr, count: usize) -> impl Iterator<Item = (Slot, UserAddr)> {
+        let last = (self.index + count).min(ENTRIES - 1);
+        (self.index + 1..=last).map(move |index| {
+            let page = UserAddr::new(va.as_u64() + (index - self.index) as u64 * PAGE_SIZE);
+            (Slot { table: self.table, index }, page)
+        })
     }
 }
 
@@ -176,11 +181,12 @@ impl<P: Platform> AddressSpace<P> {
                 )
                 | Err(_) => {}
             }
-            if len == FREED_AT_ONCE || (index == ENTRIES - 1 && len > 0) {
-                self.platform.free_pages(frames.iter_mut().take(len).filter_map(Option::take));
+            if len == FREED_AT_ONCE {
+                self.platform.free_pages(frames.iter_mut().filter_map(Option::take));
                 len = 0;
             }
         }
+        self.platform.free_pages(frames.iter_mut().take(len).filter_map(Option::take));
     }
 
     /// The leaf slot for `va`, if its page tables exist.
@@ -274,11 +280,8 @@ impl<P: Platform> AddressSpace<P> {
         if self.platform.prezeroed_hint() == 0 {
             return 0;
         }
-        let last = (first.index + count as usize).min(ENTRIES - 1);
         let mut mapped = 0;
-        for index in first.index + 1..=last {
-            let page = UserAddr::new(va.as_u64() + (index - first.index) as u64 * PAGE_SIZE);
-            let slot = Slot { table: first.table, index };
+        for (slot, page) in first.following(va, count as usize) {
             let state = match self.read(slot, page) {
                 Ok(PteState::Absent) if region.contains(page) => region.default_state(page),
                 Ok(state) if region.contains(page) => state,
