@@ -109,7 +109,7 @@ impl PageCache {
     }
 
     fn home(&self, raw: u64) -> usize {
-        (raw.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & self.mask()
+        super::table_index(raw, self.slots.len())
     }
 
     /// The slot holding `raw`, or the empty slot where it would go.

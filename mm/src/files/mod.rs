@@ -40,6 +40,14 @@ use ustar::{EntryKind, HeaderError, BLOCK};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FileId(pub u16);
 
+/// Where the packed file page `key` ([`FilePage::pack`]) goes in a
+/// hashed table of `len` entries (a power of two, at least one):
+/// Fibonacci hashing, the middle bits of the product. The page cache's
+/// index and its shadow entries both use it.
+pub(crate) fn table_index(key: u64, len: usize) -> usize {
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & (len - 1)
+}
+
 /// Page `page` of file `file`: what the page cache is keyed by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FilePage {

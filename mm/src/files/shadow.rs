@@ -65,10 +65,11 @@ impl ShadowTable {
     /// The entry `key` hashes to; `None` in a table with none (one that
     /// could not be made: nothing is remembered).
     fn entry(&mut self, key: u64) -> Option<&mut Shadow> {
-        let bits = self.entries.len().trailing_zeros();
-        // Fibonacci hashing: the top bits of the product, well mixed.
-        let index = key.wrapping_mul(0x9e37_79b9_7f4a_7c15).checked_shr(64 - bits).unwrap_or(0);
-        self.entries.get_mut(usize::try_from(index).ok()?)
+        if self.entries.is_empty() {
+            return None;
+        }
+        let index = super::table_index(key, self.entries.len());
+        self.entries.get_mut(index)
     }
 
     /// `page` was dropped at `stamp` of the eviction clock.
