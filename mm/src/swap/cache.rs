@@ -30,7 +30,8 @@ use alloc::collections::TryReserveError;
 use alloc::vec::Vec;
 use core::ops::Range;
 
-/// See the module documentation.
+/// See the module documentation. The default has no table and keeps
+/// nothing.
 #[derive(Debug, Default)]
 pub struct SwapCache {
     /// The first frame of the span the table covers.
@@ -42,11 +43,6 @@ pub struct SwapCache {
 }
 
 impl SwapCache {
-    /// A cache that keeps nothing (no table).
-    pub const fn disabled() -> SwapCache {
-        SwapCache { first: 0, slots: Vec::new(), kept: 0 }
-    }
-
     /// A cache for the frames of `frames`; fails, changing nothing, when
     /// the kernel heap cannot hold its table.
     pub fn for_frames(frames: Range<Pfn>) -> Result<SwapCache, TryReserveError> {
@@ -124,7 +120,7 @@ mod tests {
         assert_eq!((cache.take(pfn(100)), cache.take(pfn(100))), (Some(7), None));
         assert_eq!((cache.take(pfn(105)), cache.take(pfn(4_000))), (None, None));
         assert_eq!(cache.len(), 1);
-        let mut cache = SwapCache::disabled();
+        let mut cache = SwapCache::default(); // no table: keeps nothing
         assert!(!cache.keep(pfn(0), 1) && cache.is_empty());
     }
 

@@ -127,12 +127,9 @@ impl<D: BlockDevice> SwapArea<D> {
             Err(e) => return Err((SwapError::Header(e), device)),
         };
         match SlotMap::new(header.slots) {
-            Ok(slots) => Ok(SwapArea {
-                device,
-                slots,
-                cache: SwapCache::disabled(),
-                counters: SwapCounters::default(),
-            }),
+            Ok(slots) => {
+                Ok(SwapArea { device, slots, cache: SwapCache::default(), counters: SwapCounters::default() })
+            }
             Err(_) => Err((SwapError::NoMemoryForSlotMap, device)),
         }
     }
