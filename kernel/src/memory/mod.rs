@@ -47,16 +47,20 @@ fn read_boot_info(boot_info: &'static BootInfo) -> &'static BootMemory {
     })
 }
 
-/// Everything the kernel holds in frames, measured after the kernel heap
-/// gave back its whole free pages: free frames, each owner's frames, and the
-/// heap's live and mapped bytes. Work that ends (a process, a fuzz round)
-/// must leave it exactly as it found it.
+/// Everything the kernel holds, measured after the kernel heap gave back
+/// its whole free pages: free frames, each owner's frames, the heap's live
+/// and mapped bytes, and the swap slots in use (0 without swap). Work that
+/// ends (a process, a fuzz round) must leave it exactly as it found it.
+/// (The page cache keeps file pages after their last mapping went; a
+/// caller that compares across file mappings drops them first,
+/// `files::drop_unmapped`.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Footprint {
     pub free_frames: u64,
     pub frames_by_owner: [u64; mm::frame::Owner::COUNT],
     pub heap_used: usize,
     pub heap_mapped: usize,
+    pub swap_slots_used: u64,
 }
 
 pub fn footprint() -> Footprint {
@@ -68,6 +72,7 @@ pub fn footprint() -> Footprint {
         frames_by_owner: frames.used_by,
         heap_used: heap.used,
         heap_mapped: heap.mapped,
+        swap_slots_used: crate::swap::info().map_or(0, |swap| swap.total_slots - swap.free_slots),
     }
 }
 

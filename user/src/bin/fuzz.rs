@@ -11,7 +11,7 @@
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-use abi::{Error, Syscall, PROT_EXEC, PROT_WRITE};
+use abi::{Error, Syscall, MAP_PRIVATE, PROT_EXEC, PROT_WRITE};
 use pkrt::{println, sys, Rng};
 
 const PAGE: u64 = abi::PAGE_SIZE;
@@ -22,6 +22,10 @@ const CALLS: u32 = 600;
 const IMAGE: core::ops::Range<u64> = 0x20_0000..0x40_0000;
 const STACK: core::ops::Range<u64> = 0x7fff_fffe_0000..0x7fff_ffff_0000;
 const SLOTS: usize = 48;
+/// Names to open: files of the standard file disk (when the boot has one),
+/// a directory, near misses and junk.
+const NAMES: [&str; 8] =
+    ["data/pages32", "bin/hello", "bin/fuzz", "data", "data/pages3", "", "bin/hello/x", "\u{fffd}\0"];
 
 /// Addresses a hostile caller likes.
 const NASTY: [u64; 12] = [
@@ -103,6 +107,10 @@ impl Fuzzer {
         self.returned(sys::raw(number as u64, a, b, c))
     }
 
+    fn call4(&mut self, number: Syscall, a: u64, b: u64, c: u64, d: u64) -> Result<u64, Error> {
+        self.returned(sys::raw4(number as u64, a, b, c, d))
+    }
+
     /// Keeps the table true after a successful release or protect of
     /// `at..at+len`: released slots are forgotten, protected ones marked.
     fn changed(&mut self, at: u64, len: u64, still_there: bool, writable: bool) {
@@ -170,7 +178,9 @@ impl Fuzzer {
             }
             70..=84 => self.touch(),
             85..=89 => self.flood(),
-            90..=94 => sys::yield_now(),
+            90..=92 => sys::yield_now(),
+            93..=95 => self.map_file(),
+            96..=97 => self.hog(),
             _ => self.huge_sparse(),
         }
     }
@@ -197,6 +207,55 @@ impl Fuzzer {
             } else {
                 at.read_volatile();
             }
+        }
+    }
+
+    /// Opens a file (a real name, a wrong one or a hostile pointer) and maps
+    /// part of it with random offset, length and flags; a mapping made is
+    /// remembered, so touches read it (from the disk, through the page
+    /// cache) and write it (copy on write when private; a kill when
+    /// shared, or past the file's end).
+    fn map_file(&mut self) {
+        let id = if self.rng.below(4) == 0 {
+            let (at, len) = (self.address(), self.rng.below(300));
+            self.call(Syscall::Open, at, len, 0)
+        } else {
+            let name = NAMES[self.rng.below(NAMES.len() as u64) as usize];
+            self.call(Syscall::Open, name.as_ptr() as u64, name.len() as u64, 0)
+        };
+        let id = match id {
+            Ok(id) if self.rng.below(10) != 0 => id,
+            _ => self.rng.below(4) + if self.rng.below(2) == 0 { 0 } else { self.rng.next_u64() },
+        };
+        let pages = self.call(Syscall::FileSize, id, 0, 0).map_or(4, |size| size.div_ceil(PAGE));
+        let offset = match self.rng.below(6) {
+            0 => self.rng.next_u64(),
+            1 => self.rng.below(PAGE),
+            _ => PAGE * self.rng.below(pages + 2),
+        };
+        let len = self.length();
+        let private = if self.rng.below(2) == 0 { MAP_PRIVATE } else { 0 };
+        let flags = if self.rng.below(10) == 0 { self.rng.next_u64() } else { self.prot() | private };
+        if let Ok(start) = self.call4(Syscall::Map, id, offset, len, flags) {
+            self.remember(start, len, flags & PROT_WRITE != 0);
+        }
+    }
+
+    /// Up to 4 MiB made writable and written, kept in the table: rounds
+    /// of four fuzzers on a small machine run it short of memory, so
+    /// reclaim (and swap, when the boot has a disk) work under the other
+    /// calls, which decommit, release and protect these pages at random.
+    fn hog(&mut self) {
+        let len = PAGE * (64 + self.rng.below(960));
+        let Ok(start) = self.call(Syscall::Reserve, len, PROT_WRITE, 0) else { return };
+        self.remember(start, len, true);
+        if self.rng.below(2) == 0 {
+            let _ = self.call(Syscall::Commit, start, len, 0);
+        }
+        for page in 0..len / PAGE {
+            // SAFETY: a writable range this process just reserved; nothing
+            // else in this process released or protected it since.
+            unsafe { ((start + page * PAGE) as *mut u64).write_volatile(self.rng.next_u64()) };
         }
     }
 
