@@ -38,6 +38,7 @@ use super::pci::{self, PortCam};
 use crate::memory::{frames, kernel_pages, phys_to_virt};
 use alloc::vec::Vec;
 use core::ptr::NonNull;
+use core::sync::atomic::{fence, Ordering};
 use mm::addr::{Pfn, PAGE_SIZE as FRAME_BYTES};
 use mm::block::{check_transfer, BlockDevice, BlockError};
 use mm::frame::{FrameBlock, Owner};
@@ -303,6 +304,17 @@ impl VirtioDisk {
         let token =
             unsafe { with_buffers(slot, &segments, write, |inputs, outputs| queue.add(inputs, outputs)) }
                 .map_err(io_error)?;
+        // A full barrier between publishing the request (the avail ring's
+        // index, a store) and reading whether the device wants to be told
+        // (the used ring's flags, a load): x86 lets a load pass an earlier
+        // store, so without it this can read the "don't notify" the device
+        // set while still working through the ring, after it looked at the
+        // index for the last time: the request is never seen, and a polled
+        // wait spins forever (found by the fuzz boot: a swap write that never
+        // came back, interrupts off). Linux's virtqueue_kick_prepare has
+        // this virtio_mb(); virtio-drivers 0.13's `add` (a release store)
+        // and `should_notify` (an acquire load) do not order the two.
+        fence(Ordering::SeqCst);
         if self.queue.should_notify() {
             self.transport.notify(QUEUE);
         }
