@@ -58,13 +58,14 @@ gdb: kernel boot-tool
 test: setup
 	@scripts/test.sh
 
-## make fuzz [SEED=n] [SECONDS=s]: the system-call fuzzer for a while (default 1, 60 s of
-## kernel uptime; make test runs it for 30 s); fails on a kernel panic, an unknown return
-## value or a changed footprint.
+## make fuzz [SEED=n] [SECONDS=s] [FIRST_ROUND=r]: the system-call fuzzer for a while (default
+## 1, 60 s of kernel uptime; make test runs it for 30 s), from round r (to come back to a
+## failure); fails on a kernel panic, an unknown return value or a changed footprint.
 SEED ?= 1
 SECONDS ?= 60
+FIRST_ROUND ?= 0
 fuzz: setup
-	PK_FUZZ_SEED=$(SEED) PK_FUZZ_SECONDS=$(SECONDS) cargo test -p pagekeeper-tests --test qemu -- \
+	PK_FUZZ_SEED=$(SEED) PK_FUZZ_SECONDS=$(SECONDS) PK_FUZZ_FIRST_ROUND=$(FIRST_ROUND) cargo test -p pagekeeper-tests --test qemu -- \
 		--nocapture fuzzing_for_a_while_leaves_the_kernel_intact
 
 ## make bench: host benchmarks and the swap, file and fault boots, all optimised (the boots' kernels built with

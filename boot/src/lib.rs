@@ -287,6 +287,14 @@ pub fn qemu_command(config: &RunConfig, image: &Path, disks: &RunDisks) -> Comma
     if config.gdb {
         cmd.args(["-s", "-S"]);
     }
+    // A QEMU monitor on a Unix socket, for looking into a hung boot
+    // (`info registers`, then the kernel's symbols: docs/tools.md).
+    if let Some(socket) = std::env::var_os("PK_QEMU_MONITOR") {
+        let mut spec = std::ffi::OsString::from("unix:");
+        spec.push(socket);
+        spec.push(",server,nowait");
+        cmd.arg("-monitor").arg(spec);
+    }
     cmd
 }
 

@@ -37,12 +37,15 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     pagekeeper::init(boot_info);
     let seed = number(option_env!("PK_FUZZ_SEED"), 1);
     let seconds = number(option_env!("PK_FUZZ_SECONDS"), 30);
-    println!("fuzz: seed {seed}, {seconds} s, {PROCESSES} processes a round");
+    // Rounds before this one are skipped: a failure at round N comes back
+    // with PK_FUZZ_FIRST_ROUND=N (`make fuzz ... FIRST_ROUND=N`).
+    let first_round = number(option_env!("PK_FUZZ_FIRST_ROUND"), 0);
+    println!("fuzz: seed {seed}, {seconds} s, {PROCESSES} processes a round, from round {first_round}");
     let mut totals = fuzz::RoundStats::default();
     let mut before = None;
-    let mut round = 0;
+    let mut round = first_round;
     let deadline = timer::uptime_ms() + seconds * 1000;
-    while round == 0 || timer::uptime_ms() < deadline {
+    while round == first_round || timer::uptime_ms() < deadline {
         let batch: [u64; PROCESSES as usize] =
             core::array::from_fn(|i| seed.wrapping_mul(1000).wrapping_add(round * PROCESSES + i as u64));
         match fuzz::round(&batch) {
@@ -63,7 +66,8 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     let after = settled_footprint();
     let intact = Some(&after) == before.as_ref();
     println!(
-        "fuzz: {round} rounds, {} processes exited, {} killed; kernel footprint {}",
+        "fuzz: {} rounds, {} processes exited, {} killed; kernel footprint {}",
+        round - first_round,
         totals.exited,
         totals.killed,
         if intact { "unchanged" } else { "CHANGED" }
