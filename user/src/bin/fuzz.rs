@@ -4,8 +4,9 @@
 //! own heap's included) and keeps what it reserved in a fixed table, so that
 //! most calls hit real regions and go deep into the kernel.
 //!
-//! It exits 0 after its calls, or 42 if the kernel ever returned a value
-//! that is neither a result nor a known error code. Being killed for a bad
+//! It exits 0 after its calls, 42 if the kernel ever returned a value
+//! that is neither a result nor a known error code, or 43 if a page of a
+//! hog it set aside does not read back as it wrote it. Being killed for a bad
 //! touch is a normal end: the kernel must just survive it and clean up.
 #![no_std]
 #![no_main]
@@ -22,6 +23,8 @@ const CALLS: u32 = 600;
 const IMAGE: core::ops::Range<u64> = 0x20_0000..0x40_0000;
 const STACK: core::ops::Range<u64> = 0x7fff_fffe_0000..0x7fff_ffff_0000;
 const SLOTS: usize = 48;
+/// Hogs set aside to be checked: no call of the fuzzer's own touches them.
+const KEPT: usize = 4;
 /// Names to open: files of the standard file disk (when the boot has one),
 /// a directory, near misses and junk.
 const NAMES: [&str; 8] =
@@ -49,6 +52,17 @@ struct Fuzzer {
     regions: [(u64, u64, bool); SLOTS],
     calls: u32,
     errors: u32,
+    /// (start, pages, salt) of hogs kept aside: each page's first word
+    /// holds [`expected`] of its address, checked by [`Fuzzer::check_kept`].
+    kept: [(u64, u64, u64); KEPT],
+}
+
+/// What a kept hog's page at `at` must read: a mix of its address and
+/// the hog's salt, so a page swapped back into the wrong place, or not
+/// at all, reads wrong.
+fn expected(at: u64, salt: u64) -> u64 {
+    let x = (at ^ salt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
 }
 
 impl Fuzzer {
@@ -84,10 +98,12 @@ impl Fuzzer {
         }
     }
 
-    /// Whether `at..at+len` spares the fuzzer's own image and stack.
-    fn spares_me(at: u64, len: u64) -> bool {
+    /// Whether `at..at+len` spares the fuzzer's own image and stack, and
+    /// the hogs it keeps to check.
+    fn spares_me(&self, at: u64, len: u64) -> bool {
         let end = at.saturating_add(len);
-        [IMAGE, STACK].iter().all(|own| end <= own.start || at >= own.end)
+        let kept = self.kept.iter().filter(|k| k.1 != 0).map(|&(start, pages, _)| start..start + pages * PAGE);
+        [IMAGE, STACK].into_iter().chain(kept).all(|own| end <= own.start || at >= own.end)
     }
 
     /// Checks a return value against the ABI: a result or a known error.
@@ -143,19 +159,19 @@ impl Fuzzer {
             }
             27..=36 => {
                 let (at, len) = (self.address(), self.length());
-                if Self::spares_me(at, len) {
+                if self.spares_me(at, len) {
                     let _ = self.call(Syscall::Decommit, at, len, 0);
                 }
             }
             37..=46 => {
                 let (at, len) = (self.address(), self.length());
-                if Self::spares_me(at, len) && self.call(Syscall::Release, at, len, 0).is_ok() {
+                if self.spares_me(at, len) && self.call(Syscall::Release, at, len, 0).is_ok() {
                     self.changed(at, len, false, false);
                 }
             }
             47..=56 => {
                 let (at, len, prot) = (self.address(), self.length(), self.prot());
-                if Self::spares_me(at, len) && self.call(Syscall::Protect, at, len, prot).is_ok() {
+                if self.spares_me(at, len) && self.call(Syscall::Protect, at, len, prot).is_ok() {
                     self.changed(at, len, true, prot & PROT_WRITE != 0);
                 }
             }
@@ -165,20 +181,23 @@ impl Fuzzer {
             }
             62..=65 => {
                 let at = self.address();
-                let _ = self.call(Syscall::MemStats, at, 0, 0);
+                if self.spares_me(at, abi::MemStats::SIZE as u64) {
+                    let _ = self.call(Syscall::MemStats, at, 0, 0);
+                }
             }
             66..=69 => {
                 let number = if self.rng.below(2) == 0 { self.rng.below(20) } else { self.rng.next_u64() };
                 // Never exit through the random call: the count must go on.
                 let (a, b, c) = (self.address(), self.length(), self.rng.next_u64());
-                if number != Syscall::Exit as u64 && Self::spares_me(a, b) {
+                if number != Syscall::Exit as u64 && self.spares_me(a, b) {
                     let value = sys::raw(number, a, b, c);
                     let _ = self.returned(value);
                 }
             }
             70..=84 => self.touch(),
             85..=89 => self.flood(),
-            90..=92 => sys::yield_now(),
+            90..=91 => sys::yield_now(),
+            92 => self.check_kept(),
             93..=95 => self.map_file(),
             96..=97 => self.hog(),
             _ => self.huge_sparse(),
@@ -192,9 +211,11 @@ impl Fuzzer {
             return; // an empty slot
         }
         if self.rng.below(200) == 0 {
-            let at = self.address() as *mut u8;
-            // SAFETY: not safe: a hostile touch; the kernel kills us if it is bad.
-            unsafe { at.write_volatile(1) };
+            let at = self.address();
+            if self.spares_me(at, 1) {
+                // SAFETY: not safe: a hostile touch; the kernel kills us if it is bad.
+                unsafe { (at as *mut u8).write_volatile(1) };
+            }
             return;
         }
         let at = (start + PAGE * self.rng.below(pages.max(1))) as *mut u64;
@@ -241,21 +262,46 @@ impl Fuzzer {
         }
     }
 
-    /// Up to 4 MiB made writable and written, kept in the table: rounds
-    /// of four fuzzers on a small machine run it short of memory, so
-    /// reclaim (and swap, when the boot has a disk) work under the other
-    /// calls, which decommit, release and protect these pages at random.
+    /// Up to 4 MiB made writable and written, kept: rounds of four fuzzers
+    /// on a small machine run it short of memory, so reclaim (and swap,
+    /// when the boot has a disk) work under the other calls. Most hogs go
+    /// into the table, where those calls decommit, release and protect
+    /// them at random; some are set aside, written with a pattern no call
+    /// of ours disturbs, and checked later ([`Fuzzer::check_kept`]): every
+    /// page must read back as written, wherever reclaim sent it meanwhile.
     fn hog(&mut self) {
         let len = PAGE * (64 + self.rng.below(960));
         let Ok(start) = self.call(Syscall::Reserve, len, PROT_WRITE, 0) else { return };
-        self.remember(start, len, true);
+        let aside = self.kept.iter().position(|k| k.1 == 0).filter(|_| self.rng.below(3) == 0);
+        let salt = self.rng.next_u64();
+        match aside {
+            Some(i) => self.kept[i] = (start, len / PAGE, salt),
+            None => self.remember(start, len, true),
+        }
         if self.rng.below(2) == 0 {
             let _ = self.call(Syscall::Commit, start, len, 0);
         }
-        for page in 0..len / PAGE {
+        for at in (start..start + len).step_by(PAGE as usize) {
             // SAFETY: a writable range this process just reserved; nothing
             // else in this process released or protected it since.
-            unsafe { ((start + page * PAGE) as *mut u64).write_volatile(self.rng.next_u64()) };
+            unsafe { (at as *mut u64).write_volatile(expected(at, salt)) };
+        }
+    }
+
+    /// Reads every page of the hogs kept aside; exits with 43 at the first
+    /// that does not hold what was written (a kernel bug: none of this
+    /// process's calls touched it).
+    fn check_kept(&self) {
+        for &(start, pages, salt) in self.kept.iter().filter(|k| k.1 != 0) {
+            for at in (start..start + pages * PAGE).step_by(PAGE as usize) {
+                // SAFETY: a kept hog: reserved writable by this process and
+                // never released, decommitted or protected by it since.
+                let found = unsafe { (at as *const u64).read_volatile() };
+                if found != expected(at, salt) {
+                    println!("fuzz: page {at:#x} of a kept hog reads {found:#x}, not {:#x}", expected(at, salt));
+                    sys::exit(43);
+                }
+            }
         }
     }
 
@@ -286,10 +332,12 @@ impl Fuzzer {
 }
 
 fn main(seed: u64) -> i32 {
-    let mut fuzzer = Fuzzer { rng: Rng::new(seed), regions: [(0, 0, false); SLOTS], calls: 0, errors: 0 };
+    let mut fuzzer =
+        Fuzzer { rng: Rng::new(seed), regions: [(0, 0, false); SLOTS], calls: 0, errors: 0, kept: [(0, 0, 0); KEPT] };
     for _ in 0..CALLS {
         fuzzer.step();
     }
+    fuzzer.check_kept();
     println!("fuzz seed {seed}: {} calls, {} refused with an error code", fuzzer.calls, fuzzer.errors);
     0
 }
