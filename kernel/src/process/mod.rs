@@ -463,7 +463,9 @@ fn user_trap(frame: &mut TrapFrame, trap: Trap) {
         Trap::Timer | Trap::Interrupt => Next::Resume,
         Trap::PageFault(fault) => match vm::handle_fault(&fault) {
             Ok(()) => Next::Resume,
-            Err(report) if report.outcome == vm::FaultOutcome::OutOfMemory => {
+            Err(report)
+                if matches!(report.outcome, vm::FaultOutcome::OutOfMemory | vm::FaultOutcome::Thrashing) =>
+            {
                 oom::out_of_memory(running_pid(), report)
             }
             Err(report) => Next::End(ExitStatus::KilledByFault(report)),

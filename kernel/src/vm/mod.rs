@@ -246,6 +246,9 @@ fn resolve(fault: &PageFault) -> (Option<SpaceId>, FaultOutcome, Option<Region>)
 
 /// Why a fault found no memory even after reclaim.
 fn out_of_memory_reason(outcome: FaultOutcome) -> Option<&'static str> {
+    if outcome == FaultOutcome::Thrashing {
+        return Some("thrashing");
+    }
     if outcome != FaultOutcome::OutOfMemory {
         return None;
     }

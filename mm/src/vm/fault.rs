@@ -59,6 +59,12 @@ pub enum FaultOutcome {
     File(FileError),
     /// Legal, but no frame could be had.
     OutOfMemory,
+    /// The page was brought back in (it is mapped), but by the
+    /// [`THRASH_LIMIT`](super::thrash::THRASH_LIMIT)th fault in a row on
+    /// it: reclaim takes it before the process can use it, so memory is
+    /// too short for progress. Not resolved: the caller frees memory (the
+    /// OOM killer) before the access is retried (`vm/thrash.rs`).
+    Thrashing,
     /// Legal, but the page could not be read back from swap (it stays
     /// swapped).
     SwapInFailed(SwapError),
@@ -138,7 +144,9 @@ impl FaultCounters {
             FaultOutcome::Spurious => &mut self.spurious,
             FaultOutcome::Violation(_) => &mut self.violations,
             FaultOutcome::File(_) => &mut self.file_errors,
-            FaultOutcome::OutOfMemory | FaultOutcome::KernelMemoryLimit => &mut self.out_of_memory,
+            FaultOutcome::OutOfMemory | FaultOutcome::KernelMemoryLimit | FaultOutcome::Thrashing => {
+                &mut self.out_of_memory
+            }
             FaultOutcome::QuotaExceeded { .. } => &mut self.quota_exceeded,
         };
         *counter += 1;
@@ -180,6 +188,12 @@ impl<P: Platform> AddressSpace<P> {
         let region = self.regions.find(va).copied();
         let outcome = self.classify_and_resolve(va, access, region.as_ref());
         self.stats.faults.count(outcome);
+        let brought_in = matches!(outcome, FaultOutcome::FileMapped | FaultOutcome::SwappedIn);
+        if !brought_in {
+            self.refaults.broken();
+        } else if self.refaults.brought_in(va) {
+            return (FaultOutcome::Thrashing, region);
+        }
         (outcome, region)
     }
 
@@ -295,6 +309,7 @@ impl FaultOutcome {
             | FaultOutcome::Violation(_)
             | FaultOutcome::File(_)
             | FaultOutcome::OutOfMemory
+            | FaultOutcome::Thrashing
             | FaultOutcome::KernelMemoryLimit
             | FaultOutcome::QuotaExceeded { .. } => false,
         }
@@ -342,6 +357,11 @@ impl fmt::Display for FaultOutcome {
             FaultOutcome::File(e @ FileError::PastEnd { .. }) => write!(f, "bus error (SIGBUS): {e}"),
             FaultOutcome::File(e) => write!(f, "file page unavailable: {e}"),
             FaultOutcome::OutOfMemory => write!(f, "out of memory"),
+            FaultOutcome::Thrashing => write!(
+                f,
+                "thrashing: the page was brought back in {} faults in a row, taken again each time before use",
+                super::thrash::THRASH_LIMIT
+            ),
             FaultOutcome::KernelMemoryLimit => {
                 write!(f, "the page table it needs would pass the process's kernel-memory limit")
             }

@@ -44,6 +44,7 @@ mod region;
 mod swap;
 #[cfg(test)]
 mod tests;
+mod thrash;
 mod walk;
 
 pub use fault::{Access, FaultCounters, FaultOutcome, Violation};
@@ -263,6 +264,8 @@ pub struct AddressSpace<P: Platform> {
     sequential: fault_around::SequentialFaults,
     /// Swap-in read-ahead's detector of sequential swap-in faults.
     sequential_swap_ins: fault_around::SequentialFaults,
+    /// The page the last fault brought in, and how often in a row.
+    refaults: thrash::RefaultRun,
 }
 
 /// Checks that `addr..addr+len` is a page-aligned, non-empty range of the
@@ -309,6 +312,7 @@ impl<P: Platform> AddressSpace<P> {
             destroyed: false,
             sequential,
             sequential_swap_ins,
+            refaults: thrash::RefaultRun::default(),
         })
     }
 
