@@ -58,14 +58,20 @@ gdb: kernel boot-tool
 test: setup
 	@scripts/test.sh
 
-## make fuzz [SEED=n] [SECONDS=s] [FIRST_ROUND=r]: the system-call fuzzer for a while (default
-## 1, 60 s of kernel uptime; make test runs it for 30 s), from round r (to come back to a
-## failure); fails on a kernel panic, an unknown return value or a changed footprint.
+## make fuzz [SEED=n] [SECONDS=s] [FIRST_ROUND=r] [FUZZ_MEMORY=mib] [FUZZ_SWAP=mib]: the
+## system-call fuzzer for a while (default 1, 60 s of kernel uptime; make test runs it for
+## 30 s), from round r (to come back to a failure), on a machine of that size (48 MiB, 64 MiB
+## of swap; 0: none); fails on a kernel panic, a hang, an unknown return value, a page of a
+## kept hog that reads wrong or a changed footprint.
 SEED ?= 1
 SECONDS ?= 60
 FIRST_ROUND ?= 0
+# The fuzz boot's machine: MiB of RAM and of swap disk (0: none).
+FUZZ_MEMORY ?= 48
+FUZZ_SWAP ?= 64
 fuzz: setup
-	PK_FUZZ_SEED=$(SEED) PK_FUZZ_SECONDS=$(SECONDS) PK_FUZZ_FIRST_ROUND=$(FIRST_ROUND) cargo test -p pagekeeper-tests --test qemu -- \
+	PK_FUZZ_SEED=$(SEED) PK_FUZZ_SECONDS=$(SECONDS) PK_FUZZ_FIRST_ROUND=$(FIRST_ROUND) \
+		PK_FUZZ_MEMORY_MIB=$(FUZZ_MEMORY) PK_FUZZ_SWAP_MIB=$(FUZZ_SWAP) cargo test -p pagekeeper-tests --test qemu -- \
 		--nocapture fuzzing_for_a_while_leaves_the_kernel_intact
 
 ## make bench: host benchmarks and the swap, file and fault boots, all optimised (the boots' kernels built with

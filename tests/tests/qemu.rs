@@ -309,18 +309,32 @@ fn fault_syscall_and_switch_costs() {
 
 /// The fuzz boot (kernel/tests/fuzz.rs): rounds of four fuzz processes at
 /// 48 MiB with a 64 MiB swap disk and the standard file disk, so hostile
-/// calls run against reclaim, swap and the page cache; no panic, the
-/// footprint (frames, heap, swap slots) back after the rounds. `make test`
-/// runs it for 30 s of uptime from seed 1; `make fuzz SEED=.. SECONDS=..`
-/// for longer (the kernel reads both at build time).
+/// calls run against reclaim, swap and the page cache; no panic, no hang,
+/// no page of a kept hog read wrong, the footprint (frames, heap, swap
+/// slots) back after the rounds. `make test` runs it for 30 s of uptime
+/// from seed 1; `make fuzz SEED=.. SECONDS=.. FUZZ_MEMORY=.. FUZZ_SWAP=..`
+/// for longer or on another machine (the kernel reads seed and seconds at
+/// build time, this test the machine at run time).
 #[test]
 fn fuzzing_for_a_while_leaves_the_kernel_intact() {
+    let mib =
+        |name: &str, default: u32| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    fuzz_boot(mib("PK_FUZZ_MEMORY_MIB", 48), mib("PK_FUZZ_SWAP_MIB", 64));
+}
+
+/// The same boot without swap: memory runs out for real, the page cache
+/// is all reclaim can take, and the OOM killer ends processes (direct
+/// reclaim once looped forever here, one file page read again and again).
+#[test]
+fn fuzzing_without_swap_leaves_the_kernel_intact() {
+    fuzz_boot(48, 0);
+}
+
+fn fuzz_boot(memory_mib: u32, swap_mib: u32) {
     let seconds: u64 = std::env::var("PK_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     let mut config = config(Kernel::Named("fuzz"));
-    // Small, with swap and files: the fuzzers' hogs and file mappings run
-    // reclaim, swap and the page cache under their hostile calls.
-    config.memory_mib = 48;
-    config.swap_mib = 64;
+    config.memory_mib = memory_mib;
+    config.swap_mib = swap_mib;
     config.files = Some(standard_files());
     // Uptime is emulated: give QEMU generous wall-clock time.
     config.timeout = Some(Duration::from_secs(seconds * 4 + 120));

@@ -102,7 +102,8 @@ impl Fuzzer {
     /// the hogs it keeps to check.
     fn spares_me(&self, at: u64, len: u64) -> bool {
         let end = at.saturating_add(len);
-        let kept = self.kept.iter().filter(|k| k.1 != 0).map(|&(start, pages, _)| start..start + pages * PAGE);
+        let kept =
+            self.kept.iter().filter(|k| k.1 != 0).map(|&(start, pages, _)| start..start + pages * PAGE);
         [IMAGE, STACK].into_iter().chain(kept).all(|own| end <= own.start || at >= own.end)
     }
 
@@ -298,7 +299,10 @@ impl Fuzzer {
                 // never released, decommitted or protected by it since.
                 let found = unsafe { (at as *const u64).read_volatile() };
                 if found != expected(at, salt) {
-                    println!("fuzz: page {at:#x} of a kept hog reads {found:#x}, not {:#x}", expected(at, salt));
+                    println!(
+                        "fuzz: page {at:#x} of a kept hog reads {found:#x}, not {:#x}",
+                        expected(at, salt)
+                    );
                     sys::exit(43);
                 }
             }
@@ -332,8 +336,13 @@ impl Fuzzer {
 }
 
 fn main(seed: u64) -> i32 {
-    let mut fuzzer =
-        Fuzzer { rng: Rng::new(seed), regions: [(0, 0, false); SLOTS], calls: 0, errors: 0, kept: [(0, 0, 0); KEPT] };
+    let mut fuzzer = Fuzzer {
+        rng: Rng::new(seed),
+        regions: [(0, 0, false); SLOTS],
+        calls: 0,
+        errors: 0,
+        kept: [(0, 0, 0); KEPT],
+    };
     for _ in 0..CALLS {
         fuzzer.step();
     }
