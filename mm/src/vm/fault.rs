@@ -59,11 +59,12 @@ pub enum FaultOutcome {
     File(FileError),
     /// Legal, but no frame could be had.
     OutOfMemory,
-    /// The page was brought back in (it is mapped), but by the
-    /// [`THRASH_LIMIT`](super::thrash::THRASH_LIMIT)th fault in a row on
-    /// it: reclaim takes it before the process can use it, so memory is
-    /// too short for progress. Not resolved: the caller frees memory (the
-    /// OOM killer) before the access is retried (`vm/thrash.rs`).
+    /// The page was brought in (it is mapped), but this was the
+    /// [`THRASH_LIMIT`](super::thrash::THRASH_LIMIT)th fault in a row to
+    /// bring back a page the space brought in lately: reclaim takes its
+    /// pages before the process can use them, so memory is too short for
+    /// progress. Not resolved: the caller frees memory (the OOM killer)
+    /// before the access is retried (`vm/thrash.rs`).
     Thrashing,
     /// Legal, but the page could not be read back from swap (it stays
     /// swapped).
@@ -359,7 +360,7 @@ impl fmt::Display for FaultOutcome {
             FaultOutcome::OutOfMemory => write!(f, "out of memory"),
             FaultOutcome::Thrashing => write!(
                 f,
-                "thrashing: the page was brought back in {} faults in a row, taken again each time before use",
+                "thrashing: {} faults in a row brought back pages reclaim had taken again before their use",
                 super::thrash::THRASH_LIMIT
             ),
             FaultOutcome::KernelMemoryLimit => {

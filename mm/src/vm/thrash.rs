@@ -1,14 +1,15 @@
-//! Thrashing, seen from one space: the same page brought back in from the
-//! disk (a file page, a swap-in) fault after fault, because reclaim takes
-//! it again before the process gets to use it. When memory is nearly all
-//! pages reclaim cannot take (anonymous pages with no swap), the few pages
-//! it can take are every process's code and file pages: each fault's page
-//! is the next fault's victim, no process makes progress, and reclaim
-//! "succeeds" every time, so nothing ever calls it out of memory. (Linux
-//! thrashes the same way; its answer is pressure stall information and a
-//! user-space killer.) After [`THRASH_LIMIT`] such faults in a row on one
-//! page, the fault reports out of memory, with the page mapped: the OOM
-//! killer ends a process, which frees memory reclaim could not.
+//! Thrashing, seen from one space: its faults keep bringing back, from the
+//! page cache or swap, pages it brought in a moment ago, because reclaim
+//! takes them again before the process gets to use them. When memory is
+//! nearly all pages reclaim cannot take (anonymous pages with no swap),
+//! the few pages it can take are every process's code and file pages:
+//! each fault's page is the next fault's victim, no process makes
+//! progress, and reclaim "succeeds" every time, so no fault ever finds
+//! memory short. (Linux thrashes the same way; its answer is pressure
+//! stall information and a user-space killer.) After [`THRASH_LIMIT`]
+//! such faults in a row, the fault reports thrashing, with its page
+//! mapped: the OOM killer ends a process, which frees memory reclaim
+//! could not.
 
 use crate::addr::UserAddr;
 
