@@ -317,21 +317,25 @@ fn fault_syscall_and_switch_costs() {
 /// build time, this test the machine at run time).
 #[test]
 fn fuzzing_for_a_while_leaves_the_kernel_intact() {
-    let mib =
-        |name: &str, default: u32| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
-    fuzz_boot(mib("PK_FUZZ_MEMORY_MIB", 48), mib("PK_FUZZ_SWAP_MIB", 64));
+    fuzz_boot(env_number("PK_FUZZ_MEMORY_MIB", 48), env_number("PK_FUZZ_SWAP_MIB", 64));
+}
+
+/// The number in environment variable `name`, or `default`.
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
 /// The same boot without swap: memory runs out for real, the page cache
-/// is all reclaim can take, and the OOM killer ends processes (direct
-/// reclaim once looped forever here, one file page read again and again).
+/// is all reclaim can take, and the OOM killer ends processes (this boot
+/// hung twice before: direct reclaim retrying without bound, and two
+/// processes thrashing on each other's code pages).
 #[test]
 fn fuzzing_without_swap_leaves_the_kernel_intact() {
     fuzz_boot(48, 0);
 }
 
 fn fuzz_boot(memory_mib: u32, swap_mib: u32) {
-    let seconds: u64 = std::env::var("PK_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let seconds: u64 = env_number("PK_FUZZ_SECONDS", 30);
     let mut config = config(Kernel::Named("fuzz"));
     config.memory_mib = memory_mib;
     config.swap_mib = swap_mib;

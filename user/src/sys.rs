@@ -8,31 +8,21 @@ fn call(number: Syscall, a: u64, b: u64, c: u64) -> Result<u64, Error> {
 }
 
 fn call4(number: Syscall, a: u64, b: u64, c: u64, d: u64) -> Result<u64, Error> {
-    let ret: i64;
-    // SAFETY: the kernel's syscall gate reads rax/rdi/rsi/rdx/r10, writes
-    // rax and preserves every other register; it only touches memory the
-    // arguments name, after validating it.
-    unsafe {
-        asm!("int 0x80", inlateout("rax") number as u64 => ret, in("rdi") a, in("rsi") b, in("rdx") c, in("r10") d, options(nostack));
-    }
-    Error::from_return(ret)
+    Error::from_return(raw4(number as u64, a, b, c, d))
 }
 
 /// Raw call with an arbitrary number and arguments (for tests of the ABI).
 pub fn raw(number: u64, a: u64, b: u64, c: u64) -> i64 {
-    let ret: i64;
-    // SAFETY: as in `call`.
-    unsafe {
-        asm!("int 0x80", inlateout("rax") number => ret, in("rdi") a, in("rsi") b, in("rdx") c, options(nostack));
-    }
-    ret
+    raw4(number, a, b, c, 0)
 }
 
-/// Raw call with four arguments (the fourth in r10), for `map` in the
-/// fuzzer.
+/// Raw call with four arguments (the fourth in r10): the one system-call
+/// instruction every call here goes through.
 pub fn raw4(number: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
     let ret: i64;
-    // SAFETY: as in `call`.
+    // SAFETY: the kernel's syscall gate reads rax/rdi/rsi/rdx/r10, writes
+    // rax and preserves every other register; it only touches memory the
+    // arguments name, after validating it.
     unsafe {
         asm!("int 0x80", inlateout("rax") number => ret, in("rdi") a, in("rsi") b, in("rdx") c, in("r10") d, options(nostack));
     }

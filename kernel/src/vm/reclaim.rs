@@ -481,10 +481,11 @@ const DIRECT_RETRIES: u32 = 16;
 /// process's own) can take the one a batch freed, read the file page into
 /// it, fail on the second, and leave the page unmapped, which the next
 /// batch drops again: one frame freed each turn, forever, with interrupts
-/// off. The fuzz boot without swap hung so: one process's fault at one
-/// address for minutes, the file page read again and again. After the last retry the
-/// failure goes back to the caller, and from there to the out-of-memory
-/// path, which frees memory for real.
+/// off. (The fuzz boot without swap hung with one process's fault at one
+/// address for minutes, its file page read again and again; this bound
+/// and the thrashing check, `mm::vm`'s `thrash.rs`, end such loops.)
+/// After the last retry the failure goes back to the caller, and from
+/// there to the out-of-memory path, which frees memory for real.
 pub(super) fn direct<R>(
     spaces: &mut BTreeMap<SpaceId, Space>,
     mut attempt: impl FnMut(&mut BTreeMap<SpaceId, Space>) -> R,

@@ -264,7 +264,8 @@ pub struct AddressSpace<P: Platform> {
     sequential: fault_around::SequentialFaults,
     /// Swap-in read-ahead's detector of sequential swap-in faults.
     sequential_swap_ins: fault_around::SequentialFaults,
-    /// The page the last fault brought in, and how often in a row.
+    /// The last pages faults brought in, and how many faults in a row
+    /// brought one of them back (`vm/thrash.rs`).
     refaults: thrash::RefaultRun,
 }
 

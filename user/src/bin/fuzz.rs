@@ -121,7 +121,7 @@ impl Fuzzer {
     }
 
     fn call(&mut self, number: Syscall, a: u64, b: u64, c: u64) -> Result<u64, Error> {
-        self.returned(sys::raw(number as u64, a, b, c))
+        self.call4(number, a, b, c, 0)
     }
 
     fn call4(&mut self, number: Syscall, a: u64, b: u64, c: u64, d: u64) -> Result<u64, Error> {
