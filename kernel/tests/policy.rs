@@ -1,7 +1,8 @@
 //! The memory-policy test kernel (docs/memory-policy.md), booted by the
 //! host tests at 64 MiB without swap: each overcommit mode's boundary, a
 //! quota'd process beside a neighbour, the redline handler, the pressure
-//! page under a hog, the runtime's background scavenger, and an OOM storm.
+//! page under a hog, the runtime's background scavenger, an OOM storm, and
+//! a system call whose copy of user memory finds none left.
 //! Every test checks that process frames and page tables all came back.
 #![no_std]
 #![no_main]
@@ -33,6 +34,7 @@ const WATCH: u64 = 4;
 const HOG: u64 = 5;
 const SCAVENGER: u64 = 6;
 const GROW: u64 = 7;
+const COPY_WHEN_OUT: u64 = 8;
 
 fn check(mode: u64, n: u64) -> u64 {
     mode | n << 8
@@ -173,6 +175,33 @@ fn an_oom_storm_kills_the_highest_scores_only_and_spares_the_protected() {
     println!("oom storm: {kills} killed of 5");
 }
 
+/// The process `trigger`'s own system call (not a fault of its code)
+/// found no memory and woke the OOM killer, which ended `status`'s process.
+fn killed_for_a_system_call(status: ExitStatus, trigger: u32) -> bool {
+    matches!(status, ExitStatus::KilledByOom(kill) if kill.trigger.0 == trigger && kill.in_system_call)
+}
+
+fn a_system_call_that_finds_no_memory_wakes_the_oom_killer_as_a_fault_would() {
+    let protected = SpawnOptions { oom_score_adj: -1000, ..SpawnOptions::DEFAULT };
+    let preferred = SpawnOptions { oom_score_adj: 1000, ..SpawnOptions::DEFAULT };
+    // A neighbour the killer prefers: it goes, and the call goes on.
+    let done = run(&[(check(GROW, 8), preferred), (check(COPY_WHEN_OUT, 50), SpawnOptions::DEFAULT)]);
+    let copier = first_pid(&done) + 1;
+    assert_eq!(
+        status_of(&done, 1),
+        ExitStatus::Exited(0),
+        "the copy was retried after the kill and succeeded"
+    );
+    assert!(killed_for_a_system_call(status_of(&done, 0), copier), "{}", status_of(&done, 0));
+    // Alone, the process itself is the one to go.
+    let done = run(&[(check(COPY_WHEN_OUT, 0), SpawnOptions::DEFAULT)]);
+    let status = status_of(&done, 0);
+    assert!(killed_for_a_system_call(status, first_pid(&done)), "{status}");
+    // Alone and protected: nothing can be freed, and the call says so.
+    let done = run(&[(check(COPY_WHEN_OUT, 0), protected)]);
+    assert_eq!(status_of(&done, 0), ExitStatus::Exited(10), "NoMemory, not BadAddress or a kill");
+}
+
 fn main(boot_info: &'static mut BootInfo) -> ! {
     pagekeeper::init(boot_info);
     let tests: &[&dyn Testable] = &[
@@ -184,6 +213,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &the_pressure_page_rises_with_a_hog_and_falls_back_when_it_exits,
         &the_background_scavenger_returns_freed_heap_pages_without_a_call,
         &an_oom_storm_kills_the_highest_scores_only_and_spares_the_protected,
+        &a_system_call_that_finds_no_memory_wakes_the_oom_killer_as_a_fault_would,
     ];
     run_tests_with(tests, RunnerConfig { timeout_ms: 600_000 })
 }

@@ -463,10 +463,12 @@ fn user_trap(frame: &mut TrapFrame, trap: Trap) {
         Trap::Timer | Trap::Interrupt => Next::Resume,
         Trap::PageFault(fault) => match vm::handle_fault(&fault) {
             Ok(()) => Next::Resume,
-            Err(report)
-                if matches!(report.outcome, vm::FaultOutcome::OutOfMemory | vm::FaultOutcome::Thrashing) =>
-            {
-                oom::out_of_memory(running_pid(), report)
+            Err(report) if report.outcome.is_out_of_memory() => {
+                match oom::out_of_memory(running_pid(), &report) {
+                    oom::Verdict::Retry => Next::Resume,
+                    oom::Verdict::KillSelf(kill) => Next::End(ExitStatus::KilledByOom(kill)),
+                    oom::Verdict::Refused => Next::End(ExitStatus::KilledByFault(report)),
+                }
             }
             Err(report) => Next::End(ExitStatus::KilledByFault(report)),
         },

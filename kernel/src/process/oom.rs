@@ -15,7 +15,7 @@
 //!                  refused as before (its out-of-memory fault report)
 //! ```
 
-use super::{finish, with_table, ExitStatus, Next, Pid};
+use super::{finish, with_table, ExitStatus, Pid};
 use crate::vm::{self, FaultReport};
 use crate::{memory::frames, println, warn};
 use alloc::vec::Vec;
@@ -28,8 +28,11 @@ static KILLS: AtomicU64 = AtomicU64::new(0);
 /// Why a process was killed by the OOM killer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OomKill {
-    /// The process whose fault found no memory.
+    /// The process whose access found no memory.
     pub trigger: Pid,
+    /// That access was a system call's copy of the process's memory, not
+    /// the process's own.
+    pub in_system_call: bool,
     /// The victim's badness score (0..=2000) and the highest of the others.
     pub score: u64,
     pub next_score: u64,
@@ -41,8 +44,11 @@ impl fmt::Display for OomKill {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "killed by the OOM killer (score {}; process {} needed memory; {} pages freed)",
-            self.score, self.trigger, self.freed_pages
+            "killed by the OOM killer (score {}; process {} needed memory{}; {} pages freed)",
+            self.score,
+            self.trigger,
+            if self.in_system_call { " in a system call" } else { "" },
+            self.freed_pages
         )
     }
 }
@@ -83,32 +89,50 @@ fn total_pages() -> u64 {
     frames::stats().total + crate::swap::info().map_or(0, |s| s.total_slots)
 }
 
-/// The running process's fault found no memory (`report`); decides what
+/// What the OOM killer decided for the process whose access found no
+/// memory.
+pub(super) enum Verdict {
+    /// Another process was killed and its memory freed: retry the access.
+    Retry,
+    /// The process itself was chosen: it ends.
+    KillSelf(OomKill),
+    /// Every process is protected (`oom_score_adj` -1000): nothing was
+    /// killed, and the access cannot be retried.
+    Refused,
+}
+
+/// The running process's access found no memory (`report`, from a fault
+/// of its own or from a system call's copy of its memory); decides what
 /// happens next (see the module documentation).
-pub(super) fn out_of_memory(running: Pid, report: FaultReport) -> Next {
-    let refused = Next::End(ExitStatus::KilledByFault(report));
-    let Some(entries) = candidates() else { return refused };
+pub(super) fn out_of_memory(running: Pid, report: &FaultReport) -> Verdict {
+    let Some(entries) = candidates() else { return Verdict::Refused };
     let total = total_pages();
     let all = || entries.iter().map(|e| &e.candidate);
     let Some(victim) = choose(all(), total).copied() else {
         warn!("out of memory: process {running} needs a page and every process is protected (oom_score_adj -1000)");
-        return refused;
+        return Verdict::Refused;
     };
-    log_report(running, &report, &entries, total);
+    log_report(running, report, &entries, total);
     let next_score = all().filter(|c| c.pid != victim.pid).map(|c| c.score(total)).max().unwrap_or(0);
-    let mut kill = OomKill { trigger: running, score: victim.score(total), next_score, freed_pages: 0 };
+    let mut kill = OomKill {
+        trigger: running,
+        in_system_call: report.by_kernel(),
+        score: victim.score(total),
+        next_score,
+        freed_pages: 0,
+    };
     KILLS.fetch_add(1, Ordering::Relaxed);
     if Pid(victim.pid) == running {
         kill.freed_pages = victim.footprint();
         println!("  oom: killed process {running} itself: {}", Footprint(&victim));
-        return Next::End(ExitStatus::KilledByOom(kill));
+        return Verdict::KillSelf(kill);
     }
     let freed = finish(Pid(victim.pid), |freed| {
         kill.freed_pages = freed;
         ExitStatus::KilledByOom(kill)
     });
     println!("  oom: killed process {}: {}; freed {freed} pages", victim.pid, Footprint(&victim));
-    Next::Resume
+    Verdict::Retry
 }
 
 // The report formats in place: no heap allocation while memory is out.
@@ -138,8 +162,9 @@ impl fmt::Display for Score {
 /// Linux's report: who asked, then a table of every candidate.
 fn log_report(running: Pid, report: &FaultReport, entries: &[Entry], total: u64) {
     let reason = report.out_of_memory_reason.unwrap_or("nothing left to evict");
+    let by = if report.by_kernel() { "'s system call" } else { "" };
     println!(
-        "oom: process {running} faulted at {:#x} and no memory is left ({reason}); candidates:",
+        "oom: process {running}{by} faulted at {:#x} and no memory is left ({reason}); candidates:",
         report.address
     );
     println!(

@@ -3,12 +3,13 @@
 //! Every argument is checked before use: lengths and alignment by the VMM's
 //! range checks, pointers by range (user half only) and then accessed
 //! through probes, so an unmapped, unreserved or read-only buffer is an
-//! error code, never a kernel fault.
+//! error code, never a kernel fault. A copy that finds no memory goes to
+//! the OOM killer, as the process's own access would (`user_access`).
 
-use super::{running_space, write_output, ExitStatus, Next};
+use super::{oom, running_pid, running_space, write_output, ExitStatus, Next, OomKill};
 use crate::arch::trap::TrapFrame;
 use crate::memory::frames;
-use crate::vm::{self, probe, RegionKind, VmError};
+use crate::vm::{self, probe, FaultOutcome, FaultReport, RegionKind, VmError};
 use abi::{Error, MemStats, Syscall, MAP_PRIVATE, MAX_WRITE, NO_RESERVE, PROT_EXEC, PROT_MASK, PROT_WRITE};
 use mm::addr::PAGE_SIZE;
 use mm::files::{FileEntry, FileError, FileId, MAX_NAME};
@@ -25,7 +26,7 @@ pub(super) fn handle(frame: &mut TrapFrame) -> Next {
             frame.rax = 0;
             return Next::Requeue;
         }
-        Some(Syscall::Write) => write(a, b),
+        Some(Syscall::Write) => return reply(frame, write(a, b)),
         Some(Syscall::Reserve) => reserve(a, b, c),
         Some(Syscall::Commit) => commit(a, b),
         Some(Syscall::Decommit) => space_op(|s| s.decommit(a, b)),
@@ -35,8 +36,8 @@ pub(super) fn handle(frame: &mut TrapFrame) -> Next {
             result
         }
         Some(Syscall::Protect) => prot(c).and_then(|p| space_op(|s| s.protect(a, b, p).map(|()| 0))),
-        Some(Syscall::MemStats) => memstats(a),
-        Some(Syscall::Open) => open(a, b),
+        Some(Syscall::MemStats) => return reply(frame, memstats(a)),
+        Some(Syscall::Open) => return reply(frame, open(a, b)),
         Some(Syscall::FileSize) => file(a).map(|(_, entry)| entry.size),
         Some(Syscall::Map) => map(a, b, c, d),
         Some(Syscall::OnEvent) => super::events::on_event(a, b),
@@ -47,9 +48,30 @@ pub(super) fn handle(frame: &mut TrapFrame) -> Next {
         },
         Some(Syscall::SetOomScoreAdj) => super::set_own_oom_score_adj(a as i64),
     };
+    reply(frame, result.map_err(Stop::Error))
+}
+
+/// Why a system call did not return a value.
+enum Stop {
+    /// It failed: the process gets this error code.
+    Error(Error),
+    /// The process ends instead: the OOM killer chose it while the call
+    /// copied its memory.
+    KilledByOom(OomKill),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Error(e)
+    }
+}
+
+/// Puts a call's result in the process's rax, or ends the process.
+fn reply(frame: &mut TrapFrame, result: Result<u64, Stop>) -> Next {
     frame.rax = match result {
         Ok(value) => value,
-        Err(e) => e.to_return() as u64,
+        Err(Stop::Error(e)) => e.to_return() as u64,
+        Err(Stop::KilledByOom(kill)) => return Next::End(ExitStatus::KilledByOom(kill)),
     };
     Next::Resume
 }
@@ -141,14 +163,14 @@ fn file(id: u64) -> Result<(FileId, &'static FileEntry), Error> {
     Ok((id, crate::files::table().get(id).ok_or(Error::NotFound)?))
 }
 
-fn open(ptr: u64, len: u64) -> Result<u64, Error> {
+fn open(ptr: u64, len: u64) -> Result<u64, Stop> {
     if len == 0 || len > MAX_NAME as u64 {
-        return Err(Error::Invalid);
+        return Err(Error::Invalid.into());
     }
     let mut buf = [0u8; MAX_NAME];
     let name = read_user(ptr, &mut buf[..len as usize])?;
     let name = core::str::from_utf8(name).map_err(|_| Error::Invalid)?;
-    crate::files::open(name).map(|(id, _)| u64::from(id.0)).ok_or(Error::NotFound)
+    Ok(crate::files::open(name).map(|(id, _)| u64::from(id.0)).ok_or(Error::NotFound)?)
 }
 
 /// Maps `len` bytes of file `id` from page-aligned `offset` (see
@@ -169,34 +191,86 @@ fn map(id: u64, offset: u64, len: u64, flags: u64) -> Result<u64, Error> {
 }
 
 /// Copies `buf.len()` bytes from user address `ptr`.
-fn read_user(ptr: u64, buf: &mut [u8]) -> Result<&[u8], Error> {
+// The probe's closure returns a report; see user_access.
+#[allow(clippy::result_large_err)]
+fn read_user(ptr: u64, buf: &mut [u8]) -> Result<&[u8], Stop> {
     if !user_range(ptr, buf.len() as u64) {
-        return Err(Error::BadAddress);
+        return Err(Error::BadAddress.into());
     }
     for (i, byte) in buf.iter_mut().enumerate() {
-        *byte = probe::read(ptr + i as u64).map_err(|_| Error::BadAddress)?;
+        *byte = user_access(|| probe::read(ptr + i as u64))?;
     }
     Ok(buf)
 }
 
-fn write(ptr: u64, len: u64) -> Result<u64, Error> {
+/// One probed access to the running process's memory. A fault that finds
+/// no memory goes to the OOM killer, as the same fault from ring 3 would,
+/// and the access is retried once another process has been killed; any
+/// other fault is the call's error.
+// The report is made once per failed access; boxing it would allocate in
+// the fault path, which must not.
+#[allow(clippy::result_large_err)]
+fn user_access<T>(mut access: impl FnMut() -> Result<T, FaultReport>) -> Result<T, Stop> {
+    loop {
+        let report = match access() {
+            Ok(value) => return Ok(value),
+            Err(report) => report,
+        };
+        if !report.outcome.is_out_of_memory() {
+            return Err(access_error(report.outcome).into());
+        }
+        match oom::out_of_memory(running_pid(), &report) {
+            oom::Verdict::Retry => continue,
+            oom::Verdict::KillSelf(kill) => return Err(Stop::KilledByOom(kill)),
+            oom::Verdict::Refused => return Err(Error::NoMemory.into()),
+        }
+    }
+}
+
+/// The error code of a probed access that faulted (`outcome`, not out of
+/// memory): what the same fault from ring 3 would have killed the
+/// process for.
+fn access_error(outcome: FaultOutcome) -> Error {
+    match outcome {
+        FaultOutcome::SwapInFailed(_) | FaultOutcome::File(FileError::Device(_)) => Error::Io,
+        FaultOutcome::QuotaExceeded { .. } => Error::QuotaExceeded,
+        FaultOutcome::KernelMemoryLimit
+        | FaultOutcome::File(FileError::NoMemory)
+        | FaultOutcome::OutOfMemory
+        | FaultOutcome::Thrashing => Error::NoMemory,
+        // A page past the end of its file, an unreserved, guard or
+        // read-only page, a corrupt entry; resolved outcomes never fail
+        // a probe.
+        FaultOutcome::Violation(_)
+        | FaultOutcome::File(FileError::PastEnd { .. } | FileError::NoSuchFile)
+        | FaultOutcome::DemandZero
+        | FaultOutcome::SwappedIn
+        | FaultOutcome::FileMapped
+        | FaultOutcome::CopiedOnWrite
+        | FaultOutcome::Spurious => Error::BadAddress,
+    }
+}
+
+fn write(ptr: u64, len: u64) -> Result<u64, Stop> {
     if len > MAX_WRITE {
-        return Err(Error::Invalid);
+        return Err(Error::Invalid.into());
     }
     let mut buf = [0u8; MAX_WRITE as usize];
     write_output(read_user(ptr, &mut buf[..len as usize])?);
     Ok(len)
 }
 
-fn memstats(ptr: u64) -> Result<u64, Error> {
+// The probe's closure returns a report; see user_access.
+#[allow(clippy::result_large_err)]
+fn memstats(ptr: u64) -> Result<u64, Stop> {
     // The whole destination is checked before any byte is written (in the
     // user half, reserved, writable), so a bad one leaves the process's
-    // memory as it was. (The probes below can
-    // then fail only if no frame is left for a demand-zero page.)
+    // memory as it was. (The probes below can then fail only if memory is
+    // out, which goes to the OOM killer, or a swap-in fails.)
     let (writable, space, limits) =
         in_running_space(|s| (s.user_may_write(ptr, MemStats::SIZE as u64), s.stats(), s.limits()));
     if !writable {
-        return Err(Error::BadAddress);
+        return Err(Error::BadAddress.into());
     }
     let stats = MemStats {
         resident_pages: space.resident_pages,
@@ -216,7 +290,7 @@ fn memstats(ptr: u64) -> Result<u64, Error> {
     for (i, byte) in stats.to_bytes().into_iter().enumerate() {
         // SAFETY: the range is in the user half of the running process and
         // was checked writable; the probe turns any fault into an error.
-        unsafe { probe::write(ptr + i as u64, byte) }.map_err(|_| Error::BadAddress)?;
+        user_access(|| unsafe { probe::write(ptr + i as u64, byte) })?;
     }
     Ok(0)
 }

@@ -179,6 +179,14 @@ pub struct FaultReport {
     pub out_of_memory_reason: Option<&'static str>,
 }
 
+impl FaultReport {
+    /// The access was the kernel's (a probe: a system call copying the
+    /// process's memory), not the process's own.
+    pub fn by_kernel(&self) -> bool {
+        !self.error.contains(PageFaultErrorCode::USER_MODE)
+    }
+}
+
 impl fmt::Display for FaultReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -316,6 +316,13 @@ impl FaultOutcome {
         }
     }
 
+    /// No frame could be had for a legal access, or the space is
+    /// thrashing: only freeing memory elsewhere (the OOM killer) lets the
+    /// access go on.
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, FaultOutcome::OutOfMemory | FaultOutcome::Thrashing)
+    }
+
     /// What an error met while resolving a fault means for the fault. Only
     /// page-table errors can arise there; the argument errors cannot.
     fn from_table_error(e: VmError) -> FaultOutcome {

@@ -27,13 +27,20 @@
 //! - 7, grower: touches `n` MiB page by page, yielding every 64 pages,
 //!   and holds it for 100 time slices (OOM storms: whoever the killer
 //!   chooses never exits). Exit 0.
+//! - 8, a system call's copy when memory is out: yields `n` time slices
+//!   (for a neighbour to grow), commits until refused (NoMemory), then
+//!   asks memstats to write into a page it reserved and never touched, so
+//!   that the kernel's copy is the access that finds no frame. Exit 0 when
+//!   the call succeeded (the OOM killer made room) with sane figures, 10
+//!   when it returned NoMemory, 9 on another error, 8 when the commits
+//!   ended otherwise than in NoMemory.
 #![no_std]
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
-use abi::{Error, EVENT_PRESSURE, EVENT_REDLINE, NO_RESERVE, PROT_WRITE};
+use abi::{Error, MemStats, Syscall, EVENT_PRESSURE, EVENT_REDLINE, NO_RESERVE, PROT_WRITE};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use pkrt::{events, heap, pressure, println, sys};
@@ -230,6 +237,53 @@ fn grow(mib: u64) -> i32 {
     0
 }
 
+fn copy_when_memory_is_out(wait: u64) -> i32 {
+    // What is needed once memory is out is in place before it is: the
+    // page the call writes into (reserved, not touched) and, through the
+    // printing, the stack depth.
+    let target = sys::reserve(PAGE, PROT_WRITE | NO_RESERVE).expect("reserve the target page");
+    let base = arena(1 << 30);
+    println!("policy_check: waiting {wait} time slices, then committing until memory is out");
+    for _ in 0..wait {
+        sys::yield_now();
+    }
+    let (mut committed, mut step) = (0, MIB);
+    let refusal = loop {
+        match sys::commit(base + committed, step) {
+            Ok(_) => committed += step,
+            // The last MiB would not fit: fill what is left page by page.
+            Err(_) if step > PAGE => step = PAGE,
+            Err(e) => break e,
+        }
+    };
+    if refusal != Error::NoMemory {
+        println!("policy_check: commit ended in {refusal:?} after {committed} bytes");
+        return 8;
+    }
+    match Error::from_return(sys::raw(Syscall::MemStats as u64, target, 0, 0)) {
+        Ok(_) => {
+            // SAFETY: the kernel wrote a MemStats there (the call succeeded);
+            // the page is ours, reserved writable above.
+            let stats = unsafe { (target as *const MemStats).read_volatile() };
+            println!(
+                "policy_check: memstats into a fresh page after {} MiB committed: {} resident pages",
+                committed / MIB,
+                stats.resident_pages
+            );
+            if stats.resident_pages > committed / PAGE {
+                0
+            } else {
+                9
+            }
+        }
+        Err(Error::NoMemory) => 10,
+        Err(e) => {
+            println!("policy_check: memstats into a fresh page: {e:?}");
+            9
+        }
+    }
+}
+
 fn main(arg: u64) -> i32 {
     let n = arg >> 8;
     match arg & 0xff {
@@ -241,6 +295,7 @@ fn main(arg: u64) -> i32 {
         5 => hog(n),
         6 => background_scavenger(),
         7 => grow(n),
+        8 => copy_when_memory_is_out(n),
         _ => 1,
     }
 }
