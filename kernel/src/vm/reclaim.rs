@@ -466,42 +466,19 @@ fn free_frames() -> u64 {
 /// the page tables on its way (three levels below the root).
 const FRAMES_PER_PAGE: u64 = 4;
 
-/// Most batches direct reclaim evicts for one attempt that keeps running
-/// out of memory before it gives the attempt's failure back (Linux's
-/// `MAX_RECLAIM_RETRIES`).
-const DIRECT_RETRIES: u32 = 16;
-
-/// Direct reclaim around one allocating attempt (a fault, a commit step):
-/// when the next allocation would fail (free frames at the min watermark)
-/// a batch is evicted first, so the attempt does not fail and get counted
-/// as out of memory; when it still ran out of memory, another batch, and
-/// the attempt again, while reclaim frees some, [`DIRECT_RETRIES`] times
-/// at most. "Frees some" alone is no promise of progress: an attempt that
-/// needs two frames (a private file page: the page-cache copy and the
-/// process's own) can take the one a batch freed, read the file page into
-/// it, fail on the second, and leave the page unmapped, which the next
-/// batch drops again: one frame freed each turn, forever, with interrupts
-/// off. (The fuzz boot without swap hung with one process's fault at one
-/// address for minutes, its file page read again and again; this bound
-/// and the thrashing check, `mm::vm`'s `thrash.rs`, end such loops.)
-/// After the last retry the failure goes back to the caller, and from
-/// there to the out-of-memory path, which frees memory for real.
+/// Direct reclaim around one allocating attempt (a fault, a commit step;
+/// the loop and its bound in `mm::reclaim::direct`): when the next
+/// allocation would fail (free frames at the min watermark) a batch is
+/// evicted first, so the attempt does not fail and get counted as out of
+/// memory; when it still ran out of memory, another batch and the attempt
+/// again, while reclaim frees some, `direct::MAX_RETRIES` times at most.
 pub(super) fn direct<R>(
     spaces: &mut BTreeMap<SpaceId, Space>,
-    mut attempt: impl FnMut(&mut BTreeMap<SpaceId, Space>) -> R,
+    attempt: impl FnMut(&mut BTreeMap<SpaceId, Space>) -> R,
     out_of_memory: impl Fn(&R) -> bool,
 ) -> R {
-    if free_frames() < watermarks().min + FRAMES_PER_PAGE {
-        evict_batch(spaces);
-    }
-    let mut retries = 0;
-    loop {
-        let result = attempt(spaces);
-        if !out_of_memory(&result) || retries == DIRECT_RETRIES || evict_batch(spaces) == 0 {
-            return result;
-        }
-        retries += 1;
-    }
+    let short = free_frames() < watermarks().min + FRAMES_PER_PAGE;
+    mm::reclaim::direct::around(spaces, short, attempt, out_of_memory, evict_batch)
 }
 
 /// Evicts a batch for direct reclaim; returns how many pages went.

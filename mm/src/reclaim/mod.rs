@@ -15,6 +15,8 @@
 //!   stays unless hot pages are too many or memory is short (a loop larger
 //!   than memory defeats a plain second chance, not this). What "evict"
 //!   means is the caller's: the kernel writes the page to swap.
+//! - [`direct::around`] says how often to try again: the bounded loop of
+//!   direct reclaim around an attempt that ran out of memory.
 //!
 //! ```text
 //!            hand ──►
@@ -261,6 +263,7 @@ impl Clock {
     }
 }
 
+pub mod direct;
 pub mod hot_cold;
 pub mod sim;
 #[cfg(test)]
