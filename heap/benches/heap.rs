@@ -79,7 +79,7 @@ impl Bench for Pagekeeper {
         self.0.free(ptr).expect("valid free");
     }
     fn realloc(&mut self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> Option<NonNull<u8>> {
-        self.0.reallocate(ptr, new_size, layout.align()).expect("valid realloc")
+        self.0.reallocate_in_use(ptr, layout.size(), new_size, layout.align()).expect("valid realloc")
     }
     fn resident(&self) -> usize {
         self.0.stats().resident_estimate

@@ -540,6 +540,21 @@ impl<K: Kernel> Heap<K> {
         new_size: usize,
         align: usize,
     ) -> Result<Option<NonNull<u8>>, HeapError> {
+        self.reallocate_in_use(ptr, usize::MAX, new_size, align)
+    }
+
+    /// [`Self::reallocate`] for a caller that knows how many bytes of the
+    /// block hold data (`in_use`: the size it last asked for, as
+    /// `GlobalAlloc::realloc`'s layout says): a move copies only those, not
+    /// the block's whole class or last page. A wrong `in_use` can only
+    /// lose the caller's own bytes past it.
+    pub fn reallocate_in_use(
+        &mut self,
+        ptr: NonNull<u8>,
+        in_use: usize,
+        new_size: usize,
+        align: usize,
+    ) -> Result<Option<NonNull<u8>>, HeapError> {
         let new_size = new_size.max(1);
         let align = align.max(MIN_ALIGN);
         let located = self.locate(ptr.as_ptr() as usize)?;
@@ -554,7 +569,7 @@ impl<K: Kernel> Heap<K> {
                     return Ok(Some(ptr));
                 }
                 if new_size > MAX_SMALL {
-                    return Ok(self.move_large(page, pages, want));
+                    return Ok(self.move_large(page, pages, want, in_use));
                 }
                 (pages * PAGE, false)
             }
@@ -565,7 +580,9 @@ impl<K: Kernel> Heap<K> {
         let Ok(new) = self.allocate(new_size, align) else { return Ok(None) };
         // SAFETY: both blocks are live, distinct, and at least
         // min(old, new) bytes long.
-        unsafe { core::ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), old_size.min(new_size)) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), old_size.min(new_size).min(in_use))
+        };
         match located {
             Located::Small { span, block } => self.free_small(span, block),
             Located::Large { page, pages } => self.free_large(page, pages),
@@ -587,7 +604,7 @@ impl<K: Kernel> Heap<K> {
     /// allocating before freeing would find no room (the heap's metadata
     /// is out of band, so freeing leaves the contents in place until they
     /// are copied). None, with the block as it was, when no run fits.
-    fn move_large(&mut self, page: usize, pages: usize, want: usize) -> Option<NonNull<u8>> {
+    fn move_large(&mut self, page: usize, pages: usize, want: usize, in_use: usize) -> Option<NonNull<u8>> {
         let run = self.pages.free(page, pages);
         let (heap, mut growth) = self.grower();
         let Some(first) = heap.allocate(want, RunKind::Large, &mut growth) else {
@@ -603,7 +620,7 @@ impl<K: Kernel> Heap<K> {
         // nothing has written to the old pages since they were freed (only
         // out-of-band tags changed). `copy` allows the overlap when the new
         // run covers part of the old one.
-        unsafe { core::ptr::copy(from as *const u8, to as *mut u8, pages.min(want) * PAGE) };
+        unsafe { core::ptr::copy(from as *const u8, to as *mut u8, (pages.min(want) * PAGE).min(in_use)) };
         NonNull::new(to as *mut u8)
     }
 

@@ -267,6 +267,34 @@ fn realloc_keeps_contents_and_the_block_when_it_fits() {
     assert_eq!(h.free(a), Err(HeapError::DoubleFree(a.as_ptr() as usize)));
 }
 
+#[test]
+fn realloc_with_the_size_in_use_copies_only_that() {
+    let mut h = heap();
+    // Small to small: 100 bytes live in a 112-byte class.
+    let a = h.allocate(100, 16).unwrap();
+    let usable = h.usable_size(a).unwrap();
+    fill(a, usable, 7);
+    let b = h.reallocate_in_use(a, 40, 5000, 16).unwrap().unwrap();
+    assert!(all(b, 40, 7), "the bytes in use moved");
+    // The new block lies on fresh pages (they read zero): nothing past
+    // the bytes in use was copied.
+    assert!(all_zero(b, 40, usable), "bytes past in_use were copied");
+    // Large to large (no room to grow in place: a block right after it).
+    let c = h.allocate(40_000, 16).unwrap();
+    let _after = h.allocate(40_000, 16).unwrap();
+    fill(c, h.usable_size(c).unwrap(), 9);
+    let d = h.reallocate_in_use(c, 30_000, 120_000, 16).unwrap().unwrap();
+    assert_ne!(c, d, "it had to move");
+    assert!(all(d, 30_000, 9));
+    assert!(all_zero(d, 30_000, 40_960), "bytes past in_use were copied");
+}
+
+/// Every byte of `ptr[from..to]` reads zero.
+fn all_zero(ptr: NonNull<u8>, from: usize, to: usize) -> bool {
+    // SAFETY: the caller's block holds at least `to` bytes.
+    (from..to).all(|i| unsafe { *ptr.as_ptr().add(i) } == 0)
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Alloc { size: usize, align: usize, zeroed: bool },

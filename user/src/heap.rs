@@ -182,7 +182,7 @@ unsafe impl GlobalAlloc for ProcessHeap {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let Some(ptr) = NonNull::new(ptr) else { return core::ptr::null_mut() };
-        match with_heap(|h| h.reallocate(ptr, new_size, layout.align())) {
+        match with_heap(|h| h.reallocate_in_use(ptr, layout.size(), new_size, layout.align())) {
             Ok(new) => new.map_or(core::ptr::null_mut(), NonNull::as_ptr),
             Err(e) => refused(e),
         }
