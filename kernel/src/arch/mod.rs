@@ -16,6 +16,7 @@ pub mod trap;
 /// Brings up the CPU tables and the timer, then enables interrupts.
 pub fn init() {
     enable_protection();
+    close_fast_system_calls();
     fpu::init();
     gdt::init();
     idt::init();
@@ -35,6 +36,22 @@ fn enable_protection() {
     unsafe {
         Efer::update(|flags| flags.insert(EferFlags::NO_EXECUTE_ENABLE));
         Cr0::update(|flags| flags.insert(Cr0Flags::WRITE_PROTECT));
+    }
+}
+
+/// Makes `int 0x80` the only way from ring 3 into the kernel, whatever the
+/// firmware left: with EFER.SCE clear `syscall` is an invalid opcode, and
+/// with IA32_SYSENTER_CS at 0 `sysenter` is a #GP (an invalid opcode on
+/// AMD in long mode). Left set, either would enter ring 0 at an address
+/// nobody here chose, on the process's own stack.
+fn close_fast_system_calls() {
+    use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
+    const IA32_SYSENTER_CS: u32 = 0x174;
+    // SAFETY: clearing SCE and SYSENTER_CS only disables two instructions
+    // this kernel never uses; nothing else depends on either.
+    unsafe {
+        Efer::update(|flags| flags.remove(EferFlags::SYSTEM_CALL_EXTENSIONS));
+        Msr::new(IA32_SYSENTER_CS).write(0);
     }
 }
 

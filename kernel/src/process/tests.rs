@@ -83,6 +83,51 @@ fn a_killed_process_leaves_the_others_running_and_frames_balanced() {
 }
 
 #[test_case]
+fn each_privileged_instruction_kills_only_its_process_with_the_cpus_exception() {
+    const DIVIDE: u8 = 0;
+    const DEBUG: u8 = 1;
+    const INVALID_OPCODE: u8 = 6;
+    const GENERAL_PROTECTION: u8 = 13;
+    // The argument of `privileged` (its ATTEMPTS, in order) and the
+    // vectors that may end it.
+    let expected: [(&str, &[u8]); 16] = [
+        ("hlt", &[GENERAL_PROTECTION]),
+        ("cli", &[GENERAL_PROTECTION]),
+        ("port read", &[GENERAL_PROTECTION]),
+        ("int3", &[GENERAL_PROTECTION]),
+        ("int 0x20", &[GENERAL_PROTECTION]),
+        ("int 0x0e", &[GENERAL_PROTECTION]),
+        ("ud2", &[INVALID_OPCODE]),
+        ("syscall", &[INVALID_OPCODE]),
+        // #GP on Intel, #UD on AMD (QEMU's default CPU model says AMD).
+        ("sysenter", &[GENERAL_PROTECTION, INVALID_OPCODE]),
+        ("mov to cr3", &[GENERAL_PROTECTION]),
+        ("divide by zero", &[DIVIDE]),
+        ("trap flag, then a system call", &[DEBUG]),
+        ("wrmsr", &[GENERAL_PROTECTION]),
+        ("lidt", &[GENERAL_PROTECTION]),
+        ("kernel selector into ds", &[GENERAL_PROTECTION]),
+        ("iretq to ring 0", &[GENERAL_PROTECTION]),
+    ];
+    let mut pids = [Pid(0); 16];
+    let before = (process_frames(), free_or_kernel_heap());
+    for (arg, pid) in pids.iter_mut().enumerate() {
+        *pid = programs::spawn_with_arg("privileged", arg as u64).expect("spawn");
+    }
+    programs::spawn("hello").expect("spawn");
+    let done = run_until_idle();
+    for (&(name, vectors), pid) in expected.iter().zip(pids) {
+        let status = done.iter().find(|f| f.pid == pid).expect("it finished").status;
+        match status {
+            ExitStatus::KilledByException { vector, .. } if vectors.contains(&vector) => {}
+            other => panic!("privileged {name}: {other}"),
+        }
+    }
+    assert_eq!(status_of(&done, "hello"), ExitStatus::Exited(0), "a neighbour ran to its end");
+    assert_eq!((process_frames(), free_or_kernel_heap()), before, "every frame came back");
+}
+
+#[test_case]
 fn scavenge_lowers_resident_frames_by_the_freed_pages() {
     // alloc_demo checks it against the kernel's own resident count
     // (memstats) and exits 0 only if it held.
