@@ -87,10 +87,11 @@ fn each_privileged_instruction_kills_only_its_process_with_the_cpus_exception() 
     const DIVIDE: u8 = 0;
     const DEBUG: u8 = 1;
     const INVALID_OPCODE: u8 = 6;
+    const STACK_SEGMENT: u8 = 12;
     const GENERAL_PROTECTION: u8 = 13;
     // The argument of `privileged` (its ATTEMPTS, in order) and the
     // vectors that may end it.
-    let expected: [(&str, &[u8]); 16] = [
+    let expected: [(&str, &[u8]); 17] = [
         ("hlt", &[GENERAL_PROTECTION]),
         ("cli", &[GENERAL_PROTECTION]),
         ("port read", &[GENERAL_PROTECTION]),
@@ -108,8 +109,10 @@ fn each_privileged_instruction_kills_only_its_process_with_the_cpus_exception() 
         ("lidt", &[GENERAL_PROTECTION]),
         ("kernel selector into ds", &[GENERAL_PROTECTION]),
         ("iretq to ring 0", &[GENERAL_PROTECTION]),
+        // Its stack pointer crossed ticks and a system call untouched.
+        ("a non-canonical stack", &[STACK_SEGMENT, GENERAL_PROTECTION]),
     ];
-    let mut pids = [Pid(0); 16];
+    let mut pids = [Pid(0); 17];
     let before = (process_frames(), free_or_kernel_heap());
     for (arg, pid) in pids.iter_mut().enumerate() {
         *pid = programs::spawn_with_arg("privileged", arg as u64).expect("spawn");

@@ -11,7 +11,7 @@ use pkrt::println;
 
 /// (name, attempt). Each attempt traps in the CPU before it can change
 /// anything; none returns when the kernel is right.
-const ATTEMPTS: [(&str, fn()); 16] = [
+const ATTEMPTS: [(&str, fn()); 17] = [
     ("hlt", hlt),
     ("cli", cli),
     ("port read", port_read),
@@ -28,6 +28,7 @@ const ATTEMPTS: [(&str, fn()); 16] = [
     ("lidt", lidt),
     ("kernel data selector into ds", kernel_selector),
     ("iretq to ring 0", iretq_to_ring_0),
+    ("a non-canonical stack across ticks and a system call", non_canonical_stack),
 ];
 
 // SAFETY (every attempt below): each instruction is one ring 3 may not
@@ -144,6 +145,29 @@ fn iretq_to_ring_0() {
             "push rax",
             "iretq",
             out("rax") _,
+        )
+    };
+}
+
+fn non_canonical_stack() {
+    // The kernel never uses the process's stack (traps switch to the
+    // kernel's), so a stack pointer nothing can use must cross timer
+    // ticks, a time-slice switch and a system call untouched, and only
+    // the process's own push may fail (#SS). A kernel that read the user
+    // stack, or an iretq that refused the value, would fault in ring 0.
+    // SAFETY: see above; rsp is restored by nobody: the push ends us.
+    unsafe {
+        asm!(
+            "mov rsp, {bad}",
+            "2:",
+            "dec {n}",
+            "jnz 2b",
+            "int 0x80",
+            "push rax",
+            bad = in(reg) 0x8000_0000_0000_1000u64,
+            n = inout(reg) 20_000_000u64 => _,
+            inout("rax") abi::Syscall::Yield as u64 => _,
+            out("rdi") _, out("rsi") _, out("rdx") _, out("r10") _,
         )
     };
 }
