@@ -27,7 +27,10 @@ pub enum Syscall {
     /// address. A writable range is charged to the commit account (see
     /// [`NO_RESERVE`]); the overcommit policy may refuse it (NoMemory).
     Reserve = 2,
-    /// commit(addr, len): brings the pages in now; returns how many.
+    /// commit(addr, len): brings the pages in now; returns how many it
+    /// brought in (a page the call's own reclaim evicted and brought in
+    /// again counts twice). A long call is restarted at the end of its
+    /// time slice, transparently: the process sees one call.
     Commit = 3,
     /// decommit(addr, len): frees the frames, pages read zero again; returns how many.
     Decommit = 4,

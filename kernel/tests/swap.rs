@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use bootloader_api::{entry_point, BootInfo};
 use mm::frame::Owner;
 use pagekeeper::memory::frames;
-use pagekeeper::process::{programs, run_until_idle, ExitStatus, Finished};
+use pagekeeper::process::{self, programs, run_until_idle, ExitStatus, Finished};
 use pagekeeper::testing::{assert_exited_ok, run_tests_with, RunnerConfig, Testable};
 use pagekeeper::{println, swap, BOOTLOADER_CONFIG};
 
@@ -22,6 +22,7 @@ const HOT_AND_COLD: u64 = 1;
 const GIVE_BACK: u64 = 2;
 const EXIT_IN_SWAP: u64 = 3;
 const LOOP: u64 = 4;
+const ONE_COMMIT: u64 = 5;
 
 fn arg(mib: u64, mode: u64, seed: u64) -> u64 {
     mib | mode << 16 | seed << 32
@@ -74,6 +75,20 @@ fn a_loop_larger_than_memory_keeps_most_of_its_pages_resident() {
 fn decommit_release_and_exit_give_every_slot_back() {
     assert_exited_ok(&run(&[("swap_pattern", arg(96, GIVE_BACK, 5))]));
     assert_exited_ok(&run(&[("swap_pattern", arg(96, EXIT_IN_SWAP, 6))]));
+}
+
+/// A commit of 96 MiB in one call at 64 MiB runs over many time slices
+/// (it evicts as it goes) and is restarted at the end of each, so a
+/// process started after it runs meanwhile and ends first; the call still
+/// returns every page (the program's exit code says so).
+fn a_long_commit_is_restarted_and_lets_the_others_run() {
+    let restarted = process::restarted_commits();
+    let done = run(&[("swap_pattern", arg(96, ONE_COMMIT, 0)), ("hello", 0)]);
+    assert_exited_ok(&done);
+    let restarts = process::restarted_commits() - restarted;
+    let order: Vec<&str> = done.iter().map(|f| f.name).collect();
+    assert_eq!(order, ["hello", "swap_pattern"], "hello ran to its end while the commit was on");
+    println!("one commit of 96 MiB: restarted {restarts} times");
 }
 
 /// The hog, the biggest process by far, was the OOM killer's choice when
@@ -397,6 +412,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &a_page_read_back_and_not_written_leaves_again_without_a_write,
         &a_sequential_read_back_reads_ahead_in_requests_of_up_to_8_pages,
         &pages_whose_copies_were_given_up_are_written_again,
+        &a_long_commit_is_restarted_and_lets_the_others_run,
     ];
     let without_swap: &[&dyn Testable] = &[&without_swap_a_process_bigger_than_ram_is_killed_out_of_memory];
     let tests = if swap::info().is_some() { with_swap } else { without_swap };

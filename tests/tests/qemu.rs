@@ -76,9 +76,12 @@ fn swap_suite_passes_at_64_mib_with_256_mib_of_swap() {
     config.timeout = Some(Duration::from_secs(900));
     let outcome = boot(&config);
     let summary = expect_suite_passed("qemu-swap", &outcome);
-    assert_eq!(summary.passed, 12, "{}", outcome.serial);
+    assert_eq!(summary.passed, 13, "{}", outcome.serial);
     let console = &outcome.serial;
-    for line in console.lines().filter(|l| l.contains("read-ahead:") || l.contains("loop pass")) {
+    for line in console
+        .lines()
+        .filter(|l| l.contains("read-ahead:") || l.contains("loop pass") || l.contains("one commit"))
+    {
         println!("{line}");
     }
     assert!(console.contains("swap on disk 0: 255 MiB (65535 slots)"), "{console}");

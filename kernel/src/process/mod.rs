@@ -32,6 +32,7 @@ mod tests;
 
 pub use elf::ElfError;
 pub use oom::OomKill;
+pub use syscall::restarted_commits;
 
 use crate::arch::context::{self, JumpBuf};
 use crate::arch::fpu::FpuState;
@@ -120,6 +121,9 @@ struct Process {
     oom_score_adj: i16,
     oom_score_adj_floor: i16,
     events: events::Events,
+    /// A `commit` its time slice cut short, to be finished when the
+    /// process runs again (`syscall.rs`).
+    restart: Option<syscall::RestartedCommit>,
 }
 
 #[derive(Default)]
@@ -257,6 +261,7 @@ fn start(
                     oom_score_adj: options.oom_score_adj,
                     oom_score_adj_floor: options.oom_score_adj,
                     events: events::Events::new(),
+                    restart: None,
                 };
                 t.processes.insert(pid, process);
                 t.ready.push_back(pid);

@@ -11,6 +11,7 @@ use crate::arch::trap::TrapFrame;
 use crate::memory::frames;
 use crate::vm::{self, probe, FaultOutcome, FaultReport, RegionKind, VmError};
 use abi::{Error, MemStats, Syscall, MAP_PRIVATE, MAX_WRITE, NO_RESERVE, PROT_EXEC, PROT_MASK, PROT_WRITE};
+use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::PAGE_SIZE;
 use mm::files::{FileEntry, FileError, FileId, MAX_NAME};
 use mm::pte::Prot;
@@ -28,7 +29,7 @@ pub(super) fn handle(frame: &mut TrapFrame) -> Next {
         }
         Some(Syscall::Write) => return reply(frame, write(a, b)),
         Some(Syscall::Reserve) => reserve(a, b, c),
-        Some(Syscall::Commit) => commit(a, b),
+        Some(Syscall::Commit) => return commit(frame, a, b),
         Some(Syscall::Decommit) => space_op(|s| s.decommit(a, b)),
         Some(Syscall::Release) => {
             let result = space_op(|s| s.release(a, b));
@@ -113,22 +114,91 @@ fn space_op(f: impl FnOnce(&mut vm::Space) -> Result<u64, VmError>) -> Result<u6
 /// Commit in 2 MiB steps, each with direct reclaim when memory is short:
 /// a step that runs out of frames is retried after reclaim (work done stays,
 /// so a retry only walks the step again), and no step holds the registry
-/// for longer than 512 pages' work.
-fn commit(addr: u64, len: u64) -> Result<u64, Error> {
+/// for longer than 512 pages' work. The count returned is every page the
+/// call brought in, the attempts before a retry's included (a page the
+/// call's own reclaim evicted and the call brought in again counts twice).
+/// A call whose time slice ends with work
+/// left is restarted: its progress goes into the process's registers (the
+/// rest of the range in rdi and rsi, RIP back on its `int 0x80`) and the
+/// process goes to the back of the ready queue; when it runs again the
+/// same instruction asks for the rest, and the call returns the pages of
+/// every part. So a commit larger than free memory, which evicts to swap
+/// page by page inside the call, cannot keep the other processes waiting
+/// until it is done. Every part does at least one step, so a call always
+/// gets on.
+fn commit(frame: &mut TrapFrame, addr: u64, len: u64) -> Next {
     const STEP: u64 = 2 << 20;
-    let range = mm::vm::check_user_range(addr, len).map_err(error)?;
+    let range = match mm::vm::check_user_range(addr, len) {
+        Ok(range) => range,
+        Err(e) => return reply(frame, Err(error(e).into())),
+    };
     let (start, end) = (range.start.as_u64(), range.end.as_u64());
     let space = running_space();
-    let mut brought_in = 0;
+    let mut brought_in = resumed_commit(frame.rip, start, end - start);
     let mut at = start;
     while at < end {
+        if at > start && super::slice_over() {
+            let rest = RestartedCommit { rip: frame.rip, addr: at, len: end - at, brought_in };
+            return restart_commit(frame, rest);
+        }
         let step = STEP.min(end - at);
-        brought_in += vm::with_reclaim(space, |s| s.commit(at, step))
-            .expect("the running process has a space")
-            .map_err(error)?;
+        let counted = |s: &mut vm::Space| s.commit_counting(at, step, &mut brought_in);
+        if let Err(e) = vm::with_reclaim(space, counted).expect("the running process has a space") {
+            return reply(frame, Err(error(e).into()));
+        }
         at += step;
     }
-    Ok(brought_in)
+    reply(frame, Ok(brought_in))
+}
+
+/// A `commit` cut short by the end of its time slice (Linux's
+/// `restart_syscall` in spirit): what the same `int 0x80` will ask for
+/// when the process runs again, and what the parts before brought in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct RestartedCommit {
+    /// RIP after the `int 0x80` (the trap frame's at the call).
+    rip: u64,
+    /// The rest of the range.
+    addr: u64,
+    len: u64,
+    /// Pages the earlier parts brought in.
+    brought_in: u64,
+}
+
+/// Length of `int 0x80` (CD 80). A prefix before it, which a hostile
+/// program may add, is skipped by the restart and changes nothing.
+const INT_0X80_LEN: u64 = 2;
+
+/// Commits restarted since boot.
+static RESTARTED: AtomicU64 = AtomicU64::new(0);
+
+/// How many `commit` calls were cut short by their time slice and
+/// restarted, since boot.
+pub fn restarted_commits() -> u64 {
+    RESTARTED.load(Ordering::Relaxed)
+}
+
+fn restart_commit(frame: &mut TrapFrame, rest: RestartedCommit) -> Next {
+    super::with_running(|_, p| p.restart = Some(rest));
+    frame.rdi = rest.addr;
+    frame.rsi = rest.len;
+    frame.rip = rest.rip - INT_0X80_LEN;
+    RESTARTED.fetch_add(1, Ordering::Relaxed);
+    Next::Requeue
+}
+
+/// The pages a restarted commit brought in before, when this call is its
+/// continuation (the same instruction asking for the rest of the range);
+/// 0 for any other call (an event handler's own commit, say, which leaves
+/// the restart waiting for its call).
+fn resumed_commit(rip: u64, addr: u64, len: u64) -> u64 {
+    super::with_running(|_, p| match p.restart {
+        Some(rest) if (rest.rip, rest.addr, rest.len) == (rip, addr, len) => {
+            p.restart = None;
+            rest.brought_in
+        }
+        _ => 0,
+    })
 }
 
 fn prot(bits: u64) -> Result<Prot, Error> {

@@ -573,9 +573,17 @@ impl<P: Platform> AddressSpace<P> {
 
     /// Brings every page of the range in now (like `MAP_POPULATE`). Guard
     /// pages are skipped. On failure, the pages brought in so far stay.
+    /// Returns the pages brought in (read-ahead's included).
     pub fn commit(&mut self, addr: u64, len: u64) -> Result<u64, VmError> {
-        let range = self.reserved_range(addr, len)?;
         let mut brought_in = 0;
+        self.commit_counting(addr, len, &mut brought_in).map(|()| brought_in)
+    }
+
+    /// [`Self::commit`], adding the pages it brings in to `brought_in` as
+    /// it goes, so that a caller who retries after a failure (direct
+    /// reclaim) or continues later keeps the count of every attempt.
+    pub fn commit_counting(&mut self, addr: u64, len: u64, brought_in: &mut u64) -> Result<(), VmError> {
+        let range = self.reserved_range(addr, len)?;
         for va in pages(&range) {
             if va.table_index(1) == 0 {
                 self.platform.yield_point();
@@ -583,20 +591,20 @@ impl<P: Platform> AddressSpace<P> {
             match self.effective_state(va)? {
                 PteState::DemandZero { prot } => {
                     self.map_zeroed(va, prot)?;
-                    brought_in += 1;
+                    *brought_in += 1;
                 }
                 PteState::Swapped { slot, prot } => {
                     // With the pages read ahead, which the walk then passes.
-                    brought_in += 1 + u64::from(self.map_swapped(va, slot, prot)?);
+                    *brought_in += 1 + u64::from(self.map_swapped(va, slot, prot)?);
                 }
                 PteState::File { file, page, prot } => {
                     self.map_file(va, file, page, prot)?;
-                    brought_in += 1;
+                    *brought_in += 1;
                 }
                 PteState::Present(_) | PteState::Guard | PteState::Absent => {}
             }
         }
-        Ok(brought_in)
+        Ok(())
     }
 
     /// Gives the frames of the range back (like `MADV_DONTNEED`): pages of

@@ -22,6 +22,11 @@
 //!   half of the pages (a plain second-chance clock swaps in every page of a
 //!   loop larger than memory: each leaves just before its next use), 5
 //!   otherwise, 2 at a wrong word.
+//! - mode 5, one commit: commits all MiB MiB in one call (larger than
+//!   memory, the call evicts as it goes) and exits at once: 0 when the
+//!   call says it brought in every page at least once (its own reclaim
+//!   may have evicted some it brought in, which it then brought in
+//!   again), 6 otherwise.
 #![no_std]
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -165,6 +170,12 @@ fn give_back(base: u64, len: u64, seed: u64) -> i32 {
     }
 }
 
+fn one_commit(base: u64, len: u64) -> i32 {
+    let brought_in = sys::commit(base, len);
+    println!("swap_pattern: one commit of {} MiB: {brought_in:?} pages", len / MIB);
+    i32::from(!brought_in.is_ok_and(|pages| pages >= len / PAGE)) * 6
+}
+
 fn main(arg: u64) -> i32 {
     let len = (arg & 0xffff) * MIB;
     let mode = (arg >> 16) & 0xff;
@@ -180,6 +191,7 @@ fn main(arg: u64) -> i32 {
             0
         }
         4 => looping(base, len, seed),
+        5 => one_commit(base, len),
         _ => 1,
     }
 }
