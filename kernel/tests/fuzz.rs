@@ -84,6 +84,11 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
     if let Some(swap) = swap::info() {
         println!("fuzz: {swap}");
     }
+    println!(
+        "fuzz: {} commits restarted at the end of a time slice, {} processes killed by the OOM killer",
+        pagekeeper::process::restarted_commits(),
+        pagekeeper::process::oom::kills()
+    );
     let (passed, failed) = if intact { (1, 0) } else { (0, 1) };
     println!("test result: {}. {passed} passed; {failed} failed", if intact { "ok" } else { "FAILED" });
     qemu::exit(if intact { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })
