@@ -182,7 +182,9 @@ fn restart_commit(frame: &mut TrapFrame, rest: RestartedCommit) -> Next {
     super::with_running(|_, p| p.restart = Some(rest));
     frame.rdi = rest.addr;
     frame.rsi = rest.len;
-    frame.rip = rest.rip - INT_0X80_LEN;
+    // (Never below 2: page 0 cannot be reserved, so no code runs there;
+    // wrapping keeps even a nonsense RIP the process's own problem.)
+    frame.rip = rest.rip.wrapping_sub(INT_0X80_LEN);
     RESTARTED.fetch_add(1, Ordering::Relaxed);
     Next::Requeue
 }
