@@ -79,8 +79,9 @@ fn decommit_release_and_exit_give_every_slot_back() {
 
 /// A commit of 96 MiB in one call at 64 MiB runs over many time slices
 /// (it evicts as it goes) and is restarted at the end of each, so a
-/// process started after it runs meanwhile and ends first; the call still
-/// returns every page (the program's exit code says so).
+/// process started after it runs meanwhile and ends first; the caller's
+/// own pressure handler runs between the parts, and the call still
+/// returns every page (the program's exit code says both).
 fn a_long_commit_is_restarted_and_lets_the_others_run() {
     let restarted = process::restarted_commits();
     let done = run(&[("swap_pattern", arg(96, ONE_COMMIT, 0)), ("hello", 0)]);
