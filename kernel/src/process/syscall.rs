@@ -117,38 +117,61 @@ fn space_op(f: impl FnOnce(&mut vm::Space) -> Result<u64, VmError>) -> Result<u6
 /// for longer than 512 pages' work. The count returned is every page the
 /// call brought in, the attempts before a retry's included (a page the
 /// call's own reclaim evicted and the call brought in again counts twice).
-/// A call whose time slice ends with work
-/// left is restarted: its progress goes into the process's registers (the
-/// rest of the range in rdi and rsi, RIP back on its `int 0x80`) and the
-/// process goes to the back of the ready queue; when it runs again the
-/// same instruction asks for the rest, and the call returns the pages of
-/// every part. So a commit larger than free memory, which evicts to swap
-/// page by page inside the call, cannot keep the other processes waiting
-/// until it is done. Every part does at least one step, so a call always
-/// gets on.
+/// A call whose time slice ends with work left is restarted: its progress
+/// goes into the process's registers (the rest of the range in rdi and
+/// rsi, RIP back on its `int 0x80`) and the process goes to the back of
+/// the ready queue; when it runs again the same instruction asks for the
+/// rest, and the call returns the pages of every part, with rdi and rsi
+/// as the process set them. So a commit larger than free memory, which
+/// evicts to swap page by page inside the call, cannot keep the other
+/// processes waiting until it is done. Every part does at least one step,
+/// so a call always gets on.
 fn commit(frame: &mut TrapFrame, addr: u64, len: u64) -> Next {
-    const STEP: u64 = 2 << 20;
-    let range = match mm::vm::check_user_range(addr, len) {
-        Ok(range) => range,
-        Err(e) => return reply(frame, Err(error(e).into())),
+    let resumed = resumed_commit(frame.rip, addr, len);
+    let asked = resumed.map_or((addr, len), |r| r.asked);
+    let mut brought_in = resumed.map_or(0, |r| r.brought_in);
+    let result = match mm::vm::check_user_range(addr, len) {
+        Ok(range) => match commit_steps(range.start.as_u64(), range.end.as_u64(), &mut brought_in) {
+            Steps::Done(result) => result,
+            Steps::SliceOver { at, end } => {
+                let rest = RestartedCommit { rip: frame.rip, addr: at, len: end - at, brought_in, asked };
+                return restart_commit(frame, rest);
+            }
+        },
+        Err(e) => Err(error(e)),
     };
-    let (start, end) = (range.start.as_u64(), range.end.as_u64());
+    // The process sees one call: its argument registers as it set them.
+    (frame.rdi, frame.rsi) = asked;
+    reply(frame, result.map(|()| brought_in).map_err(Stop::Error))
+}
+
+/// How [`commit_steps`] stopped.
+enum Steps {
+    /// The range is committed, or a step failed.
+    Done(Result<(), Error>),
+    /// The time slice ended with `at..end` still to do.
+    SliceOver { at: u64, end: u64 },
+}
+
+/// Commits `start..end` in 2 MiB steps with direct reclaim, adding the
+/// pages brought in to `brought_in`; stops after a step when the time
+/// slice is over (never before the first).
+fn commit_steps(start: u64, end: u64, brought_in: &mut u64) -> Steps {
+    const STEP: u64 = 2 << 20;
     let space = running_space();
-    let mut brought_in = resumed_commit(frame.rip, start, end - start);
     let mut at = start;
     while at < end {
         if at > start && super::slice_over() {
-            let rest = RestartedCommit { rip: frame.rip, addr: at, len: end - at, brought_in };
-            return restart_commit(frame, rest);
+            return Steps::SliceOver { at, end };
         }
         let step = STEP.min(end - at);
-        let counted = |s: &mut vm::Space| s.commit_counting(at, step, &mut brought_in);
+        let counted = |s: &mut vm::Space| s.commit_counting(at, step, brought_in);
         if let Err(e) = vm::with_reclaim(space, counted).expect("the running process has a space") {
-            return reply(frame, Err(error(e).into()));
+            return Steps::Done(Err(error(e)));
         }
         at += step;
     }
-    reply(frame, Ok(brought_in))
+    Steps::Done(Ok(()))
 }
 
 /// A `commit` cut short by the end of its time slice (Linux's
@@ -163,6 +186,10 @@ pub(super) struct RestartedCommit {
     len: u64,
     /// Pages the earlier parts brought in.
     brought_in: u64,
+    /// The call's arguments as the process gave them (addr, len): put
+    /// back in rdi and rsi when the call returns, as the ABI keeps every
+    /// register but rax.
+    asked: (u64, u64),
 }
 
 /// Length of `int 0x80` (CD 80). A prefix before it, which a hostile
@@ -189,17 +216,15 @@ fn restart_commit(frame: &mut TrapFrame, rest: RestartedCommit) -> Next {
     Next::Requeue
 }
 
-/// The pages a restarted commit brought in before, when this call is its
-/// continuation (the same instruction asking for the rest of the range);
-/// 0 for any other call (an event handler's own commit, say, which leaves
-/// the restart waiting for its call).
-fn resumed_commit(rip: u64, addr: u64, len: u64) -> u64 {
-    super::with_running(|_, p| match p.restart {
-        Some(rest) if (rest.rip, rest.addr, rest.len) == (rip, addr, len) => {
-            p.restart = None;
-            rest.brought_in
-        }
-        _ => 0,
+/// The restarted commit this call continues (the same instruction asking
+/// for the rest of the range), taken from the process; `None` for any
+/// other call (an event handler's own commit, say, which leaves the
+/// restart waiting for its call).
+fn resumed_commit(rip: u64, addr: u64, len: u64) -> Option<RestartedCommit> {
+    super::with_running(|_, p| {
+        let rest = p.restart.filter(|r| (r.rip, r.addr, r.len) == (rip, addr, len))?;
+        p.restart = None;
+        Some(rest)
     })
 }
 
