@@ -29,6 +29,40 @@ pub fn raw4(number: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
     ret
 }
 
+/// Raw call that checks the ABI's promise (for tests): makes system call
+/// `number` with `args` (rdi, rsi, rdx, r10) and a sentinel in every other
+/// register an `asm!` may name (rbx and rbp it may not); returns rax and
+/// whether every one of those registers came back as it went in.
+pub fn raw_keeping_registers(number: u64, args: [u64; 4]) -> (i64, bool) {
+    const SENTINELS: [u64; 8] = [
+        0x1111_1111_1111_1111,
+        0x2222_2222_2222_2222,
+        0x3333_3333_3333_3333,
+        0x4444_4444_4444_4444,
+        0x5555_5555_5555_5555,
+        0x6666_6666_6666_6666,
+        0x7777_7777_7777_7777,
+        0x8888_8888_8888_8888,
+    ];
+    let (mut a, mut s) = (args, SENTINELS);
+    let ret: i64;
+    // SAFETY: the kernel reads the arguments, writes rax and only the
+    // memory the arguments name, after validating it (the caller's own);
+    // every other register is an operand here, so nothing the compiler
+    // keeps is in one the call might change.
+    unsafe {
+        asm!(
+            "int 0x80",
+            inlateout("rax") number => ret,
+            inout("rdi") a[0], inout("rsi") a[1], inout("rdx") a[2], inout("r10") a[3],
+            inout("rcx") s[0], inout("r8") s[1], inout("r9") s[2], inout("r11") s[3],
+            inout("r12") s[4], inout("r13") s[5], inout("r14") s[6], inout("r15") s[7],
+            options(nostack),
+        );
+    }
+    (ret, a == args && s == SENTINELS)
+}
+
 pub fn exit(code: i32) -> ! {
     let _ = call(Syscall::Exit, code as u64, 0, 0);
     unreachable!("exit returned")

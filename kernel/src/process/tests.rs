@@ -112,11 +112,10 @@ fn each_privileged_instruction_kills_only_its_process_with_the_cpus_exception() 
         // Its stack pointer crossed ticks and a system call untouched.
         ("a non-canonical stack", &[STACK_SEGMENT, GENERAL_PROTECTION]),
     ];
-    let mut pids = [Pid(0); 17];
     let before = (process_frames(), free_or_kernel_heap());
-    for (arg, pid) in pids.iter_mut().enumerate() {
-        *pid = programs::spawn_with_arg("privileged", arg as u64).expect("spawn");
-    }
+    let pids: Vec<Pid> = (0..expected.len())
+        .map(|arg| programs::spawn_with_arg("privileged", arg as u64).expect("spawn"))
+        .collect();
     programs::spawn("hello").expect("spawn");
     let done = run_until_idle();
     for (&(name, vectors), pid) in expected.iter().zip(pids) {

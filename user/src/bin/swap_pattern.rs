@@ -31,7 +31,7 @@
 //!   of each time slice, so the handler runs between its parts: twice
 //!   at least, as the return of the call alone would deliver it once);
 //!   6 when the count is short, 7 when the handler ran less than twice,
-//!   8 when the call did not give rdi and rsi back as they were.
+//!   8 when the call did not give its registers back as they were.
 #![no_std]
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -177,24 +177,11 @@ fn give_back(base: u64, len: u64, seed: u64) -> i32 {
 
 fn one_commit(base: u64, len: u64) -> i32 {
     events::on_pressure(|_| {}).expect("a pressure handler");
-    // The call by hand, to see the argument registers after it: the ABI
-    // keeps every register but rax, a restarted call included.
-    let (ret, rdi, rsi): (i64, u64, u64);
-    // SAFETY: commit reads its arguments and writes rax alone; the range
-    // is this program's own reservation.
-    unsafe {
-        core::arch::asm!(
-            "int 0x80",
-            inlateout("rax") abi::Syscall::Commit as u64 => ret,
-            inout("rdi") base => rdi,
-            inout("rsi") len => rsi,
-            in("rdx") 0u64,
-            in("r10") 0u64,
-            options(nostack),
-        );
-    }
-    if (rdi, rsi) != (base, len) {
-        println!("swap_pattern: commit changed rdi/rsi to {rdi:#x}/{rsi:#x} (was {base:#x}/{len:#x})");
+    // The call checked register by register: the ABI keeps every register
+    // but rax, a restarted call included.
+    let (ret, kept) = sys::raw_keeping_registers(abi::Syscall::Commit as u64, [base, len, 0, 0]);
+    if !kept {
+        println!("swap_pattern: commit did not give its registers back as they were");
         return 8;
     }
     let brought_in = abi::Error::from_return(ret);

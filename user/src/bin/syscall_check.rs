@@ -18,38 +18,6 @@ fn check(name: &str, got: i64, want: Error, failures: &mut i32) {
     }
 }
 
-/// Makes system call `number` with `args` and a sentinel in every other
-/// register an `asm!` may name (rbx and rbp it may not); returns rax and
-/// whether every one of those registers came back as it went in.
-fn keeps_registers(number: u64, args: [u64; 4]) -> (i64, bool) {
-    const SENTINELS: [u64; 8] = [
-        0x1111_1111_1111_1111,
-        0x2222_2222_2222_2222,
-        0x3333_3333_3333_3333,
-        0x4444_4444_4444_4444,
-        0x5555_5555_5555_5555,
-        0x6666_6666_6666_6666,
-        0x7777_7777_7777_7777,
-        0x8888_8888_8888_8888,
-    ];
-    let (mut a, mut s) = (args, SENTINELS);
-    let ret: i64;
-    // SAFETY: the kernel reads the arguments, writes rax and (for write
-    // and memstats) only the buffers the arguments name, which are this
-    // program's; every other register is an operand here, so nothing the
-    // compiler keeps is in one the call might change.
-    unsafe {
-        core::arch::asm!(
-            "int 0x80",
-            inlateout("rax") number => ret,
-            inout("rdi") a[0], inout("rsi") a[1], inout("rdx") a[2], inout("r10") a[3],
-            inout("rcx") s[0], inout("r8") s[1], inout("r9") s[2], inout("r11") s[3],
-            inout("r12") s[4], inout("r13") s[5], inout("r14") s[6], inout("r15") s[7],
-        );
-    }
-    (ret, a == args && s == SENTINELS)
-}
-
 fn main() -> i32 {
     let mut f = 0;
     let n = |s: Syscall| s as u64;
@@ -161,7 +129,7 @@ fn main() -> i32 {
         ("protect (refused)", n(Syscall::Protect), [KERNEL, PAGE, 0, 0]),
     ];
     for (name, number, args) in calls {
-        let (ret, kept) = keeps_registers(number, args);
+        let (ret, kept) = sys::raw_keeping_registers(number, args);
         println!("syscall_check: {} {name} keeps every register but rax", if kept { "ok  " } else { "FAIL" });
         if !kept {
             f += 1;
