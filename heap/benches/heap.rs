@@ -456,6 +456,94 @@ fn run(b: &mut dyn Bench, actions: &[Action]) -> f64 {
     actions.len() as f64 / elapsed / 1e6
 }
 
+/// What one pass of a realloc mix made an allocator copy, by kind of
+/// resize: how many, how many moved (the block's address changed), and the
+/// bytes a move had to carry (the smaller of the old and new size).
+#[derive(Default)]
+struct ReallocMoves {
+    /// Indexed by [`ReallocMoves::kind`].
+    resizes: [usize; 6],
+    moves: [usize; 6],
+    copied: [usize; 6],
+}
+
+impl ReallocMoves {
+    const KINDS: [&'static str; 6] = [
+        "small -> small, grow",
+        "small -> small, shrink",
+        "small -> large",
+        "large -> small",
+        "large -> large, grow",
+        "large -> large, shrink",
+    ];
+
+    /// Small and large as Pagekeeper's heap divides them (MAX_SMALL).
+    fn kind(old: usize, new: usize) -> usize {
+        match (old > MAX_SMALL, new > MAX_SMALL) {
+            (false, false) => (new <= old) as usize,
+            (false, true) => 2,
+            (true, false) => 3,
+            (true, true) => 4 + (new <= old) as usize,
+        }
+    }
+}
+
+/// Replays `actions` untimed and counts the reallocs that moved
+/// (`HEAP_BENCH_DESCRIBE`): where a realloc mix's copying comes from.
+fn realloc_moves(b: &mut dyn Bench, actions: &[Action]) -> ReallocMoves {
+    let mut counts = ReallocMoves::default();
+    let mut live: Vec<(NonNull<u8>, Layout)> = Vec::new();
+    for &action in actions {
+        match action {
+            Action::Alloc(layout) => live.push((b.alloc(layout).expect("memory"), layout)),
+            Action::Free(pick) => {
+                let (p, l) = live.swap_remove(pick % live.len());
+                b.free(p, l);
+            }
+            Action::Realloc(pick, size) => {
+                let i = pick % live.len();
+                let (p, l) = live[i];
+                let q = b.realloc(p, l, size).expect("memory");
+                let kind = ReallocMoves::kind(l.size(), size);
+                counts.resizes[kind] += 1;
+                if q != p {
+                    counts.moves[kind] += 1;
+                    counts.copied[kind] += l.size().min(size);
+                }
+                live[i] = (q, Layout::from_size_align(size, l.align()).unwrap());
+            }
+        }
+    }
+    for (p, l) in live {
+        b.free(p, l);
+    }
+    counts
+}
+
+fn print_realloc_moves(makers: &[Maker], sizes: &[usize], count: usize) {
+    println!(
+        "
+reallocs of the mix with realloc that moved (untimed replay): moved / resizes, MB copied"
+    );
+    for &max in sizes {
+        let actions = random_actions(max, true, count);
+        for make in makers {
+            let mut b = make();
+            let counts = realloc_moves(b.as_mut(), &actions);
+            let total: usize = counts.copied.iter().sum();
+            println!("  max {max:>6} {:<24} {:>7.1} MB copied", b.name(), total as f64 / 1e6);
+            for (k, name) in ReallocMoves::KINDS.iter().enumerate().filter(|&(k, _)| counts.resizes[k] > 0) {
+                println!(
+                    "      {name:<24} {:>6} / {:<6} {:>7.1} MB",
+                    counts.moves[k],
+                    counts.resizes[k],
+                    counts.copied[k] as f64 / 1e6
+                );
+            }
+        }
+    }
+}
+
 /// Mops/s of each allocator on each maximum size: best of `trials`, the
 /// allocators taking turns (so drift in the machine's speed hits all
 /// alike), after an untimed warm-up on the same allocator.
@@ -611,6 +699,9 @@ fn main() {
         print_throughput(title, &makers, &sizes, &table);
     }
 
+    if std::env::var("HEAP_BENCH_DESCRIBE").is_ok() {
+        print_realloc_moves(&makers, &sizes, count);
+    }
     if std::env::args().any(|a| a == "--throughput-only") {
         return;
     }
