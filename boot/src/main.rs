@@ -12,7 +12,7 @@ usage: pagekeeper-boot [options] [KERNEL_ELF]
   (no KERNEL_ELF: build the demo kernel and boot it with 128 MiB, 256 MiB of
    swap and the standard file disk, unless the options say otherwise: `cargo run`)
   --bios            boot with the legacy BIOS loader (default: UEFI)
-  --memory MIB      guest memory in MiB (default 128)
+  --memory MIB      guest memory in MiB (default 128; at least 48 under UEFI, 24 under BIOS)
   --timeout SECS    kill QEMU after SECS seconds (default: never)
   --disk FILE       attach FILE as an extra raw disk (repeatable)
   --swap MIB        attach a fresh swap disk of MIB MiB (virtio-blk; default 0: none)
@@ -63,6 +63,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(RunConfig, bool), St
             extra => return Err(format!("unexpected argument {extra}")),
         }
     }
+    // Before the kernel build: a run the firmware cannot start is refused now.
+    config.check().map_err(|e| e.to_string())?;
     config.kernel = match kernel {
         Some(path) => path.into(),
         None => {

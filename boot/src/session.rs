@@ -26,6 +26,7 @@ pub struct Session {
 impl Session {
     /// Boots `config` with a monitor socket and the serial port on pipes.
     pub fn start(config: &RunConfig) -> io::Result<Session> {
+        config.check()?;
         let image = crate::disk_image(&config.kernel, config.firmware)?;
         let disks = RunDisks::for_config(config)?;
         static SESSIONS: AtomicU32 = AtomicU32::new(0);
