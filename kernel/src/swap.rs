@@ -409,17 +409,50 @@ pub struct SwapInfo {
     /// resident pages.
     pub cached_pages: u64,
     pub counters: SwapCounters,
+    /// Times the disk was reset because a request got no answer.
+    pub device_resets: u64,
+    /// The disk stopped answering and would not start again: nothing more
+    /// goes to swap, and what is there cannot come back.
+    pub out_of_service: bool,
 }
 
 pub fn info() -> Option<SwapInfo> {
     without_interrupts(|| {
-        SWAP.lock().as_ref().map(|area| SwapInfo {
+        SWAP.lock().as_mut().map(|area| SwapInfo {
             total_slots: area.total_slots(),
             free_slots: area.free_slots(),
             cached_pages: area.cached_pages(),
             counters: area.counters(),
+            device_resets: area.device_mut().resets(),
+            out_of_service: area.device_mut().out_of_service(),
         })
     })
+}
+
+impl SwapInfo {
+    /// Swap can take a page now.
+    pub fn takes_pages(&self) -> bool {
+        self.free_usable() > 0
+    }
+
+    /// Free slots that can take a page: none on a disk out of service.
+    pub fn free_usable(&self) -> u64 {
+        if self.out_of_service {
+            0
+        } else {
+            self.free_slots
+        }
+    }
+
+    /// Slots that count as backing (the commit limit, the pressure page):
+    /// none on a disk out of service.
+    pub fn usable_total(&self) -> u64 {
+        if self.out_of_service {
+            0
+        } else {
+            self.total_slots
+        }
+    }
 }
 
 impl fmt::Display for SwapInfo {
@@ -428,7 +461,8 @@ impl fmt::Display for SwapInfo {
         let c = self.counters;
         write!(
             f,
-            "swap: {} KiB total, {} KiB free, {} KiB used ({} KiB cached); {} pages out, {} pages in, {} I/O errors\n\
+            "swap: {} KiB total, {} KiB free, {} KiB used ({} KiB cached); {} pages out, {} pages in, {} I/O errors, \
+             {} device resets (request timeout {} ms){}\n\
              swap cache: {} copies kept, {} writes saved, {} copies dropped (swap full)",
             kib(self.total_slots),
             kib(self.free_slots),
@@ -437,6 +471,9 @@ impl fmt::Display for SwapInfo {
             c.outs,
             c.ins,
             c.errors,
+            self.device_resets,
+            crate::drivers::virtio_blk::request_timeout_ms(),
+            if self.out_of_service { "; the disk is out of service" } else { "" },
             c.copies_kept,
             c.writes_saved,
             c.copies_dropped

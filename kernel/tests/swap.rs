@@ -163,6 +163,76 @@ fn a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back() {
     assert_eq!(balance(), before, "frames, page tables and slots all came back");
 }
 
+/// A swap disk that stops answering (its answers dropped unseen: fault
+/// injection in the driver): the wait gives up after the driver's timeout
+/// (200 ms here), the device is reset and started again, and the requests
+/// on their way fail. A swap-out's pages then stay resident, their slots
+/// free; a commit that needed a page read back fails with the page still
+/// in swap. The restarted device then takes every page and gives each back
+/// as it was written, and everything comes back at the end.
+fn a_disk_that_stops_answering_is_reset_and_started_again() {
+    use pagekeeper::drivers::virtio_blk;
+    use pagekeeper::vm::{self, RegionKind, PROCESS_LIMITS};
+    const PAGES: u64 = 64;
+    let before = balance();
+    let info = || swap::info().expect("swap");
+    let id = vm::create(PROCESS_LIMITS).expect("a space");
+    let base = vm::with(id, |s| s.reserve(PAGES * 4096, mm::pte::Prot::USER_RW, RegionKind::Anonymous))
+        .and_then(|r| r.ok())
+        .expect("reserve")
+        .as_u64();
+    let word = |page: u64| (base + page * 4096 + 8 * (page % 512)) as *mut u64;
+    let value = |page: u64| page * 0x2545_f491 + 3;
+    vm::activate(id).expect("activate");
+    for page in 0..PAGES {
+        // SAFETY: the page is in the active space's reserved region; the
+        // write faults it in (demand zero).
+        unsafe { word(page).write_volatile(value(page)) };
+    }
+    vm::activate_kernel();
+    let in_swap = || vm::with(id, |s| s.stats().swapped_pages).expect("space");
+    // The timeout and the injection go back to normal however this ends.
+    struct Restore(u64);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            virtio_blk::set_request_timeout_ms(self.0);
+            virtio_blk::ignore_completions(0);
+        }
+    }
+    let restore = Restore(virtio_blk::set_request_timeout_ms(200));
+
+    // One write gets no answer. The sweep that met it stops there (swap
+    // refused); what it evicted before, and what a sweep after it evicts
+    // through the restarted device, is in swap.
+    let (resets, errors, slots) = (info().device_resets, info().counters.errors, balance().2);
+    virtio_blk::ignore_completions(1);
+    let evicted = vm::reclaim::evict(PAGES);
+    assert_eq!(info().device_resets, resets + 1, "one reset");
+    assert_eq!(info().counters.errors, errors + 1, "the write that got no answer failed");
+    assert!(!info().out_of_service, "the device was started again");
+    assert_eq!(in_swap(), evicted, "the pages of the failed write stayed resident");
+    assert_eq!(balance().2, slots - evicted, "the failed write's slots are free again");
+    assert_eq!(vm::reclaim::evict(PAGES - evicted), PAGES - evicted, "the restarted device takes the rest");
+    assert_eq!(in_swap(), PAGES);
+
+    virtio_blk::ignore_completions(1);
+    let commit = vm::with(id, |s| s.commit(base, PAGES * 4096)).expect("space");
+    assert!(commit.is_err(), "a commit whose read got no answer fails: {commit:?}");
+    assert_eq!(info().device_resets, resets + 2, "one more reset");
+    assert!(in_swap() > 0, "the page whose read failed is still in swap");
+    drop(restore);
+
+    vm::activate(id).expect("activate");
+    for page in 0..PAGES {
+        // SAFETY: as above; the read swaps the page back in if needed.
+        let read = unsafe { word(page).read_volatile() };
+        assert_eq!(read, value(page), "page {page} came back intact");
+    }
+    vm::activate_kernel();
+    vm::destroy(id);
+    assert_eq!(balance(), before, "frames, page tables and slots all came back");
+}
+
 /// The driver matches completions to requests by token: four writes on
 /// their way at once (every request slot; a fifth is refused as busy),
 /// waited for newest first, so each wait meets completions that belong to
@@ -408,6 +478,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &decommit_release_and_exit_give_every_slot_back,
         &when_swap_is_full_the_hog_is_killed_and_the_others_go_on,
         &a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back,
+        &a_disk_that_stops_answering_is_reset_and_started_again,
         &writes_waited_for_newest_first_each_get_their_own_completion,
         &pages_that_read_zero_are_dropped_without_a_write,
         &a_page_read_back_and_not_written_leaves_again_without_a_write,

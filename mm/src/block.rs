@@ -28,6 +28,12 @@ pub enum BlockError {
     Busy,
     /// More buffers in one request than the driver takes.
     TooManySegments { max: usize },
+    /// The device did not answer within the driver's timeout: it was reset
+    /// and the request (with every other one on its way) failed.
+    TimedOut { ms: u64 },
+    /// The device is out of service: it stopped answering and could not
+    /// be started again.
+    OutOfService,
 }
 
 impl fmt::Display for BlockError {
@@ -41,6 +47,8 @@ impl fmt::Display for BlockError {
             BlockError::Io => write!(f, "I/O error"),
             BlockError::Busy => write!(f, "too many requests in flight"),
             BlockError::TooManySegments { max } => write!(f, "more than {max} buffers in one request"),
+            BlockError::TimedOut { ms } => write!(f, "no answer from the device in {ms} ms (device reset)"),
+            BlockError::OutOfService => write!(f, "device out of service (it stopped answering)"),
         }
     }
 }

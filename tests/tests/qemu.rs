@@ -76,7 +76,7 @@ fn swap_suite_passes_at_64_mib_with_256_mib_of_swap() {
     config.timeout = Some(Duration::from_secs(900));
     let outcome = boot(&config);
     let summary = expect_suite_passed("qemu-swap", &outcome);
-    assert_eq!(summary.passed, 13, "{}", outcome.serial);
+    assert_eq!(summary.passed, 14, "{}", outcome.serial);
     let console = &outcome.serial;
     for line in console
         .lines()

@@ -98,6 +98,31 @@ mod tests {
         assert!(timer::uptime_ms() >= 30);
     }
 
+    /// The stopwatch agrees with the timer interrupt's ticks, and keeps
+    /// counting with interrupts off, where the ticks stand still.
+    #[test_case]
+    fn the_stopwatch_measures_time_with_interrupts_on_and_off() {
+        let mut watch = timer::Stopwatch::start();
+        let start = timer::ticks();
+        // Read often (not halted through ticks): the PIT's count wraps once
+        // a tick, and the stopwatch must see every wrap.
+        let mut elapsed = 0;
+        while timer::ticks() < start + 5 {
+            elapsed = watch.elapsed_ms();
+        }
+        assert!(watch.elapsed_ms() >= elapsed, "it only goes forward");
+        let elapsed = watch.elapsed_ms();
+        // 40..=50 ms passed between the first tick's start and the fifth.
+        assert!((35..=80).contains(&elapsed), "{elapsed} ms for 5 ticks of 10 ms");
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            let (mut watch, ticks) = (timer::Stopwatch::start(), timer::ticks());
+            while watch.elapsed_ms() < 30 {
+                core::hint::spin_loop();
+            }
+            assert_eq!(timer::ticks(), ticks, "no tick was taken with interrupts off");
+        });
+    }
+
     #[test_case]
     fn kernel_runs_on_its_own_gdt_and_tss() {
         use x86_64::instructions::segmentation::{Segment, CS};

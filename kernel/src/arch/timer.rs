@@ -20,7 +20,7 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 static TICK_HOOK: AtomicUsize = AtomicUsize::new(0);
 
 pub fn init() {
-    let divisor = (PIT_INPUT_HZ / TICK_HZ) as u16;
+    let divisor = divisor();
     // SAFETY: the PIT's ports; only this module programs the PIT.
     unsafe {
         Port::<u8>::new(PIT_COMMAND).write(PIT_MODE_RATE);
@@ -35,6 +35,61 @@ pub fn ticks() -> u64 {
 
 pub fn uptime_ms() -> u64 {
     ticks() * 1000 / TICK_HZ
+}
+
+/// Time measured with interrupts off, where [`ticks`] stands still (a
+/// polled disk request waited for under a lock): it reads PIT channel 0's
+/// count, which runs down from the divisor once per tick whatever the
+/// interrupt flag says, and adds up what it ran down between two reads.
+/// A gap of more than one tick between reads is counted as less than it
+/// was, never more, so a deadline kept with it comes late, never early;
+/// its callers poll it far more often than that.
+pub struct Stopwatch {
+    last: u16,
+    pit_counts: u64,
+}
+
+impl Stopwatch {
+    pub fn start() -> Stopwatch {
+        Stopwatch { last: read_pit_count(), pit_counts: 0 }
+    }
+
+    /// Milliseconds since [`Self::start`].
+    pub fn elapsed_ms(&mut self) -> u64 {
+        let now = read_pit_count();
+        self.pit_counts += pit_counts_between(self.last, now, divisor());
+        self.last = now;
+        self.pit_counts * 1000 / PIT_INPUT_HZ
+    }
+}
+
+fn divisor() -> u16 {
+    (PIT_INPUT_HZ / TICK_HZ) as u16
+}
+
+/// Counts the PIT ran down from `last` to `now`: mode 2 counts from the
+/// divisor down to 1, then starts again at the divisor.
+fn pit_counts_between(last: u16, now: u16, divisor: u16) -> u64 {
+    if now <= last {
+        u64::from(last - now)
+    } else {
+        u64::from(last) + u64::from(divisor) - u64::from(now)
+    }
+}
+
+fn read_pit_count() -> u16 {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: the PIT's ports. Latching (command 0: channel 0, latch)
+        // freezes the count for the two reads that follow, low byte
+        // first; the timer keeps running and only this module uses the
+        // ports, with interrupts off around the sequence.
+        unsafe {
+            Port::<u8>::new(PIT_COMMAND).write(0x00);
+            let low = Port::<u8>::new(PIT_CHANNEL0).read();
+            let high = Port::<u8>::new(PIT_CHANNEL0).read();
+            u16::from_le_bytes([low, high])
+        }
+    })
 }
 
 pub fn set_tick_hook(hook: fn(&mut TrapFrame)) {

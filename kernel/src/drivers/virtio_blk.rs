@@ -33,19 +33,31 @@
 //! CPU would run another process while the disk works, and the fault path
 //! would have to sleep: a process that blocks in the kernel, which this
 //! kernel does not have yet.
+//!
+//! A polled wait must not spin for ever on a device that stopped answering
+//! (the whole kernel waits with it: interrupts are off under the swap
+//! lock). A request that has not come back after [`request_timeout_ms`]
+//! (10 s; Linux gives a block request 30) fails with
+//! `BlockError::TimedOut`, and so does every other request on its way: the
+//! device is reset (device status 0, after which it may not touch a queue
+//! or a buffer it was given, so the callers' frames are theirs again) and
+//! started again with a fresh queue, as at probe. The disk's contents are
+//! the device's business and stay. If it cannot be started again it is
+//! out of service (`BlockError::OutOfService` from then on).
 
 use super::pci::{self, PortCam};
+use crate::arch::timer::Stopwatch;
 use crate::memory::{frames, kernel_pages, phys_to_virt};
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use core::sync::atomic::{fence, Ordering};
+use core::sync::atomic::{fence, AtomicU64, Ordering};
 use mm::addr::{Pfn, PAGE_SIZE as FRAME_BYTES};
 use mm::block::{check_transfer, BlockDevice, BlockError};
 use mm::frame::{FrameBlock, Owner};
 use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::bus::{Command, PciRoot};
 use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
-use virtio_drivers::transport::{DeviceType, Transport};
+use virtio_drivers::transport::{DeviceStatus, DeviceType, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 use x86_64::VirtAddr;
 
@@ -62,10 +74,19 @@ fn order_of(pages: usize) -> u8 {
 // else uses; share returns the device address of the very bytes given.
 unsafe impl Hal for KernelHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
-        // Only called while a driver is set up at boot (queues), never on a
-        // process's behalf; the trait has no way to report failure.
-        let block = frames::allocate_zeroed(order_of(pages), Owner::Dma)
-            .expect("DMA memory for a virtio queue at boot");
+        // Called when a queue is made: at boot, and when a disk is started
+        // again after a timeout (`VirtioDisk::restart`), when memory may be
+        // short. The crate takes physical address 0 for "no memory" and
+        // fails the queue's creation cleanly (`Dma::new`: DmaError).
+        let none = (0, NonNull::dangling());
+        let Ok(mut block) = frames::allocate_zeroed(order_of(pages), Owner::Dma) else { return none };
+        if block.start().addr() == 0 {
+            // Frame 0 would read as that failure: it stays the DMA owner's,
+            // unused, and another block is taken.
+            let _frame_zero = block.into_raw();
+            let Ok(next) = frames::allocate_zeroed(order_of(pages), Owner::Dma) else { return none };
+            block = next;
+        }
         let (pfn, _, _) = block.into_raw();
         let virt = NonNull::new(phys_to_virt(pfn).as_mut_ptr::<u8>()).expect("window is not null");
         (pfn.addr(), virt)
@@ -178,6 +199,39 @@ struct InFlight {
     segments: Segments,
     write: bool,
     done: Option<Result<(), BlockError>>,
+    /// Fault injection ([`ignore_completions`]): the device's answer to
+    /// this request is taken off the ring and dropped, as if it never came.
+    answer_ignored: bool,
+}
+
+/// How long a request may take before the device is reset ([`request_timeout_ms`]).
+static TIMEOUT_MS: AtomicU64 = AtomicU64::new(10_000);
+/// Requests whose answer is still to be ignored ([`ignore_completions`]).
+static IGNORED_COMPLETIONS: AtomicU64 = AtomicU64::new(0);
+/// Resets after a timeout, on every disk, since boot.
+static RESETS: AtomicU64 = AtomicU64::new(0);
+
+/// Milliseconds a request may take before its device is reset.
+pub fn request_timeout_ms() -> u64 {
+    TIMEOUT_MS.load(Ordering::Relaxed)
+}
+
+/// Sets [`request_timeout_ms`] (at least 1); returns what it was. For tests,
+/// which do not want to wait 10 s for a timeout they caused.
+pub fn set_request_timeout_ms(ms: u64) -> u64 {
+    TIMEOUT_MS.swap(ms.max(1), Ordering::Relaxed)
+}
+
+/// Fault injection, for tests: the device's answers to the next `count`
+/// requests started are dropped unseen, as from a device that stopped
+/// answering, so those requests time out and the device is reset.
+pub fn ignore_completions(count: u64) {
+    IGNORED_COMPLETIONS.store(count, Ordering::Relaxed);
+}
+
+/// Device resets after a timeout since boot, every disk together.
+pub fn resets() -> u64 {
+    RESETS.load(Ordering::Relaxed)
 }
 
 /// A request's data buffers, as the caller gave them.
@@ -229,6 +283,10 @@ pub struct VirtioDisk {
     in_flight: [Option<InFlight>; REQUESTS],
     capacity: u64,
     read_only: bool,
+    /// It stopped answering and could not be started again.
+    out_of_service: bool,
+    /// Resets after a timeout.
+    resets: u64,
 }
 
 // SAFETY: the disk is used under the lock of whoever owns it (the swap
@@ -262,7 +320,76 @@ impl VirtioDisk {
         transport.finish_init();
         let (request, _, _) = page.into_raw();
         let read_only = features.contains(Features::RO);
-        Ok(VirtioDisk { transport, queue, request, in_flight: Default::default(), capacity, read_only })
+        let in_flight = Default::default();
+        Ok(VirtioDisk {
+            transport,
+            queue,
+            request,
+            in_flight,
+            capacity,
+            read_only,
+            out_of_service: false,
+            resets: 0,
+        })
+    }
+
+    /// Resets the device after request `late` got no answer in `ms`:
+    /// every request on its way fails, and the device is started again
+    /// with a fresh queue (or put out of service if it will not start).
+    fn reset_after_timeout(&mut self, late: usize, ms: u64) {
+        RESETS.fetch_add(1, Ordering::Relaxed);
+        self.resets += 1;
+        // Status 0 resets the device; once it reads back 0 the device
+        // touches no queue and no buffer it was given (virtio 1.x 2.1.2),
+        // so every request's buffers are its caller's again.
+        self.transport.set_status(DeviceStatus::empty());
+        let mut watch = Stopwatch::start();
+        while !self.transport.get_status().is_empty() && watch.elapsed_ms() < ms {
+            core::hint::spin_loop();
+        }
+        // A device that does not finish its reset could still use the
+        // requests' frames, which nothing but an IOMMU could prevent; it
+        // goes out of service, and its requests fail like the others.
+        let reset = self.transport.get_status().is_empty();
+        let mut failed = 0;
+        for request in self.in_flight.iter_mut().flatten().filter(|r| r.done.is_none()) {
+            request.done = Some(Err(BlockError::TimedOut { ms }));
+            failed += 1;
+        }
+        let sector = self.slot_sector(late);
+        let restarted = if reset { self.restart() } else { Err("it did not finish its reset".into()) };
+        match restarted {
+            Ok(()) => crate::warn!(
+                "virtio-blk: no answer in {ms} ms (request at sector {sector}); device reset and started again, \
+                 {failed} request(s) failed"
+            ),
+            Err(e) => {
+                self.out_of_service = true;
+                crate::warn!(
+                    "virtio-blk: no answer in {ms} ms (request at sector {sector}); device reset, {failed} request(s) \
+                     failed; not started again ({e}): out of service"
+                );
+            }
+        }
+    }
+
+    /// The sector request slot `index` was sent to (for the report).
+    fn slot_sector(&mut self, index: usize) -> u64 {
+        // SAFETY: the slot is in the disk's request page; the device wrote
+        // only its status byte, and is reset now.
+        unsafe { core::ptr::addr_of!((*self.slot(index)).sector).read_volatile() }
+    }
+
+    /// Starts the device again after a reset, as at probe: the same
+    /// feature negotiation and a fresh queue (the old one's memory goes
+    /// back; the reset device no longer reads it).
+    fn restart(&mut self) -> Result<(), alloc::string::String> {
+        self.transport.begin_init(Features::all());
+        let queue =
+            VirtQueue::new(&mut self.transport, QUEUE, false, false).map_err(|e| alloc::format!("{e:?}"))?;
+        self.queue = queue;
+        self.transport.finish_init();
+        Ok(())
     }
 
     fn slot(&mut self, index: usize) -> *mut RequestSlot {
@@ -273,6 +400,16 @@ impl VirtioDisk {
 
     pub fn read_only(&self) -> bool {
         self.read_only
+    }
+
+    /// Times this disk was reset because a request got no answer.
+    pub fn resets(&self) -> u64 {
+        self.resets
+    }
+
+    /// The disk stopped answering and could not be started again.
+    pub fn out_of_service(&self) -> bool {
+        self.out_of_service
     }
 
     /// Queues a read or write of `segments` (in order, as one transfer) at
@@ -290,6 +427,9 @@ impl VirtioDisk {
         }
         if write && self.read_only {
             return Err(BlockError::ReadOnly);
+        }
+        if self.out_of_service {
+            return Err(BlockError::OutOfService);
         }
         let index = self.in_flight.iter().position(Option::is_none).ok_or(BlockError::Busy)?;
         let slot = self.slot(index);
@@ -318,14 +458,21 @@ impl VirtioDisk {
         if self.queue.should_notify() {
             self.transport.notify(QUEUE);
         }
-        self.in_flight[index] = Some(InFlight { token, segments, write, done: None });
+        let take = |n: u64| n.checked_sub(1);
+        let answer_ignored =
+            IGNORED_COMPLETIONS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, take).is_ok();
+        self.in_flight[index] = Some(InFlight { token, segments, write, done: None, answer_ignored });
         Ok(index)
     }
 
     /// Waits until the request in slot `index` has come back; its status.
     /// Requests come back in the order the device finishes them, so the
     /// wait completes whichever is at the head of the used ring.
+    /// After [`request_timeout_ms`] without its answer the device is
+    /// reset and the request fails (`TimedOut`), with every other on its way.
     fn wait(&mut self, index: usize) -> Result<(), BlockError> {
+        let (mut watch, timeout) = (Stopwatch::start(), request_timeout_ms());
+        let mut polls = 0u32;
         loop {
             let request = self.in_flight[index].as_mut().expect("a started request");
             if let Some(done) = request.done.take() {
@@ -334,8 +481,14 @@ impl VirtioDisk {
             }
             match self.queue.peek_used() {
                 Some(token) => self.complete(token),
+                // The clock is read one poll in 256: three port accesses,
+                // and a deadline of seconds needs no finer grain.
+                None if polls % 256 == 255 && watch.elapsed_ms() >= timeout => {
+                    self.reset_after_timeout(index, timeout)
+                }
                 None => core::hint::spin_loop(),
             }
+            polls = polls.wrapping_add(1);
         }
     }
 
@@ -359,6 +512,9 @@ impl VirtioDisk {
         // SAFETY: the device wrote the status byte before it gave the
         // request back (it is in the slot, which stays ours until now).
         let status = unsafe { core::ptr::addr_of!((*slot).status).read_volatile() };
+        if request.answer_ignored {
+            return; // as if the device had not answered: the wait times out
+        }
         request.done = Some(match popped {
             Ok(_) if status == STATUS_OK => Ok(()),
             _ => Err(BlockError::Io),
@@ -427,8 +583,11 @@ impl Drop for VirtioDisk {
             }
         }
         // The device must forget the queue before its memory goes (the
-        // queue's own drop frees it).
+        // queue's own drop frees it). For the PCI transport `queue_unset`
+        // does nothing (the spec has no way to unset one queue), so the
+        // device is reset, which makes it forget them all.
         self.transport.queue_unset(QUEUE);
+        self.transport.set_status(DeviceStatus::empty());
         let page = FrameBlock::from_raw(self.request, 0, Owner::Dma);
         if frames::free(page).is_err() {
             crate::warn!("virtio-blk: request page was not ours to free (kernel bug)");

@@ -32,7 +32,7 @@ fn with<R>(f: impl FnOnce(&mut CommitAccount) -> R) -> R {
 
 /// RAM (every usable frame) and swap (every slot), in pages.
 fn backing() -> Backing {
-    let swap_pages = crate::swap::info().map_or(0, |s| s.total_slots);
+    let swap_pages = crate::swap::info().map_or(0, |s| s.usable_total());
     Backing { ram_pages: frames::stats().total, swap_pages }
 }
 

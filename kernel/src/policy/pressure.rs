@@ -65,7 +65,7 @@ pub fn update() {
     // Each count read once: this runs after every fault and system call.
     let (free, total) = frames::free_and_total();
     let cached = crate::files::info().map_or(0, |i| i.stats.pages);
-    let (swap_free, swap_total) = crate::swap::info().map_or((0, 0), |s| (s.free_slots, s.total_slots));
+    let (swap_free, swap_total) = crate::swap::info().map_or((0, 0), |s| (s.free_usable(), s.usable_total()));
     let counts = MemoryCounts { free, cached, swap_free };
     let new = level(counts, crate::vm::reclaim::watermarks());
     let commit = super::commit::info_for(Backing { ram_pages: total, swap_pages: swap_total });

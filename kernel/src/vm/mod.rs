@@ -262,6 +262,7 @@ fn out_of_memory_reason(outcome: FaultOutcome) -> Option<&'static str> {
     }
     Some(match crate::swap::info() {
         None => "no swap device",
+        Some(swap) if swap.out_of_service => "swap disk out of service",
         Some(swap) if swap.free_slots == 0 => "swap full",
         Some(_) => "nothing left to evict",
     })

@@ -427,11 +427,11 @@ impl WriteBehind {
     }
 }
 
-/// Whether a sweep could free anything: swap has a free slot, or the page
-/// cache holds pages. (Without either, a sweep would visit every frame for
+/// Whether a sweep could free anything: swap has a free slot on a disk in
+/// service, or the page cache holds pages. (Without either, a sweep would visit every frame for
 /// nothing, on every allocation that fails.)
 fn anything_to_reclaim() -> bool {
-    crate::swap::info().is_some_and(|s| s.free_slots > 0) || crate::files::has_pages()
+    crate::swap::info().is_some_and(|s| s.takes_pages()) || crate::files::has_pages()
 }
 
 /// Whether a page-cache page was used since the last pass: the cache saw
