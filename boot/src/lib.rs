@@ -74,6 +74,10 @@ pub struct RunConfig {
     /// MiB of swap: a fresh swap disk (header written, like `mkswap`) is
     /// made for the run, attached as virtio-blk, and deleted after. 0: none.
     pub swap_mib: u32,
+    /// Throttles the swap disk to this many bytes per second (QEMU's
+    /// `throttling.bps-total`): a slow disk, or at a few KiB/s one that
+    /// stops answering within the kernel's request timeout.
+    pub swap_bytes_per_second: Option<u64>,
     /// A directory to pack into a read-only file disk (virtio-blk, after
     /// the swap disk): the kernel maps files and starts programs from it.
     pub files: Option<PathBuf>,
@@ -122,6 +126,7 @@ impl RunConfig {
             timeout: Some(Duration::from_secs(300)),
             disks: Vec::new(),
             swap_mib: 0,
+            swap_bytes_per_second: None,
             files: None,
             gdb: false,
             icount: false,
@@ -309,7 +314,12 @@ pub fn qemu_command(config: &RunConfig, image: &Path, disks: &RunDisks) -> Comma
         cmd.arg("-drive").arg(format!("format=raw,if=ide,file={}", disk.display()));
     }
     if let Some(swap) = &disks.swap {
-        cmd.arg("-drive").arg(format!("if=none,id=swap0,format=raw,file={}", swap.path.display()));
+        let throttle = config.swap_bytes_per_second.map(|bps| format!(",throttling.bps-total={bps}"));
+        cmd.arg("-drive").arg(format!(
+            "if=none,id=swap0,format=raw,file={}{}",
+            swap.path.display(),
+            throttle.unwrap_or_default()
+        ));
         cmd.args(["-device", "virtio-blk-pci,drive=swap0"]);
     }
     if let Some(files) = &disks.files {

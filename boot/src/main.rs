@@ -16,6 +16,8 @@ usage: pagekeeper-boot [options] [KERNEL_ELF]
   --timeout SECS    kill QEMU after SECS seconds (default: never)
   --disk FILE       attach FILE as an extra raw disk (repeatable)
   --swap MIB        attach a fresh swap disk of MIB MiB (virtio-blk; default 0: none)
+  --swap-bps BYTES  throttle the swap disk to BYTES per second (a slow disk; at 2048
+                    it stops answering within the kernel's 10 s request timeout)
   --files DIR       pack DIR into a read-only file disk (virtio-blk, after the swap disk)
   --standard-files  the file disk of the tests and the demo: every user program as
                     bin/NAME and the test data (made in target/files)
@@ -51,6 +53,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(RunConfig, bool), St
             "--timeout" => config.timeout = Some(Duration::from_secs(number(&value("--timeout")?)?)),
             "--disk" => config.disks.push(value("--disk")?.into()),
             "--swap" => config.swap_mib = number(&value("--swap")?)?,
+            "--swap-bps" => config.swap_bytes_per_second = Some(number(&value("--swap-bps")?)?),
             "--files" => config.files = Some(value("--files")?.into()),
             "--standard-files" => standard = true,
             "--gdb" => config.gdb = true,

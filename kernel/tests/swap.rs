@@ -233,6 +233,30 @@ fn a_disk_that_stops_answering_is_reset_and_started_again() {
     assert_eq!(balance(), before, "frames, page tables and slots all came back");
 }
 
+/// A swap disk that never answers again: after three timeouts in a row
+/// (200 ms each here) it is put out of service, and the kernel goes on as
+/// without swap: nothing more is written to it, a process bigger than RAM
+/// gets the out-of-memory kill ("swap disk out of service"), the others
+/// finish. The last test of the suite: the disk stays out of service.
+fn a_disk_that_keeps_not_answering_goes_out_of_service() {
+    use pagekeeper::drivers::virtio_blk;
+    let info = || swap::info().expect("swap");
+    let (resets, outs) = (info().device_resets, info().counters.outs);
+    let timeout = virtio_blk::set_request_timeout_ms(200);
+    virtio_blk::ignore_completions(u64::MAX);
+    let done = run(&[("swap_pattern", arg(160, PATTERN, 1)), ("hello", 0)]);
+    virtio_blk::ignore_completions(0);
+    virtio_blk::set_request_timeout_ms(timeout);
+    out_of_memory_kill(&done);
+    let hello = done.iter().find(|f| f.name == "hello").expect("hello ran");
+    assert_eq!(hello.status, ExitStatus::Exited(0), "{}", hello.status);
+    assert!(info().out_of_service, "out of service");
+    assert_eq!(info().device_resets, resets + 3, "three timeouts, then no more tries");
+    assert_eq!(info().counters.outs, outs, "no page was written");
+    assert!(!info().takes_pages());
+    assert_eq!(pagekeeper::vm::reclaim::evict(64), 0, "reclaim does not try the disk again");
+}
+
 /// The driver matches completions to requests by token: four writes on
 /// their way at once (every request slot; a fifth is refused as busy),
 /// waited for newest first, so each wait meets completions that belong to
@@ -485,6 +509,8 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &a_sequential_read_back_reads_ahead_in_requests_of_up_to_8_pages,
         &pages_whose_copies_were_given_up_are_written_again,
         &a_long_commit_is_restarted_and_lets_the_others_run,
+        // Last: it leaves the disk out of service.
+        &a_disk_that_keeps_not_answering_goes_out_of_service,
     ];
     let without_swap: &[&dyn Testable] = &[&without_swap_a_process_bigger_than_ram_is_killed_out_of_memory];
     let tests = if swap::info().is_some() { with_swap } else { without_swap };

@@ -76,7 +76,7 @@ fn swap_suite_passes_at_64_mib_with_256_mib_of_swap() {
     config.timeout = Some(Duration::from_secs(900));
     let outcome = boot(&config);
     let summary = expect_suite_passed("qemu-swap", &outcome);
-    assert_eq!(summary.passed, 14, "{}", outcome.serial);
+    assert_eq!(summary.passed, 15, "{}", outcome.serial);
     let console = &outcome.serial;
     for line in console
         .lines()
@@ -86,6 +86,7 @@ fn swap_suite_passes_at_64_mib_with_256_mib_of_swap() {
     }
     assert!(console.contains("swap on disk 0: 255 MiB (65535 slots)"), "{console}");
     assert!(console.contains("no memory is left (swap full)"), "{console}");
+    assert!(console.contains("no memory is left (swap disk out of service)"), "{console}");
     for line in console.lines().filter(|l| l.contains("swap_pattern: hot set")) {
         println!("{line}");
     }

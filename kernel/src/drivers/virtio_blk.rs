@@ -42,8 +42,9 @@
 //! device is reset (device status 0, after which it may not touch a queue
 //! or a buffer it was given, so the callers' frames are theirs again) and
 //! started again with a fresh queue, as at probe. The disk's contents are
-//! the device's business and stay. If it cannot be started again it is
-//! out of service (`BlockError::OutOfService` from then on).
+//! the device's business and stay. If it cannot be started again, or
+//! has timed out three times with nothing answered in between, it is out
+//! of service (`BlockError::OutOfService` from then on).
 
 use super::pci::{self, PortCam};
 use crate::arch::timer::Stopwatch;
@@ -287,7 +288,15 @@ pub struct VirtioDisk {
     out_of_service: bool,
     /// Resets after a timeout.
     resets: u64,
+    /// Timeouts since the device last answered a request.
+    timeouts_in_a_row: u32,
 }
+
+/// A disk that times out this many times with no request answered in
+/// between is put out of service: each timeout holds the whole kernel for
+/// the timeout's length, and a disk that keeps not answering would
+/// otherwise do so on every sweep of reclaim.
+const TIMEOUTS_BEFORE_OUT_OF_SERVICE: u32 = 3;
 
 // SAFETY: the disk is used under the lock of whoever owns it (the swap
 // area); its raw pointers point at DMA memory and registers it owns, and
@@ -330,6 +339,7 @@ impl VirtioDisk {
             read_only,
             out_of_service: false,
             resets: 0,
+            timeouts_in_a_row: 0,
         })
     }
 
@@ -339,6 +349,7 @@ impl VirtioDisk {
     fn reset_after_timeout(&mut self, late: usize, ms: u64) {
         RESETS.fetch_add(1, Ordering::Relaxed);
         self.resets += 1;
+        self.timeouts_in_a_row += 1;
         // Status 0 resets the device; once it reads back 0 the device
         // touches no queue and no buffer it was given (virtio 1.x 2.1.2),
         // so every request's buffers are its caller's again.
@@ -357,7 +368,13 @@ impl VirtioDisk {
             failed += 1;
         }
         let sector = self.slot_sector(late);
-        let restarted = if reset { self.restart() } else { Err("it did not finish its reset".into()) };
+        let restarted = if !reset {
+            Err("it did not finish its reset".into())
+        } else if self.timeouts_in_a_row >= TIMEOUTS_BEFORE_OUT_OF_SERVICE {
+            Err(alloc::format!("{} timeouts in a row", self.timeouts_in_a_row))
+        } else {
+            self.restart()
+        };
         match restarted {
             Ok(()) => crate::warn!(
                 "virtio-blk: no answer in {ms} ms (request at sector {sector}); device reset and started again, \
@@ -515,6 +532,7 @@ impl VirtioDisk {
         if request.answer_ignored {
             return; // as if the device had not answered: the wait times out
         }
+        self.timeouts_in_a_row = 0;
         request.done = Some(match popped {
             Ok(_) if status == STATUS_OK => Ok(()),
             _ => Err(BlockError::Io),
