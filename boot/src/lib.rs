@@ -78,6 +78,10 @@ pub struct RunConfig {
     /// `throttling.bps-total`): a slow disk, or at a few KiB/s one that
     /// stops answering within the kernel's request timeout.
     pub swap_bytes_per_second: Option<u64>,
+    /// Named strings for the kernel (QEMU's fw_cfg, `-fw_cfg
+    /// name=NAME,string=VALUE`; NAME starts with `opt/`): the kernel reads
+    /// them with `arch::fw_cfg::setting`, in place of a command line.
+    pub settings: Vec<(String, String)>,
     /// A directory to pack into a read-only file disk (virtio-blk, after
     /// the swap disk): the kernel maps files and starts programs from it.
     pub files: Option<PathBuf>,
@@ -100,6 +104,13 @@ impl RunConfig {
     /// Refuses a run that cannot reach the kernel, with the reason, before
     /// anything is built or started: too little memory for the firmware.
     pub fn check(&self) -> io::Result<()> {
+        if let Some((name, _)) =
+            self.settings.iter().find(|(name, _)| !name.starts_with("opt/") || name.contains(','))
+        {
+            let message =
+                format!("setting {name:?}: QEMU takes names that start with opt/ and have no comma");
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+        }
         let least = self.firmware.minimum_memory_mib();
         if self.memory_mib >= least {
             return Ok(());
@@ -127,6 +138,7 @@ impl RunConfig {
             disks: Vec::new(),
             swap_mib: 0,
             swap_bytes_per_second: None,
+            settings: Vec::new(),
             files: None,
             gdb: false,
             icount: false,
@@ -322,6 +334,11 @@ pub fn qemu_command(config: &RunConfig, image: &Path, disks: &RunDisks) -> Comma
         ));
         cmd.args(["-device", "virtio-blk-pci,drive=swap0"]);
     }
+    for (name, value) in &config.settings {
+        // QEMU's option syntax: a comma inside a value is written twice.
+        let value = value.replace(',', ",,");
+        cmd.arg("-fw_cfg").arg(format!("name={name},string={value}"));
+    }
     if let Some(files) = &disks.files {
         cmd.arg("-drive")
             .arg(format!("if=none,id=files0,format=raw,readonly=on,file={}", files.path.display()));
@@ -505,5 +522,15 @@ mod tests {
         assert!(config.check().is_ok());
         (config.firmware, config.memory_mib) = (Firmware::Uefi, 48);
         assert!(config.check().is_ok(), "the suites' smallest boot");
+    }
+
+    #[test]
+    fn a_setting_qemu_would_not_take_is_refused() {
+        let mut config = RunConfig::new("kernel");
+        config.settings.push(("opt/pagekeeper/mode".into(), "a, b".into()));
+        assert!(config.check().is_ok(), "a comma in a value is escaped");
+        config.settings.push(("pagekeeper/mode".into(), "x".into()));
+        let error = config.check().expect_err("not under opt/");
+        assert!(error.to_string().contains("opt/"), "{error}");
     }
 }

@@ -18,6 +18,8 @@ usage: pagekeeper-boot [options] [KERNEL_ELF]
   --swap MIB        attach a fresh swap disk of MIB MiB (virtio-blk; default 0: none)
   --swap-bps BYTES  throttle the swap disk to BYTES per second (a slow disk; at 2048
                     it stops answering within the kernel's 10 s request timeout)
+  --setting N=V     a named string for the kernel (QEMU fw_cfg; N starts with opt/),
+                    e.g. opt/pagekeeper/swap-disk=stalled for the swap kernel's stall test
   --files DIR       pack DIR into a read-only file disk (virtio-blk, after the swap disk)
   --standard-files  the file disk of the tests and the demo: every user program as
                     bin/NAME and the test data (made in target/files)
@@ -54,6 +56,12 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(RunConfig, bool), St
             "--disk" => config.disks.push(value("--disk")?.into()),
             "--swap" => config.swap_mib = number(&value("--swap")?)?,
             "--swap-bps" => config.swap_bytes_per_second = Some(number(&value("--swap-bps")?)?),
+            "--setting" => {
+                let setting = value("--setting")?;
+                let (name, text) =
+                    setting.split_once('=').ok_or(format!("--setting {setting}: NAME=VALUE"))?;
+                config.settings.push((name.into(), text.into()));
+            }
             "--files" => config.files = Some(value("--files")?.into()),
             "--standard-files" => standard = true,
             "--gdb" => config.gdb = true,

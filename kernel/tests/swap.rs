@@ -257,6 +257,30 @@ fn a_disk_that_keeps_not_answering_goes_out_of_service() {
     assert_eq!(pagekeeper::vm::reclaim::evict(64), 0, "reclaim does not try the disk again");
 }
 
+/// The host throttled the swap disk to 2 KiB/s (`--swap-bps 2048`): a
+/// write of a batch takes seconds. With the request timeout at 1 s, the
+/// first writes that wait behind the throttle time out: the device is
+/// really reset with a request on its way, started again, and after three
+/// timeouts with nothing answered put out of service; the process bigger
+/// than RAM then gets the out-of-memory kill and its neighbour finishes.
+fn a_stalled_disk_is_reset_then_put_out_of_service() {
+    use pagekeeper::drivers::virtio_blk;
+    let info = || swap::info().expect("swap");
+    let timeout = virtio_blk::set_request_timeout_ms(1000);
+    let done = run(&[("swap_pattern", arg(160, PATTERN, 1)), ("hello", 0)]);
+    virtio_blk::set_request_timeout_ms(timeout);
+    out_of_memory_kill(&done);
+    let hello = done.iter().find(|f| f.name == "hello").expect("hello ran");
+    assert_eq!(hello.status, ExitStatus::Exited(0), "{}", hello.status);
+    assert!(info().out_of_service, "out of service");
+    assert!(info().device_resets >= 3, "{} resets", info().device_resets);
+    println!(
+        "stalled disk: {} resets, {} pages written before it stalled",
+        info().device_resets,
+        info().counters.outs
+    );
+}
+
 /// The driver matches completions to requests by token: four writes on
 /// their way at once (every request slot; a fifth is refused as busy),
 /// waited for newest first, so each wait meets completions that belong to
@@ -513,7 +537,13 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &a_disk_that_keeps_not_answering_goes_out_of_service,
     ];
     let without_swap: &[&dyn Testable] = &[&without_swap_a_process_bigger_than_ram_is_killed_out_of_memory];
-    let tests = if swap::info().is_some() { with_swap } else { without_swap };
+    let stalled: &[&dyn Testable] = &[&a_stalled_disk_is_reset_then_put_out_of_service];
+    // The host says when it throttled the swap disk to a stall.
+    let tests = match pagekeeper::arch::fw_cfg::setting("opt/pagekeeper/swap-disk").as_deref() {
+        Some("stalled") => stalled,
+        _ if swap::info().is_some() => with_swap,
+        _ => without_swap,
+    };
     // Uptime is emulated and swap traffic is slow under TCG.
     run_tests_with(tests, RunnerConfig { timeout_ms: 600_000 })
 }

@@ -125,6 +125,27 @@ fn without_swap_a_process_bigger_than_ram_is_killed() {
     assert!(outcome.serial.contains("no memory is left (no swap device)"), "{}", outcome.serial);
 }
 
+/// A swap disk that really stalls: QEMU throttles it to 2 KiB/s, so a
+/// swap write takes seconds, and the swap kernel, told so through fw_cfg,
+/// runs its one test for it with a request timeout of 1 s: three
+/// timeouts, each a real device reset while a request is on its way, then
+/// the disk out of service and the kernel running on without swap.
+#[test]
+fn a_stalled_swap_disk_is_reset_then_put_out_of_service() {
+    let mut config = config(Kernel::Named("swap"));
+    config.memory_mib = 64;
+    config.swap_mib = 256;
+    config.swap_bytes_per_second = Some(2048);
+    config.settings.push(("opt/pagekeeper/swap-disk".into(), "stalled".into()));
+    let outcome = boot(&config);
+    let summary = expect_suite_passed("qemu-swap-stalled", &outcome);
+    assert_eq!(summary.passed, 1, "{}", outcome.serial);
+    let console = &outcome.serial;
+    assert!(console.contains("device reset and started again"), "{console}");
+    assert!(console.contains("not started again (3 timeouts in a row): out of service"), "{console}");
+    assert!(console.contains("no memory is left (swap disk out of service)"), "{console}");
+}
+
 /// Files at 64 MiB without swap, from the standard file disk: a 32 MiB
 /// file mapped and checked page by page, pages shared by two processes,
 /// copy on write, clean pages dropped under pressure and read again, the

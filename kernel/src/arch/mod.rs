@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod fpu;
+pub mod fw_cfg;
 pub mod gdt;
 pub mod idt;
 pub mod pic;
