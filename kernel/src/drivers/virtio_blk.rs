@@ -488,7 +488,10 @@ impl VirtioDisk {
     /// After [`request_timeout_ms`] without its answer the device is
     /// reset and the request fails (`TimedOut`), with every other on its way.
     fn wait(&mut self, index: usize) -> Result<(), BlockError> {
-        let (mut watch, timeout) = (Stopwatch::start(), request_timeout_ms());
+        let timeout = request_timeout_ms();
+        // Started at the first look at the clock: most waits end before it,
+        // and reading the PIT costs port accesses.
+        let mut watch: Option<Stopwatch> = None;
         let mut polls = 0u32;
         loop {
             let request = self.in_flight[index].as_mut().expect("a started request");
@@ -498,9 +501,12 @@ impl VirtioDisk {
             }
             match self.queue.peek_used() {
                 Some(token) => self.complete(token),
-                // The clock is read one poll in 256: three port accesses,
-                // and a deadline of seconds needs no finer grain.
-                None if polls % 256 == 255 && watch.elapsed_ms() >= timeout => {
+                // The clock is read one poll in 4096: three port accesses
+                // (slow under emulation), and a deadline of seconds needs
+                // no finer grain.
+                None if polls % 4096 == 4095
+                    && watch.get_or_insert_with(Stopwatch::start).elapsed_ms() >= timeout =>
+                {
                     self.reset_after_timeout(index, timeout)
                 }
                 None => core::hint::spin_loop(),
