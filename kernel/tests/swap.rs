@@ -167,9 +167,10 @@ fn a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back() {
 /// injection in the driver): the wait gives up after the driver's timeout
 /// (200 ms here), the device is reset and started again, and the requests
 /// on their way fail. A swap-out's pages then stay resident, their slots
-/// free; a commit that needed a page read back fails with the page still
-/// in swap. The restarted device then takes every page and gives each back
-/// as it was written, and everything comes back at the end.
+/// free. A read is sent once more: a commit whose read got no answer twice
+/// fails with the page still in swap; once, it succeeds. The restarted
+/// device takes every page and gives each back as it was written, and
+/// everything comes back at the end.
 fn a_disk_that_stops_answering_is_reset_and_started_again() {
     use pagekeeper::drivers::virtio_blk;
     use pagekeeper::vm::{self, RegionKind, PROCESS_LIMITS};
@@ -215,11 +216,23 @@ fn a_disk_that_stops_answering_is_reset_and_started_again() {
     assert_eq!(vm::reclaim::evict(PAGES - evicted), PAGES - evicted, "the restarted device takes the rest");
     assert_eq!(in_swap(), PAGES);
 
+    // A read that gets no answer is sent once more after the reset.
+    virtio_blk::ignore_completions(2);
+    let commit = vm::with(id, |s| s.commit(base, PAGES * 4096)).expect("space");
+    assert!(commit.is_err(), "a commit whose read got no answer twice fails: {commit:?}");
+    assert_eq!(info().device_resets, resets + 3, "two more resets");
+    assert!(in_swap() > 0, "the page whose read failed is still in swap");
+    assert!(!info().out_of_service, "two timeouts in a row: still in service");
+    // An answered read (the first page and those read ahead with it)
+    // clears the count of timeouts in a row; without it, the next would
+    // be the third and put the disk out of service.
+    let first = vm::with(id, |s| s.commit(base, 4096)).expect("space");
+    assert!(first.is_ok(), "{first:?}");
     virtio_blk::ignore_completions(1);
     let commit = vm::with(id, |s| s.commit(base, PAGES * 4096)).expect("space");
-    assert!(commit.is_err(), "a commit whose read got no answer fails: {commit:?}");
-    assert_eq!(info().device_resets, resets + 2, "one more reset");
-    assert!(in_swap() > 0, "the page whose read failed is still in swap");
+    assert!(commit.is_ok(), "a read that got no answer once is sent again and answered: {commit:?}");
+    assert_eq!(info().device_resets, resets + 4, "one more reset");
+    assert_eq!(in_swap(), 0, "every page is back");
     drop(restore);
 
     vm::activate(id).expect("activate");

@@ -42,7 +42,10 @@
 //! device is reset (device status 0, after which it may not touch a queue
 //! or a buffer it was given, so the callers' frames are theirs again) and
 //! started again with a fresh queue, as at probe. The disk's contents are
-//! the device's business and stay. If it cannot be started again, or
+//! the device's business and stay. A request the caller waits for at
+//! once (a read, a single write) is sent once more after such a reset;
+//! one started behind the caller (swap-out's batches) is left to it. If
+//! it cannot be started again, or
 //! has timed out three times with nothing answered in between, it is out
 //! of service (`BlockError::OutOfService` from then on).
 
@@ -586,9 +589,25 @@ impl VirtioDisk {
     ///
     /// The frames are RAM that nothing else uses until this returns.
     pub unsafe fn read_frames(&mut self, sector: u64, frames: &[Pfn]) -> Result<(), BlockError> {
-        // SAFETY: the caller's promise; the request is waited for here.
-        let index = unsafe { self.start(sector, Segments::of_frames(frames)?, false) }?;
-        self.wait(index)
+        // SAFETY: the caller's promise; the request is waited for inside.
+        unsafe { self.transfer(sector, Segments::of_frames(frames)?, false) }
+    }
+
+    /// Starts a request and waits for it. One that timed out is sent once
+    /// more to the restarted device (a disk that stalled once may answer
+    /// now, and a swap-in that fails ends a process); a second timeout
+    /// stands.
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::start`]; the request is waited for before this returns.
+    unsafe fn transfer(&mut self, sector: u64, segments: Segments, write: bool) -> Result<(), BlockError> {
+        // SAFETY: the caller's promise; each request is waited for here.
+        let first = unsafe { self.start(sector, segments, write) }.and_then(|index| self.wait(index));
+        let Err(BlockError::TimedOut { .. }) = first else { return first };
+        // SAFETY: as above; the reset gave the buffers back, and they are
+        // the device's again until this second request is waited for.
+        unsafe { self.start(sector, segments, write) }.and_then(|index| self.wait(index))
     }
 
     /// Waits for a started write; its result.
@@ -668,15 +687,16 @@ impl BlockDevice for VirtioDisk {
 
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         let segments = Segments::new([buf as *mut [u8]])?;
-        // SAFETY: `buf` is borrowed until the request is waited for, here.
-        let index = unsafe { self.start(sector, segments, false) }?;
-        self.wait(index)
+        // SAFETY: `buf` is borrowed until the request is waited for, inside.
+        unsafe { self.transfer(sector, segments, false) }
     }
 
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
+        // The device only reads a write's buffer; the pointer is mutable
+        // because a read's is written.
+        let segments = Segments::new([buf as *const [u8] as *mut [u8]])?;
         // SAFETY: as in read.
-        let write = unsafe { self.start_write(sector, buf) }?;
-        self.finish_write(write)
+        unsafe { self.transfer(sector, segments, true) }
     }
 }
 
