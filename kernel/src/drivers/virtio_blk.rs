@@ -295,6 +295,25 @@ pub struct VirtioDisk {
     timeouts_in_a_row: u32,
 }
 
+/// Why a disk was not started again after a timeout. (No heap: the
+/// report is made when memory may be short.)
+enum NotRestarted {
+    ResetUnfinished,
+    TimeoutsInARow(u32),
+    /// A fresh queue could not be made (its DMA memory, most likely).
+    Queue(virtio_drivers::Error),
+}
+
+impl core::fmt::Display for NotRestarted {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            NotRestarted::ResetUnfinished => write!(f, "it did not finish its reset"),
+            NotRestarted::TimeoutsInARow(n) => write!(f, "{n} timeouts in a row"),
+            NotRestarted::Queue(e) => write!(f, "no queue: {e:?}"),
+        }
+    }
+}
+
 /// A disk that times out this many times with no request answered in
 /// between is put out of service: each timeout holds the whole kernel for
 /// the timeout's length, and a disk that keeps not answering would
@@ -372,11 +391,11 @@ impl VirtioDisk {
         }
         let sector = self.slot_sector(late);
         let restarted = if !reset {
-            Err("it did not finish its reset".into())
+            Err(NotRestarted::ResetUnfinished)
         } else if self.timeouts_in_a_row >= TIMEOUTS_BEFORE_OUT_OF_SERVICE {
-            Err(alloc::format!("{} timeouts in a row", self.timeouts_in_a_row))
+            Err(NotRestarted::TimeoutsInARow(self.timeouts_in_a_row))
         } else {
-            self.restart()
+            self.restart().map_err(NotRestarted::Queue)
         };
         match restarted {
             Ok(()) => crate::warn!(
@@ -403,11 +422,9 @@ impl VirtioDisk {
     /// Starts the device again after a reset, as at probe: the same
     /// feature negotiation and a fresh queue (the old one's memory goes
     /// back; the reset device no longer reads it).
-    fn restart(&mut self) -> Result<(), alloc::string::String> {
+    fn restart(&mut self) -> Result<(), virtio_drivers::Error> {
         self.transport.begin_init(Features::all());
-        let queue =
-            VirtQueue::new(&mut self.transport, QUEUE, false, false).map_err(|e| alloc::format!("{e:?}"))?;
-        self.queue = queue;
+        self.queue = VirtQueue::new(&mut self.transport, QUEUE, false, false)?;
         self.transport.finish_init();
         Ok(())
     }
