@@ -431,9 +431,15 @@ fn random_actions(max: usize, realloc: bool, count: usize) -> Vec<Action> {
         .collect()
 }
 
-fn run(b: &mut dyn Bench, actions: &[Action]) -> f64 {
-    let mut live: Vec<(NonNull<u8>, Layout)> = Vec::with_capacity(100_000);
-    let start = Instant::now();
+/// Plays `actions` on `b`, the blocks it holds in `live`; `resized(old
+/// block, its layout, new size, new block)` hears of every realloc.
+#[inline(always)]
+fn play(
+    b: &mut dyn Bench,
+    actions: &[Action],
+    live: &mut Vec<(NonNull<u8>, Layout)>,
+    mut resized: impl FnMut(NonNull<u8>, Layout, usize, NonNull<u8>),
+) {
     for &action in actions {
         match action {
             Action::Alloc(layout) => live.push((black_box(b.alloc(layout).expect("memory")), layout)),
@@ -445,14 +451,25 @@ fn run(b: &mut dyn Bench, actions: &[Action]) -> f64 {
                 let i = pick % live.len();
                 let (p, l) = live[i];
                 let q = b.realloc(p, l, size).expect("memory");
+                resized(p, l, size, q);
                 live[i] = (black_box(q), Layout::from_size_align(size, l.align()).unwrap());
             }
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
+}
+
+fn free_all(b: &mut dyn Bench, live: Vec<(NonNull<u8>, Layout)>) {
     for (p, l) in live {
         b.free(p, l);
     }
+}
+
+fn run(b: &mut dyn Bench, actions: &[Action]) -> f64 {
+    let mut live: Vec<(NonNull<u8>, Layout)> = Vec::with_capacity(100_000);
+    let start = Instant::now();
+    play(b, actions, &mut live, |_, _, _, _| {});
+    let elapsed = start.elapsed().as_secs_f64();
+    free_all(b, live);
     actions.len() as f64 / elapsed / 1e6
 }
 
@@ -492,31 +509,16 @@ impl ReallocMoves {
 /// (`HEAP_BENCH_DESCRIBE`): where a realloc mix's copying comes from.
 fn realloc_moves(b: &mut dyn Bench, actions: &[Action]) -> ReallocMoves {
     let mut counts = ReallocMoves::default();
-    let mut live: Vec<(NonNull<u8>, Layout)> = Vec::new();
-    for &action in actions {
-        match action {
-            Action::Alloc(layout) => live.push((b.alloc(layout).expect("memory"), layout)),
-            Action::Free(pick) => {
-                let (p, l) = live.swap_remove(pick % live.len());
-                b.free(p, l);
-            }
-            Action::Realloc(pick, size) => {
-                let i = pick % live.len();
-                let (p, l) = live[i];
-                let q = b.realloc(p, l, size).expect("memory");
-                let kind = ReallocMoves::kind(l.size(), size);
-                counts.resizes[kind] += 1;
-                if q != p {
-                    counts.moves[kind] += 1;
-                    counts.copied[kind] += l.size().min(size);
-                }
-                live[i] = (q, Layout::from_size_align(size, l.align()).unwrap());
-            }
+    let mut live = Vec::new();
+    play(b, actions, &mut live, |p, l, size, q| {
+        let kind = ReallocMoves::kind(l.size(), size);
+        counts.resizes[kind] += 1;
+        if q != p {
+            counts.moves[kind] += 1;
+            counts.copied[kind] += l.size().min(size);
         }
-    }
-    for (p, l) in live {
-        b.free(p, l);
-    }
+    });
+    free_all(b, live);
     counts
 }
 

@@ -113,36 +113,80 @@ fn when_swap_is_full_the_hog_is_killed_and_the_others_go_on() {
     }
 }
 
+/// A space of its own with `PAGES` pages, one word of each written
+/// (`value`, a mix of the page number and a salt), for the tests that
+/// evict pages by hand and read them back.
+struct WrittenPages {
+    id: pagekeeper::vm::SpaceId,
+    base: u64,
+    salt: u64,
+}
+
+impl WrittenPages {
+    const PAGES: u64 = 64;
+
+    fn new(salt: u64) -> WrittenPages {
+        use pagekeeper::vm::{self, RegionKind, PROCESS_LIMITS};
+        let id = vm::create(PROCESS_LIMITS).expect("a space");
+        let base =
+            vm::with(id, |s| s.reserve(Self::PAGES * 4096, mm::pte::Prot::USER_RW, RegionKind::Anonymous))
+                .and_then(|r| r.ok())
+                .expect("reserve")
+                .as_u64();
+        let pages = WrittenPages { id, base, salt };
+        vm::activate(id).expect("activate");
+        for page in 0..Self::PAGES {
+            // SAFETY: the page is in the active space's reserved region;
+            // the write faults it in (demand zero).
+            unsafe { pages.word(page).write_volatile(pages.value(page)) };
+        }
+        vm::activate_kernel();
+        pages
+    }
+
+    fn word(&self, page: u64) -> *mut u64 {
+        (self.base + page * 4096 + 8 * (page % 512)) as *mut u64
+    }
+
+    fn value(&self, page: u64) -> u64 {
+        page * self.salt + 1
+    }
+
+    fn in_swap(&self) -> u64 {
+        pagekeeper::vm::with(self.id, |s| s.stats().swapped_pages).expect("space")
+    }
+
+    /// Reads every page (swapping in what is out), requires each as it
+    /// was written, and destroys the space.
+    fn check_and_destroy(self) {
+        use pagekeeper::vm;
+        vm::activate(self.id).expect("activate");
+        for page in 0..Self::PAGES {
+            // SAFETY: as in `new`; the read swaps the page back in if needed.
+            let read = unsafe { self.word(page).read_volatile() };
+            assert_eq!(read, self.value(page), "page {page} came back intact");
+        }
+        vm::activate_kernel();
+        vm::destroy(self.id);
+    }
+}
+
 /// Batch writes that fail in the middle of write-behind: their pages stay
 /// resident and intact, their slots come back, the errors are counted;
 /// with one failure, the batch started behind it still completes and the
 /// next sweep takes the failed batch's pages.
 fn a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back() {
-    use pagekeeper::vm::{self, RegionKind, PROCESS_LIMITS};
-    const PAGES: u64 = 64;
+    use pagekeeper::vm;
+    const PAGES: u64 = WrittenPages::PAGES;
     let before = balance();
     let errors = || swap::info().expect("swap").counters.errors;
-    let id = vm::create(PROCESS_LIMITS).expect("a space");
-    let base = vm::with(id, |s| s.reserve(PAGES * 4096, mm::pte::Prot::USER_RW, RegionKind::Anonymous))
-        .and_then(|r| r.ok())
-        .expect("reserve")
-        .as_u64();
-    let word = |page: u64| (base + page * 4096 + 8 * (page % 512)) as *mut u64;
-    let value = |page: u64| page * 0x9e37_79b9 + 1;
-    vm::activate(id).expect("activate");
-    for page in 0..PAGES {
-        // SAFETY: the page is in the active space's reserved region; the
-        // write faults it in (demand zero).
-        unsafe { word(page).write_volatile(value(page)) };
-    }
-    vm::activate_kernel();
-    let in_swap = || vm::with(id, |s| s.stats().swapped_pages).expect("space");
+    let pages = WrittenPages::new(0x9e37_79b9);
 
     let (errors_before, slots_before) = (errors(), balance().2);
     swap::fail_batch_writes(u64::MAX);
     assert_eq!(vm::reclaim::evict(PAGES), 0, "no page leaves when every write fails");
     swap::fail_batch_writes(0);
-    assert_eq!(in_swap(), 0);
+    assert_eq!(pages.in_swap(), 0);
     assert_eq!(balance().2, slots_before, "the failed writes' slots are free again");
     assert!(errors() > errors_before, "the failures are counted");
 
@@ -150,16 +194,9 @@ fn a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back() {
     swap::fail_batch_writes(1);
     assert_eq!(vm::reclaim::evict(PAGES), PAGES, "the later batches and a later sweep take every page");
     assert_eq!(errors(), errors_before + 1, "one failure");
-    assert_eq!(in_swap(), PAGES);
+    assert_eq!(pages.in_swap(), PAGES);
 
-    vm::activate(id).expect("activate");
-    for page in 0..PAGES {
-        // SAFETY: as above; the read swaps the page back in.
-        let read = unsafe { word(page).read_volatile() };
-        assert_eq!(read, value(page), "page {page} came back intact");
-    }
-    vm::activate_kernel();
-    vm::destroy(id);
+    pages.check_and_destroy();
     assert_eq!(balance(), before, "frames, page tables and slots all came back");
 }
 
@@ -173,25 +210,13 @@ fn a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back() {
 /// everything comes back at the end.
 fn a_disk_that_stops_answering_is_reset_and_started_again() {
     use pagekeeper::drivers::virtio_blk;
-    use pagekeeper::vm::{self, RegionKind, PROCESS_LIMITS};
-    const PAGES: u64 = 64;
+    use pagekeeper::vm;
+    const PAGES: u64 = WrittenPages::PAGES;
     let before = balance();
     let info = || swap::info().expect("swap");
-    let id = vm::create(PROCESS_LIMITS).expect("a space");
-    let base = vm::with(id, |s| s.reserve(PAGES * 4096, mm::pte::Prot::USER_RW, RegionKind::Anonymous))
-        .and_then(|r| r.ok())
-        .expect("reserve")
-        .as_u64();
-    let word = |page: u64| (base + page * 4096 + 8 * (page % 512)) as *mut u64;
-    let value = |page: u64| page * 0x2545_f491 + 3;
-    vm::activate(id).expect("activate");
-    for page in 0..PAGES {
-        // SAFETY: the page is in the active space's reserved region; the
-        // write faults it in (demand zero).
-        unsafe { word(page).write_volatile(value(page)) };
-    }
-    vm::activate_kernel();
-    let in_swap = || vm::with(id, |s| s.stats().swapped_pages).expect("space");
+    let pages = WrittenPages::new(0x2545_f491);
+    let (id, base) = (pages.id, pages.base);
+    let in_swap = || pages.in_swap();
     // The timeout and the injection go back to normal however this ends.
     struct Restore(u64);
     impl Drop for Restore {
@@ -235,14 +260,7 @@ fn a_disk_that_stops_answering_is_reset_and_started_again() {
     assert_eq!(in_swap(), 0, "every page is back");
     drop(restore);
 
-    vm::activate(id).expect("activate");
-    for page in 0..PAGES {
-        // SAFETY: as above; the read swaps the page back in if needed.
-        let read = unsafe { word(page).read_volatile() };
-        assert_eq!(read, value(page), "page {page} came back intact");
-    }
-    vm::activate_kernel();
-    vm::destroy(id);
+    pages.check_and_destroy();
     assert_eq!(balance(), before, "frames, page tables and slots all came back");
 }
 
