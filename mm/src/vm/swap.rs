@@ -56,6 +56,10 @@ pub struct Chosen {
     va: UserAddr,
     frame: Pfn,
     slot: Slot,
+    /// The entry as it was chosen: what [`AddressSpace::evict_clean`]
+    /// asks of it right after, with nothing run in between, needs no
+    /// second read.
+    mapping: Mapping,
 }
 
 impl Chosen {
@@ -138,7 +142,7 @@ impl<P: Platform> AddressSpace<P> {
             self.platform.flush(va);
             return Choice::Referenced;
         }
-        Choice::Chosen(Chosen { va, frame, slot })
+        Choice::Chosen(Chosen { va, frame, slot, mapping })
     }
 
     /// The second half, for up to [`MAX_FINISHED`] chosen pages of this
@@ -190,6 +194,11 @@ impl<P: Platform> AddressSpace<P> {
     /// the page left as it is, otherwise. Like [`Self::finish_evictions`],
     /// nothing may have run in the space since the page was chosen.
     pub fn evict_clean(&mut self, chosen: Chosen) -> Option<u64> {
+        // Most pages chosen were never swapped in: no copy to go to, and
+        // no need to read the entry again to learn it.
+        if !chosen.mapping.swap_cached || chosen.mapping.dirty {
+            return None;
+        }
         let mapping = self.still_chosen(chosen).filter(|m| m.swap_cached && !m.dirty)?;
         let swap_slot = self.platform.take_swap_copy(chosen.frame)?;
         self.unmap(
