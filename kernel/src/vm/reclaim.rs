@@ -161,36 +161,47 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
     let mut sweep = clock.sweep_occupied(frames, want, 2 * frames, empty_run, |index| {
         passed.set(passed.get() + 1);
         let short = passed.get() > frames;
-        let (frame, owner, cached) = resident(|r| {
+        // One lock for the look-up, the page's aging and the policy's
+        // verdict, which used to take it twice (nothing in between takes
+        // it: aging reads and writes the page's entry and flushes it).
+        let (all, waiting) = (&mut *spaces, &writer);
+        let visit = resident(move |r| {
             let frame = r.map.frame_at(index);
-            (frame, r.map.get(frame), r.map.get_cached(frame))
-        });
-        let judge = |referenced| resident(|r| r.policy.visit(index, referenced, short));
-        if let Some(key) = cached {
-            return match judge(age_cached(spaces, key, frame)) {
-                Step::Keep => Verdict::Referenced,
-                Step::Evict => drop_cached(spaces, key, frame),
-            };
-        }
-        if swap_refused {
-            return Verdict::Skipped;
-        }
-        let Some((page, id)) = owner.map(|o| (o.page, SpaceId(o.space))) else { return Verdict::Skipped };
-        let Some(space) = spaces.get_mut(&id) else { return Verdict::Skipped };
-        let pick = match space.age_or_choose(page, frame) {
-            Choice::Skipped => return Verdict::Skipped,
-            // On its second turn the hand can meet a page still waiting.
-            Choice::Chosen(_) if writer.holds(frame) => return Verdict::Skipped,
-            Choice::Chosen(pick) => pick,
-            Choice::Referenced => {
-                // A used page always stays; the policy learns it was used.
-                judge(true);
-                return Verdict::Referenced;
+            if let Some(key) = r.map.get_cached(frame) {
+                return Visit::Cached(frame, key);
             }
+            if swap_refused {
+                return Visit::Done(Verdict::Skipped);
+            }
+            let Some(owner) = r.map.get(frame) else { return Visit::Done(Verdict::Skipped) };
+            let id = SpaceId(owner.space);
+            let Some(space) = all.get_mut(&id) else { return Visit::Done(Verdict::Skipped) };
+            match space.age_or_choose(owner.page, frame) {
+                Choice::Skipped => Visit::Done(Verdict::Skipped),
+                // On its second turn the hand can meet a page still waiting.
+                Choice::Chosen(_) if waiting.holds(frame) => Visit::Done(Verdict::Skipped),
+                Choice::Referenced => {
+                    // A used page always stays; the policy learns it was used.
+                    r.policy.visit(index, true, short);
+                    Visit::Done(Verdict::Referenced)
+                }
+                Choice::Chosen(pick) => match r.policy.visit(index, false, short) {
+                    Step::Keep => Visit::Done(Verdict::Referenced),
+                    Step::Evict => Visit::Evict(id, space, pick),
+                },
+            }
+        });
+        let (id, space, pick) = match visit {
+            Visit::Done(verdict) => return verdict,
+            Visit::Cached(frame, key) => {
+                let referenced = age_cached(spaces, key, frame);
+                return match resident(|r| r.policy.visit(index, referenced, short)) {
+                    Step::Keep => Verdict::Referenced,
+                    Step::Evict => drop_cached(spaces, key, frame),
+                };
+            }
+            Visit::Evict(id, space, pick) => (id, space, pick),
         };
-        if judge(false) == Step::Keep {
-            return Verdict::Referenced;
-        }
         // A page back from swap and not written since still has its copy
         // there (the swap cache): it leaves with no write.
         if let Some(slot) = space.evict_clean(pick) {
@@ -226,6 +237,16 @@ fn sweep(spaces: &mut BTreeMap<SpaceId, Space>, want: u64) -> Sweep {
     sweep.evicted = file_evictions + written;
     *CLOCK.lock() = clock;
     sweep
+}
+
+/// What one visit of the hand decided under the reclaim lock.
+enum Visit<'a> {
+    /// Nothing more to do.
+    Done(Verdict),
+    /// A page-cache page: aged in every space that maps it, outside the lock.
+    Cached(Pfn, FilePage),
+    /// An anonymous page of this space to evict.
+    Evict(SpaceId, &'a mut Space, Chosen),
 }
 
 /// Anonymous pages the clock chose ([`Choice::Chosen`]: still mapped,
