@@ -202,8 +202,9 @@ fn a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back() {
 
 /// A swap disk that stops answering (its answers dropped unseen: fault
 /// injection in the driver): the wait gives up after the driver's timeout
-/// (200 ms here), the device is reset and started again, and the requests
-/// on their way fail. A swap-out's pages then stay resident, their slots
+/// (1 s here: long enough that no real request of a busy host reaches
+/// it), the device is reset and started again, and the requests on their
+/// way fail. A swap-out's pages then stay resident, their slots
 /// free. A read is sent once more: a commit whose read got no answer twice
 /// fails with the page still in swap; once, it succeeds. The restarted
 /// device takes every page and gives each back as it was written, and
@@ -225,7 +226,7 @@ fn a_disk_that_stops_answering_is_reset_and_started_again() {
             virtio_blk::ignore_completions(0);
         }
     }
-    let restore = Restore(virtio_blk::set_request_timeout_ms(200));
+    let restore = Restore(virtio_blk::set_request_timeout_ms(1000));
 
     // One write gets no answer. The sweep that met it stops there (swap
     // refused); what it evicted before, and what a sweep after it evicts
@@ -265,7 +266,7 @@ fn a_disk_that_stops_answering_is_reset_and_started_again() {
 }
 
 /// A swap disk that never answers again: after three timeouts in a row
-/// (200 ms each here) it is put out of service, and the kernel goes on as
+/// (1 s each here) it is put out of service, and the kernel goes on as
 /// without swap: nothing more is written to it, a process bigger than RAM
 /// gets the out-of-memory kill ("swap disk out of service"), the others
 /// finish. The last test of the suite: the disk stays out of service.
@@ -273,7 +274,7 @@ fn a_disk_that_keeps_not_answering_goes_out_of_service() {
     use pagekeeper::drivers::virtio_blk;
     let info = || swap::info().expect("swap");
     let (resets, outs) = (info().device_resets, info().counters.outs);
-    let timeout = virtio_blk::set_request_timeout_ms(200);
+    let timeout = virtio_blk::set_request_timeout_ms(1000);
     virtio_blk::ignore_completions(u64::MAX);
     let done = run(&[("swap_pattern", arg(160, PATTERN, 1)), ("hello", 0)]);
     virtio_blk::ignore_completions(0);
