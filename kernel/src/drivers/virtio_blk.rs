@@ -212,8 +212,6 @@ struct InFlight {
 static TIMEOUT_MS: AtomicU64 = AtomicU64::new(10_000);
 /// Requests whose answer is still to be ignored ([`ignore_completions`]).
 static IGNORED_COMPLETIONS: AtomicU64 = AtomicU64::new(0);
-/// Resets after a timeout, on every disk, since boot.
-static RESETS: AtomicU64 = AtomicU64::new(0);
 
 /// Milliseconds a request may take before its device is reset.
 pub fn request_timeout_ms() -> u64 {
@@ -231,11 +229,6 @@ pub fn set_request_timeout_ms(ms: u64) -> u64 {
 /// answering, so those requests time out and the device is reset.
 pub fn ignore_completions(count: u64) {
     IGNORED_COMPLETIONS.store(count, Ordering::Relaxed);
-}
-
-/// Device resets after a timeout since boot, every disk together.
-pub fn resets() -> u64 {
-    RESETS.load(Ordering::Relaxed)
 }
 
 /// A request's data buffers, as the caller gave them.
@@ -369,7 +362,6 @@ impl VirtioDisk {
     /// every request on its way fails, and the device is started again
     /// with a fresh queue (or put out of service if it will not start).
     fn reset_after_timeout(&mut self, late: usize, ms: u64) {
-        RESETS.fetch_add(1, Ordering::Relaxed);
         self.resets += 1;
         self.timeouts_in_a_row += 1;
         // Status 0 resets the device; once it reads back 0 the device
