@@ -10,6 +10,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 use bootloader_api::{entry_point, BootInfo};
 use mm::frame::Owner;
+use pagekeeper::drivers::virtio_blk;
 use pagekeeper::memory::frames;
 use pagekeeper::process::{self, programs, run_until_idle, ExitStatus, Finished};
 use pagekeeper::testing::{assert_exited_ok, run_tests_with, RunnerConfig, Testable};
@@ -200,6 +201,38 @@ fn a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back() {
     assert_eq!(balance(), before, "frames, page tables and slots all came back");
 }
 
+/// The driver's request timeout set for a test, and with the fault
+/// injection put back to normal when the guard goes, however the test
+/// ends.
+struct RequestTimeout(u64);
+
+impl RequestTimeout {
+    fn set(ms: u64) -> RequestTimeout {
+        RequestTimeout(virtio_blk::set_request_timeout_ms(ms))
+    }
+}
+
+impl Drop for RequestTimeout {
+    fn drop(&mut self) {
+        virtio_blk::set_request_timeout_ms(self.0);
+        virtio_blk::ignore_completions(0);
+    }
+}
+
+/// A process bigger than RAM beside `hello`, with the request timeout at
+/// 1 s, on a swap disk that does not answer: the disk must end out of
+/// service, the big one with the out-of-memory kill, and `hello` must
+/// finish.
+fn a_hog_meets_a_silent_disk() {
+    let timeout = RequestTimeout::set(1000);
+    let done = run(&[("swap_pattern", arg(160, PATTERN, 1)), ("hello", 0)]);
+    drop(timeout);
+    out_of_memory_kill(&done);
+    let hello = done.iter().find(|f| f.name == "hello").expect("hello ran");
+    assert_eq!(hello.status, ExitStatus::Exited(0), "{}", hello.status);
+    assert!(swap::info().expect("swap").out_of_service, "out of service");
+}
+
 /// A swap disk that stops answering (its answers dropped unseen: fault
 /// injection in the driver): the wait gives up after the driver's timeout
 /// (1 s here: long enough that no real request of a busy host reaches
@@ -210,7 +243,6 @@ fn a_failed_batch_write_keeps_its_pages_and_gives_its_slots_back() {
 /// device takes every page and gives each back as it was written, and
 /// everything comes back at the end.
 fn a_disk_that_stops_answering_is_reset_and_started_again() {
-    use pagekeeper::drivers::virtio_blk;
     use pagekeeper::vm;
     const PAGES: u64 = WrittenPages::PAGES;
     let before = balance();
@@ -218,15 +250,7 @@ fn a_disk_that_stops_answering_is_reset_and_started_again() {
     let pages = WrittenPages::new(0x2545_f491);
     let (id, base) = (pages.id, pages.base);
     let in_swap = || pages.in_swap();
-    // The timeout and the injection go back to normal however this ends.
-    struct Restore(u64);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            virtio_blk::set_request_timeout_ms(self.0);
-            virtio_blk::ignore_completions(0);
-        }
-    }
-    let restore = Restore(virtio_blk::set_request_timeout_ms(1000));
+    let timeout = RequestTimeout::set(1000);
 
     // One write gets no answer. The sweep that met it stops there (swap
     // refused); what it evicted before, and what a sweep after it evicts
@@ -259,7 +283,7 @@ fn a_disk_that_stops_answering_is_reset_and_started_again() {
     assert!(commit.is_ok(), "a read that got no answer once is sent again and answered: {commit:?}");
     assert_eq!(info().device_resets, resets + 4, "one more reset");
     assert_eq!(in_swap(), 0, "every page is back");
-    drop(restore);
+    drop(timeout);
 
     pages.check_and_destroy();
     assert_eq!(balance(), before, "frames, page tables and slots all came back");
@@ -271,18 +295,10 @@ fn a_disk_that_stops_answering_is_reset_and_started_again() {
 /// gets the out-of-memory kill ("swap disk out of service"), the others
 /// finish. The last test of the suite: the disk stays out of service.
 fn a_disk_that_keeps_not_answering_goes_out_of_service() {
-    use pagekeeper::drivers::virtio_blk;
     let info = || swap::info().expect("swap");
     let (resets, outs) = (info().device_resets, info().counters.outs);
-    let timeout = virtio_blk::set_request_timeout_ms(1000);
     virtio_blk::ignore_completions(u64::MAX);
-    let done = run(&[("swap_pattern", arg(160, PATTERN, 1)), ("hello", 0)]);
-    virtio_blk::ignore_completions(0);
-    virtio_blk::set_request_timeout_ms(timeout);
-    out_of_memory_kill(&done);
-    let hello = done.iter().find(|f| f.name == "hello").expect("hello ran");
-    assert_eq!(hello.status, ExitStatus::Exited(0), "{}", hello.status);
-    assert!(info().out_of_service, "out of service");
+    a_hog_meets_a_silent_disk();
     assert_eq!(info().device_resets, resets + 3, "three timeouts, then no more tries");
     assert_eq!(info().counters.outs, outs, "no page was written");
     assert!(!info().takes_pages());
@@ -296,15 +312,8 @@ fn a_disk_that_keeps_not_answering_goes_out_of_service() {
 /// timeouts with nothing answered put out of service; the process bigger
 /// than RAM then gets the out-of-memory kill and its neighbour finishes.
 fn a_stalled_disk_is_reset_then_put_out_of_service() {
-    use pagekeeper::drivers::virtio_blk;
     let info = || swap::info().expect("swap");
-    let timeout = virtio_blk::set_request_timeout_ms(1000);
-    let done = run(&[("swap_pattern", arg(160, PATTERN, 1)), ("hello", 0)]);
-    virtio_blk::set_request_timeout_ms(timeout);
-    out_of_memory_kill(&done);
-    let hello = done.iter().find(|f| f.name == "hello").expect("hello ran");
-    assert_eq!(hello.status, ExitStatus::Exited(0), "{}", hello.status);
-    assert!(info().out_of_service, "out of service");
+    a_hog_meets_a_silent_disk();
     assert!(info().device_resets >= 3, "{} resets", info().device_resets);
     println!(
         "stalled disk: {} resets, {} pages written before it stalled",
