@@ -83,8 +83,10 @@ fn oom_storm() {
         each / 4
     );
     let swap_was_on = swap::info().is_some();
-    if let Err(in_use) = swap::swap_off() {
-        println!("  (swap holds {in_use} pages: not switched off; the storm would swap first)");
+    match swap::swap_off() {
+        Ok(0) => {}
+        Ok(back) => println!("  (swap switched off: {back} pages it held brought back into RAM first)"),
+        Err(e) => println!("  (swap not switched off: {e}; the storm would swap first)"),
     }
     let grow = |mib: u64| 7 | mib << 8;
     let options = |adj| SpawnOptions { oom_score_adj: adj, ..SpawnOptions::DEFAULT };

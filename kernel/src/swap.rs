@@ -15,6 +15,7 @@
 use crate::drivers::virtio_blk::{PendingWrite, VirtioDisk, REQUESTS};
 use crate::memory::frames;
 use crate::memory::phys_to_virt;
+use crate::vm::SwapInStopped;
 use crate::{info, warn};
 use alloc::vec::Vec;
 use core::fmt;
@@ -22,6 +23,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::{Pfn, PAGE_SIZE};
 use mm::block::{BlockDevice, BlockError};
 use mm::frame::Owner;
+use mm::policy::commit::CommitRefused;
 use mm::swap::{slot_sector, SwapArea, SwapCounters, SwapError, TakenRun};
 use spin::Mutex;
 use x86_64::instructions::interrupts::without_interrupts;
@@ -74,30 +76,92 @@ pub fn init(disks: Vec<VirtioDisk>) {
 /// The swap area while it is switched off ([`swap_off`]).
 static OFF: Mutex<Option<SwapArea<VirtioDisk>>> = Mutex::new(None);
 
-/// Stops using the swap disk (like `swapoff`), if no page is in it (this
-/// simple one does not read pages back in); until [`swap_on`], the kernel
-/// runs as with no swap device. Returns the slots in use when refused.
-pub fn swap_off() -> Result<(), u64> {
+/// Why [`swap_off`] left swap on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwapOffError {
+    /// No swap disk is in use.
+    NoDevice,
+    /// Overcommit mode 2: what is promised would pass the commit limit
+    /// without the swap disk's pages. Nothing was read.
+    CommitLimit(CommitRefused),
+    /// A space's pages could not all come back (memory ran short even
+    /// after reclaim, its RAM quota, or the disk failed). Pages brought
+    /// back stay resident; the rest stay in swap, which takes pages again.
+    SwapIn(SwapInStopped),
+    /// Every page came back and slots are still in use: the slot map and
+    /// the page tables disagree (a kernel bug; swap stays on).
+    SlotsStillInUse(u64),
+}
+
+impl fmt::Display for SwapOffError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwapOffError::NoDevice => write!(f, "no swap device is on"),
+            SwapOffError::CommitLimit(r) => write!(
+                f,
+                "{} pages are promised and CommitLimit without swap would be {} (overcommit mode 2)",
+                r.committed, r.limit
+            ),
+            SwapOffError::SwapIn(s) => write!(
+                f,
+                "space {} could not take its pages back: {} ({} pages came back and stay)",
+                s.space.0, s.error, s.brought_in
+            ),
+            SwapOffError::SlotsStillInUse(n) => {
+                write!(f, "{n} slots still in use after every page came back")
+            }
+        }
+    }
+}
+
+/// Stops using the swap disk, like Linux's `swapoff`: refused at once in
+/// overcommit mode 2 when what is promised would not fit without it;
+/// otherwise the disk takes no more pages and keeps no more copies, and
+/// every page in it is read back into RAM (space by space, read-ahead
+/// included, with direct reclaim dropping what it can when memory runs
+/// short). Then, until [`swap_on`], the kernel runs as with no swap
+/// device. Returns the pages brought back. On failure the pages already
+/// back stay, the rest stay in swap, and swap takes pages again: nothing
+/// is lost.
+pub fn swap_off() -> Result<u64, SwapOffError> {
+    without_interrupts(|| SWAP.lock().as_ref().map(|_| ())).ok_or(SwapOffError::NoDevice)?;
+    crate::policy::commit::holds_without_swap().map_err(SwapOffError::CommitLimit)?;
+    draining(true);
+    let brought_in =
+        crate::vm::swap_in_all().inspect_err(|_| draining(false)).map_err(SwapOffError::SwapIn)?;
     without_interrupts(|| {
         let mut swap = SWAP.lock();
-        if let Some(area) = swap.as_mut() {
-            area.drop_copies();
-            COPIES_KEPT.store(0, Ordering::Relaxed);
+        // Only swap_off takes the area away, and it runs once at a time.
+        let Some(area) = swap.as_mut() else { return Err(SwapOffError::NoDevice) };
+        let in_use = area.total_slots() - area.free_slots();
+        if in_use > 0 {
+            area.stop_draining();
+            return Err(SwapOffError::SlotsStillInUse(in_use));
         }
-        if let Some(in_use) = swap.as_ref().map(|a| a.total_slots() - a.free_slots()).filter(|&n| n > 0) {
-            return Err(in_use);
-        }
-        if let Some(area) = swap.take() {
-            *OFF.lock() = Some(area);
-        }
-        Ok(())
+        *OFF.lock() = swap.take();
+        info!("swap off: {brought_in} pages brought back");
+        Ok(brought_in)
     })
+}
+
+/// Starts or stops draining the area ([`SwapArea::start_draining`]).
+fn draining(on: bool) {
+    let _ = with(|area| {
+        if on {
+            area.start_draining();
+        } else {
+            area.stop_draining();
+        }
+        note_copies(area);
+        Ok(())
+    });
 }
 
 /// Uses the swap disk again after [`swap_off`]; false if it was not off.
 pub fn swap_on() -> bool {
     without_interrupts(|| match OFF.lock().take() {
-        Some(area) => {
+        Some(mut area) => {
+            area.stop_draining();
             *SWAP.lock() = Some(area);
             true
         }
@@ -414,6 +478,8 @@ pub struct SwapInfo {
     /// The disk stopped answering and would not start again: nothing more
     /// goes to swap, and what is there cannot come back.
     pub out_of_service: bool,
+    /// Being switched off ([`swap_off`]): pages come back, none go.
+    pub draining: bool,
 }
 
 pub fn info() -> Option<SwapInfo> {
@@ -425,6 +491,7 @@ pub fn info() -> Option<SwapInfo> {
             counters: area.counters(),
             device_resets: area.device_mut().resets(),
             out_of_service: area.device_mut().out_of_service(),
+            draining: area.is_draining(),
         })
     })
 }
@@ -435,9 +502,10 @@ impl SwapInfo {
         self.free_usable() > 0
     }
 
-    /// Free slots that can take a page: none on a disk out of service.
+    /// Free slots that can take a page: none on a disk out of service or
+    /// being switched off.
     pub fn free_usable(&self) -> u64 {
-        if self.out_of_service {
+        if self.out_of_service || self.draining {
             0
         } else {
             self.free_slots
@@ -445,9 +513,10 @@ impl SwapInfo {
     }
 
     /// Slots that count as backing (the commit limit, the pressure page):
-    /// none on a disk out of service.
+    /// none on a disk out of service or being switched off (as Linux
+    /// takes a disk's pages off the total when its swapoff begins).
     pub fn usable_total(&self) -> u64 {
-        if self.out_of_service {
+        if self.out_of_service || self.draining {
             0
         } else {
             self.total_slots
@@ -473,7 +542,11 @@ impl fmt::Display for SwapInfo {
             c.errors,
             self.device_resets,
             crate::drivers::virtio_blk::request_timeout_ms(),
-            if self.out_of_service { "; the disk is out of service" } else { "" },
+            match (self.out_of_service, self.draining) {
+                (true, _) => "; the disk is out of service",
+                (false, true) => "; being switched off",
+                (false, false) => "",
+            },
             c.copies_kept,
             c.writes_saved,
             c.copies_dropped

@@ -515,13 +515,99 @@ fn pages_whose_copies_were_given_up_are_written_again() {
     assert_eq!(reclaim::evict(PAGES), PAGES);
     space.each(0..PAGES, first_word, |page, word| assert_eq!(word.read(), page + 3));
     assert_eq!(swap::info().expect("swap").cached_pages, PAGES, "copies kept");
-    assert_eq!(swap::swap_off(), Ok(()), "no page is in swap, only copies, which go");
+    assert_eq!(swap::swap_off(), Ok(0), "no page is in swap, only copies, which go");
     assert!(swap::swap_on());
     assert_eq!(swap::info().expect("swap").cached_pages, 0);
     let outs = swap::info().expect("swap").counters.outs;
     assert_eq!(reclaim::evict(PAGES), PAGES);
     assert_eq!(swap::info().expect("swap").counters.outs - outs, PAGES, "written again: no copy to go to");
     space.each(0..PAGES, first_word, |page, word| assert_eq!(word.read(), page + 3, "page {page}"));
+    space.destroy();
+}
+
+/// `swapoff`: every page in swap comes back bit-exact (read ahead as a
+/// sequential read-back is), nothing leaves while swap is off, and after
+/// `swap_on` the disk is empty and takes pages again.
+fn swap_off_brings_every_page_back_and_swap_on_takes_pages_again() {
+    use pagekeeper::vm::reclaim;
+    const PAGES: u64 = 512;
+    let space = TestSpace::new(PAGES);
+    let spread = |page| page * 8 % 4096;
+    let check = |space: &TestSpace| {
+        space.each(0..PAGES, spread, |page, word| assert_eq!(word.read(), page ^ 0x5eed, "page {page}"))
+    };
+    space.each(0..PAGES, spread, |page, word| word.write(page ^ 0x5eed));
+    assert_eq!(reclaim::evict(PAGES), PAGES);
+    assert_eq!(space.stats().swapped_pages, PAGES);
+    let ins = swap::info().expect("swap").counters.ins;
+    let faults = space.stats().faults;
+    assert_eq!(swap::swap_off(), Ok(PAGES), "every page came back");
+    assert!(swap::info().is_none(), "off: the kernel runs as without swap");
+    let (st, off) = (space.stats(), swap::swap_off());
+    assert_eq!((st.swapped_pages, st.resident_pages), (0, PAGES));
+    assert!(st.faults.read_ahead - faults.read_ahead >= PAGES / 2, "read ahead: {:?}", st.faults);
+    assert_eq!(off, Err(swap::SwapOffError::NoDevice), "off already");
+    reclaim::evict(PAGES);
+    assert_eq!(space.stats().resident_pages, PAGES, "nothing can leave with swap off");
+    check(&space);
+    assert_eq!(space.stats().faults.swapped_in, faults.swapped_in, "reading them faulted nothing in");
+    assert!(swap::swap_on());
+    assert!(!swap::swap_on(), "on already");
+    let on = swap::info().expect("swap on again");
+    assert_eq!((on.free_slots, on.counters.ins - ins), (on.total_slots, PAGES), "empty, each page read once");
+    assert!(on.takes_pages() && !on.draining);
+    assert_eq!(reclaim::evict(PAGES), PAGES, "pages leave again");
+    check(&space);
+    space.destroy();
+}
+
+/// `swapoff` with more in swap than RAM can hold: it reads pages back
+/// until memory runs out and direct reclaim has nothing to give (swap
+/// takes no page meanwhile), then stops; swap is on again, and every page
+/// reads back right, those brought back and those still in swap.
+fn swap_off_without_room_for_every_page_stops_and_loses_nothing() {
+    let pages = frames::stats().total + 1024;
+    let space = TestSpace::new(pages);
+    let first_word = |_| 0;
+    space.each(0..pages, first_word, |page, word| word.write(page * 3 + 1));
+    let in_swap = space.stats().swapped_pages;
+    assert!(in_swap > 1024, "{in_swap} pages in swap");
+    let stopped = match swap::swap_off() {
+        Err(swap::SwapOffError::SwapIn(stopped)) => stopped,
+        other => panic!("swap_off with {in_swap} pages in swap and no room for them: {other:?}"),
+    };
+    assert_eq!((stopped.space, stopped.error), (space.id, pagekeeper::vm::VmError::OutOfMemory));
+    let st = space.stats();
+    assert!(stopped.brought_in > 0 && st.swapped_pages > 0, "{stopped:?} {st:?}");
+    assert_eq!(st.swapped_pages, in_swap - stopped.brought_in, "the pages brought back stay");
+    let info = swap::info().expect("swap stays on");
+    assert!(info.takes_pages() && !info.draining);
+    space.each(0..pages, first_word, |page, word| assert_eq!(word.read(), page * 3 + 1, "page {page}"));
+    space.destroy();
+}
+
+/// Overcommit mode 2 holds promises to the commit limit, which counts
+/// swap: `swapoff` is refused, before anything is read or changed, when
+/// what is promised would not fit the limit without it (as Linux's is).
+fn swap_off_in_overcommit_mode_2_is_refused_when_the_promises_need_swap() {
+    use mm::policy::commit::{OvercommitMode, OvercommitPolicy};
+    use pagekeeper::policy::commit;
+    let was = commit::info().policy;
+    commit::set_policy(OvercommitPolicy { mode: OvercommitMode::Never, ratio: 50 });
+    let ram = frames::stats().total;
+    // Promised, not touched: more than half of RAM, fine with swap.
+    let space = TestSpace::new(ram * 3 / 4);
+    let refused = swap::swap_off();
+    commit::set_policy(was);
+    match refused {
+        Err(swap::SwapOffError::CommitLimit(r)) => {
+            assert_eq!(r.limit, ram / 2, "CommitLimit without swap");
+            assert!(r.committed >= ram * 3 / 4, "{r:?}");
+        }
+        other => panic!("swap_off with {} pages promised: {other:?}", ram * 3 / 4),
+    }
+    let info = swap::info().expect("swap stays on");
+    assert!(info.takes_pages() && !info.draining);
     space.destroy();
 }
 
@@ -573,6 +659,9 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &a_page_read_back_and_not_written_leaves_again_without_a_write,
         &a_sequential_read_back_reads_ahead_in_requests_of_up_to_8_pages,
         &pages_whose_copies_were_given_up_are_written_again,
+        &swap_off_brings_every_page_back_and_swap_on_takes_pages_again,
+        &swap_off_without_room_for_every_page_stops_and_loses_nothing,
+        &swap_off_in_overcommit_mode_2_is_refused_when_the_promises_need_swap,
         &a_long_commit_is_restarted_and_lets_the_others_run,
         // Last: it leaves the disk out of service.
         &a_disk_that_keeps_not_answering_goes_out_of_service,

@@ -32,6 +32,8 @@ pub enum Command<'a> {
     },
     Frames,
     Swapinfo,
+    Swapoff,
+    Swapon,
     OomAdj {
         pid: Pid,
         adj: i16,
@@ -83,6 +85,12 @@ pub const COMMANDS: &[Usage] = &[
     Usage { name: "scavenge", args: "PID", help: "ask a process's heap to hand its free pages back" },
     Usage { name: "frames", args: "", help: "the frame allocator: frames per owner, free blocks per order" },
     Usage { name: "swapinfo", args: "", help: "the swap device: slots used and free, traffic" },
+    Usage {
+        name: "swapoff",
+        args: "",
+        help: "bring every page in swap back into RAM and stop using the swap disk",
+    },
+    Usage { name: "swapon", args: "", help: "use the swap disk again after swapoff" },
     Usage { name: "oom_adj", args: "PID N", help: "set a process's oom_score_adj (-1000..=1000)" },
     Usage {
         name: "overcommit",
@@ -217,6 +225,8 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "scavenge" => Command::Scavenge { pid: args.number()? },
         "frames" => Command::Frames,
         "swapinfo" => Command::Swapinfo,
+        "swapoff" => Command::Swapoff,
+        "swapon" => Command::Swapon,
         "oom_adj" => Command::OomAdj { pid: args.number()?, adj: args.number()? },
         "overcommit" => Command::Overcommit { setting: args.words.next() },
         "log" => Command::Log { level: args.words.next() },

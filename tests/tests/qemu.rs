@@ -76,7 +76,7 @@ fn swap_suite_passes_at_64_mib_with_256_mib_of_swap() {
     config.timeout = Some(Duration::from_secs(900));
     let outcome = boot(&config);
     let summary = expect_suite_passed("qemu-swap", &outcome);
-    assert_eq!(summary.passed, 15, "{}", outcome.serial);
+    assert_eq!(summary.passed, 18, "{}", outcome.serial);
     let console = &outcome.serial;
     for line in console
         .lines()
@@ -417,6 +417,8 @@ fn shell_answers_commands_and_survives_garbage() {
         "scavenge PID",
         "frames",
         "swapinfo",
+        "swapoff",
+        "swapon",
         "oom_adj PID N",
         "overcommit",
         "log",
@@ -463,6 +465,14 @@ fn shell_answers_commands_and_survives_garbage() {
     assert!(ask(&mut s, "kill 1").contains("killed from the shell"));
     assert!(ask(&mut s, "kill 1").contains("error: no process 1"));
     assert!(ask(&mut s, "ps").contains("0 processes"));
+
+    let off = ask(&mut s, "swapoff");
+    assert!(off.contains("swap off: 0 pages brought back"), "{off}");
+    assert!(ask(&mut s, "swapinfo").contains("swap: none"));
+    assert!(ask(&mut s, "swapoff").contains("error: swap stays on: no swap device is on"));
+    assert!(ask(&mut s, "swapon").contains("swap on: 16380 KiB"));
+    assert!(ask(&mut s, "swapon").contains("error: swap is not off"));
+    assert!(ask(&mut s, "swapinfo").contains("16380 KiB total"));
 
     // Garbage: every kind of bad line gets an error, none takes the kernel down.
     for (line, error) in [

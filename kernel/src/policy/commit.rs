@@ -42,6 +42,14 @@ pub fn charge(pages: u64, no_reserve: bool) -> Result<bool, CommitRefused> {
     with(|account| account.charge_region(pages, no_reserve, backing))
 }
 
+/// Whether what is promised now would still be allowed without the swap
+/// disk: `swapoff` refuses when not (in mode 2; the other modes hold no
+/// promise to the limit), as Linux's does.
+pub fn holds_without_swap() -> Result<(), CommitRefused> {
+    let backing = Backing { swap_pages: 0, ..backing() };
+    with(|account| account.check(0, backing))
+}
+
 pub fn uncharge(pages: u64) {
     with(|account| account.uncharge(pages));
 }

@@ -44,6 +44,11 @@ fn run(command: Command) {
         },
         Command::Frames => frames(),
         Command::Swapinfo => swapinfo(),
+        Command::Swapoff => swapoff(),
+        Command::Swapon => match (swap::swap_on(), swap::info()) {
+            (true, Some(info)) => println!("swap on: {} KiB", info.total_slots * 4),
+            _ => println!("error: swap is not off (swapoff first; make run SWAP=MiB attaches a disk)"),
+        },
         Command::OomAdj { pid, adj } => match process::set_oom_score_adj(Pid(pid), adj) {
             Ok(()) => println!("process {pid}: oom_score_adj {adj}"),
             Err(process::SpawnError::BadOptions) => println!("error: oom_score_adj is -1000..=1000"),
@@ -250,6 +255,17 @@ fn frames() {
             Mib(own * PAGE_SIZE),
             p.stats.table_frames
         );
+    }
+}
+
+fn swapoff() {
+    let in_swap = swap::info().map(|i| i.total_slots - i.free_slots);
+    match swap::swap_off() {
+        Ok(back) => println!(
+            "swap off: {back} pages brought back into RAM ({} slots were in use)",
+            in_swap.unwrap_or(0)
+        ),
+        Err(e) => println!("error: swap stays on: {e}"),
     }
 }
 

@@ -103,6 +103,32 @@ pub fn with_reclaim<R>(
     })
 }
 
+/// A space whose swapped pages could not all come back ([`swap_in_all`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwapInStopped {
+    pub space: SpaceId,
+    pub error: VmError,
+    /// Pages brought back (in every space) before it stopped; they stay.
+    pub brought_in: u64,
+}
+
+/// Brings every page in swap back into RAM, space by space, with direct
+/// reclaim when memory runs short (the half of `swapoff` that reads;
+/// [`crate::swap::swap_off`] is the rest). Returns the pages brought in.
+/// One space is locked at a time, so a long drain keeps its yield points
+/// (interrupts are let in once per page table's worth of pages).
+pub fn swap_in_all() -> Result<u64, SwapInStopped> {
+    let mut brought_in = 0;
+    let mut next = SpaceId(0);
+    while let Some(id) = with_all(|spaces| spaces.range(next..).next().map(|(&id, _)| id)) {
+        if let Some(Err(error)) = with_reclaim(id, |space| space.swap_in_all(&mut brought_in)) {
+            return Err(SwapInStopped { space: id, error, brought_in });
+        }
+        next = SpaceId(id.0 + 1);
+    }
+    Ok(brought_in)
+}
+
 /// Runs `f` on every live space (for reclaim).
 fn with_all<R>(f: impl FnOnce(&mut BTreeMap<SpaceId, Space>) -> R) -> R {
     without_interrupts(|| f(&mut SPACES.lock()))

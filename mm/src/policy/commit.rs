@@ -120,6 +120,16 @@ impl CommitAccount {
 
     /// Promises `pages` more, or refuses by the mode's rule.
     pub fn charge(&mut self, pages: u64, backing: Backing) -> Result<(), CommitRefused> {
+        self.check(pages, backing)?;
+        self.committed += pages;
+        Ok(())
+    }
+
+    /// Whether the mode's rule lets `pages` more be promised with
+    /// `backing`, promising nothing. `check(0, less)` asks whether what is
+    /// promised now still holds with less backing: `swapoff` asks it of
+    /// the backing without the swap it takes away, as Linux's does.
+    pub fn check(&self, pages: u64, backing: Backing) -> Result<(), CommitRefused> {
         let refused = |limit| CommitRefused {
             mode: self.policy.mode,
             requested: pages,
@@ -141,7 +151,6 @@ impl CommitAccount {
                 }
             }
         }
-        self.committed += pages;
         Ok(())
     }
 

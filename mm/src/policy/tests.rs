@@ -25,6 +25,28 @@ fn mode_2_refuses_exactly_past_commit_limit() {
 }
 
 #[test]
+fn what_is_promised_is_checked_against_less_backing_without_charging() {
+    let without_swap = Backing { swap_pages: 0, ..BACKING };
+    let mut a = account(OvercommitMode::Never, 50);
+    a.charge(8_192, BACKING).unwrap();
+    assert_eq!(a.check(0, without_swap), Ok(()), "exactly RAM × ratio still holds");
+    a.charge(1, BACKING).unwrap();
+    let refused = a.check(0, without_swap).unwrap_err();
+    assert_eq!(
+        refused,
+        CommitRefused { mode: OvercommitMode::Never, requested: 0, committed: 8_193, limit: 8_192 }
+    );
+    assert_eq!(a.committed(), 8_193, "a check charges nothing");
+    for mode in [OvercommitMode::Heuristic, OvercommitMode::Always] {
+        let mut a = account(mode, 50);
+        for _ in 0..4 {
+            a.charge(BACKING.swap_pages, BACKING).unwrap();
+        }
+        assert_eq!(a.check(0, without_swap), Ok(()), "only mode 2 holds promises to the limit");
+    }
+}
+
+#[test]
 fn mode_0_refuses_only_one_request_larger_than_ram_and_swap() {
     let mut a = account(OvercommitMode::Heuristic, 50);
     let all = BACKING.ram_pages + BACKING.swap_pages;

@@ -46,6 +46,9 @@ pub enum SwapError {
     NotAPage {
         len: usize,
     },
+    /// The area is being switched off ([`SwapArea::start_draining`]): it
+    /// gives pages back and takes none.
+    Draining,
 }
 
 impl fmt::Display for SwapError {
@@ -59,6 +62,7 @@ impl fmt::Display for SwapError {
             SwapError::NoMemoryForSlotMap => write!(f, "no kernel memory for the swap slot map"),
             SwapError::NoMemoryForSwapCache => write!(f, "no kernel memory for the swap cache"),
             SwapError::NotAPage { len } => write!(f, "swap transfer of {len} bytes, not one page"),
+            SwapError::Draining => write!(f, "swap is being switched off"),
         }
     }
 }
@@ -105,6 +109,8 @@ pub struct SwapArea<D: BlockDevice> {
     slots: SlotMap,
     cache: SwapCache,
     counters: SwapCounters,
+    /// Being switched off: no new page, no new copy (`swapoff`).
+    draining: bool,
 }
 
 fn one_page(len: usize) -> Result<(), SwapError> {
@@ -128,7 +134,8 @@ impl<D: BlockDevice> SwapArea<D> {
         };
         match SlotMap::new(header.slots) {
             Ok(slots) => {
-                Ok(SwapArea { device, slots, cache: SwapCache::default(), counters: SwapCounters::default() })
+                let (cache, counters) = (SwapCache::default(), SwapCounters::default());
+                Ok(SwapArea { device, slots, cache, counters, draining: false })
             }
             Err(_) => Err((SwapError::NoMemoryForSlotMap, device)),
         }
@@ -175,6 +182,9 @@ impl<D: BlockDevice> SwapArea<D> {
         let pages = len as u64 / PAGE_SIZE;
         if pages == 0 || !(len as u64).is_multiple_of(PAGE_SIZE) {
             return Err(SwapError::NotAPage { len });
+        }
+        if self.draining {
+            return Err(SwapError::Draining);
         }
         let first = match self.slots.allocate_run(pages) {
             Some(first) => first,
@@ -257,7 +267,8 @@ impl<D: BlockDevice> SwapArea<D> {
     /// record it, the slot is released (false).
     pub fn settle_swap_in(&mut self, frame: Pfn, slot: u64) -> Result<bool, SwapError> {
         let used = self.slots.len() - self.slots.free();
-        if used * 2 <= self.slots.len() && self.slots.users(slot) == Ok(1) && self.cache.keep(frame, slot) {
+        let room = used * 2 <= self.slots.len() && !self.draining;
+        if room && self.slots.users(slot) == Ok(1) && self.cache.keep(frame, slot) {
             self.counters.copies_kept += 1;
             return Ok(true);
         }
@@ -299,6 +310,25 @@ impl<D: BlockDevice> SwapArea<D> {
     /// Pages whose copy the swap cache keeps.
     pub fn cached_pages(&self) -> u64 {
         self.cache.len()
+    }
+
+    /// The first step of switching the area off (Linux's `swapoff`): from
+    /// now on it takes no page ([`SwapError::Draining`]) and keeps no copy,
+    /// and every kept copy is given up, so that its slots empty as the
+    /// caller brings the pages in them back. Reads go on as before.
+    pub fn start_draining(&mut self) {
+        self.draining = true;
+        self.drop_copies();
+    }
+
+    /// Switching off failed (memory too short to bring every page back):
+    /// the area takes pages again.
+    pub fn stop_draining(&mut self) {
+        self.draining = false;
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 }
 
@@ -404,6 +434,27 @@ mod tests {
         assert_eq!(swap.take_copy(Pfn::new(8)), None);
         let c = swap.counters();
         assert_eq!((c.copies_kept, c.writes_saved, c.copies_dropped), (5, 1, 3));
+    }
+
+    #[test]
+    fn a_draining_area_reads_but_takes_no_page_and_keeps_no_copy_until_it_stops() {
+        let mut swap = area(9); // 8 slots
+        swap.enable_cache(Pfn::new(0)..Pfn::new(16)).unwrap();
+        let a = swap.write_out(&[1; 4096]).unwrap();
+        let b = swap.write_out(&[2; 4096]).unwrap();
+        assert_eq!(swap.settle_swap_in(Pfn::new(1), a), Ok(true), "a copy while swap is on");
+        swap.start_draining();
+        assert!(swap.is_draining());
+        assert_eq!((swap.cached_pages(), swap.free_slots()), (0, 7), "the copy went, its slot with it");
+        assert_eq!(swap.write_out(&[3; 4096]), Err(SwapError::Draining));
+        assert_eq!(swap.take_run(2 * 4096), Err(SwapError::Draining));
+        let mut back = [0u8; 4096];
+        swap.read_in(b, &mut back).unwrap();
+        assert_eq!(back, [2; 4096], "pages still come back");
+        assert_eq!(swap.settle_swap_in(Pfn::new(2), b), Ok(false), "and give their slot back");
+        assert_eq!(swap.free_slots(), 8);
+        swap.stop_draining();
+        assert!(swap.write_out(&[3; 4096]).is_ok(), "a failed switch-off leaves the area as it was");
     }
 
     #[test]

@@ -29,7 +29,7 @@
 //! when the frame is freed. docs/swap.md weighs the slots this holds.
 
 use super::walk::{fresh_anonymous, into_entry, page_block, Slot};
-use super::{AddressSpace, Platform, VmError};
+use super::{AddressSpace, Platform, VmError, USER_END, USER_START};
 use crate::addr::{Pfn, UserAddr, PAGE_SIZE};
 use crate::pte::{Mapping, PageKind, Prot, PteState};
 use crate::reclaim::Verdict;
@@ -292,6 +292,25 @@ impl<P: Platform> AddressSpace<P> {
             let Some(block) = self.platform.alloc_page(page, false) else { return };
             (run.entries[k], run.frames[k], run.len) = ((entry, prot), into_entry(block), k + 1);
         }
+    }
+
+    /// Brings every page of the space that is in swap back into RAM, as
+    /// faults would (read-ahead included, each page mapped clean with the
+    /// protection its entry kept): the address-space half of `swapoff`.
+    /// Adds the pages brought in to `brought_in` as it goes. On failure
+    /// (no frame, the RAM quota, the disk) the pages brought in so far
+    /// stay, and a second call goes on where this one stopped.
+    pub fn swap_in_all(&mut self, brought_in: &mut u64) -> Result<(), VmError> {
+        if self.stats.swapped_pages == 0 {
+            return Ok(());
+        }
+        let all = UserAddr::new(USER_START)..UserAddr::new(USER_END);
+        self.walk_leaves(&all, &mut |s, entry, va| {
+            if let PteState::Swapped { slot, prot } = s.read(entry, va)? {
+                *brought_in += 1 + u64::from(s.map_swapped(va, slot, prot)?);
+            }
+            Ok(())
+        })
     }
 
     /// The entry that named `swap_slot` is gone: the slot may be reused.

@@ -1271,3 +1271,4 @@ mod fault_around;
 mod inspect;
 mod policy;
 mod read_ahead;
+mod swap_off;
