@@ -42,10 +42,10 @@
 //! device is reset (device status 0, after which it may not touch a queue
 //! or a buffer it was given, so the callers' frames are theirs again) and
 //! started again with a fresh queue, as at probe. The disk's contents are
-//! the device's business and stay. A request the caller waits for at
-//! once (a read, a single write) is sent once more after such a reset;
-//! one started behind the caller (swap-out's batches) is left to it. If
-//! it cannot be started again, or
+//! the device's business and stay. Every request the reset failed is sent
+//! once more when its caller waits for it (a read, a single write, each
+//! of swap-out's batches written behind), as Linux's block layer requeues
+//! them; a second timeout stands. If the device cannot be started again, or
 //! has timed out three times with nothing answered in between, it is out
 //! of service (`BlockError::OutOfService` from then on).
 
@@ -602,26 +602,48 @@ impl VirtioDisk {
         unsafe { self.transfer(sector, Segments::of_frames(frames)?, false) }
     }
 
-    /// Starts a request and waits for it. One that timed out is sent once
-    /// more to the restarted device (a disk that stalled once may answer
-    /// now, and a swap-in that fails ends a process); a second timeout
-    /// stands.
+    /// Starts a request and waits for it ([`Self::finish`]).
     ///
     /// # Safety
     ///
     /// As [`Self::start`]; the request is waited for before this returns.
     unsafe fn transfer(&mut self, sector: u64, segments: Segments, write: bool) -> Result<(), BlockError> {
-        // SAFETY: the caller's promise; each request is waited for here.
-        let first = unsafe { self.start(sector, segments, write) }.and_then(|index| self.wait(index));
+        // SAFETY: the caller's promise; `finish` waits for the request.
+        let index = unsafe { self.start(sector, segments, write) }?;
+        // SAFETY: as above.
+        unsafe { self.finish(index) }
+    }
+
+    /// Waits for the request in slot `index`. One that timed out (in this
+    /// wait, or failed by the reset another request's wait made) is sent
+    /// once more to the restarted device, as Linux's block layer requeues
+    /// the requests a reset failed: a disk that stalled once may answer
+    /// now, a swap-in that fails ends a process, and a swap-out batch that
+    /// fails stays resident for nothing. A second timeout stands.
+    ///
+    /// # Safety
+    ///
+    /// The request's buffers stay valid, and untouched by the CPU, until
+    /// this returns (the promise made to [`Self::start`], kept one wait
+    /// longer).
+    unsafe fn finish(&mut self, index: usize) -> Result<(), BlockError> {
+        let request = self.in_flight[index].as_ref().expect("a started request");
+        let (segments, write) = (request.segments, request.write);
+        let sector = self.slot_sector(index);
+        let first = self.wait(index);
         let Err(BlockError::TimedOut { .. }) = first else { return first };
-        // SAFETY: as above; the reset gave the buffers back, and they are
-        // the device's again until this second request is waited for.
+        // SAFETY: the caller's promise; the reset gave the buffers back,
+        // and they are the device's again until this second request is
+        // waited for.
         unsafe { self.start(sector, segments, write) }.and_then(|index| self.wait(index))
     }
 
-    /// Waits for a started write; its result.
+    /// Waits for a started write; its result (sent once more after a
+    /// timeout, [`Self::finish`]).
     pub fn finish_write(&mut self, write: PendingWrite) -> Result<(), BlockError> {
-        self.wait(write.0)
+        // SAFETY: the caller of `start_write` or `start_write_frames`
+        // keeps the buffers valid and unchanged until this returns.
+        unsafe { self.finish(write.0) }
     }
 }
 
