@@ -59,6 +59,10 @@ pub(crate) fn in_use() -> bool {
     IN_USE.load(Ordering::Relaxed)
 }
 
+/// Address space the process heap reserves for its blocks (it costs no
+/// memory until used; the heap can hold no more than this).
+pub const ARENA_BYTES: usize = 64 << 20;
+
 /// Runs `f` on the process heap, creating it on first use. Event handlers
 /// that arrived meanwhile run when it is done.
 pub fn with_heap<R>(f: impl FnOnce(&mut Heap<SysKernel>) -> R) -> R {
@@ -67,7 +71,7 @@ pub fn with_heap<R>(f: impl FnOnce(&mut Heap<SysKernel>) -> R) -> R {
     // keeps anyone, event handlers included, from re-entering meanwhile.
     let slot = unsafe { &mut *HEAP.0.get() };
     let heap = slot.get_or_insert_with(|| {
-        let config = HeapConfig { arena: 64 << 20 };
+        let config = HeapConfig { arena: ARENA_BYTES };
         // The background scavenger hears of pressure even when idle, and
         // the operator's scavenge request reaches the heap.
         let _ = crate::events::listen_for_the_heap();

@@ -265,6 +265,17 @@ fn swapoff() {
             "swap off: {back} pages brought back into RAM ({} slots were in use)",
             in_swap.unwrap_or(0)
         ),
+        Err(swap::SwapOffError::SwapIn(stopped)) => {
+            // The operator knows processes, not address spaces.
+            let owner = process::list().into_iter().find(|p| p.space == stopped.space);
+            let who = owner.map_or(alloc::format!("space {}", stopped.space.0), |p| {
+                alloc::format!("process {} ({})", p.pid.0, p.name)
+            });
+            println!(
+                "error: swap stays on: {who} could not take its pages back: {} ({} pages came back and stay)",
+                stopped.error, stopped.brought_in
+            );
+        }
         Err(e) => println!("error: swap stays on: {e}"),
     }
 }
