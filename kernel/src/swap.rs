@@ -12,19 +12,20 @@
 //! allocator. Interrupts are off while the lock is held (a fault path
 //! takes it).
 
-use crate::drivers::virtio_blk::{PendingWrite, VirtioDisk, REQUESTS};
+use crate::drivers::virtio_blk::{PendingRead, PendingWrite, VirtioDisk, REQUESTS};
 use crate::memory::frames;
 use crate::memory::phys_to_virt;
 use crate::vm::SwapInStopped;
 use crate::{info, warn};
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::{Pfn, PAGE_SIZE};
 use mm::block::{BlockDevice, BlockError};
 use mm::frame::Owner;
 use mm::policy::commit::CommitRefused;
-use mm::swap::{slot_sector, SwapArea, SwapCounters, SwapError, TakenRun};
+use mm::swap::{slot_runs, slot_sector, SwapArea, SwapCounters, SwapError, TakenRun};
 use spin::Mutex;
 use x86_64::instructions::interrupts::without_interrupts;
 
@@ -260,21 +261,56 @@ fn injected_failure() -> Result<(), BlockError> {
 /// when the page was evicted (its slot's eviction stamp), for the
 /// replacement policy's refault distance.
 pub fn read_in(slot: u64, frame: Pfn) -> Result<u32, SwapError> {
-    read_run(slot, core::slice::from_ref(&frame))
+    read_pages(&[slot], &[frame]).map(|(_, evicted_at)| evicted_at)
 }
 
-/// Reads the consecutive slots `first..` into `frames` (new frames
-/// nothing else uses yet, at most a request's worth) in one request, and
-/// returns the first slot's eviction stamp (swap-in read-ahead: the first
-/// is the faulting page).
-pub fn read_run(first: u64, frames: &[Pfn]) -> Result<u32, SwapError> {
+/// Reads the pages of one swap-in: `slots[k]` into `frames[k]` (new
+/// frames nothing else uses yet), the faulting page first. Each run of
+/// consecutive slots is one request, and every request is started before
+/// the first is waited for (as many as the driver has request slots; the
+/// oldest is waited for when they are all taken), so the disk works on
+/// them together. Returns which pages were read (bit k: page k) and the
+/// faulting page's eviction stamp; `Err` when the faulting page's read
+/// failed. Every request is over when this returns.
+pub fn read_pages(slots: &[u64], frames: &[Pfn]) -> Result<(u32, u32), SwapError> {
     with(|area| {
-        area.read_run_with(first, frames.len() as u64, |disk, sector| {
-            // SAFETY: the frames were just allocated for these pages and
-            // are mapped nowhere but the physical window.
-            unsafe { disk.read_frames(sector, frames) }
-        })?;
-        area.slots_mut().evicted_at(first).map_err(SwapError::Slot)
+        let mut started: [Option<(Range<usize>, PendingRead)>; REQUESTS] = Default::default();
+        let (mut read, mut oldest, mut first_error) = (0u32, 0usize, None);
+        let mut record = |run: &Range<usize>, result: Result<(), SwapError>| match result {
+            Ok(()) => read |= mm::vm::pages_mask(run),
+            Err(e) if run.start == 0 => first_error = Some(e),
+            Err(_) => {}
+        };
+        for (i, run) in slot_runs(slots).enumerate() {
+            // The slot this run's request takes: the oldest is waited for first.
+            if let Some((done, pending)) = started[i % REQUESTS].take() {
+                let result = area.device_mut().finish_read(pending);
+                record(&done, area.count_read(done.len() as u64, result));
+                oldest = i + 1 - REQUESTS;
+            }
+            let (first, pages) = (slots[run.start], run.len() as u64);
+            let begun = area.check_in_use(first, pages).and_then(|()| {
+                // SAFETY: the frames are new, used by nothing else until
+                // their read is finished below.
+                unsafe { area.device_mut().start_read_frames(slot_sector(first), &frames[run.clone()]) }
+                    .map_err(|e| area.count_read(pages, Err(e)).expect_err("a failed read"))
+            });
+            match begun {
+                Ok(pending) => started[i % REQUESTS] = Some((run, pending)),
+                Err(e) => record(&run, Err(e)),
+            }
+        }
+        // The rest, oldest first.
+        for k in 0..REQUESTS {
+            if let Some((done, pending)) = started[(oldest + k) % REQUESTS].take() {
+                let result = area.device_mut().finish_read(pending);
+                record(&done, area.count_read(done.len() as u64, result));
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        Ok((read, area.slots_mut().evicted_at(slots[0]).map_err(SwapError::Slot)?))
     })
 }
 

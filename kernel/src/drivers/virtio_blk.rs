@@ -271,6 +271,11 @@ impl Segments {
 #[derive(Debug)]
 pub struct PendingWrite(usize);
 
+/// A read started by [`VirtioDisk::start_read_frames`].
+#[must_use = "a started read must be finished"]
+#[derive(Debug)]
+pub struct PendingRead(usize);
+
 /// One virtio-blk disk.
 pub struct VirtioDisk {
     transport: PciTransport,
@@ -590,16 +595,30 @@ impl VirtioDisk {
         unsafe { self.start(sector, Segments::of_frames(frames)?, true) }.map(PendingWrite)
     }
 
-    /// Reads pages from `sector` on into `frames` (at most
+    /// Starts reading pages from `sector` on into `frames` (at most
     /// [`MAX_SEGMENTS`]), in one request whose buffers are the frames
-    /// themselves, and waits for it.
+    /// themselves, and returns at once: several reads can be on their way
+    /// (a swap-in's runs of slots).
     ///
     /// # Safety
     ///
-    /// The frames are RAM that nothing else uses until this returns.
-    pub unsafe fn read_frames(&mut self, sector: u64, frames: &[Pfn]) -> Result<(), BlockError> {
-        // SAFETY: the caller's promise; the request is waited for inside.
-        unsafe { self.transfer(sector, Segments::of_frames(frames)?, false) }
+    /// The frames are RAM that nothing else uses until
+    /// [`Self::finish_read`] of the returned read returns.
+    pub unsafe fn start_read_frames(
+        &mut self,
+        sector: u64,
+        frames: &[Pfn],
+    ) -> Result<PendingRead, BlockError> {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.start(sector, Segments::of_frames(frames)?, false) }.map(PendingRead)
+    }
+
+    /// Waits for a started read; its result (sent once more after a
+    /// timeout, [`Self::finish`]).
+    pub fn finish_read(&mut self, read: PendingRead) -> Result<(), BlockError> {
+        // SAFETY: the caller of `start_read_frames` leaves the frames alone
+        // until this returns.
+        unsafe { self.finish(read.0) }
     }
 
     /// Starts a request and waits for it ([`Self::finish`]).

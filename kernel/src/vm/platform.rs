@@ -158,13 +158,13 @@ unsafe impl mm::vm::Platform for KernelPlatform {
         Ok(())
     }
 
-    fn swap_in_run(&mut self, first: u64, frames: &[Pfn]) -> Result<(), SwapError> {
-        let evicted_at = crate::swap::read_run(first, frames)?;
+    fn swap_in_pages(&mut self, slots: &[u64], frames: &[Pfn]) -> Result<u32, SwapError> {
+        let (read, evicted_at) = crate::swap::read_pages(slots, frames)?;
         // Only the faulting page (the first) was asked for: the policy
         // learns its refault distance; the pages read ahead are admitted
         // as new pages are (alloc_page recorded them), with no distance.
         reclaim::refaulted(frames[0], evicted_at);
-        Ok(())
+        Ok(read)
     }
 
     fn swap_release(&mut self, slot: u64) {

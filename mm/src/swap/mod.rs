@@ -28,6 +28,22 @@ pub fn slot_sector(slot: u64) -> u64 {
     slot * SECTORS_PER_PAGE
 }
 
+/// The runs of consecutive slots in `slots`, in order, as index ranges
+/// (`[5, 6, 9, 10, 11, 3]` → `0..2, 2..5, 5..6`): what one request each
+/// reads.
+pub fn slot_runs(slots: &[u64]) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut start = 0;
+    core::iter::from_fn(move || {
+        if start >= slots.len() {
+            return None;
+        }
+        let len = 1 + slots[start..].windows(2).take_while(|w| w[0].checked_add(1) == Some(w[1])).count();
+        let run = start..start + len;
+        start += len;
+        Some(run)
+    })
+}
+
 /// Why a swap operation failed. Nothing changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SwapError {
@@ -231,12 +247,26 @@ impl<D: BlockDevice> SwapArea<D> {
         pages: u64,
         read: impl FnOnce(&mut D, u64) -> Result<(), BlockError>,
     ) -> Result<(), SwapError> {
+        self.check_in_use(first, pages)?;
+        let result = read(&mut self.device, slot_sector(first));
+        self.count_read(pages, result)
+    }
+
+    /// The first step of a read its caller starts and waits for itself
+    /// (several on their way at once): the `pages` slots from `first` must
+    /// each hold a page.
+    pub fn check_in_use(&self, first: u64, pages: u64) -> Result<(), SwapError> {
         for slot in first..first.saturating_add(pages) {
             if self.slots.users(slot).map_err(SwapError::Slot)? == 0 {
                 return Err(SwapError::Slot(SlotError::NotInUse(slot)));
             }
         }
-        if let Err(e) = read(&mut self.device, slot_sector(first)) {
+        Ok(())
+    }
+
+    /// The last step: a read of `pages` pages ended with `result`.
+    pub fn count_read(&mut self, pages: u64, result: Result<(), BlockError>) -> Result<(), SwapError> {
+        if let Err(e) = result {
             self.counters.errors += 1;
             return Err(SwapError::Device(e));
         }
@@ -434,6 +464,16 @@ mod tests {
         assert_eq!(swap.take_copy(Pfn::new(8)), None);
         let c = swap.counters();
         assert_eq!((c.copies_kept, c.writes_saved, c.copies_dropped), (5, 1, 3));
+    }
+
+    #[test]
+    fn slot_runs_split_where_the_next_slot_does_not_follow() {
+        let runs = |slots: &[u64]| slot_runs(slots).collect::<Vec<_>>();
+        assert_eq!(runs(&[5, 6, 9, 10, 11, 3]), [0..2, 2..5, 5..6]);
+        assert_eq!(runs(&[7]), [0..1]);
+        assert_eq!(runs(&[]), Vec::<Range<usize>>::new());
+        assert_eq!(runs(&[4, 3, 2]), [0..1, 1..2, 2..3], "descending is not a run");
+        assert_eq!(runs(&[u64::MAX - 1, u64::MAX, 0]), [0..2, 2..3], "no overflow");
     }
 
     #[test]

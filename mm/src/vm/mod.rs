@@ -50,7 +50,7 @@ mod walk;
 pub use fault::{Access, FaultCounters, FaultOutcome, Violation};
 pub use fault_around::MAX_FAULT_AROUND;
 pub use inspect::{EntryWalk, PageCounts, WalkStep};
-pub use platform::Platform;
+pub use platform::{pages_mask, Platform};
 pub use region::{NoRoomForRegions, Region, RegionKind, RegionMap};
 pub use swap::{Choice, Chosen, MAX_FINISHED, MAX_SWAP_READ_AHEAD};
 

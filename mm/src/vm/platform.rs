@@ -92,6 +92,27 @@ pub unsafe trait Platform {
     fn swap_in_run(&mut self, first: u64, frames: &[Pfn]) -> Result<(), SwapError> {
         (first..).zip(frames).try_for_each(|(slot, &frame)| self.swap_in(slot, frame))
     }
+    /// Reads the pages of one swap-in into their new frames: `slots[0]`
+    /// the faulting page's, then those read ahead, in address order, their
+    /// slots wherever reclaim put them. Each run of consecutive slots
+    /// ([`slot_runs`](crate::swap::slot_runs)) is one read
+    /// ([`Self::swap_in_run`]); the kernel has them all on their way at
+    /// once. The slots stay in use. Returns which pages were read (bit k
+    /// for page k): a page ahead whose read failed is left in swap for a
+    /// later fault. `Err` when the faulting page's read failed. Every read
+    /// is over when this returns, failed or not. The default reads the
+    /// runs one after another.
+    fn swap_in_pages(&mut self, slots: &[u64], frames: &[Pfn]) -> Result<u32, SwapError> {
+        let mut read = 0;
+        for run in crate::swap::slot_runs(slots) {
+            match self.swap_in_run(slots[run.start], &frames[run.clone()]) {
+                Ok(()) => read |= pages_mask(&run),
+                Err(e) if run.start == 0 => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(read)
+    }
     /// The page that held `slot` is gone (swapped in, decommitted,
     /// released): the slot may be reused.
     fn swap_release(&mut self, slot: u64);
@@ -143,4 +164,10 @@ pub unsafe trait Platform {
     /// call holds the CPU with interrupts off for longer than one table's
     /// work. Must not touch the address space.
     fn yield_point(&mut self) {}
+}
+
+/// Bit k set for each page index k in `run` (at most 32 pages).
+pub fn pages_mask(run: &core::ops::Range<usize>) -> u32 {
+    let below = |k: usize| if k >= 32 { u32::MAX } else { (1u32 << k) - 1 };
+    below(run.end) & !below(run.start)
 }

@@ -89,10 +89,12 @@ pub const MAX_SWAP_READ_AHEAD: u32 = 7;
 /// Most pages one swap-in reads: the faulting one and those ahead.
 const RUN: usize = 1 + MAX_SWAP_READ_AHEAD as usize;
 
-/// The pages of one swap-in read, in order from the faulting one: each
-/// page's entry and the protection it kept, and its new frame.
+/// The pages of one swap-in, in address order from the faulting one:
+/// each page's entry and the protection it kept, its slot and its new
+/// frame.
 struct SwapRun {
     entries: [(Slot, Prot); RUN],
+    slots: [u64; RUN],
     frames: [Pfn; RUN],
     len: usize,
 }
@@ -243,12 +245,14 @@ impl<P: Platform> AddressSpace<P> {
     }
 
     /// The page at `va` from `swap_slot`, and up to `window` pages after
-    /// it, in the same leaf table, whose entries say `Swapped` with the
-    /// next slots in order (reclaim writes neighbours to neighbouring
-    /// slots): new frames, filled in one read, each mapped clean with the
-    /// protection its entry kept; then the platform keeps each slot as
-    /// its page's copy (marked swap-cached) or frees it. Only the faulting
-    /// page can fail the call. Returns the pages read ahead.
+    /// it, in the same leaf table, whose entries say `Swapped` (their
+    /// slots wherever reclaim put them: Linux's VMA-based read-ahead):
+    /// new frames, filled by the platform, one read per run of
+    /// consecutive slots, all on their way at once; each page read is
+    /// mapped clean with the protection its entry kept, and the platform
+    /// keeps its slot as its copy (marked swap-cached) or frees it. Only
+    /// the faulting page can fail the call; a page ahead whose read failed
+    /// stays in swap. Returns the pages read ahead.
     fn map_swapped_run(
         &mut self,
         va: UserAddr,
@@ -259,38 +263,51 @@ impl<P: Platform> AddressSpace<P> {
         let entry = self.leaf_or_create(va)?;
         self.check_quota(PAGE_SIZE)?;
         let block = self.platform.alloc_page(va, false).ok_or(VmError::OutOfMemory)?;
-        let mut run = SwapRun { entries: [(entry, prot); RUN], frames: [into_entry(block); RUN], len: 1 };
-        self.extend_swap_run(&mut run, va, swap_slot, window);
-        let frames = &run.frames[..run.len];
-        if let Err(error) = self.platform.swap_in_run(swap_slot, frames) {
-            self.platform.free_pages(frames.iter().map(|&frame| page_block(frame)));
-            return Err(VmError::SwapIn { addr: va.as_u64(), error });
-        }
-        for (k, (&(entry, prot), &frame)) in run.entries.iter().zip(frames).enumerate() {
+        let frame = into_entry(block);
+        let mut run =
+            SwapRun { entries: [(entry, prot); RUN], slots: [swap_slot; RUN], frames: [frame; RUN], len: 1 };
+        self.extend_swap_run(&mut run, va, window);
+        let (slots, frames) = (&run.slots[..run.len], &run.frames[..run.len]);
+        let read = match self.platform.swap_in_pages(slots, frames) {
+            Ok(read) => read,
+            Err(error) => {
+                self.platform.free_pages(frames.iter().map(|&frame| page_block(frame)));
+                return Err(VmError::SwapIn { addr: va.as_u64(), error });
+            }
+        };
+        let mut mapped = 0;
+        for k in 0..run.len {
+            let ((entry, prot), slot, frame) = (run.entries[k], run.slots[k], run.frames[k]);
+            if read & (1 << k) == 0 {
+                self.platform.free_pages(core::iter::once(page_block(frame)));
+                continue;
+            }
             // Not present a moment ago, so no TLB entry needs a flush.
-            let swap_cached = self.platform.settle_swap_in(frame, swap_slot + k as u64);
+            let swap_cached = self.platform.settle_swap_in(frame, slot);
             self.write(entry, PteState::Present(Mapping { swap_cached, ..fresh_anonymous(frame, prot) }));
+            mapped += 1;
         }
-        let ahead = run.len as u32 - 1;
-        self.stats.resident_pages += u64::from(ahead) + 1;
-        self.stats.swapped_pages -= u64::from(ahead) + 1;
+        let ahead = mapped - 1;
+        self.stats.resident_pages += u64::from(mapped);
+        self.stats.swapped_pages -= u64::from(mapped);
         self.stats.faults.read_ahead += u64::from(ahead);
         Ok(ahead)
     }
 
-    /// Adds to `run` (the page at `va` from `swap_slot`) up to `window`
-    /// pages after it whose entries, in the same leaf table, name the next
-    /// slots in order, each with a frame of its own. A page that would
-    /// pass the RAM quota, or finds no frame, ends the run.
-    fn extend_swap_run(&mut self, run: &mut SwapRun, va: UserAddr, swap_slot: u64, window: u32) {
+    /// Adds to `run` (the page at `va`) up to `window` pages after it, in
+    /// the same leaf table, while their entries say `Swapped`, each with a
+    /// frame of its own. A page that is not in swap, would pass the RAM
+    /// quota, or finds no frame, ends the run.
+    fn extend_swap_run(&mut self, run: &mut SwapRun, va: UserAddr, window: u32) {
         for (entry, page) in run.entries[0].0.following(va, window as usize) {
             let k = run.len;
             let Ok(PteState::Swapped { slot, prot }) = self.read(entry, page) else { return };
-            if slot != swap_slot + k as u64 || self.check_quota((k as u64 + 1) * PAGE_SIZE).is_err() {
+            if self.check_quota((k as u64 + 1) * PAGE_SIZE).is_err() {
                 return;
             }
             let Some(block) = self.platform.alloc_page(page, false) else { return };
-            (run.entries[k], run.frames[k], run.len) = ((entry, prot), into_entry(block), k + 1);
+            (run.entries[k], run.slots[k], run.frames[k], run.len) =
+                ((entry, prot), slot, into_entry(block), k + 1);
         }
     }
 

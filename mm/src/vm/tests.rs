@@ -42,8 +42,12 @@ struct FakeMachine {
     next_slot: u64,
     /// Pages written to swap.
     swap_writes: u64,
-    /// Whether reads from swap fail (a failing disk).
+    /// Whether reads from swap fail (a failing disk), or the reads of one
+    /// slot (a bad sector).
     failing_swap_in: bool,
+    failing_slot: Option<u64>,
+    /// Swap reads: one per run of consecutive slots (one device request).
+    swap_reads: u64,
     /// The swap cache: whether swap-ins keep their slot as the page's
     /// copy, and the copies kept (frame → slot).
     keep_swap_copies: bool,
@@ -176,6 +180,14 @@ unsafe impl Platform for FakeMachine {
         self.swap.insert(slot, self.contents[&frame]);
         self.swap_writes += 1;
         Ok(slot)
+    }
+
+    fn swap_in_run(&mut self, first: u64, frames: &[Pfn]) -> Result<(), crate::swap::SwapError> {
+        self.swap_reads += 1;
+        if (first..first + frames.len() as u64).any(|slot| Some(slot) == self.failing_slot) {
+            return Err(crate::swap::SwapError::Device(crate::block::BlockError::Io));
+        }
+        (first..).zip(frames).try_for_each(|(slot, &frame)| self.swap_in(slot, frame))
     }
 
     fn swap_in(&mut self, slot: u64, frame: Pfn) -> Result<(), crate::swap::SwapError> {

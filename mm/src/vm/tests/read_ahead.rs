@@ -54,7 +54,7 @@ fn a_sequential_run_of_swap_ins_reads_the_pages_after_it_ahead() {
 }
 
 #[test]
-fn read_ahead_stops_where_the_slots_are_out_of_order_and_leaves_other_faults_alone() {
+fn pages_ahead_are_read_wherever_their_slots_are_and_other_faults_read_only_themselves() {
     let mut s = space_with_swap(64);
     let base = swapped_region(&mut s, 8);
     // Page 3 comes back, is written and leaves again: its new slot is
@@ -69,12 +69,49 @@ fn read_ahead_stops_where_the_slots_are_out_of_order_and_leaves_other_faults_alo
     }
     let after = s.stats().faults;
     assert_eq!((after.swapped_in - before.swapped_in, after.read_ahead), (3, 0));
-    // 0 then 1 is a run: page 1 reads page 2 ahead, not page 3.
+    // 0 then 1 is a run: page 1 reads pages 2 and 3 ahead (a window of
+    // 2), page 3 from its new slot: two reads, 1 and 2 in one.
+    let reads = s.platform().swap_reads;
     assert_eq!(read_word(&mut s, page(base, 1)), 0x1001);
-    assert_eq!(s.stats().faults.read_ahead, 1);
-    assert!(walk(&s, UserAddr::new(page(base, 2))).is_some());
-    assert!(walk(&s, UserAddr::new(page(base, 3))).is_none(), "page 3's slot is not the next one");
+    assert_eq!((s.stats().faults.read_ahead, s.platform().swap_reads - reads), (2, 2));
+    for i in [2, 3] {
+        assert!(walk(&s, UserAddr::new(page(base, i))).is_some(), "page {i} read ahead");
+    }
     assert_eq!(read_word(&mut s, page(base, 3)), 0x2003);
+    assert_eq!(read_word(&mut s, page(base, 2)), 0x1002);
+    done(s);
+}
+
+#[test]
+fn a_page_ahead_whose_read_fails_stays_in_swap_and_the_fault_goes_on() {
+    let mut s = space_with_swap(64);
+    let base = swapped_region(&mut s, 8);
+    // Page 2 leaves again to a slot of its own (after every other).
+    assert_eq!(read_word(&mut s, page(base, 2)), 0x1002);
+    write_word(&mut s, page(base, 2), 0x2002);
+    assert_eq!(reclaim(&mut s, 1).evicted, 1);
+    let Ok(PteState::Swapped { slot: bad, .. }) = s.effective_state(UserAddr::new(page(base, 2))) else {
+        panic!("page 2 is in swap")
+    };
+    s.platform_mut().failing_slot = Some(bad);
+    // 0 then 1: page 1 reads ahead 2 (its read fails) and 3 (read).
+    assert_eq!(read_word(&mut s, page(base, 0)), 0x1000);
+    assert_eq!(read_word(&mut s, page(base, 1)), 0x1001);
+    assert_eq!(s.stats().faults.read_ahead, 1, "{:?}", s.stats().faults);
+    assert!(walk(&s, UserAddr::new(page(base, 2))).is_none(), "page 2 stays in swap");
+    assert!(walk(&s, UserAddr::new(page(base, 3))).is_some());
+    let st = s.stats();
+    assert_eq!(
+        (st.resident_pages, st.swapped_pages),
+        (3, 5),
+        "0, 1, 3 in; 2 (its read failed) and 4-7 in swap"
+    );
+    s.platform_mut().failing_slot = None;
+    assert_eq!(read_word(&mut s, page(base, 2)), 0x2002);
+    for i in 0..8 {
+        let expected = if i == 2 { 0x2002 } else { 0x1000 + i };
+        assert_eq!(read_word(&mut s, page(base, i)), expected, "page {i}");
+    }
     done(s);
 }
 
