@@ -470,7 +470,7 @@ mod tests {
     fn slot_runs_split_where_the_next_slot_does_not_follow() {
         let runs = |slots: &[u64]| slot_runs(slots).collect::<Vec<_>>();
         assert_eq!(runs(&[5, 6, 9, 10, 11, 3]), [0..2, 2..5, 5..6]);
-        assert_eq!(runs(&[7]), [0..1]);
+        assert_eq!(runs(&[7]), alloc::vec![0..1]);
         assert_eq!(runs(&[]), Vec::<Range<usize>>::new());
         assert_eq!(runs(&[4, 3, 2]), [0..1, 1..2, 2..3], "descending is not a run");
         assert_eq!(runs(&[u64::MAX - 1, u64::MAX, 0]), [0..2, 2..3], "no overflow");
