@@ -617,13 +617,12 @@ fn swap_off_in_overcommit_mode_2_is_refused_when_the_promises_need_swap() {
     space.destroy();
 }
 
-/// Swap-in read-ahead: pages evicted together are written to slots in
-/// address order (reclaim sorts each batch), so reading them back in
-/// order reads the pages whose slots follow the faulting page's in the
-/// same request. How many do depends on which pages the clock put in one
-/// batch (it gathers them in frame order): 43 and 46 of 64 in two runs on 2026-12-07 (21
-/// and 18 faults); with the batches unsorted, none (the test fails, checked).
-/// At least half is required here.
+/// Swap-in read-ahead: reading pages back in order reads the pages after
+/// each fault too, wherever their slots are, one request per run of
+/// consecutive slots (reclaim sorts each batch by address, so a batch's
+/// pages make one run). 54 of 64 read ahead in 10 faults on 2026-12-07;
+/// 43 and 46 (21 and 18 faults) when only pages whose slots followed the
+/// faulting page's were read. At least half is required here.
 fn a_sequential_read_back_reads_ahead_in_requests_of_up_to_8_pages() {
     use pagekeeper::vm::reclaim;
     const PAGES: u64 = 64;

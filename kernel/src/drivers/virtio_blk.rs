@@ -366,6 +366,9 @@ impl VirtioDisk {
     /// Resets the device after request `late` got no answer in `ms`:
     /// every request on its way fails, and the device is started again
     /// with a fresh queue (or put out of service if it will not start).
+    // Cold and kept out of `wait`, so that the polling loop stays small.
+    #[cold]
+    #[inline(never)]
     fn reset_after_timeout(&mut self, late: usize, ms: u64) {
         self.resets += 1;
         self.timeouts_in_a_row += 1;

@@ -76,14 +76,15 @@ impl Chosen {
 pub const MAX_FINISHED: usize = 32;
 
 /// Most pages a swap-in reads after the faulting one (swap-in read-ahead,
-/// Linux's VMA-based swap read-ahead in spirit): 7, so that with the
-/// faulting page one read fills a request of 8 pages. Only a fault that
+/// Linux's VMA-based swap read-ahead: the pages after it in the address
+/// space, wherever their slots are): 7, so that when their slots follow
+/// one another one read fills a request of 8 pages. Only a fault that
 /// continues a sequential run of swap-ins reads ahead, 2, then 4, then 7
-/// pages (the detector fault-around uses, `vm/fault_around.rs`); only
-/// pages whose entries name the next slots in order are read, so the read
-/// stays one request. Pages read ahead come in clean, and the swap cache
-/// keeps their slots while swap is at most half full: one nobody touches
-/// costs a read and a frame, never a write.
+/// pages (the detector fault-around uses, `vm/fault_around.rs`). Each run
+/// of consecutive slots among them is one request, and the platform has
+/// them all on their way at once. Pages read ahead come in clean, and the
+/// swap cache keeps their slots while swap is at most half full: one
+/// nobody touches costs a read and a frame, never a write.
 pub const MAX_SWAP_READ_AHEAD: u32 = 7;
 
 /// Most pages one swap-in reads: the faulting one and those ahead.
