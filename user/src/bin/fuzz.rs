@@ -192,7 +192,14 @@ impl Fuzzer {
                 let (a, b, c) = (self.address(), self.length(), self.rng.next_u64());
                 if number != Syscall::Exit as u64 && self.spares_me(a, b) {
                     let value = sys::raw(number, a, b, c);
-                    let _ = self.returned(value);
+                    // Keep the table true when the call released or
+                    // protected part of it, as the typed calls above do.
+                    let changed = self.returned(value).is_ok();
+                    if changed && number == Syscall::Release as u64 {
+                        self.changed(a, b, false, false);
+                    } else if changed && number == Syscall::Protect as u64 {
+                        self.changed(a, b, true, c & PROT_WRITE != 0);
+                    }
                 }
             }
             70..=84 => self.touch(),
@@ -276,7 +283,13 @@ impl Fuzzer {
         let aside = self.kept.iter().position(|k| k.1 == 0).filter(|_| self.rng.below(3) == 0);
         let salt = self.rng.next_u64();
         match aside {
-            Some(i) => self.kept[i] = (start, len / PAGE, salt),
+            Some(i) => {
+                // The table may still name regions that were here before
+                // (released by a random call, which keeps no books): they
+                // must not lead a touch into the hog.
+                self.changed(start, len, false, false);
+                self.kept[i] = (start, len / PAGE, salt);
+            }
             None => self.remember(start, len, true),
         }
         if self.rng.below(2) == 0 {
