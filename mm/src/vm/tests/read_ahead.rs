@@ -20,6 +20,14 @@ fn page(base: u64, i: u64) -> u64 {
     base + i * PAGE_SIZE
 }
 
+/// Page `i` of a [`swapped_region`] comes back, is written with `value`
+/// and leaves again: its new slot is not the one after page `i - 1`'s.
+fn move_to_a_slot_of_its_own(s: &mut Space, base: u64, i: u64, value: u64) {
+    assert_eq!(read_word(s, page(base, i)), 0x1000 + i);
+    write_word(s, page(base, i), value);
+    assert_eq!(reclaim(s, 1).evicted, 1);
+}
+
 /// Eight pages evicted and the first read back: the next fault, at page
 /// 1, continues a run (a window of 2). The space and the region's start.
 fn run_begun() -> (Space, u64) {
@@ -57,11 +65,7 @@ fn a_sequential_run_of_swap_ins_reads_the_pages_after_it_ahead() {
 fn pages_ahead_are_read_wherever_their_slots_are_and_other_faults_read_only_themselves() {
     let mut s = space_with_swap(64);
     let base = swapped_region(&mut s, 8);
-    // Page 3 comes back, is written and leaves again: its new slot is
-    // not the one after page 2's.
-    assert_eq!(read_word(&mut s, page(base, 3)), 0x1003);
-    write_word(&mut s, page(base, 3), 0x2003);
-    assert_eq!(reclaim(&mut s, 1).evicted, 1);
+    move_to_a_slot_of_its_own(&mut s, base, 3, 0x2003);
     let before = s.stats().faults;
     // Descending and scattered faults are no run: one page each.
     for i in [7, 5, 0] {
@@ -86,10 +90,7 @@ fn pages_ahead_are_read_wherever_their_slots_are_and_other_faults_read_only_them
 fn a_page_ahead_whose_read_fails_stays_in_swap_and_the_fault_goes_on() {
     let mut s = space_with_swap(64);
     let base = swapped_region(&mut s, 8);
-    // Page 2 leaves again to a slot of its own (after every other).
-    assert_eq!(read_word(&mut s, page(base, 2)), 0x1002);
-    write_word(&mut s, page(base, 2), 0x2002);
-    assert_eq!(reclaim(&mut s, 1).evicted, 1);
+    move_to_a_slot_of_its_own(&mut s, base, 2, 0x2002);
     let Ok(PteState::Swapped { slot: bad, .. }) = s.effective_state(UserAddr::new(page(base, 2))) else {
         panic!("page 2 is in swap")
     };
