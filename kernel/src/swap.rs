@@ -293,7 +293,7 @@ pub fn read_pages(slots: &[u64], frames: &[Pfn]) -> Result<(u32, u32), SwapError
                 // SAFETY: the frames are new, used by nothing else until
                 // their read is finished below.
                 unsafe { area.device_mut().start_read_frames(slot_sector(first), &frames[run.clone()]) }
-                    .map_err(|e| area.count_read(pages, Err(e)).expect_err("a failed read"))
+                    .map_err(|e| area.count_read(pages, Err(e)).err().unwrap_or(SwapError::Device(e)))
             });
             match begun {
                 Ok(pending) => started[i % REQUESTS] = Some((run, pending)),
