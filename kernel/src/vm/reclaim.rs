@@ -277,8 +277,8 @@ impl Batch {
     /// they are written to follows their addresses: the clock gathers them
     /// in frame order, which is often the reverse (the frame allocator
     /// hands recently freed frames back last-in, first-out), and swap-in
-    /// read-ahead reads a page's neighbours in one request only when their
-    /// slots follow its slot.
+    /// read-ahead reads a page's neighbours in one request when their
+    /// slots follow its slot (one request per run of slots otherwise).
     fn sort_by_page(&mut self) {
         self.pages[..self.len].sort_unstable_by_key(|page| page.map(|(space, c)| (space, c.page())));
     }
