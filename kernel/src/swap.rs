@@ -103,11 +103,7 @@ impl fmt::Display for SwapOffError {
                 "{} pages are promised and CommitLimit without swap would be {} (overcommit mode 2)",
                 r.committed, r.limit
             ),
-            SwapOffError::SwapIn(s) => write!(
-                f,
-                "space {} could not take its pages back: {} ({} pages came back and stay)",
-                s.space.0, s.error, s.brought_in
-            ),
+            SwapOffError::SwapIn(s) => write!(f, "space {} {s}", s.space.0),
             SwapOffError::SlotsStillInUse(n) => {
                 write!(f, "{n} slots still in use after every page came back")
             }
@@ -125,7 +121,9 @@ impl fmt::Display for SwapOffError {
 /// back stay, the rest stay in swap, and swap takes pages again: nothing
 /// is lost.
 pub fn swap_off() -> Result<u64, SwapOffError> {
-    without_interrupts(|| SWAP.lock().as_ref().map(|_| ())).ok_or(SwapOffError::NoDevice)?;
+    if info().is_none() {
+        return Err(SwapOffError::NoDevice);
+    }
     crate::policy::commit::holds_without_swap().map_err(SwapOffError::CommitLimit)?;
     draining(true);
     let brought_in =
@@ -255,13 +253,6 @@ fn injected_failure() -> Result<(), BlockError> {
         Ok(_) => Err(BlockError::Io),
         Err(_) => Ok(()),
     }
-}
-
-/// Reads `slot` into `frame` (a new frame nothing else uses yet); returns
-/// when the page was evicted (its slot's eviction stamp), for the
-/// replacement policy's refault distance.
-pub fn read_in(slot: u64, frame: Pfn) -> Result<u32, SwapError> {
-    read_pages(&[slot], &[frame]).map(|(_, evicted_at)| evicted_at)
 }
 
 /// Reads the pages of one swap-in: `slots[k]` into `frames[k]` (new
@@ -541,10 +532,10 @@ impl SwapInfo {
     /// Free slots that can take a page: none on a disk out of service or
     /// being switched off.
     pub fn free_usable(&self) -> u64 {
-        if self.out_of_service || self.draining {
-            0
-        } else {
+        if self.usable() {
             self.free_slots
+        } else {
+            0
         }
     }
 
@@ -552,11 +543,16 @@ impl SwapInfo {
     /// none on a disk out of service or being switched off (as Linux
     /// takes a disk's pages off the total when its swapoff begins).
     pub fn usable_total(&self) -> u64 {
-        if self.out_of_service || self.draining {
-            0
-        } else {
+        if self.usable() {
             self.total_slots
+        } else {
+            0
         }
+    }
+
+    /// The disk backs memory: in service and not being switched off.
+    fn usable(&self) -> bool {
+        !self.out_of_service && !self.draining
     }
 }
 

@@ -271,10 +271,7 @@ fn swapoff() {
             let who = owner.map_or(alloc::format!("space {}", stopped.space.0), |p| {
                 alloc::format!("process {} ({})", p.pid.0, p.name)
             });
-            println!(
-                "error: swap stays on: {who} could not take its pages back: {} ({} pages came back and stay)",
-                stopped.error, stopped.brought_in
-            );
+            println!("error: swap stays on: {who} {stopped}");
         }
         Err(e) => println!("error: swap stays on: {e}"),
     }

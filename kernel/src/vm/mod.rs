@@ -112,6 +112,16 @@ pub struct SwapInStopped {
     pub brought_in: u64,
 }
 
+impl fmt::Display for SwapInStopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "could not take its pages back: {} ({} pages came back and stay)",
+            self.error, self.brought_in
+        )
+    }
+}
+
 /// Brings every page in swap back into RAM, space by space, with direct
 /// reclaim when memory runs short (the half of `swapoff` that reads;
 /// [`crate::swap::swap_off`] is the rest). Returns the pages brought in.

@@ -152,12 +152,6 @@ unsafe impl mm::vm::Platform for KernelPlatform {
         crate::swap::write_out(frame)
     }
 
-    fn swap_in(&mut self, slot: u64, frame: Pfn) -> Result<(), SwapError> {
-        let evicted_at = crate::swap::read_in(slot, frame)?;
-        reclaim::refaulted(frame, evicted_at);
-        Ok(())
-    }
-
     fn swap_in_pages(&mut self, slots: &[u64], frames: &[Pfn]) -> Result<u32, SwapError> {
         let (read, evicted_at) = crate::swap::read_pages(slots, frames)?;
         // Only the faulting page (the first) was asked for: the policy

@@ -82,37 +82,16 @@ pub unsafe trait Platform {
     /// Writes the page in `frame` to a new swap slot and returns the slot.
     /// `SwapError::Full` when there is no slot (or no swap at all).
     fn swap_out(&mut self, frame: Pfn) -> Result<u64, SwapError>;
-    /// Reads swap slot `slot` into `frame`; the slot stays in use.
-    fn swap_in(&mut self, slot: u64, frame: Pfn) -> Result<(), SwapError>;
-    /// Reads the consecutive slots `first..` into `frames` (at most
-    /// `1 + MAX_SWAP_READ_AHEAD`), one request where the device allows:
-    /// the faulting page's slot first, then those read ahead. The slots
-    /// stay in use. On failure no frame was mapped, and the VMM frees
-    /// them. The default reads them one by one.
-    fn swap_in_run(&mut self, first: u64, frames: &[Pfn]) -> Result<(), SwapError> {
-        (first..).zip(frames).try_for_each(|(slot, &frame)| self.swap_in(slot, frame))
-    }
     /// Reads the pages of one swap-in into their new frames: `slots[0]`
     /// the faulting page's, then those read ahead, in address order, their
     /// slots wherever reclaim put them. Each run of consecutive slots
-    /// ([`slot_runs`](crate::swap::slot_runs)) is one read
-    /// ([`Self::swap_in_run`]); the kernel has them all on their way at
-    /// once. The slots stay in use. Returns which pages were read (bit k
-    /// for page k): a page ahead whose read failed is left in swap for a
-    /// later fault. `Err` when the faulting page's read failed. Every read
-    /// is over when this returns, failed or not. The default reads the
-    /// runs one after another.
-    fn swap_in_pages(&mut self, slots: &[u64], frames: &[Pfn]) -> Result<u32, SwapError> {
-        let mut read = 0;
-        for run in crate::swap::slot_runs(slots) {
-            match self.swap_in_run(slots[run.start], &frames[run.clone()]) {
-                Ok(()) => read |= pages_mask(&run),
-                Err(e) if run.start == 0 => return Err(e),
-                Err(_) => {}
-            }
-        }
-        Ok(read)
-    }
+    /// ([`slot_runs`](crate::swap::slot_runs)) is one read; the kernel has
+    /// them all on their way at once. The slots stay in use. Returns which
+    /// pages were read (bit k for page k, [`pages_mask`]): a page ahead
+    /// whose read failed is left in swap for a later fault. `Err` when the
+    /// faulting page's read failed. Every read is over when this returns,
+    /// failed or not.
+    fn swap_in_pages(&mut self, slots: &[u64], frames: &[Pfn]) -> Result<u32, SwapError>;
     /// The page that held `slot` is gone (swapped in, decommitted,
     /// released): the slot may be reused.
     fn swap_release(&mut self, slot: u64);

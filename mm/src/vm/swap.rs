@@ -276,18 +276,15 @@ impl<P: Platform> AddressSpace<P> {
                 return Err(VmError::SwapIn { addr: va.as_u64(), error });
             }
         };
-        let mut mapped = 0;
-        for k in 0..run.len {
+        let unread = (0..run.len).filter(|k| read & (1 << k) == 0);
+        self.platform.free_pages(unread.map(|k| page_block(run.frames[k])));
+        for k in (0..run.len).filter(|k| read & (1 << k) != 0) {
             let ((entry, prot), slot, frame) = (run.entries[k], run.slots[k], run.frames[k]);
-            if read & (1 << k) == 0 {
-                self.platform.free_pages(core::iter::once(page_block(frame)));
-                continue;
-            }
             // Not present a moment ago, so no TLB entry needs a flush.
             let swap_cached = self.platform.settle_swap_in(frame, slot);
             self.write(entry, PteState::Present(Mapping { swap_cached, ..fresh_anonymous(frame, prot) }));
-            mapped += 1;
         }
+        let mapped = read.count_ones();
         let ahead = mapped - 1;
         self.stats.resident_pages += u64::from(mapped);
         self.stats.swapped_pages -= u64::from(mapped);

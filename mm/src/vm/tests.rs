@@ -103,6 +103,20 @@ impl FakeMachine {
     fn frames_in_use(&self) -> usize {
         self.tables.len() + self.pages.len()
     }
+
+    /// One read of the consecutive slots `first..` (one request, counted).
+    fn read_run(&mut self, first: u64, frames: &[Pfn]) -> Result<(), crate::swap::SwapError> {
+        self.swap_reads += 1;
+        let failing = (first..first + frames.len() as u64).any(|slot| Some(slot) == self.failing_slot);
+        if self.failing_swap_in || failing {
+            return Err(crate::swap::SwapError::Device(crate::block::BlockError::Io));
+        }
+        for (slot, &frame) in (first..).zip(frames) {
+            let word = *self.swap.get(&slot).expect("swap-in of a slot in use");
+            self.contents.insert(frame, word);
+        }
+        Ok(())
+    }
 }
 
 // SAFETY: a model: its tables are map entries, its frames numbers it never
@@ -182,21 +196,16 @@ unsafe impl Platform for FakeMachine {
         Ok(slot)
     }
 
-    fn swap_in_run(&mut self, first: u64, frames: &[Pfn]) -> Result<(), crate::swap::SwapError> {
-        self.swap_reads += 1;
-        if (first..first + frames.len() as u64).any(|slot| Some(slot) == self.failing_slot) {
-            return Err(crate::swap::SwapError::Device(crate::block::BlockError::Io));
+    fn swap_in_pages(&mut self, slots: &[u64], frames: &[Pfn]) -> Result<u32, crate::swap::SwapError> {
+        let mut read = 0;
+        for run in crate::swap::slot_runs(slots) {
+            match self.read_run(slots[run.start], &frames[run.clone()]) {
+                Ok(()) => read |= super::platform::pages_mask(&run),
+                Err(e) if run.start == 0 => return Err(e),
+                Err(_) => {}
+            }
         }
-        (first..).zip(frames).try_for_each(|(slot, &frame)| self.swap_in(slot, frame))
-    }
-
-    fn swap_in(&mut self, slot: u64, frame: Pfn) -> Result<(), crate::swap::SwapError> {
-        if self.failing_swap_in {
-            return Err(crate::swap::SwapError::Device(crate::block::BlockError::Io));
-        }
-        let word = *self.swap.get(&slot).expect("swap-in of a slot in use");
-        self.contents.insert(frame, word);
-        Ok(())
+        Ok(read)
     }
 
     fn swap_release(&mut self, slot: u64) {
