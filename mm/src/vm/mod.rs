@@ -661,11 +661,25 @@ impl<P: Platform> AddressSpace<P> {
                 return Err(e);
             }
         };
+        // Taking write away from pages none of which holds memory of the
+        // space's own gives their promise back: there is nothing left to
+        // keep it for (Linux keeps it: its VM_ACCOUNT lasts to munmap). A
+        // heap hands back the charge of free runs this way, decommit then
+        // read-only, where glibc maps them PROT_NONE over.
+        let give_back = !prot.write && !self.holds_own_pages(&range)?;
+        let mut given_back = 0;
         for region in self.regions.isolate(&range) {
+            if give_back && region.accounted {
+                given_back += region.committed_pages();
+                region.accounted = false;
+            }
             let charged = if region.no_reserve { no_reserve_charged } else { normal_charged };
             region.accounted |= newly_accounted(region) && charged;
             region.prot = prot;
         }
+        self.uncharge_commit(given_back);
+        self.regions.join_around(&range);
+        self.regions.shrink();
         // A page of the page cache stays read-only in its entry whatever
         // the region allows: a write must fault, to be copied.
         let cached = Prot { write: false, ..prot };
@@ -686,6 +700,23 @@ impl<P: Platform> AddressSpace<P> {
             }
             Ok(())
         })
+    }
+
+    /// Whether a page of the range holds memory of the space's own: a
+    /// frame of its own (not the page cache's) or a swap slot.
+    fn holds_own_pages(&mut self, range: &Range<UserAddr>) -> Result<bool, VmError> {
+        let mut holds = false;
+        self.walk_leaves(range, &mut |s, slot, va| {
+            holds |= match s.read(slot, va)? {
+                PteState::Present(m) => m.kind != PageKind::File,
+                PteState::Swapped { .. } => true,
+                PteState::DemandZero { .. } | PteState::File { .. } | PteState::Guard | PteState::Absent => {
+                    false
+                }
+            };
+            Ok(())
+        })?;
+        Ok(holds)
     }
 
     /// Drops every page of the range, the regions over it, and the page

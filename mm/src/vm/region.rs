@@ -35,8 +35,9 @@ pub struct Region {
     pub kind: RegionKind,
     /// Its pages are counted in the commit charge (`Committed_AS`): set
     /// when it is made writable and private, and kept until it is released
-    /// even if it is made read-only (its written pages still hold memory),
-    /// as Linux's `VM_ACCOUNT`.
+    /// even if it is made read-only while its pages hold memory, as Linux's
+    /// `VM_ACCOUNT`; made read-only with nothing in it (never touched, or
+    /// decommitted), it gives the charge back.
     pub accounted: bool,
     /// Reserved with [`Accounting::NoReserve`](super::Accounting): the
     /// policy may leave it uncharged (Linux's `VM_NORESERVE`).
@@ -115,6 +116,31 @@ impl Region {
             part = part.split(range.end).0;
         }
         part
+    }
+
+    /// The one region `self` and `above` (which starts where `self` ends)
+    /// make when every page keeps its meaning and its charge: what
+    /// [`split`](Self::split) would undo. None when they differ.
+    pub fn joined(&self, above: &Region) -> Option<Region> {
+        let same = self.end == above.start
+            && self.prot == above.prot
+            && self.accounted == above.accounted
+            && self.no_reserve == above.no_reserve;
+        let kind = match (self.kind, above.kind) {
+            (RegionKind::Anonymous, RegionKind::Anonymous) => RegionKind::Anonymous,
+            // Guard pages must stay the lowest pages of the joined stack.
+            (RegionKind::Stack { guard_pages: low }, RegionKind::Stack { guard_pages: high })
+                if high == 0 || low == self.pages() =>
+            {
+                RegionKind::Stack { guard_pages: low + high }
+            }
+            (
+                RegionKind::File { file, first_page, private },
+                RegionKind::File { file: f, first_page: next, private: p },
+            ) if f == file && p == private && next == first_page + self.pages() => self.kind,
+            _ => return None,
+        };
+        same.then_some(Region { end: above.end, kind, ..*self })
     }
 
     /// Splits at page-aligned `at` (strictly inside) into (below, above),
@@ -313,6 +339,30 @@ impl RegionMap {
         self.split_at(range.end);
         let (first, end) = (self.first_at_or_above(range.start), self.first_at_or_above(range.end));
         &mut self.regions[first..end]
+    }
+
+    /// Joins neighbours that [`Region::joined`] allows, from the region
+    /// ending at `range.start` to the one starting at `range.end`: what a
+    /// protect split, a later protect may make whole again (Linux's
+    /// `vma_merge`), so a heap that grows its arena a chunk at a time, or
+    /// gives pages back and takes them again, keeps one record for it.
+    /// Never allocates.
+    pub fn join_around(&mut self, range: &Range<UserAddr>) {
+        let first = self.first_at_or_above(range.start).saturating_sub(1);
+        let end = (self.first_at_or_above(range.end) + 1).min(self.regions.len());
+        let mut kept = first;
+        for i in first + 1..end {
+            match self.regions[kept].joined(&self.regions[i]) {
+                Some(whole) => self.regions[kept] = whole,
+                None => {
+                    kept += 1;
+                    self.regions[kept] = self.regions[i];
+                }
+            }
+        }
+        if end > first {
+            self.regions.drain(kept + 1..end);
+        }
     }
 
     /// Removes the regions inside `range` (its ends must be boundaries:

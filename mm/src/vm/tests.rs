@@ -524,6 +524,62 @@ fn partial_release_and_protect_split_regions() {
 }
 
 #[test]
+fn protect_joins_the_regions_its_splits_made_when_they_agree_again() {
+    let mut s = space();
+    // A heap's arena: reserved read-only, made writable a chunk at a time.
+    let arena = s.reserve(64 * PAGE_SIZE, Prot::USER_READ, RegionKind::Anonymous).unwrap().as_u64();
+    for chunk in 0..4 {
+        s.protect(arena + chunk * 8 * PAGE_SIZE, 8 * PAGE_SIZE, Prot::USER_RW).unwrap();
+        assert_eq!(s.regions().count(), 2, "writable front and read-only rest, after chunk {chunk}");
+    }
+    s.protect(arena + 40 * PAGE_SIZE, 4 * PAGE_SIZE, Prot::USER_RW).unwrap();
+    assert_eq!(s.regions().count(), 4, "a writable island in the read-only rest");
+    s.protect(arena + 32 * PAGE_SIZE, 8 * PAGE_SIZE, Prot::USER_RW).unwrap();
+    assert_eq!(s.regions().count(), 2, "the gap filled: one writable run again");
+    // Stacks join only with their guard pages kept lowest; neighbours of
+    // another kind never join.
+    let stack =
+        s.reserve(8 * PAGE_SIZE, Prot::USER_RW, RegionKind::Stack { guard_pages: 2 }).unwrap().as_u64();
+    s.protect(stack + 4 * PAGE_SIZE, 2 * PAGE_SIZE, Prot::USER_READ).unwrap();
+    s.protect(stack + 4 * PAGE_SIZE, 2 * PAGE_SIZE, Prot::USER_RW).unwrap();
+    let stacks: Vec<Region> =
+        s.regions().copied().filter(|r| matches!(r.kind, RegionKind::Stack { .. })).collect();
+    assert_eq!(stacks.len(), 1);
+    assert_eq!(stacks[0].kind, RegionKind::Stack { guard_pages: 2 });
+    assert_eq!(touch(&mut s, stack + PAGE_SIZE, false), Err(FaultOutcome::Violation(Violation::GuardPage)));
+    done(s);
+}
+
+#[test]
+fn file_regions_join_only_where_the_file_pages_follow_on() {
+    let files = files(&[(1, 64), (2, 64)]);
+    let mut s = space_with_files(&files);
+    let base = s.reserve(16 * PAGE_SIZE, Prot::USER_READ, file_region(1, 4, true)).unwrap().as_u64();
+    s.protect(base + 4 * PAGE_SIZE, 4 * PAGE_SIZE, Prot::USER_RW).unwrap();
+    s.protect(base + 4 * PAGE_SIZE, 4 * PAGE_SIZE, Prot::USER_READ).unwrap();
+    assert_eq!(s.regions().count(), 1);
+    assert_eq!(s.regions().next().unwrap().kind, file_region(1, 4, true));
+    let a = Region {
+        start: UserAddr::new(0x1000_0000),
+        end: UserAddr::new(0x1000_4000),
+        prot: Prot::USER_READ,
+        kind: file_region(1, 0, true),
+        accounted: false,
+        no_reserve: false,
+    };
+    let follows =
+        Region { start: a.end, end: UserAddr::new(0x1000_8000), kind: file_region(1, 4, true), ..a };
+    assert_eq!(a.joined(&follows).map(|r| (r.end, r.kind)), Some((follows.end, a.kind)));
+    for other in
+        [file_region(1, 5, true), file_region(2, 4, true), file_region(1, 4, false), RegionKind::Anonymous]
+    {
+        assert_eq!(a.joined(&Region { kind: other, ..follows }), None, "{other:?}");
+    }
+    assert_eq!(a.joined(&Region { accounted: true, ..follows }), None, "charges differ");
+    done(s);
+}
+
+#[test]
 fn protect_flushes_present_pages() {
     let mut s = space();
     let base = s.reserve(PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();

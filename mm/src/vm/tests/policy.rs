@@ -34,18 +34,52 @@ fn writable_private_regions_are_charged_at_reserve_and_given_back_at_release() {
 }
 
 #[test]
-fn protect_charges_a_region_made_writable_and_keeps_the_charge_when_read_only_again() {
+fn protect_charges_a_region_made_writable_and_keeps_the_charge_while_its_pages_hold_memory() {
     let mut s = space();
     let base = s.reserve(64 * PAGE_SIZE, Prot::USER_READ, RegionKind::Anonymous).unwrap().as_u64();
     assert_eq!(committed(&s), 0);
     s.protect(base + 8 * PAGE_SIZE, 8 * PAGE_SIZE, Prot::USER_RW).unwrap();
     assert_eq!(committed(&s), 8);
-    // Written pages still hold memory when read-only: the charge stays
+    write_word(&mut s, base + 9 * PAGE_SIZE, 9);
+    // A written page still holds memory when read-only: the charge stays
     // (Linux's VM_ACCOUNT), and making it writable again charges nothing.
     s.protect(base, 64 * PAGE_SIZE, Prot::USER_READ).unwrap();
     assert_eq!(committed(&s), 8);
     s.protect(base, 64 * PAGE_SIZE, Prot::USER_RW).unwrap();
     assert_eq!(committed(&s), 64);
+    assert_eq!(read_word(&mut s, base + 9 * PAGE_SIZE), 9);
+    s.release(base, 64 * PAGE_SIZE).unwrap();
+    assert_eq!(committed(&s), 0);
+    done(s);
+}
+
+#[test]
+fn taking_write_from_pages_that_hold_nothing_gives_their_charge_back() {
+    let mut s = space_with_swap(16);
+    let base = s.reserve(64 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
+    write_word(&mut s, base + 3 * PAGE_SIZE, 3);
+    write_word(&mut s, base + 20 * PAGE_SIZE, 20);
+    // Page 20 holds memory: the whole protect keeps its charge.
+    s.protect(base + 16 * PAGE_SIZE, 8 * PAGE_SIZE, Prot::USER_READ).unwrap();
+    assert_eq!(committed(&s), 64);
+    // Decommitted, nothing of its own is left: the charge goes back,
+    // what a heap does with a free run when the policy refuses a grow.
+    s.protect(base + 16 * PAGE_SIZE, 8 * PAGE_SIZE, Prot::USER_RW).unwrap();
+    s.decommit(base + 16 * PAGE_SIZE, 8 * PAGE_SIZE).unwrap();
+    s.protect(base + 16 * PAGE_SIZE, 8 * PAGE_SIZE, Prot::USER_READ).unwrap();
+    assert_eq!(committed(&s), 56);
+    // A swapped page is memory of the space's own too.
+    write_word(&mut s, base + 32 * PAGE_SIZE, 32);
+    assert_eq!(reclaim(&mut s, 2).evicted, 2);
+    assert_eq!(s.stats().swapped_pages, 2);
+    s.protect(base + 32 * PAGE_SIZE, 8 * PAGE_SIZE, Prot::USER_READ).unwrap();
+    assert_eq!(committed(&s), 56);
+    // Writable again: charged again, and page 3 was never touched by any of it.
+    s.protect(base, 64 * PAGE_SIZE, Prot::USER_RW).unwrap();
+    assert_eq!(committed(&s), 64);
+    assert_eq!(read_word(&mut s, base + 3 * PAGE_SIZE), 3);
+    assert_eq!(read_word(&mut s, base + 32 * PAGE_SIZE), 32);
+    assert_eq!(s.regions().count(), 1, "the protects' splits were joined again");
     s.release(base, 64 * PAGE_SIZE).unwrap();
     assert_eq!(committed(&s), 0);
     done(s);
