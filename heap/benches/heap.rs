@@ -100,11 +100,13 @@ impl Bench for Pagekeeper {
         }
         let share = |bytes: usize| bytes as f64 * 100.0 / BUDGET as f64;
         format!(
-            "usable {} KiB, free runs {} KiB ({:.1} %), metadata {} KiB ({:.1} %), arena writable {} KiB, \
-             spans {}; rounding of large blocks {:.1} %, of small blocks {:.1} % (shares of the budget)",
+            "usable {} KiB, free runs {} KiB ({:.1} %; {} KiB of them given back), metadata {} KiB ({:.1} %), \
+             arena writable {} KiB, spans {}; rounding of large blocks {:.1} %, of small blocks {:.1} % \
+             (shares of the budget)",
             s.live_bytes >> 10,
             self.0.free_run_bytes() >> 10,
             share(self.0.free_run_bytes()),
+            s.given_back_bytes >> 10,
             s.metadata_bytes >> 10,
             share(s.metadata_bytes),
             self.0.arena_writable() >> 10,

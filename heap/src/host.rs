@@ -8,7 +8,7 @@ extern crate std;
 
 use crate::{Kernel, PAGE};
 use std::alloc::{alloc_zeroed, dealloc, Layout};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::vec::Vec;
 
 /// A "kernel" made of host memory: reserve = zeroed allocation, decommit =
@@ -27,8 +27,15 @@ pub struct HostKernel {
     /// Bytes that may still be made writable (`None`: no limit): a fixed
     /// memory budget.
     pub byte_budget: Option<usize>,
-    /// Bytes made writable so far.
+    /// Bytes writable now: made writable, less what was given back.
     pub writable_bytes: usize,
+    /// Ranges given back (`give_back`), in call order.
+    pub given_back: Vec<(usize, usize)>,
+    /// Refuse every `give_back`, as a kernel that cannot would.
+    pub refuse_give_back: bool,
+    /// When set, the writable pages one by one, so a test can check that
+    /// the heap hands out only memory it made writable.
+    pub writable_pages: Option<BTreeSet<usize>>,
 }
 
 impl HostKernel {
@@ -66,6 +73,11 @@ unsafe impl Kernel for HostKernel {
         }
         self.writable_bytes += len;
         self.grown.push((addr, len));
+        if let Some(pages) = &mut self.writable_pages {
+            for page in (addr..addr + len).step_by(PAGE) {
+                assert!(pages.insert(page), "grew page {page:#x} twice");
+            }
+        }
         true
     }
 
@@ -76,6 +88,24 @@ unsafe impl Kernel for HostKernel {
         // SAFETY: inside a region this fake owns.
         unsafe { core::ptr::write_bytes(addr as *mut u8, 0, len) };
         self.decommitted.push((addr, len));
+    }
+
+    fn give_back(&mut self, addr: usize, len: usize) -> bool {
+        if self.refuse_give_back {
+            return false;
+        }
+        self.decommit(addr, len);
+        if let Some(pages) = &mut self.writable_pages {
+            for page in (addr..addr + len).step_by(PAGE) {
+                assert!(pages.remove(&page), "gave back page {page:#x}, which was not writable");
+            }
+        }
+        if let Some(left) = &mut self.byte_budget {
+            *left += len;
+        }
+        self.writable_bytes -= len;
+        self.given_back.push((addr, len));
+        true
     }
 }
 

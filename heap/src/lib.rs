@@ -84,6 +84,13 @@ pub unsafe trait Kernel {
     fn grow(&mut self, addr: usize, len: usize) -> bool;
     /// Takes the pages back; they read as zero on next touch.
     fn decommit(&mut self, addr: usize, len: usize);
+    /// Takes the pages back and their writability with them, so that the
+    /// kernel's promise of memory for them (the commit charge `grow` took)
+    /// goes back too: decommit, then read-only (glibc maps `PROT_NONE`
+    /// over a heap it trims under strict overcommit for the same reason).
+    /// The heap calls `grow` on them before it uses them again. False if
+    /// the kernel did not do it (the pages are then as they were).
+    fn give_back(&mut self, addr: usize, len: usize) -> bool;
 }
 
 /// Why a `free`/`realloc` was refused. Nothing changed.
@@ -156,6 +163,10 @@ pub struct HeapStats {
     pub scavenged_bytes: usize,
     /// Bytes of metadata made writable (tags and span records).
     pub metadata_bytes: usize,
+    /// Bytes of free runs whose writability, and commit charge, went back
+    /// to the kernel when it refused to grow the heap
+    /// ([`Kernel::give_back`]); grown again when used.
+    pub given_back_bytes: usize,
 }
 
 /// A growable metadata reservation: `len` bytes reserved, `writable` usable.
@@ -272,6 +283,7 @@ impl<K: Kernel> Heap<K> {
     pub fn stats(&self) -> HeapStats {
         let mut stats = self.stats;
         stats.live_bytes = stats.large_bytes;
+        stats.given_back_bytes = self.pages.given_back * PAGE;
         for meta in self.spans[..self.span_bump].iter().filter(|m| m.in_use()) {
             let live = meta.live_blocks();
             stats.live_blocks += live;
@@ -303,9 +315,9 @@ impl<K: Kernel> Heap<K> {
         self.pages.free_pages * PAGE
     }
 
-    /// Bytes of the arena made writable so far.
+    /// Bytes of the arena writable now: grown, less what was given back.
     pub fn arena_writable(&self) -> usize {
-        self.pages.writable() * PAGE
+        (self.pages.writable() - self.pages.given_back) * PAGE
     }
 
     /// `malloc`: a block of at least `size` bytes aligned to `align` (a power
@@ -333,11 +345,45 @@ impl<K: Kernel> Heap<K> {
         if !align.is_power_of_two() || align > PAGE {
             return Err(AllocError::BadAlignment { align });
         }
-        let block = match class_for(size, align) {
+        let class = class_for(size, align);
+        let block = match class {
+            Some(class) => self.allocate_small(class),
+            None => self.allocate_large(size.div_ceil(PAGE)),
+        };
+        match block {
+            Some(block) => Ok(block),
+            None => self.allocate_after_giving_back(size, class),
+        }
+    }
+
+    /// The kernel refused to grow the heap (or the arena is full): the
+    /// free runs give their commit charge back, and the allocation tries
+    /// once more, now that the frontier may move on by as much.
+    #[cold]
+    #[inline(never)]
+    fn allocate_after_giving_back(
+        &mut self,
+        size: usize,
+        class: Option<usize>,
+    ) -> Result<(NonNull<u8>, bool), AllocError> {
+        if self.give_back_free_runs() == 0 {
+            return Err(AllocError::OutOfMemory);
+        }
+        let block = match class {
             Some(class) => self.allocate_small(class),
             None => self.allocate_large(size.div_ceil(PAGE)),
         };
         block.ok_or(AllocError::OutOfMemory)
+    }
+
+    /// [`PageHeap::give_back`] to the kernel; the pages given back leave
+    /// the resident estimate. Returns how many were given back.
+    fn give_back_free_runs(&mut self) -> usize {
+        let (kernel, arena) = (&mut self.kernel, self.arena);
+        let (given, were_dirty) =
+            self.pages.give_back(|first, count| kernel.give_back(arena + first * PAGE, count * PAGE));
+        self.stats.resident_estimate -= were_dirty * PAGE;
+        given
     }
 
     #[inline]
@@ -565,11 +611,13 @@ impl<K: Kernel> Heap<K> {
             }
             Located::Large { page, pages } => {
                 let want = new_size.div_ceil(PAGE);
+                if new_size > MAX_SMALL {
+                    let block = (ptr, page, pages);
+                    let resized = self.resize_or_move_large(block, want, in_use);
+                    return Ok(resized.or_else(|| self.resize_or_move_after_giving_back(block, want, in_use)));
+                }
                 if new_size > MAX_SMALL / 2 && self.resize_large(page, pages, want) {
                     return Ok(Some(ptr));
-                }
-                if new_size > MAX_SMALL {
-                    return Ok(self.move_large(page, pages, want, in_use));
                 }
                 (pages * PAGE, false)
             }
@@ -595,6 +643,36 @@ impl<K: Kernel> Heap<K> {
     /// less than the copy costs; at most half the block idles).
     fn small_keeps(usable: usize, new_size: usize) -> bool {
         new_size <= usable && new_size * 2 >= usable
+    }
+
+    /// Large block `(ptr, page, pages)` resized to `want` pages in place,
+    /// or else moved.
+    fn resize_or_move_large(
+        &mut self,
+        block: (NonNull<u8>, usize, usize),
+        want: usize,
+        in_use: usize,
+    ) -> Option<NonNull<u8>> {
+        let (ptr, page, pages) = block;
+        if self.resize_large(page, pages, want) {
+            return Some(ptr);
+        }
+        self.move_large(page, pages, want, in_use)
+    }
+
+    /// [`Self::allocate_after_giving_back`] for a large realloc.
+    #[cold]
+    #[inline(never)]
+    fn resize_or_move_after_giving_back(
+        &mut self,
+        block: (NonNull<u8>, usize, usize),
+        want: usize,
+        in_use: usize,
+    ) -> Option<NonNull<u8>> {
+        if self.give_back_free_runs() == 0 {
+            return None;
+        }
+        self.resize_or_move_large(block, want, in_use)
     }
 
     /// Moves large block `page` (of `pages`) to a run of `want` pages,

@@ -20,7 +20,10 @@
 //! tags. Pages past the frontier have never been used; the arena is made
 //! writable ([`Kernel::grow`](crate::Kernel::grow)) a chunk at a time as
 //! the frontier passes. Every page also remembers whether it is known to
-//! read zero (clean): untouched, or scavenged and not handed out since.
+//! read zero (clean): untouched, or scavenged and not handed out since;
+//! and whether its writability, and with it the kernel's commit charge,
+//! was given back ([`PageHeap::give_back`]): such a page is grown again
+//! before it is handed out.
 
 /// Bins: 32 exact sizes, then 4 per doubling up to 2^28 pages.
 const EXACT_BINS: usize = 32;
@@ -49,6 +52,8 @@ pub struct PageTag {
     pub first: bool,
     /// The page is known to read zero.
     pub clean: bool,
+    /// A free page whose writability went back to the kernel.
+    pub given_back: bool,
     /// For pages of a span: the span's class and this page's index in it,
     /// so `free` finds the block without waiting for the span record.
     pub class: u8,
@@ -78,6 +83,8 @@ pub struct PageHeap {
     nonempty: u128,
     /// Pages in free runs.
     pub free_pages: usize,
+    /// Free pages given back to the kernel (not writable until grown again).
+    pub given_back: usize,
 }
 
 /// Pages made writable at once when the frontier passes the writable end.
@@ -104,7 +111,15 @@ fn bin_fitting(n: usize) -> usize {
 impl PageHeap {
     /// `tags` covers the whole arena; all zero (a valid empty state).
     pub fn new(tags: &'static mut [PageTag]) -> Self {
-        PageHeap { tags, frontier: 0, writable: 0, bins: [NONE; BINS], nonempty: 0, free_pages: 0 }
+        PageHeap {
+            tags,
+            frontier: 0,
+            writable: 0,
+            bins: [NONE; BINS],
+            nonempty: 0,
+            free_pages: 0,
+            given_back: 0,
+        }
     }
 
     #[inline]
@@ -141,16 +156,92 @@ impl PageHeap {
     /// A run of `n` pages marked `kind`, or None when the arena (or the
     /// kernel) has no room. Returns its first page.
     pub fn allocate(&mut self, n: usize, kind: RunKind, grow: &mut impl Grow) -> Option<usize> {
-        let first = match self.take_fit(n) {
-            Some(first) => first,
+        let first = match self.find_fit(n) {
+            Some(first) => {
+                self.grow_given_back(first, n, grow)?;
+                self.split_free(first, n)
+            }
             None => self.extend(n, grow)?,
         };
         self.set_bounds(first, n, kind);
         Some(first)
     }
 
-    /// A free run of at least n pages from the bins, split to n.
-    fn take_fit(&mut self, n: usize) -> Option<usize> {
+    /// Grows again the pages of `first..first+n` that were given back
+    /// (free pages: nothing else changes); None when the kernel refuses
+    /// (those grown so far stay grown).
+    fn grow_given_back(&mut self, first: usize, n: usize, grow: &mut impl Grow) -> Option<()> {
+        if self.given_back == 0 {
+            return Some(());
+        }
+        let (mut page, end) = (first, first + n);
+        while page < end {
+            if !self.tags[page].given_back {
+                page += 1;
+                continue;
+            }
+            let len = self.tags[page..end].iter().take_while(|t| t.given_back).count();
+            if !grow.grow_pages(page, len) {
+                return None;
+            }
+            for tag in &mut self.tags[page..page + len] {
+                tag.given_back = false;
+            }
+            self.given_back -= len;
+            page += len;
+        }
+        Some(())
+    }
+
+    /// Gives the writability of every free page not given back yet to the
+    /// kernel, one call of `give(first, count)` per stretch of such pages
+    /// (true: done, and the pages read zero); returns the pages given
+    /// back and how many of them were not clean. The cold path of an allocation the kernel's commit limit
+    /// refused: the free runs, each too short for the request, no longer
+    /// count against the limit, and the frontier can move on by as much.
+    pub fn give_back(&mut self, mut give: impl FnMut(usize, usize) -> bool) -> (usize, usize) {
+        let before = self.given_back;
+        let (mut page, mut were_dirty) = (0, 0);
+        while page < self.frontier {
+            let len = self.tags[page].len as usize;
+            if self.tags[page].kind == RunKind::Free {
+                were_dirty += self.give_back_run(page, len, &mut give);
+            }
+            page += len;
+        }
+        (self.given_back - before, were_dirty)
+    }
+
+    /// Returns how many of the pages it gave back were not clean.
+    fn give_back_run(
+        &mut self,
+        first: usize,
+        n: usize,
+        give: &mut impl FnMut(usize, usize) -> bool,
+    ) -> usize {
+        let mut were_dirty = 0;
+        let (mut page, end) = (first, first + n);
+        while page < end {
+            if self.tags[page].given_back {
+                page += 1;
+                continue;
+            }
+            let len = self.tags[page..end].iter().take_while(|t| !t.given_back).count();
+            if give(page, len) {
+                for tag in &mut self.tags[page..page + len] {
+                    were_dirty += !tag.clean as usize;
+                    tag.given_back = true;
+                    tag.clean = true;
+                }
+                self.given_back += len;
+            }
+            page += len;
+        }
+        were_dirty
+    }
+
+    /// The first page of a free run of at least n pages from the bins.
+    fn find_fit(&self, n: usize) -> Option<usize> {
         // The floor bin may hold a run that fits; look at a few first.
         let floor = bin_of(n);
         let mut at = self.bins[floor];
@@ -159,7 +250,7 @@ impl PageHeap {
                 break;
             }
             if self.tags[at as usize].len as usize >= n {
-                return Some(self.split_free(at as usize, n));
+                return Some(at as usize);
             }
             at = self.tags[at as usize].next;
         }
@@ -171,8 +262,7 @@ impl PageHeap {
         if candidates == 0 {
             return None;
         }
-        let first = self.bins[candidates.trailing_zeros() as usize] as usize;
-        Some(self.split_free(first, n))
+        Some(self.bins[candidates.trailing_zeros() as usize] as usize)
     }
 
     /// Takes free run `first` out of its bin; its first `n` pages become
@@ -193,6 +283,7 @@ impl PageHeap {
             _ => 0,
         };
         let first = self.frontier - below;
+        self.grow_given_back(first, below.min(n), grow)?;
         self.extend_frontier(n.saturating_sub(below), grow)?;
         if below > 0 {
             self.unlink(first);
@@ -291,7 +382,13 @@ impl PageHeap {
             _ => 0,
         };
         let reaches_frontier = after + free == self.frontier;
-        if n + free < want && (!reaches_frontier || self.extend_frontier(want - n - free, grow).is_none()) {
+        if n + free < want && !reaches_frontier {
+            return false;
+        }
+        if self.grow_given_back(after, free.min(want - n), grow).is_none() {
+            return false;
+        }
+        if n + free < want && self.extend_frontier(want - n - free, grow).is_none() {
             return false;
         }
         if free > 0 {
@@ -391,7 +488,7 @@ impl PageHeap {
     pub fn check(&self) -> std::vec::Vec<(usize, usize, RunKind)> {
         let mut runs = std::vec::Vec::new();
         let mut page = 0;
-        let mut free = 0;
+        let (mut free, mut given_back_total) = (0, 0);
         while page < self.frontier {
             let (kind, len) = self.run_at(page).unwrap_or_else(|| panic!("no run starts at page {page}"));
             let last = &self.tags[page + len - 1];
@@ -412,11 +509,22 @@ impl PageHeap {
                 assert_eq!(at as usize, page, "free run at {page} not in bin {bin}");
                 free += len;
             }
+            let given_back = self.tags[page..page + len].iter().filter(|t| t.given_back).count();
+            assert!(
+                given_back == 0 || kind == RunKind::Free,
+                "{kind:?} run at {page} holds pages given back"
+            );
+            assert!(
+                self.tags[page..page + len].iter().all(|t| t.clean || !t.given_back),
+                "given back and dirty"
+            );
+            given_back_total += given_back;
             runs.push((page, len, kind));
             page += len;
         }
         assert_eq!(page, self.frontier);
         assert_eq!(free, self.free_pages);
+        assert_eq!(given_back_total, self.given_back);
         runs
     }
 }

@@ -321,10 +321,18 @@ proptest! {
     /// blocks: blocks are aligned and never overlap, their contents survive
     /// everything (scavenge included: the fake kernel zero-fills what is
     /// handed back, so handing back a live page would show), calloc reads
-    /// zero, and the statistics count the live blocks.
+    /// zero, and the statistics count the live blocks. Under a budget the
+    /// kernel refuses growth, free runs are given back, and every live
+    /// block must still lie in pages the kernel made writable.
     #[test]
-    fn heap_follows_the_model(ops in prop::collection::vec(op(), 1..250)) {
-        let mut h = heap();
+    fn heap_follows_the_model(
+        ops in prop::collection::vec(op(), 1..250),
+        budget in prop_oneof![Just(None), (2usize..8).prop_map(|quarter_mib| Some(quarter_mib << 18))],
+    ) {
+        let mut kernel = FakeKernel::default();
+        kernel.byte_budget = budget;
+        kernel.writable_pages = Some(Default::default());
+        let mut h = Heap::new(kernel, HeapConfig { arena: 8 << 20 }).expect("heap");
         let mut live: Vec<(NonNull<u8>, usize, u8)> = Vec::new();
         let mut tag = 0u8;
         for op in ops {
@@ -367,6 +375,14 @@ proptest! {
             }
             prop_assert_eq!(h.stats().live_blocks, live.len());
             h.check();
+            let writable = h.kernel().writable_pages.as_ref().unwrap();
+            for &(p, size, _) in &live {
+                let start = p.as_ptr() as usize / PAGE * PAGE;
+                let in_writable = (start..p.as_ptr() as usize + size).step_by(PAGE).all(|page| writable.contains(&page));
+                prop_assert!(in_writable, "a live block in a page not writable");
+            }
+            prop_assert_eq!(h.kernel().writable_bytes, h.arena_writable() + h.stats().metadata_bytes);
+            prop_assert!(budget.is_none_or(|b| h.kernel().writable_bytes <= b));
         }
         for &(p, size, t) in &live {
             prop_assert!(all(p, size, t), "contents changed at the end");
@@ -406,6 +422,54 @@ fn the_arena_grows_a_mib_at_a_time_and_a_refused_growth_is_a_failed_allocation()
     assert!(h.allocate(100_000, 8).is_err(), "the budget is spent");
     assert_eq!(h.kernel().grown.len(), grows);
     assert!(blocks.iter().all(|&p| all(p, MAX_SMALL, 0x5a)));
+}
+
+#[test]
+fn free_runs_give_their_charge_back_when_the_kernel_refuses_to_grow() {
+    let budget = 2 << 20;
+    let mut kernel = FakeKernel::with_byte_budget(budget);
+    kernel.writable_pages = Some(Default::default());
+    let mut h = Heap::new(kernel, HeapConfig { arena: 8 << 20 }).unwrap();
+    // Large blocks of 9 pages (large: past MAX_SMALL) until the budget is spent; every other one
+    // freed leaves holes of 9 pages, none of which holds 10.
+    let mut blocks = Vec::new();
+    while let Ok(p) = h.allocate(9 * PAGE, 8) {
+        fill(p, 9 * PAGE, 0x77);
+        blocks.push(p);
+    }
+    let kept: Vec<_> = blocks.iter().copied().step_by(2).collect();
+    for &p in blocks.iter().skip(1).step_by(2) {
+        h.free(p).unwrap();
+    }
+    let holes = h.free_run_bytes();
+    assert!(holes >= 400 * 1024, "{holes}");
+    // Refused, and nothing to give back with: the allocation fails.
+    h.kernel_mut().refuse_give_back = true;
+    assert!(h.allocate(10 * PAGE, 8).is_err());
+    // Given back, the holes no longer count against the budget: blocks
+    // of 10 pages take their place past the frontier.
+    h.kernel_mut().refuse_give_back = false;
+    let mut bigger = Vec::new();
+    while let Ok(p) = h.allocate(10 * PAGE, 8) {
+        fill(p, 10 * PAGE, 0x44);
+        bigger.push(p);
+    }
+    assert!(bigger.len() * 10 * PAGE >= holes * 9 / 10, "{} blocks for {holes} bytes of holes", bigger.len());
+    assert_eq!(h.stats().given_back_bytes, holes, "every hole given back, and none grown again");
+    assert_eq!(h.kernel().writable_bytes, h.arena_writable() + h.stats().metadata_bytes);
+    assert!(h.kernel().writable_bytes <= budget);
+    // Small blocks fit in the holes: their pages are grown again first,
+    // and read zero.
+    for p in bigger.drain(..2) {
+        h.free(p).unwrap();
+    }
+    let small = h.allocate_zeroed(MAX_SMALL, 8).unwrap();
+    assert!(all_zero(small, 0, MAX_SMALL));
+    let writable = h.kernel().writable_pages.as_ref().unwrap();
+    assert!(writable.contains(&(small.as_ptr() as usize / PAGE * PAGE)));
+    assert!(kept.iter().all(|&p| all(p, 9 * PAGE, 0x77)));
+    assert!(bigger.iter().all(|&p| all(p, 10 * PAGE, 0x44)));
+    h.check();
 }
 
 #[test]

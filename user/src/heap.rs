@@ -40,6 +40,12 @@ unsafe impl Kernel for SysKernel {
     fn decommit(&mut self, addr: usize, len: usize) {
         sys::decommit(addr as u64, len as u64).expect("decommit of heap pages");
     }
+
+    fn give_back(&mut self, addr: usize, len: usize) -> bool {
+        // Read-only with nothing in them: the kernel drops their charge.
+        let (addr, len) = (addr as u64, len as u64);
+        sys::decommit(addr, len).is_ok() && sys::protect(addr, len, 0).is_ok()
+    }
 }
 
 struct ProcessHeap(UnsafeCell<Option<Heap<SysKernel>>>);
