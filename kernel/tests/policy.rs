@@ -1,8 +1,9 @@
 //! The memory-policy test kernel (docs/memory-policy.md), booted by the
 //! host tests at 64 MiB without swap: each overcommit mode's boundary, a
 //! quota'd process beside a neighbour, the redline handler, the pressure
-//! page under a hog, the runtime's background scavenger, an OOM storm, and
-//! a system call whose copy of user memory finds none left.
+//! page under a hog, the runtime's background scavenger, an OOM storm, a
+//! heap at the commit limit giving its free runs' charge back, and a
+//! system call whose copy of user memory finds none left.
 //! Every test checks that process frames and page tables all came back.
 #![no_std]
 #![no_main]
@@ -35,6 +36,7 @@ const HOG: u64 = 5;
 const SCAVENGER: u64 = 6;
 const GROW: u64 = 7;
 const COPY_WHEN_OUT: u64 = 8;
+const HEAP_GIVES_BACK: u64 = 9;
 
 fn check(mode: u64, n: u64) -> u64 {
     mode | n << 8
@@ -126,6 +128,13 @@ fn the_redline_handler_runs_once_per_crossing() {
     assert_eq!(status_of(&done, 0), ExitStatus::Exited(0));
 }
 
+fn a_heap_at_the_commit_limit_gives_its_free_runs_charge_back_and_goes_on() {
+    with_policy(OvercommitMode::Never, 60, || {
+        let done = run(&[(check(HEAP_GIVES_BACK, 0), SpawnOptions::DEFAULT)]);
+        assert_eq!(status_of(&done, 0), ExitStatus::Exited(0));
+    });
+}
+
 fn the_pressure_page_rises_with_a_hog_and_falls_back_when_it_exits() {
     assert_eq!(pressure::current(), PressureLevel::Normal);
     let done = run(&[
@@ -210,6 +219,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &always_overcommit_allows_any_request,
         &a_process_at_its_quota_gets_an_error_then_a_kill_and_its_neighbours_go_on,
         &the_redline_handler_runs_once_per_crossing,
+        &a_heap_at_the_commit_limit_gives_its_free_runs_charge_back_and_goes_on,
         &the_pressure_page_rises_with_a_hog_and_falls_back_when_it_exits,
         &the_background_scavenger_returns_freed_heap_pages_without_a_call,
         &an_oom_storm_kills_the_highest_scores_only_and_spares_the_protected,

@@ -34,6 +34,14 @@
 //!   the call succeeded (the OOM killer made room) with sane figures, 10
 //!   when it returned NoMemory, 9 on another error, 8 when the commits
 //!   ended otherwise than in NoMemory.
+//! - 9, the heap at the commit limit (run in mode 2): allocates 36 KiB
+//!   blocks (9 pages, large) until the heap cannot grow, frees every other
+//!   one, then allocates 40 KiB blocks (10 pages: none fits a hole) until
+//!   it fails again. The heap gives the holes' charge back when the kernel
+//!   refuses to grow it, so the new blocks take their place past the
+//!   frontier. Exit 0 when the 40 KiB blocks filled at least 90 % of the
+//!   holes and every kept block still holds its bytes; 11 when they did
+//!   not; 12 when a kept block changed.
 #![no_std]
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -42,6 +50,7 @@ extern crate alloc;
 
 use abi::{Error, MemStats, Syscall, EVENT_PRESSURE, EVENT_REDLINE, NO_RESERVE, PROT_WRITE};
 use alloc::vec::Vec;
+use core::alloc::Layout;
 use core::sync::atomic::{AtomicU64, Ordering};
 use pkrt::{events, heap, pressure, println, sys};
 
@@ -284,6 +293,53 @@ fn copy_when_memory_is_out(wait: u64) -> i32 {
     }
 }
 
+fn heap_gives_back() -> i32 {
+    const HOLE: usize = 9 * PAGE as usize;
+    const BIGGER: usize = 10 * PAGE as usize;
+    // The lists are made before memory runs out.
+    let mut blocks: Vec<*mut u8> = Vec::with_capacity(4096);
+    let mut bigger: Vec<*mut u8> = Vec::with_capacity(4096);
+    let fill = |list: &mut Vec<*mut u8>, size: usize| {
+        let layout = Layout::from_size_align(size, 16).expect("layout");
+        while list.len() < list.capacity() {
+            // SAFETY: a layout of non-zero size.
+            let p = unsafe { alloc::alloc::alloc(layout) };
+            if p.is_null() {
+                break;
+            }
+            // SAFETY: a fresh block of `size` bytes, ours.
+            unsafe { p.write_bytes(list.len() as u8, size) };
+            list.push(p);
+        }
+    };
+    fill(&mut blocks, HOLE);
+    let full = pressure::read();
+    for &p in blocks.iter().skip(1).step_by(2) {
+        // SAFETY: allocated above with this layout, freed once.
+        unsafe { alloc::alloc::dealloc(p, Layout::from_size_align(HOLE, 16).expect("layout")) };
+    }
+    let holes = blocks.len() / 2;
+    fill(&mut bigger, BIGGER);
+    let given_back = heap::with_heap(|h| h.stats().given_back_bytes);
+    println!(
+        "policy_check: {} blocks of 36 KiB at the commit limit ({} of {} pages promised), {holes} freed; \
+         then {} blocks of 40 KiB; {} KiB of free runs given back",
+        blocks.len(),
+        full.committed,
+        full.commit_limit,
+        bigger.len(),
+        given_back / 1024
+    );
+    let kept_intact = blocks.iter().enumerate().step_by(2).all(|(i, &p)| {
+        // SAFETY: a live block of HOLE bytes, written with its index.
+        unsafe { core::slice::from_raw_parts(p, HOLE) }.iter().all(|&b| b == i as u8)
+    });
+    if !kept_intact {
+        return 12;
+    }
+    i32::from(bigger.len() * BIGGER * 10 < holes * HOLE * 9) * 11
+}
+
 fn main(arg: u64) -> i32 {
     let n = arg >> 8;
     match arg & 0xff {
@@ -296,6 +352,7 @@ fn main(arg: u64) -> i32 {
         6 => background_scavenger(),
         7 => grow(n),
         8 => copy_when_memory_is_out(n),
+        9 => heap_gives_back(),
         _ => 1,
     }
 }
