@@ -666,7 +666,8 @@ impl<P: Platform> AddressSpace<P> {
         // keep it for (Linux keeps it: its VM_ACCOUNT lasts to munmap). A
         // heap hands back the charge of free runs this way, decommit then
         // read-only, where glibc maps them PROT_NONE over.
-        let give_back = !prot.write && !self.holds_own_pages(&range)?;
+        let accounted = self.regions.overlapping(&range).iter().any(|r| r.accounted);
+        let give_back = !prot.write && accounted && !self.holds_own_pages(&range)?;
         let mut given_back = 0;
         for region in self.regions.isolate(&range) {
             if give_back && region.accounted {
