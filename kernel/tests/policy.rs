@@ -2,8 +2,9 @@
 //! host tests at 64 MiB without swap: each overcommit mode's boundary, a
 //! quota'd process beside a neighbour, the redline handler, the pressure
 //! page under a hog, the runtime's background scavenger, an OOM storm, a
-//! heap at the commit limit giving its free runs' charge back, and a
-//! system call whose copy of user memory finds none left.
+//! heap at the commit limit giving its free runs' charge back, reads of a
+//! read-only region through the shared zero frame, and a system call whose
+//! copy of user memory finds none left.
 //! Every test checks that process frames and page tables all came back.
 #![no_std]
 #![no_main]
@@ -37,6 +38,7 @@ const SCAVENGER: u64 = 6;
 const GROW: u64 = 7;
 const COPY_WHEN_OUT: u64 = 8;
 const HEAP_GIVES_BACK: u64 = 9;
+const READ_ONLY_READS: u64 = 10;
 
 fn check(mode: u64, n: u64) -> u64 {
     mode | n << 8
@@ -135,6 +137,13 @@ fn a_heap_at_the_commit_limit_gives_its_free_runs_charge_back_and_goes_on() {
     });
 }
 
+fn reads_of_a_read_only_region_take_no_frame_and_no_charge() {
+    let used = frames::stats().used_by(Owner::Process);
+    let done = run(&[(check(READ_ONLY_READS, 0), SpawnOptions::DEFAULT)]);
+    assert_eq!(status_of(&done, 0), ExitStatus::Exited(0), "32 MiB read through the shared zero frame");
+    assert_eq!(frames::stats().used_by(Owner::Process), used);
+}
+
 fn the_pressure_page_rises_with_a_hog_and_falls_back_when_it_exits() {
     assert_eq!(pressure::current(), PressureLevel::Normal);
     let done = run(&[
@@ -220,6 +229,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &a_process_at_its_quota_gets_an_error_then_a_kill_and_its_neighbours_go_on,
         &the_redline_handler_runs_once_per_crossing,
         &a_heap_at_the_commit_limit_gives_its_free_runs_charge_back_and_goes_on,
+        &reads_of_a_read_only_region_take_no_frame_and_no_charge,
         &the_pressure_page_rises_with_a_hog_and_falls_back_when_it_exits,
         &the_background_scavenger_returns_freed_heap_pages_without_a_call,
         &an_oom_storm_kills_the_highest_scores_only_and_spares_the_protected,

@@ -70,6 +70,12 @@ pub enum PageKind {
     Anonymous,
     /// A page of a file: may be dropped (clean) or written back (dirty, D bit).
     File,
+    /// The kernel's one shared zero frame, mapped read-only where a read
+    /// found a demand-zero page of a read-only region (Linux's
+    /// `ZERO_PAGE`): reads cost no frame and no promise. Never the space's
+    /// memory: never freed, counted or reclaimed through it; a `protect`
+    /// that makes the page writable turns it back into demand-zero.
+    Zero,
 }
 
 /// A present mapping, decoded.
@@ -220,6 +226,7 @@ fn encode_present(m: Mapping) -> u64 {
         PageKind::Other => 0,
         PageKind::Anonymous => 1,
         PageKind::File => 2,
+        PageKind::Zero => 3,
     };
     let mut raw = PRESENT | (m.frame.addr() & FRAME_MASK) | (kind << KIND_SHIFT);
     let flag = |on: bool, bit: u64| if on { bit } else { 0 };
@@ -246,6 +253,7 @@ fn decode_present(raw: u64) -> Result<PteState, CorruptPte> {
         0 => PageKind::Other,
         1 => PageKind::Anonymous,
         2 => PageKind::File,
+        3 => PageKind::Zero,
         _ => return Err(CorruptPte(raw)),
     };
     Ok(PteState::Present(Mapping {
@@ -298,7 +306,12 @@ mod tests {
     }
 
     fn state() -> impl Strategy<Value = PteState> {
-        let kind = prop_oneof![Just(PageKind::Other), Just(PageKind::Anonymous), Just(PageKind::File)];
+        let kind = prop_oneof![
+            Just(PageKind::Other),
+            Just(PageKind::Anonymous),
+            Just(PageKind::File),
+            Just(PageKind::Zero)
+        ];
         let flags = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>());
         let mapping = (0u64..(1 << 40), prot(), kind, flags).prop_map(
             |(frame, prot, kind, (pinned, accessed, dirty, swap_cached))| Mapping {
@@ -384,7 +397,12 @@ mod tests {
         assert_eq!(PteState::decode(ACCESSED | DIRTY), Ok(PteState::Absent));
         assert_eq!(PteState::decode(0b1110), Err(CorruptPte(0b1110)), "unknown tag 7");
         assert_eq!(PteState::decode(1 << 4), Err(CorruptPte(1 << 4)), "stray bit 4");
-        assert!(PteState::decode(PRESENT | (3 << KIND_SHIFT)).is_err(), "unknown present kind");
+        let zero = PteState::decode(PRESENT | (3 << KIND_SHIFT));
+        assert!(
+            matches!(zero, Ok(PteState::Present(m)) if m.kind == PageKind::Zero),
+            "kind 3: the zero frame"
+        );
+        assert!(PteState::decode(PRESENT | (1 << 58)).is_err(), "a stray high bit");
     }
 
     #[test]

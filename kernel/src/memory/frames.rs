@@ -62,6 +62,19 @@ pub fn init(boot: &'static BootMemory) {
         frames.set_cache(CACHE_CAPACITY);
         Mutex::new(frames)
     });
+    ZERO_FRAME.call_once(|| {
+        let block = allocate_zeroed(0, Owner::Kernel).ok()?;
+        Some(block.into_raw().0)
+    });
+}
+
+/// The shared zero frame: one frame of zeros, taken at boot and never
+/// freed or written, that reads of read-only demand-zero pages map
+/// (`mm::pte::PageKind::Zero`). None only if memory was out at boot.
+static ZERO_FRAME: Once<Option<Pfn>> = Once::new();
+
+pub fn zero_frame() -> Option<Pfn> {
+    ZERO_FRAME.get().copied().flatten()
 }
 
 /// Gives the allocator its zeroed pool's list, in frames of its own

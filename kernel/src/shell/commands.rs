@@ -222,6 +222,7 @@ impl core::fmt::Display for State {
                     PageKind::Anonymous => "anonymous",
                     PageKind::File => "page-cache",
                     PageKind::Other => "kernel",
+                    PageKind::Zero => "zero (shared)",
                 };
                 write!(f, "present, {kind} frame {:#x}, {}", m.frame.number(), m.prot)?;
                 for (on, flag) in [(m.accessed, "accessed"), (m.dirty, "dirty"), (m.pinned, "pinned")] {

@@ -121,6 +121,10 @@ unsafe impl mm::vm::Platform for KernelPlatform {
         frames::zeroed_pool_hint()
     }
 
+    fn zero_frame(&self) -> Option<Pfn> {
+        frames::zero_frame()
+    }
+
     fn free_page(&mut self, frame: FrameBlock) {
         reclaim::forget(frame.start());
         crate::swap::frames_freed(core::iter::once(frame.start()));

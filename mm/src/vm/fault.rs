@@ -240,6 +240,11 @@ impl<P: Platform> AddressSpace<P> {
             PteState::File { file, page, prot } => {
                 done(self.map_file(va, file, page, prot), FaultOutcome::FileMapped)
             }
+            // A read of a page nothing can write: the shared zero frame,
+            // no frame and no promise of the space's own.
+            PteState::DemandZero { prot } if !prot.write && self.platform.zero_frame().is_some() => {
+                done(self.map_zero_frame(va, prot), FaultOutcome::DemandZero)
+            }
             PteState::DemandZero { prot } => match self.map_zeroed(va, prot) {
                 Ok(slot) => {
                     let window = self.sequential.window_for(va);

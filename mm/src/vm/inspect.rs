@@ -51,7 +51,7 @@ pub struct PageCounts {
     pub anonymous: u64,
     /// Present, a page-cache frame.
     pub file_mapped: u64,
-    /// Present, the kernel's (the pressure page).
+    /// Present, the kernel's (the pressure page, the shared zero frame).
     pub kernel: u64,
     pub swapped: u64,
     /// Entries that say demand-zero (a decommitted or scavenged page).
@@ -75,7 +75,7 @@ impl PageCounts {
             Ok(PteState::Present(m)) => match m.kind {
                 PageKind::Anonymous => self.anonymous += 1,
                 PageKind::File => self.file_mapped += 1,
-                PageKind::Other => self.kernel += 1,
+                PageKind::Other | PageKind::Zero => self.kernel += 1,
             },
             Ok(PteState::Swapped { .. }) => self.swapped += 1,
             Ok(PteState::DemandZero { .. }) => self.demand_zero += 1,

@@ -685,10 +685,17 @@ impl<P: Platform> AddressSpace<P> {
         // the region allows: a write must fault, to be copied.
         let cached = Prot { write: false, ..prot };
         self.walk_leaves(&range, &mut |s, slot, va| {
-            let new = match s.read(slot, va)? {
+            let old = s.read(slot, va)?;
+            let new = match old {
                 PteState::Present(m) if m.kind == PageKind::File => {
                     PteState::Present(Mapping { prot: cached, ..m })
                 }
+                // The shared zero frame is never writable: a page that may
+                // be written is demand-zero again, a write takes a frame.
+                PteState::Present(m) if m.kind == PageKind::Zero && prot.write => {
+                    PteState::DemandZero { prot }
+                }
+                PteState::Present(m) if m.kind == PageKind::Zero => PteState::Present(Mapping { prot, ..m }),
                 PteState::Present(m) => PteState::Present(Mapping { prot, ..m }),
                 PteState::DemandZero { .. } => PteState::DemandZero { prot },
                 PteState::Swapped { slot, .. } => PteState::Swapped { slot, prot },
@@ -696,7 +703,7 @@ impl<P: Platform> AddressSpace<P> {
                 other @ (PteState::Guard | PteState::Absent) => other,
             };
             s.write(slot, new);
-            if matches!(new, PteState::Present(_)) {
+            if matches!(old, PteState::Present(_)) {
                 s.platform.flush(va);
             }
             Ok(())
@@ -709,7 +716,7 @@ impl<P: Platform> AddressSpace<P> {
         let mut holds = false;
         self.walk_leaves(range, &mut |s, slot, va| {
             holds |= match s.read(slot, va)? {
-                PteState::Present(m) => m.kind != PageKind::File,
+                PteState::Present(m) => m.kind == PageKind::Anonymous,
                 PteState::Swapped { .. } => true,
                 PteState::DemandZero { .. } | PteState::File { .. } | PteState::Guard | PteState::Absent => {
                     false

@@ -79,6 +79,14 @@ pub unsafe trait Platform {
     fn is_zero_page(&self, _frame: Pfn) -> bool {
         false
     }
+    /// The kernel's shared zero frame, if it has one: a frame that reads
+    /// zero for as long as the kernel runs and is never freed or written.
+    /// A read of a demand-zero page of a read-only region maps it
+    /// read-only instead of taking a frame of its own. The default has
+    /// none (every such read takes a zeroed frame).
+    fn zero_frame(&self) -> Option<Pfn> {
+        None
+    }
     /// Writes the page in `frame` to a new swap slot and returns the slot.
     /// `SwapError::Full` when there is no slot (or no swap at all).
     fn swap_out(&mut self, frame: Pfn) -> Result<u64, SwapError>;

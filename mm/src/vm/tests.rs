@@ -67,6 +67,8 @@ struct FakeMachine {
     /// Whether `is_zero_page` looks at contents (off: every page is data,
     /// as before reclaim learnt to drop zero pages).
     zero_detection: bool,
+    /// The shared zero frame, when the test gives the machine one.
+    zero_frame: Option<Pfn>,
 }
 
 /// Files of `pages[file]` pages each, whose page p holds the word
@@ -175,6 +177,10 @@ unsafe impl Platform for FakeMachine {
 
     fn is_zero_page(&self, frame: Pfn) -> bool {
         self.zero_detection && self.contents[&frame] == 0
+    }
+
+    fn zero_frame(&self) -> Option<Pfn> {
+        self.zero_frame
     }
 
     fn prezeroed_hint(&self) -> u64 {
@@ -404,6 +410,60 @@ fn write_word(space: &mut Space, addr: u64, value: u64) {
 fn read_word(space: &mut Space, addr: u64) -> u64 {
     let frame = touch(space, addr, false).expect("readable");
     space.platform().contents[&frame]
+}
+
+/// Gives the space's machine a shared zero frame (it reads zero: its
+/// content word is 0, and no test may change it) and returns it.
+fn give_zero_frame(s: &mut Space) -> Pfn {
+    let zero = Pfn::new(0xdead0);
+    s.platform_mut().zero_frame = Some(zero);
+    s.platform_mut().contents.insert(zero, 0);
+    zero
+}
+
+#[test]
+fn reads_of_a_read_only_region_share_the_zero_frame_and_a_write_gets_a_frame_of_its_own() {
+    let mut s = space();
+    let zero = give_zero_frame(&mut s);
+    let base = s.reserve(16 * PAGE_SIZE, Prot::USER_READ, RegionKind::Anonymous).unwrap().as_u64();
+    for page in 0..8 {
+        assert_eq!(read_word(&mut s, base + page * PAGE_SIZE), 0);
+        assert_eq!(
+            walk(&s, UserAddr::new(base + page * PAGE_SIZE)).map(|m| (m.frame, m.kind)),
+            Some((zero, PageKind::Zero))
+        );
+    }
+    assert_eq!((s.stats().resident_pages, s.platform().pages.len()), (0, 0), "no frame taken");
+    assert_eq!(s.page_counts(UserAddr::new(base)..UserAddr::new(base + 16 * PAGE_SIZE)).kernel, 8);
+    assert_eq!(s.platform().committed, 0, "and no promise");
+    // Writable: the zero mappings become demand-zero (and leave the TLB);
+    // a write takes a frame of its own, the other pages still read zero.
+    s.protect(base, 16 * PAGE_SIZE, Prot::USER_RW).unwrap();
+    assert!(walk(&s, UserAddr::new(base)).is_none());
+    write_word(&mut s, base + 2 * PAGE_SIZE, 0x22);
+    assert_eq!(read_word(&mut s, base + 2 * PAGE_SIZE), 0x22);
+    assert_eq!(read_word(&mut s, base + 3 * PAGE_SIZE), 0);
+    assert_eq!(s.platform().contents[&zero], 0, "the zero frame was never written");
+    // Read-only again: a written page keeps its frame; a read maps the zero frame again.
+    s.protect(base, 16 * PAGE_SIZE, Prot::USER_READ).unwrap();
+    assert_eq!(read_word(&mut s, base + 2 * PAGE_SIZE), 0x22);
+    assert_eq!(read_word(&mut s, base + 9 * PAGE_SIZE), 0);
+    assert_eq!(walk(&s, UserAddr::new(base + 9 * PAGE_SIZE)).unwrap().kind, PageKind::Zero);
+    assert_eq!(
+        touch(&mut s, base + 9 * PAGE_SIZE, true),
+        Err(FaultOutcome::Violation(Violation::WriteToReadOnly))
+    );
+    assert!(
+        !s.user_may_write(base + 9 * PAGE_SIZE, 8),
+        "the kernel may not write there for the process either"
+    );
+    // Writable regions take frames on a read as before (their pages are promised).
+    let rw = s.reserve(4 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
+    assert_ne!(touch(&mut s, rw, false).unwrap(), zero);
+    // Decommit, release and teardown never free the zero frame (done checks every frame).
+    s.decommit(base, 4 * PAGE_SIZE).unwrap();
+    s.release(base + 8 * PAGE_SIZE, 4 * PAGE_SIZE).unwrap();
+    done(s);
 }
 
 #[test]
@@ -1024,12 +1084,15 @@ proptest! {
     /// Random operations against a model of memory contents: data survives
     /// until decommit/release (through swap and back, clean pages leaving
     /// again to the copy the swap cache kept), reappears as zero
-    /// afterwards, every frame freed was flushed first (the fake TLB panics
+    /// afterwards (read-only pages through the shared zero frame, never
+    /// written), every frame freed was flushed first (the fake TLB panics
     /// otherwise), and destroying the space frees every frame and slot.
     #[test]
     fn contents_and_frames_follow_the_model(ops in prop::collection::vec(op(), 1..120)) {
         let mut s = space_with_swap(4096);
         s.platform_mut().keep_swap_copies = true;
+        // Reads of read-only pages map the shared zero frame.
+        let zero = give_zero_frame(&mut s);
         let mut regions: Vec<(u64, u64, bool)> = Vec::new(); // start, pages, writable
         let mut model: BTreeMap<u64, u64> = BTreeMap::new(); // page address → value written
         let mut counter = 1;
@@ -1084,6 +1147,7 @@ proptest! {
         for (&addr, &value) in &model {
             prop_assert_eq!(read_word(&mut s, addr), value);
         }
+        prop_assert_eq!(s.platform().contents[&zero], 0, "the zero frame was written");
         s.platform_mut().flush_all();
         s.teardown();
         prop_assert_eq!(s.platform().frames_in_use(), 0);

@@ -244,6 +244,24 @@ impl<P: Platform> AddressSpace<P> {
         self.map_new_page(va, prot, None)
     }
 
+    /// Maps the platform's shared zero frame at `va`, read-only whatever
+    /// `prot` says (the caller maps it only where `prot` is read-only).
+    pub(super) fn map_zero_frame(&mut self, va: UserAddr, prot: Prot) -> Result<(), VmError> {
+        let frame = self.platform.zero_frame().ok_or(VmError::OutOfMemory)?;
+        let slot = self.leaf_or_create(va)?;
+        let mapping = Mapping {
+            frame,
+            prot: Prot { write: false, ..prot },
+            kind: PageKind::Zero,
+            pinned: false,
+            accessed: false,
+            dirty: false,
+            swap_cached: false,
+        };
+        self.write(slot, PteState::Present(mapping));
+        Ok(())
+    }
+
     /// Maps a new anonymous frame at `va`: zeroed, or filled whole by
     /// `fill` before the entry is written (so no access sees it half filled,
     /// and it need not be zeroed first). When `fill` fails, the frame goes
@@ -334,8 +352,9 @@ impl<P: Platform> AddressSpace<P> {
                 self.stats.file_pages -= 1;
                 None
             }
-            // The kernel's page (map_kernel_shared): never counted.
-            PageKind::Other => return None,
+            // The kernel's page (map_kernel_shared) and its zero frame:
+            // never counted, never freed.
+            PageKind::Other | PageKind::Zero => return None,
         };
         self.stats.resident_pages -= 1;
         frame

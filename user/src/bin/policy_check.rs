@@ -42,6 +42,12 @@
 //!   frontier. Exit 0 when the 40 KiB blocks filled at least 90 % of the
 //!   holes and every kept block still holds its bytes; 11 when they did
 //!   not; 12 when a kept block changed.
+//! - 10, reads of a read-only region: reserves 32 MiB read-only (no
+//!   charge) and reads a word of every page. Each read maps the kernel's
+//!   shared zero frame, so the process's resident pages and its commit
+//!   charge do not move (only the page tables for the entries are new).
+//!   Exit 0 then; 13 when a page read other than zero, 14 when the reads
+//!   took frames or a commit charge.
 #![no_std]
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -340,6 +346,36 @@ fn heap_gives_back() -> i32 {
     i32::from(bigger.len() * BIGGER * 10 < holes * HOLE * 9) * 11
 }
 
+fn read_only_reads() -> i32 {
+    const LEN: u64 = 32 * MIB;
+    let before = sys::memstats();
+    let base = sys::reserve(LEN, 0).expect("reserve read-only");
+    let mut sum = 0u64;
+    for page in 0..LEN / PAGE {
+        // SAFETY: inside the region reserved above, readable.
+        sum |= unsafe { ((base + page * PAGE) as *const u64).read_volatile() };
+    }
+    let after = sys::memstats();
+    println!(
+        "policy_check: read {} pages of a read-only region: resident {} -> {} pages, committed {} -> {} pages, \
+         page tables {} -> {}",
+        LEN / PAGE,
+        before.resident_pages,
+        after.resident_pages,
+        before.committed_pages,
+        after.committed_pages,
+        before.page_table_frames,
+        after.page_table_frames
+    );
+    if sum != 0 {
+        return 13;
+    }
+    // The page tables the entries need are the only memory the reads take.
+    let took =
+        after.resident_pages > before.resident_pages + 2 || after.committed_pages > before.committed_pages;
+    i32::from(took) * 14
+}
+
 fn main(arg: u64) -> i32 {
     let n = arg >> 8;
     match arg & 0xff {
@@ -353,6 +389,7 @@ fn main(arg: u64) -> i32 {
         7 => grow(n),
         8 => copy_when_memory_is_out(n),
         9 => heap_gives_back(),
+        10 => read_only_reads(),
         _ => 1,
     }
 }
