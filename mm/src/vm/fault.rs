@@ -242,7 +242,7 @@ impl<P: Platform> AddressSpace<P> {
             }
             // A read of a page nothing can write: the shared zero frame,
             // no frame and no promise of the space's own.
-            PteState::DemandZero { prot } if !prot.write && self.platform.zero_frame().is_some() => {
+            PteState::DemandZero { prot } if self.shares_zero_frame(prot) => {
                 done(self.map_zero_frame(va, prot), FaultOutcome::DemandZero)
             }
             PteState::DemandZero { prot } => match self.map_zeroed(va, prot) {

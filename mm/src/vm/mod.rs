@@ -590,7 +590,13 @@ impl<P: Platform> AddressSpace<P> {
             }
             match self.effective_state(va)? {
                 PteState::DemandZero { prot } => {
-                    self.map_zeroed(va, prot)?;
+                    // Populated for reading: no frame, no promise (a fault
+                    // would map the same).
+                    if self.shares_zero_frame(prot) {
+                        self.map_zero_frame(va, prot)?;
+                    } else {
+                        self.map_zeroed(va, prot)?;
+                    }
                     *brought_in += 1;
                 }
                 PteState::Swapped { slot, prot } => {

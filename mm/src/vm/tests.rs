@@ -457,6 +457,11 @@ fn reads_of_a_read_only_region_share_the_zero_frame_and_a_write_gets_a_frame_of_
         !s.user_may_write(base + 9 * PAGE_SIZE, 8),
         "the kernel may not write there for the process either"
     );
+    // Committed (populated) read-only pages are the zero frame too.
+    let committed = s.reserve(8 * PAGE_SIZE, Prot::USER_READ, RegionKind::Anonymous).unwrap().as_u64();
+    s.commit(committed, 8 * PAGE_SIZE).unwrap();
+    assert_eq!(walk(&s, UserAddr::new(committed + 7 * PAGE_SIZE)).map(|m| m.frame), Some(zero));
+    assert_eq!(s.stats().resident_pages, 2, "only the two pages touched while writable");
     // Writable regions take frames on a read as before (their pages are promised).
     let rw = s.reserve(4 * PAGE_SIZE, Prot::USER_RW, RegionKind::Anonymous).unwrap().as_u64();
     assert_ne!(touch(&mut s, rw, false).unwrap(), zero);

@@ -244,6 +244,12 @@ impl<P: Platform> AddressSpace<P> {
         self.map_new_page(va, prot, None)
     }
 
+    /// Whether a demand-zero page with `prot` is brought in as the shared
+    /// zero frame: nothing may write it, and the platform has one.
+    pub(super) fn shares_zero_frame(&self, prot: Prot) -> bool {
+        !prot.write && self.platform.zero_frame().is_some()
+    }
+
     /// Maps the platform's shared zero frame at `va`, read-only whatever
     /// `prot` says (the caller maps it only where `prot` is read-only).
     pub(super) fn map_zero_frame(&mut self, va: UserAddr, prot: Prot) -> Result<(), VmError> {

@@ -43,7 +43,8 @@
 //!   holes and every kept block still holds its bytes; 11 when they did
 //!   not; 12 when a kept block changed.
 //! - 10, reads of a read-only region: reserves 32 MiB read-only (no
-//!   charge) and reads a word of every page. Each read maps the kernel's
+//!   charge) and reads a word of every page, the second half after a
+//!   `commit` of it. Each read (or commit) maps the kernel's
 //!   shared zero frame, so the process's resident pages and its commit
 //!   charge do not move (only the page tables for the entries are new).
 //!   Exit 0 then; 13 when a page read other than zero, 14 when the reads
@@ -351,8 +352,14 @@ fn read_only_reads() -> i32 {
     let before = sys::memstats();
     let base = sys::reserve(LEN, 0).expect("reserve read-only");
     let mut sum = 0u64;
-    for page in 0..LEN / PAGE {
+    for page in 0..LEN / PAGE / 2 {
         // SAFETY: inside the region reserved above, readable.
+        sum |= unsafe { ((base + page * PAGE) as *const u64).read_volatile() };
+    }
+    // The other half populated with commit (MAP_POPULATE), then read.
+    sys::commit(base + LEN / 2, LEN / 2).expect("commit of a read-only half");
+    for page in LEN / PAGE / 2..LEN / PAGE {
+        // SAFETY: as above.
         sum |= unsafe { ((base + page * PAGE) as *const u64).read_volatile() };
     }
     let after = sys::memstats();
