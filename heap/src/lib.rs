@@ -167,6 +167,9 @@ pub struct HeapStats {
     /// to the kernel when it refused to grow the heap
     /// ([`Kernel::give_back`]); grown again when used.
     pub given_back_bytes: usize,
+    /// Times the kernel refused to make more of the arena or the metadata
+    /// writable.
+    pub grows_refused: usize,
 }
 
 /// A growable metadata reservation: `len` bytes reserved, `writable` usable.
@@ -188,7 +191,11 @@ impl MetaRegion {
             return true;
         }
         let target = bytes.div_ceil(META_STEP).saturating_mul(META_STEP).min(self.len);
-        if target < bytes || !kernel.grow(self.addr + self.writable, target - self.writable) {
+        if target < bytes {
+            return false;
+        }
+        if !kernel.grow(self.addr + self.writable, target - self.writable) {
+            stats.grows_refused += 1;
             return false;
         }
         stats.metadata_bytes += target - self.writable;
@@ -208,8 +215,12 @@ struct ArenaGrowth<'a, K: Kernel> {
 impl<K: Kernel> Grow for ArenaGrowth<'_, K> {
     fn grow_pages(&mut self, first: usize, count: usize) -> bool {
         let tag_bytes = (first + count) * core::mem::size_of::<PageTag>();
-        self.tags.ensure(self.kernel, tag_bytes, self.stats)
-            && self.kernel.grow(self.arena + first * PAGE, count * PAGE)
+        if !self.tags.ensure(self.kernel, tag_bytes, self.stats) {
+            return false;
+        }
+        let granted = self.kernel.grow(self.arena + first * PAGE, count * PAGE);
+        self.stats.grows_refused += usize::from(!granted);
+        granted
     }
 }
 
@@ -228,6 +239,10 @@ pub struct Heap<K: Kernel> {
     /// Per class, the spans with free blocks.
     partial: [u32; CLASS_COUNT],
     stats: HeapStats,
+    /// `stats.grows_refused` when free runs were last given back: a
+    /// failed allocation gives them back only after a new refusal (an
+    /// arena that is merely full has nothing to gain from it).
+    refusals_answered: usize,
 }
 
 fn round_up(n: usize, to: usize) -> usize {
@@ -273,6 +288,7 @@ impl<K: Kernel> Heap<K> {
             free_span_records: NO_SPAN,
             partial: [NO_SPAN; CLASS_COUNT],
             stats: HeapStats::default(),
+            refusals_answered: 0,
         })
     }
 
@@ -356,9 +372,9 @@ impl<K: Kernel> Heap<K> {
         }
     }
 
-    /// The kernel refused to grow the heap (or the arena is full): the
-    /// free runs give their commit charge back, and the allocation tries
-    /// once more, now that the frontier may move on by as much.
+    /// No room: when the kernel refused to grow the heap, the free runs
+    /// give their commit charge back, and the allocation tries once more,
+    /// now that the frontier may move on by as much.
     #[cold]
     #[inline(never)]
     fn allocate_after_giving_back(
@@ -376,9 +392,14 @@ impl<K: Kernel> Heap<K> {
         block.ok_or(AllocError::OutOfMemory)
     }
 
-    /// [`PageHeap::give_back`] to the kernel; the pages given back leave
-    /// the resident estimate. Returns how many were given back.
+    /// [`PageHeap::give_back`] to the kernel, if it refused a grow since
+    /// the last time; the pages given back leave the resident estimate.
+    /// Returns how many were given back.
     fn give_back_free_runs(&mut self) -> usize {
+        if self.stats.grows_refused == self.refusals_answered {
+            return 0;
+        }
+        self.refusals_answered = self.stats.grows_refused;
         let (kernel, arena) = (&mut self.kernel, self.arena);
         let (given, were_dirty) =
             self.pages.give_back(|first, count| kernel.give_back(arena + first * PAGE, count * PAGE));

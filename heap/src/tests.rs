@@ -473,6 +473,24 @@ fn free_runs_give_their_charge_back_when_the_kernel_refuses_to_grow() {
 }
 
 #[test]
+fn a_full_arena_gives_nothing_back_only_a_refused_grow_does() {
+    // No budget, a 1 MiB arena: holes of 9 pages, a request of 10 that
+    // fails because the arena is full, not because the kernel said no.
+    let mut h = Heap::new(FakeKernel::default(), HeapConfig { arena: 1 << 20 }).unwrap();
+    let mut blocks = Vec::new();
+    while let Ok(p) = h.allocate(9 * PAGE, 8) {
+        blocks.push(p);
+    }
+    for &p in blocks.iter().step_by(2) {
+        h.free(p).unwrap();
+    }
+    assert!(h.allocate(10 * PAGE, 8).is_err());
+    assert_eq!((h.stats().grows_refused, h.stats().given_back_bytes), (0, 0));
+    assert!(h.kernel().given_back.is_empty(), "no system calls for nothing");
+    h.check();
+}
+
+#[test]
 fn a_bounded_scavenge_step_hands_back_at_most_its_budget_and_the_next_goes_on() {
     let mut h = heap();
     let blocks: Vec<_> = (0..64).map(|_| h.allocate(MAX_SMALL, 8).unwrap()).collect();
