@@ -94,6 +94,23 @@ pub struct Mapping {
     pub swap_cached: bool,
 }
 
+impl Mapping {
+    /// A fresh read-only mapping of a frame the space does not own alone
+    /// (a page-cache frame, the shared zero frame): never writable in the
+    /// entry, whatever `prot` (what the region allows) says.
+    pub fn read_only(frame: Pfn, prot: Prot, kind: PageKind) -> Mapping {
+        Mapping {
+            frame,
+            prot: Prot { write: false, ..prot },
+            kind,
+            pinned: false,
+            accessed: false,
+            dirty: false,
+            swap_cached: false,
+        }
+    }
+}
+
 /// The state of one page, as its page-table entry records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PteState {

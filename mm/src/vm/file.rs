@@ -29,16 +29,7 @@ impl<P: Platform> AddressSpace<P> {
     pub(super) fn map_file(&mut self, va: UserAddr, file: u16, page: u64, prot: Prot) -> Result<(), VmError> {
         let slot = self.leaf_or_create(va)?;
         let frame = self.platform.map_file_page(file, page).map_err(|e| file_error(va, e))?;
-        let mapping = Mapping {
-            frame,
-            prot: Prot { write: false, ..prot },
-            kind: PageKind::File,
-            pinned: false,
-            accessed: false,
-            dirty: false,
-            swap_cached: false,
-        };
-        self.write(slot, PteState::Present(mapping));
+        self.write(slot, PteState::Present(Mapping::read_only(frame, prot, PageKind::File)));
         self.stats.resident_pages += 1;
         self.stats.file_pages += 1;
         Ok(())

@@ -255,16 +255,7 @@ impl<P: Platform> AddressSpace<P> {
     pub(super) fn map_zero_frame(&mut self, va: UserAddr, prot: Prot) -> Result<(), VmError> {
         let frame = self.platform.zero_frame().ok_or(VmError::OutOfMemory)?;
         let slot = self.leaf_or_create(va)?;
-        let mapping = Mapping {
-            frame,
-            prot: Prot { write: false, ..prot },
-            kind: PageKind::Zero,
-            pinned: false,
-            accessed: false,
-            dirty: false,
-            swap_cached: false,
-        };
-        self.write(slot, PteState::Present(mapping));
+        self.write(slot, PteState::Present(Mapping::read_only(frame, prot, PageKind::Zero)));
         Ok(())
     }
 
