@@ -1,5 +1,6 @@
 //! Pagekeeper's per-process heap: `malloc`/`free`/`realloc`/`calloc` on top
-//! of three calls to the kernel ([`Kernel`]: reserve, grow, decommit). The kernel knows nothing of how the heap is built.
+//! of four calls to the kernel ([`Kernel`]: reserve, grow, decommit, give
+//! back). The kernel knows nothing of how the heap is built.
 //!
 //! ```text
 //!  arena (one reservation, made writable as it is used)
@@ -66,13 +67,17 @@ pub const MIN_ALIGN: usize = 16;
 const META_STEP: usize = 64 * 1024;
 
 /// What the heap needs from the kernel. It never gives a reservation
-/// back: the arena and its metadata live as long as the process.
+/// back: the arena and its metadata live as long as the process (free
+/// runs give back their writability and commit charge, not the address
+/// space).
 ///
 /// # Safety
 /// `reserve` must return the start of `len` bytes of address space that
 /// read as zero and that nothing else uses; once `grow` returned true for
 /// some of them they must be readable and writable; after `decommit(addr,
-/// len)` those bytes must read as zero.
+/// len)`, or a `give_back(addr, len)` that returned true, those bytes must
+/// read as zero (and after a `give_back`, be writable again once `grow`
+/// returned true for them).
 pub unsafe trait Kernel {
     /// Reserves `len` bytes (a multiple of [`PAGE`]) of address space,
     /// page-aligned and not writable yet, so that the kernel promises no

@@ -196,9 +196,10 @@ impl PageHeap {
     /// Gives the writability of every free page not given back yet to the
     /// kernel, one call of `give(first, count)` per stretch of such pages
     /// (true: done, and the pages read zero); returns the pages given
-    /// back and how many of them were not clean. The cold path of an allocation the kernel's commit limit
-    /// refused: the free runs, each too short for the request, no longer
-    /// count against the limit, and the frontier can move on by as much.
+    /// back and how many of them were not clean. The cold path of an
+    /// allocation the kernel's commit limit refused: the free runs, each
+    /// too short for the request, no longer count against the limit, and
+    /// the frontier can move on by as much.
     pub fn give_back(&mut self, mut give: impl FnMut(usize, usize) -> bool) -> (usize, usize) {
         let before = self.given_back;
         let (mut page, mut were_dirty) = (0, 0);
