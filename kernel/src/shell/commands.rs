@@ -160,6 +160,7 @@ impl core::fmt::Display for Counts<'_> {
             ("resident", c.anonymous),
             ("resident from the page cache", c.file_mapped),
             ("kernel's", c.kernel),
+            ("mapped to the shared zero frame", c.zero_frame),
             ("swapped", c.swapped),
             ("demand-zero (given back)", c.demand_zero),
             ("file, not read", c.file_unread),

@@ -51,8 +51,11 @@ pub struct PageCounts {
     pub anonymous: u64,
     /// Present, a page-cache frame.
     pub file_mapped: u64,
-    /// Present, the kernel's (the pressure page, the shared zero frame).
+    /// Present, the kernel's (the pressure page).
     pub kernel: u64,
+    /// Present, the kernel's shared zero frame (a read of a read-only
+    /// page): no memory of the space's own.
+    pub zero_frame: u64,
     pub swapped: u64,
     /// Entries that say demand-zero (a decommitted or scavenged page).
     pub demand_zero: u64,
@@ -75,7 +78,8 @@ impl PageCounts {
             Ok(PteState::Present(m)) => match m.kind {
                 PageKind::Anonymous => self.anonymous += 1,
                 PageKind::File => self.file_mapped += 1,
-                PageKind::Other | PageKind::Zero => self.kernel += 1,
+                PageKind::Other => self.kernel += 1,
+                PageKind::Zero => self.zero_frame += 1,
             },
             Ok(PteState::Swapped { .. }) => self.swapped += 1,
             Ok(PteState::DemandZero { .. }) => self.demand_zero += 1,

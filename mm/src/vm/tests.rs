@@ -434,7 +434,7 @@ fn reads_of_a_read_only_region_share_the_zero_frame_and_a_write_gets_a_frame_of_
         );
     }
     assert_eq!((s.stats().resident_pages, s.platform().pages.len()), (0, 0), "no frame taken");
-    assert_eq!(s.page_counts(UserAddr::new(base)..UserAddr::new(base + 16 * PAGE_SIZE)).kernel, 8);
+    assert_eq!(s.page_counts(UserAddr::new(base)..UserAddr::new(base + 16 * PAGE_SIZE)).zero_frame, 8);
     assert_eq!(s.platform().committed, 0, "and no promise");
     // Writable: the zero mappings become demand-zero (and leave the TLB);
     // a write takes a frame of its own, the other pages still read zero.
