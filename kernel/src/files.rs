@@ -61,7 +61,8 @@ pub fn init(disks: Vec<VirtioDisk>) {
                 return;
             }
         };
-        let shadows = ShadowTable::new(cache_limit()).unwrap_or_else(|_| {
+        let pages = table.iter().map(|(_, f)| f.size.div_ceil(PAGE_SIZE));
+        let shadows = ShadowTable::new(table.len(), pages).unwrap_or_else(|_| {
             warn!("no kernel heap for the page cache's shadow entries: dropped pages come back cold");
             ShadowTable::default()
         });
@@ -258,7 +259,7 @@ impl fmt::Display for CacheInfo {
         let s = self.stats;
         write!(
             f,
-            "page cache: {} pages ({} KiB) of {} files, {} mapped by {} entries; {} hits, {} misses (disk reads), {} dropped; shadow entries: {} remembered, {} lost, {} refaults",
+            "page cache: {} pages ({} KiB) of {} files, {} mapped by {} entries; {} hits, {} misses (disk reads), {} dropped; shadow entries: {} remembered, {} refaults",
             s.pages,
             s.pages * PAGE_SIZE / 1024,
             self.files,
@@ -268,7 +269,6 @@ impl fmt::Display for CacheInfo {
             s.misses,
             s.dropped,
             self.shadows.remembered,
-            self.shadows.lost,
             self.shadows.refaults
         )
     }

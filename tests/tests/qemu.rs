@@ -161,7 +161,8 @@ fn files_suite_passes_at_64_mib_from_the_file_disk() {
     let outcome = boot(&config);
     let summary = expect_suite_passed("qemu-files", &outcome);
     assert_eq!(summary.passed, 8, "{}", outcome.serial);
-    for line in outcome.serial.lines().filter(|l| l.contains("big_text:") || l.starts_with("pressure:")) {
+    let shown = |l: &&str| l.contains("big_text:") || l.starts_with("pressure:") || l.contains("shadows:");
+    for line in outcome.serial.lines().filter(shown) {
         println!("{line}");
     }
 }
