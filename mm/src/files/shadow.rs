@@ -9,7 +9,7 @@
 //! page that can ever be cached is known when the disk is opened. The
 //! shadows are one stamp per page of every file, in file order: a page's
 //! shadow has a place of its own and is never lost to another page's, and
-//! the memory is 4 bytes a file page, fixed (35 KiB for the 35 MiB of the
+//! the memory is 4 bytes a file page, fixed (34 KiB for the 35 MiB of the
 //! standard file disk; the direct-mapped table of 16-byte entries it
 //! replaced took 128 KiB and lost about one shadow in seven under the
 //! demo's pressure).
