@@ -269,6 +269,17 @@ pub struct AddressSpace<P: Platform> {
     refaults: thrash::RefaultRun,
 }
 
+/// Whether a page in `state` holds memory of the space's own: a frame of
+/// its own (not the page cache's, not the shared zero frame) or a swap
+/// slot.
+fn holds_own_memory(state: PteState) -> bool {
+    match state {
+        PteState::Present(m) => m.kind == PageKind::Anonymous,
+        PteState::Swapped { .. } => true,
+        PteState::DemandZero { .. } | PteState::File { .. } | PteState::Guard | PteState::Absent => false,
+    }
+}
+
 /// Checks that `addr..addr+len` is a page-aligned, non-empty range of the
 /// user half.
 pub fn check_user_range(addr: u64, len: u64) -> Result<Range<UserAddr>, VmError> {
@@ -667,31 +678,18 @@ impl<P: Platform> AddressSpace<P> {
                 return Err(e);
             }
         };
-        // Taking write away from pages none of which holds memory of the
-        // space's own gives their promise back: there is nothing left to
-        // keep it for (Linux keeps it: its VM_ACCOUNT lasts to munmap). A
-        // heap hands back the charge of free runs this way, decommit then
-        // read-only, where glibc maps them PROT_NONE over.
-        let accounted = self.regions.overlapping(&range).iter().any(|r| r.accounted);
-        let give_back = !prot.write && accounted && !self.holds_own_pages(&range)?;
-        let mut given_back = 0;
         for region in self.regions.isolate(&range) {
-            if give_back && region.accounted {
-                given_back += region.committed_pages();
-                region.accounted = false;
-            }
             let charged = if region.no_reserve { no_reserve_charged } else { normal_charged };
             region.accounted |= newly_accounted(region) && charged;
             region.prot = prot;
         }
-        self.uncharge_commit(given_back);
-        self.regions.join_around(&range);
-        self.regions.shrink();
         // A page of the page cache stays read-only in its entry whatever
         // the region allows: a write must fault, to be copied.
         let cached = Prot { write: false, ..prot };
-        self.walk_leaves(&range, &mut |s, slot, va| {
+        let mut holds_own = false;
+        let walked = self.walk_leaves(&range, &mut |s, slot, va| {
             let old = s.read(slot, va)?;
+            holds_own |= holds_own_memory(old);
             let new = match old {
                 PteState::Present(m) if m.kind == PageKind::File => {
                     PteState::Present(Mapping { prot: cached, ..m })
@@ -701,7 +699,6 @@ impl<P: Platform> AddressSpace<P> {
                 PteState::Present(m) if m.kind == PageKind::Zero && prot.write => {
                     PteState::DemandZero { prot }
                 }
-                PteState::Present(m) if m.kind == PageKind::Zero => PteState::Present(Mapping { prot, ..m }),
                 PteState::Present(m) => PteState::Present(Mapping { prot, ..m }),
                 PteState::DemandZero { .. } => PteState::DemandZero { prot },
                 PteState::Swapped { slot, .. } => PteState::Swapped { slot, prot },
@@ -713,24 +710,25 @@ impl<P: Platform> AddressSpace<P> {
                 s.platform.flush(va);
             }
             Ok(())
-        })
-    }
-
-    /// Whether a page of the range holds memory of the space's own: a
-    /// frame of its own (not the page cache's) or a swap slot.
-    fn holds_own_pages(&mut self, range: &Range<UserAddr>) -> Result<bool, VmError> {
-        let mut holds = false;
-        self.walk_leaves(range, &mut |s, slot, va| {
-            holds |= match s.read(slot, va)? {
-                PteState::Present(m) => m.kind == PageKind::Anonymous,
-                PteState::Swapped { .. } => true,
-                PteState::DemandZero { .. } | PteState::File { .. } | PteState::Guard | PteState::Absent => {
-                    false
-                }
-            };
-            Ok(())
-        })?;
-        Ok(holds)
+        });
+        // Taking write away from pages none of which holds memory of the
+        // space's own gives their promise back: there is nothing left to
+        // keep it for (Linux keeps it: its VM_ACCOUNT lasts to munmap). A
+        // heap hands back the charge of free runs this way, decommit then
+        // read-only, where glibc maps them PROT_NONE over. (Decided from
+        // the walk that set the entries, before the regions are joined:
+        // the range is still regions of its own.)
+        if walked.is_ok() && !prot.write && !holds_own {
+            let mut given_back = 0;
+            for region in self.regions.isolate(&range).iter_mut().filter(|r| r.accounted) {
+                given_back += region.committed_pages();
+                region.accounted = false;
+            }
+            self.uncharge_commit(given_back);
+        }
+        self.regions.join_around(&range);
+        self.regions.shrink();
+        walked
     }
 
     /// Drops every page of the range, the regions over it, and the page
