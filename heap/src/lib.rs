@@ -367,34 +367,31 @@ impl<K: Kernel> Heap<K> {
             return Err(AllocError::BadAlignment { align });
         }
         let class = class_for(size, align);
-        let block = match class {
+        let block = self.allocate_block(size, class);
+        block
+            .or_else(|| self.retry_after_giving_back(|heap| heap.allocate_block(size, class)))
+            .ok_or(AllocError::OutOfMemory)
+    }
+
+    /// A block of `size` bytes: from its class's spans, or a page run.
+    #[inline]
+    fn allocate_block(&mut self, size: usize, class: Option<usize>) -> Option<(NonNull<u8>, bool)> {
+        match class {
             Some(class) => self.allocate_small(class),
             None => self.allocate_large(size.div_ceil(PAGE)),
-        };
-        match block {
-            Some(block) => Ok(block),
-            None => self.allocate_after_giving_back(size, class),
         }
     }
 
-    /// No room: when the kernel refused to grow the heap, the free runs
-    /// give their commit charge back, and the allocation tries once more,
-    /// now that the frontier may move on by as much.
+    /// No room for what `retry` asks: when the kernel refused to grow the
+    /// heap, the free runs give their commit charge back, and `retry` is
+    /// tried once more, now that the frontier may move on by as much.
     #[cold]
     #[inline(never)]
-    fn allocate_after_giving_back(
-        &mut self,
-        size: usize,
-        class: Option<usize>,
-    ) -> Result<(NonNull<u8>, bool), AllocError> {
+    fn retry_after_giving_back<T>(&mut self, retry: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
         if self.give_back_free_runs() == 0 {
-            return Err(AllocError::OutOfMemory);
+            return None;
         }
-        let block = match class {
-            Some(class) => self.allocate_small(class),
-            None => self.allocate_large(size.div_ceil(PAGE)),
-        };
-        block.ok_or(AllocError::OutOfMemory)
+        retry(self)
     }
 
     /// [`PageHeap::give_back`] to the kernel, if it refused a grow since
@@ -640,7 +637,8 @@ impl<K: Kernel> Heap<K> {
                 if new_size > MAX_SMALL {
                     let block = (ptr, page, pages);
                     let resized = self.resize_or_move_large(block, want, in_use);
-                    return Ok(resized.or_else(|| self.resize_or_move_after_giving_back(block, want, in_use)));
+                    let retry = |heap: &mut Self| heap.resize_or_move_large(block, want, in_use);
+                    return Ok(resized.or_else(|| self.retry_after_giving_back(retry)));
                 }
                 if new_size > MAX_SMALL / 2 && self.resize_large(page, pages, want) {
                     return Ok(Some(ptr));
@@ -684,21 +682,6 @@ impl<K: Kernel> Heap<K> {
             return Some(ptr);
         }
         self.move_large(page, pages, want, in_use)
-    }
-
-    /// [`Self::allocate_after_giving_back`] for a large realloc.
-    #[cold]
-    #[inline(never)]
-    fn resize_or_move_after_giving_back(
-        &mut self,
-        block: (NonNull<u8>, usize, usize),
-        want: usize,
-        in_use: usize,
-    ) -> Option<NonNull<u8>> {
-        if self.give_back_free_runs() == 0 {
-            return None;
-        }
-        self.resize_or_move_large(block, want, in_use)
     }
 
     /// Moves large block `page` (of `pages`) to a run of `want` pages,
