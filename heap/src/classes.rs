@@ -8,7 +8,7 @@
 //! that rounding costs little, few enough (72) that each class keeps at
 //! most one partly used span around.
 
-use crate::{MIN_ALIGN, PAGE};
+use crate::PAGE;
 
 /// Largest small size; larger requests are page runs of their own.
 pub const MAX_SMALL: usize = 32 * 1024;
@@ -112,24 +112,20 @@ const fn reciprocals() -> [u64; CLASS_COUNT] {
 }
 
 /// The smallest class whose size is at least `size` and a multiple of
-/// `align` (a power of two ≤ a page); `None` above [`MAX_SMALL`].
+/// `align` (a power of two); `None` above [`MAX_SMALL`].
+///
+/// No search, and no branch on the alignment: the class of `size` rounded
+/// up to a multiple of `align` is that class. Between 2^t and 2^(t+1) the
+/// classes are every multiple of the step 2^(t-3) (of 16 up to 128). When
+/// `align` is at most the step, every class there is a multiple of it;
+/// when it is more, the rounded size, a multiple of `align` and so of the
+/// step, is a class itself. And no class that is a multiple of `align`
+/// lies between `size` and the rounded size.
 #[inline]
 pub fn class_for(size: usize, align: usize) -> Option<usize> {
-    if size > MAX_SMALL {
-        return None;
-    }
-    let mut class = class_of_size(size);
-    if align <= MIN_ALIGN {
-        // Every class is a multiple of 16: the usual case needs no search.
-        return Some(class);
-    }
-    // A larger alignment needs a class that is a multiple of it (rare: a
-    // few steps at most). (A mask, not `%`: align is a power of two, which
-    // the compiler cannot know, and a division here cost a tenth of malloc.)
-    while class < CLASS_COUNT && CLASSES[class] as usize & (align - 1) != 0 {
-        class += 1;
-    }
-    (class < CLASS_COUNT).then_some(class)
+    debug_assert!(align.is_power_of_two());
+    let rounded = size.checked_add(align - 1)? & !(align - 1);
+    (rounded <= MAX_SMALL).then(|| class_of_size(rounded))
 }
 
 /// Sizes up to this find their class in [`SMALL_CLASS`]: one load.

@@ -76,10 +76,11 @@ impl SpanMeta {
         let word = self.summary.trailing_zeros() as usize % WORDS;
         let bits = self.bitmap[word];
         let bit = bits.trailing_zeros() as usize;
-        self.bitmap[word] = bits & (bits - 1);
-        if bits & (bits - 1) == 0 {
-            self.summary &= !(1 << word);
-        }
+        let rest = bits & (bits - 1);
+        self.bitmap[word] = rest;
+        // Without a branch: whether the word is now empty depends on
+        // which block a class's last free was, which no predictor knows.
+        self.summary &= !(u32::from(rest == 0) << word);
         self.free_blocks -= 1;
         let size = self.size as usize;
         let offset = (word * 64 + bit) * size;

@@ -44,7 +44,7 @@ fn classes_are_sorted_aligned_and_their_spans_waste_little() {
 
 #[test]
 fn the_class_lookup_matches_a_search_of_the_table() {
-    for align in [16, 32, 64, 128, 256, 512, 1024, 2048, 4096] {
+    for align in [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 65536] {
         for size in 1..=MAX_SMALL + 1 {
             let searched =
                 CLASSES.iter().position(|&c| c as usize >= size && (c as usize).is_multiple_of(align));
