@@ -128,15 +128,15 @@ pub fn class_for(size: usize, align: usize) -> Option<usize> {
     (rounded <= MAX_SMALL).then(|| class_of_size(rounded))
 }
 
-/// Sizes up to this find their class in [`SMALL_CLASS`]: one load.
-const TABLE_LIMIT: usize = 1024;
-/// `SMALL_CLASS[size.div_ceil(16)]`: the class of sizes up to
-/// [`TABLE_LIMIT`] (the common ones), so that malloc's first step is a
-/// load rather than a branch on the size's range and a bit scan.
-const SMALL_CLASS: [u8; TABLE_LIMIT / 16 + 1] = small_class_table();
+/// `SMALL_CLASS[size.div_ceil(16)]`: the class of `size`, for every small
+/// size (2 KiB of table). Every class is a multiple of 16, so a size's
+/// class is that of the size rounded up to 16. One load, where a table
+/// for the common sizes and arithmetic above it was a branch on the size
+/// that a mix of sizes around the limit mispredicted.
+const SMALL_CLASS: [u8; MAX_SMALL / 16 + 1] = small_class_table();
 
-const fn small_class_table() -> [u8; TABLE_LIMIT / 16 + 1] {
-    let mut table = [0u8; TABLE_LIMIT / 16 + 1];
+const fn small_class_table() -> [u8; MAX_SMALL / 16 + 1] {
+    let mut table = [0u8; MAX_SMALL / 16 + 1];
     let mut i = 1;
     while i < table.len() {
         table[i] = class_by_arithmetic(i * 16) as u8;
@@ -145,14 +145,10 @@ const fn small_class_table() -> [u8; TABLE_LIMIT / 16 + 1] {
     table
 }
 
-/// The smallest class holding `size` (1..=MAX_SMALL): a table for small
-/// sizes, arithmetic on the position of the highest bit above; no search.
+/// The smallest class holding `size` (1..=MAX_SMALL); no search.
 #[inline]
 fn class_of_size(size: usize) -> usize {
-    if size <= TABLE_LIMIT {
-        return SMALL_CLASS[size.div_ceil(16)] as usize;
-    }
-    class_by_arithmetic(size)
+    SMALL_CLASS[size.div_ceil(16)] as usize
 }
 
 const fn class_by_arithmetic(size: usize) -> usize {

@@ -84,10 +84,9 @@ impl SpanMeta {
         self.free_blocks -= 1;
         let size = self.size as usize;
         let offset = (word * 64 + bit) * size;
-        if self.clean == 0 {
-            // The usual case once a span's pages were all written.
-            return (offset, 0, false);
-        }
+        // (No early return for a span with no clean page left: whether it
+        // has one depends on the class, and the branch mispredicted in a
+        // mix of sizes more often than the mask costs.)
         let pages = page_mask(offset, size);
         let was_clean = self.clean & pages;
         if was_clean == 0 {
