@@ -100,7 +100,7 @@ impl Bench for Pagekeeper {
         }
         let share = |bytes: usize| bytes as f64 * 100.0 / BUDGET as f64;
         format!(
-            "usable {} KiB, free runs {} KiB ({:.1} %; {} KiB of them given back), metadata {} KiB ({:.1} %), \
+            "usable {} KiB, free runs {} KiB ({:.1} %), given back {} KiB (free runs' and spans' pages of free blocks), metadata {} KiB ({:.1} %), \
              arena writable {} KiB, spans {}; rounding of large blocks {:.1} %, of small blocks {:.1} % \
              (shares of the budget)",
             s.live_bytes >> 10,

@@ -394,19 +394,79 @@ impl<K: Kernel> Heap<K> {
         retry(self)
     }
 
-    /// [`PageHeap::give_back`] to the kernel, if it refused a grow since
-    /// the last time; the pages given back leave the resident estimate.
-    /// Returns how many were given back.
+    /// [`PageHeap::give_back`] to the kernel, and the spans' pages that
+    /// hold only free blocks, if it refused a grow since the last time;
+    /// the pages given back leave the resident estimate. Returns how many
+    /// were given back.
     fn give_back_free_runs(&mut self) -> usize {
         if self.stats.grows_refused == self.refusals_answered {
             return 0;
         }
         self.refusals_answered = self.stats.grows_refused;
         let (kernel, arena) = (&mut self.kernel, self.arena);
-        let (given, were_dirty) =
+        let (mut given, mut were_dirty) =
             self.pages.give_back(|first, count| kernel.give_back(arena + first * PAGE, count * PAGE));
+        // Only spans with a free block can have a free page: those in
+        // the classes' lists.
+        for class in 0..CLASS_COUNT {
+            let mut span = self.partial[class];
+            while span != NO_SPAN {
+                let (pages, dirty) = self.give_back_span_pages(span as usize);
+                (given, were_dirty) = (given + pages, were_dirty + dirty);
+                span = self.spans[span as usize].next;
+            }
+        }
         self.stats.resident_estimate -= were_dirty * PAGE;
         given
+    }
+
+    /// Gives back the writability of `span`'s pages that hold only free
+    /// blocks, a call per stretch of them; returns the pages given back
+    /// and how many of them were not clean.
+    fn give_back_span_pages(&mut self, span: usize) -> (usize, usize) {
+        let meta = &mut self.spans[span];
+        let (mut mask, first_page) = (meta.pages_to_give_back(), meta.first_page as usize);
+        let (mut given, mut dirty) = (0, 0);
+        while mask != 0 {
+            let (first, len) = (mask.trailing_zeros(), (mask >> mask.trailing_zeros()).trailing_ones());
+            let bits = (((1u64 << len) - 1) as u32) << first;
+            mask &= !bits;
+            let addr = self.arena + (first_page + first as usize) * PAGE;
+            if self.kernel.give_back(addr, len as usize * PAGE) {
+                dirty += (bits & !meta.clean).count_ones() as usize;
+                meta.clean |= bits;
+                meta.given_back |= bits;
+                self.pages.mark_given_back(first_page + first as usize, len as usize);
+                given += len as usize;
+            }
+        }
+        (given, dirty)
+    }
+
+    /// Grows again the pages given back that the block `span` hands out
+    /// next touches. False, with the span unchanged but for the pages
+    /// grown, when the kernel refuses.
+    #[cold]
+    #[inline(never)]
+    fn grow_back_next_block(&mut self, span: usize) -> bool {
+        let meta = &self.spans[span];
+        let mask = meta.given_back & meta.next_block_pages();
+        if mask == 0 {
+            return true;
+        }
+        let first_page = meta.first_page as usize;
+        let (first, last) = (mask.trailing_zeros() as usize, 31 - mask.leading_zeros() as usize);
+        let (heap, mut growth) = self.grower();
+        let grown = heap.grow_given_back(first_page + first, last + 1 - first, &mut growth).is_some();
+        // The block's pages form one stretch; those grown are the ones
+        // whose tags no longer say given back.
+        let meta = &mut self.spans[span];
+        for i in first..=last {
+            if !self.pages.tag(first_page + i).is_some_and(|tag| tag.given_back) {
+                meta.given_back &= !(1 << i);
+            }
+        }
+        grown
     }
 
     #[inline]
@@ -416,6 +476,9 @@ impl<K: Kernel> Heap<K> {
             self.push(class, span);
         }
         let span = self.partial[class] as usize;
+        if self.spans[span].given_back != 0 && !self.grow_back_next_block(span) {
+            return None;
+        }
         let meta = &mut self.spans[span];
         let (offset, newly_dirty, clean) = meta.take_block();
         let full = meta.free_blocks == 0;
@@ -825,7 +888,10 @@ impl<K: Kernel> Heap<K> {
                     (tag.span as usize, tag.class, tag.index_in_span as usize),
                     (record + 1, meta.class, i)
                 );
+                assert_eq!(tag.given_back, meta.given_back & (1 << i) != 0, "span page {p}: given back?");
+                assert!(!tag.given_back || meta.page_is_free(i), "span page {p}: given back and in use");
             }
+            assert_eq!(meta.given_back & !meta.clean, 0, "span pages given back and dirty");
             live += classes::BLOCKS[meta.class as usize] as usize - meta.free_blocks as usize;
         }
         assert_eq!(live, self.stats().live_blocks, "live blocks");

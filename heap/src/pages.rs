@@ -168,9 +168,10 @@ impl PageHeap {
     }
 
     /// Grows again the pages of `first..first+n` that were given back
-    /// (free pages: nothing else changes); None when the kernel refuses
-    /// (those grown so far stay grown).
-    fn grow_given_back(&mut self, first: usize, n: usize, grow: &mut impl Grow) -> Option<()> {
+    /// (free pages, or free blocks' pages of a span: nothing else
+    /// changes); None when the kernel refuses (those grown so far stay
+    /// grown).
+    pub fn grow_given_back(&mut self, first: usize, n: usize, grow: &mut impl Grow) -> Option<()> {
         if self.given_back == 0 {
             return Some(());
         }
@@ -211,6 +212,18 @@ impl PageHeap {
             page += len;
         }
         (self.given_back - before, were_dirty)
+    }
+
+    /// Records that the kernel took back the writability of span pages
+    /// `first..first+n` (pages holding only free blocks): they read zero,
+    /// and [`Self::grow_given_back`] must grow them before they are used.
+    pub fn mark_given_back(&mut self, first: usize, n: usize) {
+        for tag in &mut self.tags[first..first + n] {
+            debug_assert!(!tag.given_back && tag.kind != RunKind::Free);
+            tag.given_back = true;
+            tag.clean = true;
+        }
+        self.given_back += n;
     }
 
     /// Returns how many of the pages it gave back were not clean.
@@ -512,7 +525,7 @@ impl PageHeap {
             }
             let given_back = self.tags[page..page + len].iter().filter(|t| t.given_back).count();
             assert!(
-                given_back == 0 || kind == RunKind::Free,
+                given_back == 0 || kind != RunKind::Large,
                 "{kind:?} run at {page} holds pages given back"
             );
             assert!(

@@ -1,8 +1,10 @@
 //! A span: a run of pages cut into blocks of one size class, with its
 //! record out of band: a bitmap of free blocks (bit set = free) and a
 //! summary word saying which bitmap words have a free block, so taking a
-//! block is two `trailing_zeros`; and a mask of the span's pages known to
-//! read zero.
+//! block is two `trailing_zeros`; a mask of the span's pages known to
+//! read zero; and a mask of those whose writability went back to the
+//! kernel (pages that held only free blocks when it refused to grow the
+//! heap), which must be grown again before a block on them is handed out.
 
 use crate::classes::{block_index, BLOCKS, CLASSES, MAX_BLOCKS};
 use crate::PAGE;
@@ -25,6 +27,10 @@ pub struct SpanMeta {
     pub free_blocks: u16,
     /// Bit i set: page i of the span is known to read zero.
     pub clean: u32,
+    /// Bit i set: page i was given back to the kernel (it holds only free
+    /// blocks, reads zero, and is not writable until grown again). Always
+    /// a subset of `clean`.
+    pub given_back: u32,
     /// Bit w set when bitmap[w] has a free block.
     summary: u32,
     /// Neighbours in the class's list of spans with free blocks, or in the
@@ -60,6 +66,7 @@ impl SpanMeta {
         self.pages = pages as u8;
         self.free_blocks = blocks as u16;
         self.clean = clean;
+        self.given_back = 0;
         self.bitmap = [0; WORDS];
         self.summary = 0;
         for w in 0..blocks.div_ceil(64) {
@@ -127,12 +134,31 @@ impl SpanMeta {
         self.free_blocks += 1;
     }
 
+    /// The pages the block [`Self::take_block`] would take next touches.
+    pub fn next_block_pages(&self) -> u32 {
+        let word = self.summary.trailing_zeros() as usize % WORDS;
+        let bit = self.bitmap[word].trailing_zeros() as usize;
+        let size = self.size as usize;
+        page_mask((word * 64 + bit) * size, size)
+    }
+
     /// Page `index` of the span holds only free blocks and is not known
     /// clean.
     pub fn page_is_free_and_dirty(&self, index: usize) -> bool {
-        if self.clean & (1 << index) != 0 {
-            return false;
-        }
+        self.clean & (1 << index) == 0 && self.page_is_free(index)
+    }
+
+    /// The span's pages that hold only free blocks and are still
+    /// writable: what it can give back.
+    pub fn pages_to_give_back(&self) -> u32 {
+        (0..self.pages as usize)
+            .filter(|&i| self.given_back & (1 << i) == 0 && self.page_is_free(i))
+            .fold(0, |mask, i| mask | 1 << i)
+    }
+
+    /// Page `index` of the span holds only free blocks (or none: the tail
+    /// past the last block).
+    pub fn page_is_free(&self, index: usize) -> bool {
         let class = self.class as usize;
         let blocks = BLOCKS[class] as usize;
         let first = block_index(index * PAGE, class);

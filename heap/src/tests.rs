@@ -473,6 +473,53 @@ fn free_runs_give_their_charge_back_when_the_kernel_refuses_to_grow() {
 }
 
 #[test]
+fn span_pages_of_free_blocks_give_their_charge_back_and_are_grown_again_before_use() {
+    let budget = 2 << 20;
+    let mut kernel = FakeKernel::with_byte_budget(budget);
+    kernel.writable_pages = Some(Default::default());
+    let mut h = Heap::new(kernel, HeapConfig { arena: 8 << 20 }).unwrap();
+    // Small blocks of two pages until the budget is spent; every other
+    // one freed leaves its two pages holding no live block, inside spans
+    // that stay (each keeps a live block).
+    let size = 2 * PAGE;
+    let mut blocks = Vec::new();
+    while let Ok(p) = h.allocate(size, 8) {
+        fill(p, size, 0x33);
+        blocks.push(p);
+    }
+    let kept: Vec<_> = blocks.iter().copied().step_by(2).collect();
+    for &p in blocks.iter().skip(1).step_by(2) {
+        h.free(p).unwrap();
+    }
+    assert!(h.free_run_bytes() < 64 * PAGE, "{}", h.free_run_bytes());
+    // A large block: refused, then the free blocks' pages are given back
+    // and it fits past the frontier.
+    let freed = (blocks.len() - kept.len()) * size;
+    let large = h.allocate(freed / 2, 8).expect("room made by giving span pages back");
+    fill(large, freed / 2, 0x55);
+    assert!(h.stats().given_back_bytes >= freed / 2, "{} given back", h.stats().given_back_bytes);
+    assert_eq!(h.kernel().writable_bytes, h.arena_writable() + h.stats().metadata_bytes);
+    assert!(h.kernel().writable_bytes <= budget);
+    h.check();
+    // The large block gone, small blocks take the free blocks again: their
+    // pages are grown first, and read zero.
+    h.free(large).unwrap();
+    let mut again = Vec::new();
+    for _ in 0..blocks.len() - kept.len() {
+        let p = h.allocate_zeroed(size, 8).unwrap();
+        assert!(all_zero(p, 0, size));
+        let writable = h.kernel().writable_pages.as_ref().unwrap();
+        assert!((0..2).all(|i| writable.contains(&(p.as_ptr() as usize + i * PAGE))));
+        fill(p, size, 0x66);
+        again.push(p);
+    }
+    assert!(kept.iter().all(|&p| all(p, size, 0x33)));
+    assert!(again.iter().all(|&p| all(p, size, 0x66)));
+    assert!(h.kernel().writable_bytes <= budget);
+    h.check();
+}
+
+#[test]
 fn a_full_arena_gives_nothing_back_only_a_refused_grow_does() {
     // No budget, a 1 MiB arena: holes of 9 pages, a request of 10 that
     // fails because the arena is full, not because the kernel said no.
