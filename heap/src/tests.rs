@@ -268,6 +268,30 @@ fn realloc_keeps_contents_and_the_block_when_it_fits() {
 }
 
 #[test]
+fn a_shrink_stays_put_while_the_data_fills_a_quarter_of_what_is_kept() {
+    let mut h = heap();
+    let a = h.allocate(1000, 16).unwrap();
+    assert_eq!(h.usable_size(a), Ok(1024));
+    fill(a, 1000, 3);
+    assert_eq!(h.reallocate(a, 256, 16), Ok(Some(a)), "a quarter of its class: stays");
+    let b = h.reallocate(a, 255, 16).unwrap().unwrap();
+    assert_ne!(a, b, "less: moves to a smaller class");
+    assert!(all(b, 255, 3));
+    // A large block keeps the pages the new size needs, the tail freed.
+    let big = h.allocate(100_000, 16).unwrap();
+    fill(big, 100_000, 4);
+    assert_eq!(h.reallocate(big, 10_000, 16), Ok(Some(big)), "small now, in 3 pages of its own");
+    assert_eq!(h.usable_size(big), Ok(3 * PAGE));
+    assert_eq!(h.reallocate(big, 1_100, 16), Ok(Some(big)), "a quarter of a page");
+    assert_eq!(h.usable_size(big), Ok(PAGE));
+    let small = h.reallocate(big, 1_000, 16).unwrap().unwrap();
+    assert_ne!(small, big, "less: into a class");
+    assert_eq!(h.usable_size(small), Ok(1024));
+    assert!(all(small, 1_000, 4));
+    h.check();
+}
+
+#[test]
 fn realloc_with_the_size_in_use_copies_only_that() {
     let mut h = heap();
     // Small to small: 100 bytes live in a 112-byte class.
