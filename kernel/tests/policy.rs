@@ -39,6 +39,7 @@ const GROW: u64 = 7;
 const COPY_WHEN_OUT: u64 = 8;
 const HEAP_GIVES_BACK: u64 = 9;
 const READ_ONLY_READS: u64 = 10;
+const HEAP_SPANS_GIVE_BACK: u64 = 11;
 
 fn check(mode: u64, n: u64) -> u64 {
     mode | n << 8
@@ -137,6 +138,13 @@ fn a_heap_at_the_commit_limit_gives_its_free_runs_charge_back_and_goes_on() {
     });
 }
 
+fn a_heap_at_the_commit_limit_gives_its_spans_free_pages_back_and_grows_them_again() {
+    with_policy(OvercommitMode::Never, 60, || {
+        let done = run(&[(check(HEAP_SPANS_GIVE_BACK, 0), SpawnOptions::DEFAULT)]);
+        assert_eq!(status_of(&done, 0), ExitStatus::Exited(0));
+    });
+}
+
 fn reads_of_a_read_only_region_take_no_frame_and_no_charge() {
     let used = frames::stats().used_by(Owner::Process);
     let done = run(&[(check(READ_ONLY_READS, 0), SpawnOptions::DEFAULT)]);
@@ -229,6 +237,7 @@ fn main(boot_info: &'static mut BootInfo) -> ! {
         &a_process_at_its_quota_gets_an_error_then_a_kill_and_its_neighbours_go_on,
         &the_redline_handler_runs_once_per_crossing,
         &a_heap_at_the_commit_limit_gives_its_free_runs_charge_back_and_goes_on,
+        &a_heap_at_the_commit_limit_gives_its_spans_free_pages_back_and_grows_them_again,
         &reads_of_a_read_only_region_take_no_frame_and_no_charge,
         &the_pressure_page_rises_with_a_hog_and_falls_back_when_it_exits,
         &the_background_scavenger_returns_freed_heap_pages_without_a_call,

@@ -94,8 +94,9 @@ fn swap_suite_passes_at_64_mib_with_256_mib_of_swap() {
 
 /// Memory policy at 64 MiB without swap: overcommit boundaries, quota,
 /// redline, pressure page, background scavenger, OOM storm, a heap at
-/// the commit limit giving back its free runs' charge, reads through the
-/// shared zero frame, a system call that finds no memory.
+/// the commit limit giving back its free runs' charge and its spans'
+/// free pages, reads through the shared zero frame, a system call that
+/// finds no memory.
 #[test]
 fn policy_suite_passes_at_64_mib() {
     let mut config = config(Kernel::Named("policy"));
@@ -103,7 +104,7 @@ fn policy_suite_passes_at_64_mib() {
     config.timeout = Some(Duration::from_secs(600));
     let outcome = boot(&config);
     let summary = expect_suite_passed("qemu-policy", &outcome);
-    assert_eq!(summary.passed, 11, "{}", outcome.serial);
+    assert_eq!(summary.passed, 12, "{}", outcome.serial);
     let console = &outcome.serial;
     assert!(console.contains("oom: killed process"), "the storm's report: {console}");
     for line in console
