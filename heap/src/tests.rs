@@ -9,6 +9,15 @@ fn heap() -> Heap<FakeKernel> {
     Heap::new(FakeKernel::default(), HeapConfig { arena: 8 << 20 }).expect("heap")
 }
 
+/// A heap of an 8 MiB arena whose kernel holds it to `budget` bytes made
+/// writable (None: no limit) and tracks every writable page.
+fn budgeted_heap(budget: Option<usize>) -> Heap<FakeKernel> {
+    let mut kernel = FakeKernel::default();
+    kernel.byte_budget = budget;
+    kernel.writable_pages = Some(Default::default());
+    Heap::new(kernel, HeapConfig { arena: 8 << 20 }).expect("heap")
+}
+
 fn fill(p: NonNull<u8>, len: usize, byte: u8) {
     // SAFETY: test blocks are at least `len` long and owned by the test.
     unsafe { core::ptr::write_bytes(p.as_ptr(), byte, len) };
@@ -353,10 +362,7 @@ proptest! {
         ops in prop::collection::vec(op(), 1..250),
         budget in prop_oneof![Just(None), (2usize..8).prop_map(|quarter_mib| Some(quarter_mib << 18))],
     ) {
-        let mut kernel = FakeKernel::default();
-        kernel.byte_budget = budget;
-        kernel.writable_pages = Some(Default::default());
-        let mut h = Heap::new(kernel, HeapConfig { arena: 8 << 20 }).expect("heap");
+        let mut h = budgeted_heap(budget);
         let mut live: Vec<(NonNull<u8>, usize, u8)> = Vec::new();
         let mut tag = 0u8;
         for op in ops {
@@ -452,9 +458,7 @@ fn the_arena_grows_a_mib_at_a_time_and_a_refused_growth_is_a_failed_allocation()
 #[test]
 fn free_runs_give_their_charge_back_when_the_kernel_refuses_to_grow() {
     let budget = 2 << 20;
-    let mut kernel = FakeKernel::with_byte_budget(budget);
-    kernel.writable_pages = Some(Default::default());
-    let mut h = Heap::new(kernel, HeapConfig { arena: 8 << 20 }).unwrap();
+    let mut h = budgeted_heap(Some(budget));
     // Large blocks of 9 pages (large: past MAX_SMALL) until the budget is spent; every other one
     // freed leaves holes of 9 pages, none of which holds 10.
     let mut blocks = Vec::new();
@@ -500,9 +504,7 @@ fn free_runs_give_their_charge_back_when_the_kernel_refuses_to_grow() {
 #[test]
 fn span_pages_of_free_blocks_give_their_charge_back_and_are_grown_again_before_use() {
     let budget = 2 << 20;
-    let mut kernel = FakeKernel::with_byte_budget(budget);
-    kernel.writable_pages = Some(Default::default());
-    let mut h = Heap::new(kernel, HeapConfig { arena: 8 << 20 }).unwrap();
+    let mut h = budgeted_heap(Some(budget));
     // Small blocks of two pages until the budget is spent; every other
     // one freed leaves its two pages holding no live block, inside spans
     // that stay (each keeps a live block).
