@@ -8,6 +8,8 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::addr::Pfn;
+
 /// The unit of addressing and transfer.
 pub const SECTOR_SIZE: usize = 512;
 
@@ -72,6 +74,29 @@ pub fn check_transfer(sector: u64, len: usize, capacity: u64) -> Result<(), Bloc
         return Err(BlockError::OutOfRange { sector, sectors, capacity });
     }
     Ok(())
+}
+
+/// Runs of neighbouring frames in `frames`, in order: `(first, count)`
+/// each, the first `len` entries of the array. A request's buffers go to
+/// the device a run at a time, as Linux's block layer merges physically
+/// contiguous pages into one segment: the device maps and hands on each
+/// buffer on its own, and under QEMU that per-buffer work was a large part
+/// of a swap-out's request. `TooManySegments` when the runs are more than
+/// `N`.
+pub fn frame_runs<const N: usize>(frames: &[Pfn]) -> Result<([(Pfn, u64); N], usize), BlockError> {
+    let mut runs = [(Pfn::new(0), 0u64); N];
+    let mut len = 0;
+    for &frame in frames {
+        match runs[..len].last_mut() {
+            Some((first, count)) if first.number() + *count == frame.number() => *count += 1,
+            _ if len == N => return Err(BlockError::TooManySegments { max: N }),
+            _ => {
+                runs[len] = (frame, 1);
+                len += 1;
+            }
+        }
+    }
+    Ok((runs, len))
 }
 
 /// A disk in memory, for tests. Counts its transfers, and can be told to
@@ -147,6 +172,21 @@ mod tests {
             BlockError::OutOfRange { sector: u64::MAX, sectors: 1, capacity: 8 }
         );
         assert_eq!((disk.reads, disk.writes), (1, 0));
+    }
+
+    #[test]
+    fn neighbouring_frames_make_one_run_and_the_runs_keep_their_order() {
+        let frames = |numbers: &[u64]| numbers.iter().map(|&n| Pfn::new(n)).collect::<Vec<_>>();
+        let (runs, len) = frame_runs::<8>(&frames(&[5, 6, 7, 9, 10, 3, 4, 4])).unwrap();
+        let runs: Vec<_> = runs[..len].iter().map(|&(first, count)| (first.number(), count)).collect();
+        // 3, 4 follow 10 on the disk, so they stay a run of their own; a
+        // frame given twice is not a neighbour of itself.
+        assert_eq!(runs, [(5, 3), (9, 2), (3, 2), (4, 1)]);
+        assert_eq!(frame_runs::<8>(&frames(&(100..108).collect::<Vec<_>>())).map(|r| r.1), Ok(1));
+        assert_eq!(frame_runs::<8>(&[]).map(|r| r.1), Ok(0));
+        let scattered = frames(&[1, 3, 5, 7, 9]);
+        assert_eq!(frame_runs::<4>(&scattered).map(|r| r.1), Err(BlockError::TooManySegments { max: 4 }));
+        assert_eq!(frame_runs::<5>(&scattered).map(|r| r.1), Ok(5));
     }
 
     #[test]

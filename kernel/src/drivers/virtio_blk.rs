@@ -254,10 +254,13 @@ impl Segments {
         Ok(segments)
     }
 
-    /// Whole frames, through the physical window.
+    /// Whole frames, through the physical window, a run of neighbouring
+    /// frames as one buffer ([`mm::block::frame_runs`]).
     fn of_frames(frames: &[Pfn]) -> Result<Segments, BlockError> {
-        Segments::new(frames.iter().map(|&frame| {
-            core::ptr::slice_from_raw_parts_mut(phys_to_virt(frame).as_mut_ptr::<u8>(), FRAME_BYTES as usize)
+        let (runs, len) = mm::block::frame_runs::<MAX_SEGMENTS>(frames)?;
+        Segments::new(runs[..len].iter().map(|&(first, count)| {
+            let start = phys_to_virt(first).as_mut_ptr::<u8>();
+            core::ptr::slice_from_raw_parts_mut(start, (count * FRAME_BYTES) as usize)
         }))
     }
 
