@@ -663,9 +663,10 @@ impl<K: Kernel> Heap<K> {
     /// at least a quarter of it; a large block grows in place into free
     /// pages after it (or past the frontier) and shrinks in place (its
     /// tail pages freed) while the new size is at least a quarter of the
-    /// pages it keeps; otherwise the contents move to a new block. `Ok(None)`: out of memory, the old
-    /// block is untouched. (The alignment is the block's own, which
-    /// `allocate` already accepted; a bad one is also `Ok(None)`.)
+    /// pages it keeps; otherwise the contents move to a new block.
+    /// `Ok(None)`: out of memory, the old block is untouched. (The
+    /// alignment is the block's own, which `allocate` already accepted; a
+    /// bad one is also `Ok(None)`.)
     pub fn reallocate(
         &mut self,
         ptr: NonNull<u8>,
