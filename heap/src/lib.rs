@@ -383,12 +383,13 @@ impl<K: Kernel> Heap<K> {
     }
 
     /// No room for what `retry` asks: when the kernel refused to grow the
-    /// heap, the free runs give their commit charge back, and `retry` is
-    /// tried once more, now that the frontier may move on by as much.
+    /// heap, the free runs and the spans' free pages give their commit
+    /// charge back, and `retry` is tried once more, now that the frontier
+    /// may move on by as much.
     #[cold]
     #[inline(never)]
     fn retry_after_giving_back<T>(&mut self, retry: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
-        if self.give_back_free_runs() == 0 {
+        if self.give_back_free_pages() == 0 {
             return None;
         }
         retry(self)
@@ -398,7 +399,7 @@ impl<K: Kernel> Heap<K> {
     /// hold only free blocks, if it refused a grow since the last time;
     /// the pages given back leave the resident estimate. Returns how many
     /// were given back.
-    fn give_back_free_runs(&mut self) -> usize {
+    fn give_back_free_pages(&mut self) -> usize {
         if self.stats.grows_refused == self.refusals_answered {
             return 0;
         }
