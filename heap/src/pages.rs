@@ -214,12 +214,13 @@ impl PageHeap {
         (self.given_back - before, were_dirty)
     }
 
-    /// Records that the kernel took back the writability of span pages
-    /// `first..first+n` (pages holding only free blocks): they read zero,
-    /// and [`Self::grow_given_back`] must grow them before they are used.
+    /// Records that the kernel took back the writability of pages
+    /// `first..first+n` (of a free run, or of a span holding only free
+    /// blocks there): they read zero, and [`Self::grow_given_back`] must
+    /// grow them before they are used.
     pub fn mark_given_back(&mut self, first: usize, n: usize) {
         for tag in &mut self.tags[first..first + n] {
-            debug_assert!(!tag.given_back && tag.kind != RunKind::Free);
+            debug_assert!(!tag.given_back);
             tag.given_back = true;
             tag.clean = true;
         }
@@ -242,12 +243,8 @@ impl PageHeap {
             }
             let len = self.tags[page..end].iter().take_while(|t| !t.given_back).count();
             if give(page, len) {
-                for tag in &mut self.tags[page..page + len] {
-                    were_dirty += !tag.clean as usize;
-                    tag.given_back = true;
-                    tag.clean = true;
-                }
-                self.given_back += len;
+                were_dirty += self.tags[page..page + len].iter().filter(|t| !t.clean).count();
+                self.mark_given_back(page, len);
             }
             page += len;
         }

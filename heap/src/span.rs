@@ -80,9 +80,8 @@ impl SpanMeta {
     /// how many clean pages it made dirty, and whether it reads zero.
     #[inline]
     pub fn take_block(&mut self) -> (usize, usize, bool) {
-        let word = self.summary.trailing_zeros() as usize % WORDS;
+        let (word, bit) = self.lowest_free();
         let bits = self.bitmap[word];
-        let bit = bits.trailing_zeros() as usize;
         let rest = bits & (bits - 1);
         self.bitmap[word] = rest;
         // Without a branch: whether the word is now empty depends on
@@ -134,10 +133,17 @@ impl SpanMeta {
         self.free_blocks += 1;
     }
 
+    /// The lowest free block, as (bitmap word, bit): what
+    /// [`Self::take_block`] takes next (there is one).
+    #[inline]
+    fn lowest_free(&self) -> (usize, usize) {
+        let word = self.summary.trailing_zeros() as usize % WORDS;
+        (word, self.bitmap[word].trailing_zeros() as usize)
+    }
+
     /// The pages the block [`Self::take_block`] would take next touches.
     pub fn next_block_pages(&self) -> u32 {
-        let word = self.summary.trailing_zeros() as usize % WORDS;
-        let bit = self.bitmap[word].trailing_zeros() as usize;
+        let (word, bit) = self.lowest_free();
         let size = self.size as usize;
         page_mask((word * 64 + bit) * size, size)
     }

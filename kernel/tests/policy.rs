@@ -132,15 +132,18 @@ fn the_redline_handler_runs_once_per_crossing() {
 }
 
 fn a_heap_at_the_commit_limit_gives_its_free_runs_charge_back_and_goes_on() {
-    with_policy(OvercommitMode::Never, 60, || {
-        let done = run(&[(check(HEAP_GIVES_BACK, 0), SpawnOptions::DEFAULT)]);
-        assert_eq!(status_of(&done, 0), ExitStatus::Exited(0));
-    });
+    exits_cleanly_under_strict_overcommit(HEAP_GIVES_BACK);
 }
 
 fn a_heap_at_the_commit_limit_gives_its_spans_free_pages_back_and_grows_them_again() {
+    exits_cleanly_under_strict_overcommit(HEAP_SPANS_GIVE_BACK);
+}
+
+/// policy_check in `mode`, alone, in overcommit mode 2 (ratio 60), ends
+/// with exit code 0.
+fn exits_cleanly_under_strict_overcommit(mode: u64) {
     with_policy(OvercommitMode::Never, 60, || {
-        let done = run(&[(check(HEAP_SPANS_GIVE_BACK, 0), SpawnOptions::DEFAULT)]);
+        let done = run(&[(check(mode, 0), SpawnOptions::DEFAULT)]);
         assert_eq!(status_of(&done, 0), ExitStatus::Exited(0));
     });
 }
